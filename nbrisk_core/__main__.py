@@ -1,0 +1,5 @@
+import sys
+
+from nbrisk_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,13 @@
+"""`nbrisk inspect`: not implemented yet (see the open issue that owns it)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("inspect", help="(not implemented yet)")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    print("nbrisk inspect: not implemented yet")
+    return 1

@@ -1,0 +1,57 @@
+"""Where NBRisk finds its data, models and database.
+
+Every location can be overridden by an environment variable, so a site can point NBRisk at
+its own storage without editing code:
+
+==========================  =====================================  ==========================
+variable                    meaning                                default
+==========================  =====================================  ==========================
+``NBRISK_HOME``             project root (data/ and models/ live   the current directory if it
+                            under it)                              holds ``models/``, else the
+                                                                   source checkout
+``NBRISK_DATA_DIR``         the cohort the app opens on            ``$NBRISK_HOME/data/demo``
+``NBRISK_MODELS_DIR``       shipped model files and model cards    ``$NBRISK_HOME/models``
+``NBRISK_DATABASE_URL``     case store (SQLAlchemy URL)            SQLite at ``data/nbrisk.db``
+``NBRISK_AUTH``             ``on``/``off``: sign-in required       ``off`` on localhost
+==========================  =====================================  ==========================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root() -> Path:
+    """The project root: ``NBRISK_HOME``, else the source checkout this package lives in."""
+    env = os.environ.get("NBRISK_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    return _SOURCE_ROOT
+
+
+def data_dir() -> Path:
+    """The directory of generated data (git-ignored)."""
+    return project_root() / "data"
+
+
+def demo_cohort_dir() -> Path:
+    """The cohort the dashboard opens on (``NBRISK_DATA_DIR``, default ``data/demo``)."""
+    env = os.environ.get("NBRISK_DATA_DIR")
+    return Path(env).expanduser().resolve() if env else data_dir() / "demo"
+
+
+def models_dir() -> Path:
+    """Shipped model weights (fp16 safetensors) with their JSON model cards."""
+    env = os.environ.get("NBRISK_MODELS_DIR")
+    return Path(env).expanduser().resolve() if env else project_root() / "models"
+
+
+def database_url() -> str:
+    """SQLAlchemy URL of the case store; SQLite under ``data/`` unless ``NBRISK_DATABASE_URL``."""
+    env = os.environ.get("NBRISK_DATABASE_URL")
+    if env:
+        return env
+    return f"sqlite:///{data_dir() / 'nbrisk.db'}"

@@ -1,0 +1,32 @@
+"""Page furniture: the synthetic-data banner, the research notice, cached cohort loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from nbrisk_core import RESEARCH_NOTICE, config
+
+
+def synthetic_banner(meta: dict | None) -> None:
+    """The banner every page shows while the synthetic demo cohort is loaded."""
+    if meta is None or meta.get("synthetic", False):
+        st.warning(
+            "**Synthetic demo data.** The cohort, the images and the demo models are generated "
+            "with known truth; no real patient is shown. " + RESEARCH_NOTICE,
+            icon=":material/science:",
+        )
+
+
+def cohort_dir() -> Path:
+    return config.demo_cohort_dir()
+
+
+@st.cache_data(show_spinner="Loading the cohort…")
+def load_cohort_tables(path: str):
+    """Clinical table, truth table and metadata of the cohort at ``path`` (cached per path)."""
+    from nbrisk_core.demo import load_cohort
+
+    cohort = load_cohort(Path(path))
+    return cohort.clinical, cohort.truth, cohort.meta
