@@ -28,7 +28,8 @@ def stratified_split(patient_ids, strata, test_fraction: float = TEST_FRACTION,
         raise ValueError(f"{len(ids)} patient IDs but {len(strata)} strata")
     if len(set(ids.tolist())) != len(ids):
         raise ValueError("patient IDs are not unique")
-    n_test = int(round(len(ids) * test_fraction))
+    # ceil: 202 x 0.2 = 40.4 -> 41 testing patients, as the paper's 161/41
+    n_test = int(np.ceil(len(ids) * test_fraction - 1e-9))
     train_ids, test_ids = train_test_split(ids, test_size=n_test, stratify=strata, random_state=seed)
     test_set = set(test_ids.tolist())
     return pd.DataFrame({"patient_id": ids, "cohort": ["test" if i in test_set else "train" for i in ids]})

@@ -45,10 +45,56 @@ def _non_negative_int(text: str) -> int:
 
 
 def run_build(args) -> int:
-    print("nbrisk demo build: not implemented yet")
-    return 1
+    """Build the cohort and print its summary (the oracle figures included)."""
+    import sys
+
+    from nbrisk_core.demo import build_cohort
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() and (done == total or done % 10 == 0):
+            print(f"\r  rendered {done}/{total} patients", end="\n" if done == total else "",
+                  file=sys.stderr, flush=True)
+
+    summary = build_cohort(args.out, n_patients=args.patients, seed=args.seed, n_studies=args.studies,
+                           progress=progress)
+    print(format_summary(summary))
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    """Readable lines of a build summary."""
+    lines = [
+        "SYNTHETIC demo cohort (nbrisk-synthetic-demo): generated data, no real patient.",
+        f"  written to          {summary['path']}",
+        f"  patients            {summary['n_patients']} ({summary['n_hr']} HR / {summary['n_nhr']} NHR), "
+        f"{summary['deaths']} deaths",
+        f"  median age          {summary['median_age_months']:.1f} months "
+        f"(IQR {summary['age_iqr_months'][0]:.1f}-{summary['age_iqr_months'][1]:.1f})",
+        f"  median follow-up    {summary['median_follow_up_days']:.0f} days "
+        f"(IQR {summary['follow_up_iqr_days'][0]:.0f}-{summary['follow_up_iqr_days'][1]:.0f})",
+        "  missing per lab     " + ", ".join(f"{name} {100 * frac:.0f}%"
+                                             for name, frac in summary["missing_fraction"].items()),
+        f"  oracle AUC (HR/NHR) {summary['oracle_auc']:.3f}",
+        f"  oracle C-index (OS) {summary['oracle_c_index']:.3f}",
+        f"  DICOM studies       {summary['n_studies']} ({', '.join(summary['example_patients']) or 'none'})",
+        f"  wall time           {summary['wall_time_s']:.1f} s",
+        f"  size on disk        {summary['size_bytes'] / 1e6:.1f} MB",
+    ]
+    return "\n".join(lines)
 
 
 def run_case(args) -> int:
-    print("nbrisk demo case: not implemented yet")
-    return 1
+    """Write one patient's full 3-phase DICOM study (regenerated from the cohort's seed)."""
+    import time
+
+    from nbrisk_core.demo import write_study
+
+    started = time.perf_counter()
+    paths = write_study(args.data, args.patient_id, args.out, as_zip=args.zip)
+    n_dicom = sum(1 for p in paths if p.suffix == ".dcm")
+    print(f"SYNTHETIC study of {args.patient_id}: {n_dicom} DICOM files (NC, ART, PV) in "
+          f"{args.out / args.patient_id} ({time.perf_counter() - started:.1f} s)")
+    for path in paths:
+        if path.suffix == ".zip":
+            print(f"  zip: {path}")
+    return 0

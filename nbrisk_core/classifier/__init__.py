@@ -1,0 +1,17 @@
+"""Classifier stage: the Swin-T family of the paper (Swin-NC, -ART, -PV, -MP) and CNN baselines.
+
+Modules (import the one you need; this package imports nothing heavy on its own):
+
+``architectures``  the table of backbones, the paper's 16-neuron head, model construction
+``model_io``       safetensors weights + JSON model card, SHA-256 verified loading
+``data``           cohort images and labels, the paper's augmentation
+``training``       the paper's recipe (fine-tuning) and the synthetic pretraining stage, resumable
+``metrics``        AUC with DeLong / bootstrap CI, confusion-matrix metrics, comparison tables
+``explain``        Grad-CAM family via ``pytorch_grad_cam``
+``inference``      device choice, the optimised CPU path, predicting one case
+``embeddings``     the 16-d CT embedding per patient, cached on disk by model SHA-256
+"""
+
+#: class order of every model's output layer: index 0 = high risk, index 1 = non-high risk
+CLASS_ORDER: tuple[str, str] = ("HR", "NHR")
+HIDDEN_UNITS: int = 16

@@ -1,0 +1,119 @@
+"""Classifier data: cohort images and labels, and the paper's training augmentation.
+
+Images go through the one input builder (:mod:`nbrisk_core.imaging.model_input`):
+HU slice -> ``hu_to_uint8`` -> ``to_model_image`` (uint8 224x224x3) -> augmentation (training
+only) -> ``normalize``. A cohort on disk follows ``docs/architecture.md`` (``clinical.csv`` with
+``risk_group``, ``slices/<pid>/hu.npz`` or the 8-bit ``slices/<pid>/<phase>.png`` exports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from nbrisk_core.classifier import CLASS_ORDER
+from nbrisk_core.errors import InputError
+from nbrisk_core.imaging.model_input import (IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, INPUT_VARIANTS,
+                                             hu_to_uint8, to_model_image)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The paper's augmentation (``../shared/spec/method.md`` section 3), overridable per flag."""
+
+    rotation_deg: float = 10.0
+    translate_fraction: float = 0.10
+    brightness: tuple[float, float] = (0.7, 1.3)
+    contrast: tuple[float, float] = (0.8, 1.2)
+    saturation: tuple[float, float] = (0.8, 1.2)
+
+    def transform(self):
+        """A torchvision ``transforms.v2`` pipeline acting on one uint8 CHW image."""
+        from torchvision.transforms import v2
+
+        return v2.Compose([
+            v2.RandomAffine(degrees=self.rotation_deg,
+                            translate=(self.translate_fraction, self.translate_fraction)),
+            v2.ColorJitter(brightness=self.brightness, contrast=self.contrast, saturation=self.saturation),
+        ])
+
+
+def label_index(risk_group: str) -> int:
+    """``"HR"`` -> 0, ``"NHR"`` -> 1 (the output layer's :data:`CLASS_ORDER`)."""
+    if risk_group not in CLASS_ORDER:
+        raise InputError(f"risk_group = {risk_group!r}; expected one of {list(CLASS_ORDER)}")
+    return CLASS_ORDER.index(risk_group)
+
+
+def read_grey_slices(cohort_dir: Path, patient_id: str, phases) -> dict[str, np.ndarray]:
+    """8-bit grey max-area slices of one patient: windowed ``hu.npz`` if present, else the PNGs."""
+    folder = Path(cohort_dir) / "slices" / patient_id
+    npz = folder / "hu.npz"
+    grey = {}
+    if npz.exists():
+        with np.load(npz) as arrays:  # npz of plain arrays; allow_pickle stays False
+            for phase in phases:
+                if phase in arrays:
+                    grey[phase] = hu_to_uint8(arrays[phase])
+    for phase in phases:
+        png = folder / f"{phase}.png"
+        if phase not in grey and png.exists():
+            grey[phase] = np.asarray(Image.open(png).convert("L"))
+    missing = [p for p in phases if p not in grey]
+    if missing:
+        raise InputError(f"{folder}: no {', '.join(missing)} slice (expected hu.npz or <phase>.png)")
+    return grey
+
+
+@dataclass
+class CohortImages:
+    """A cohort's model images before normalisation, with labels and patient IDs."""
+
+    patient_ids: list[str]
+    images: np.ndarray      # (N, 224, 224, 3) uint8
+    labels: np.ndarray      # (N,) int64, index into CLASS_ORDER
+    risk_group: np.ndarray  # (N,) str
+
+
+def load_cohort_images(cohort_dir: Path, variant: str, patient_ids=None,
+                       size: int = INPUT_SIZE) -> CohortImages:
+    """The model images of every patient (or of ``patient_ids``) of a cohort directory."""
+    cohort_dir = Path(cohort_dir)
+    clinical_path = cohort_dir / "clinical.csv"
+    if not clinical_path.exists():
+        raise InputError(f"{clinical_path}: cohort clinical table not found")
+    clinical = pd.read_csv(clinical_path, dtype={"patient_id": str})
+    if "risk_group" not in clinical.columns:
+        raise InputError(f"{clinical_path}: column 'risk_group' (HR/NHR) is missing")
+    if patient_ids is not None:
+        wanted = list(patient_ids)
+        clinical = clinical.set_index("patient_id").loc[wanted].reset_index()
+    phases = INPUT_VARIANTS[variant].phases if variant in INPUT_VARIANTS else None
+    if phases is None:
+        raise InputError(f"unknown variant {variant!r}; expected one of {sorted(INPUT_VARIANTS)}")
+    images = np.stack([to_model_image(read_grey_slices(cohort_dir, pid, phases), variant, size)
+                       for pid in clinical["patient_id"]])
+    labels = np.array([label_index(g) for g in clinical["risk_group"]], dtype=np.int64)
+    return CohortImages(list(clinical["patient_id"]), images, labels, clinical["risk_group"].to_numpy())
+
+
+def to_tensor_batch(images_uint8: np.ndarray, augment=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """uint8 ``(N, H, W, 3)`` -> normalised float32 tensor ``(N, 3, H, W)``.
+
+    ``augment`` (a transform from :meth:`Augmentation.transform`) is applied to each image on
+    its own (a v2 transform given a batch would draw one set of parameters for all of it).
+    Equivalent to :func:`nbrisk_core.imaging.model_input.normalize` per image.
+    """
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2)
+    if augment is not None:
+        x = torch.stack([augment(image) for image in x])
+    x = x.float().div_(255.0)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t

@@ -1,0 +1,134 @@
+"""Inference: device choice, the optimised path, and scoring one case.
+
+On CUDA the model runs under bf16 autocast. On CPU, bf16 autocast is used only where the CPU has
+native bf16 matrix instructions (AVX512-BF16 or AMX); without them oneDNN emulates bf16 and it is
+slower than fp32, so fp32 stays. ``torch.compile`` is optional (``compile=True``): it costs tens
+of seconds once per process, worth it for a server, not for a one-shot CLI call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from nbrisk_core.classifier import CLASS_ORDER
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True if the CPU advertises AVX512-BF16 or AMX-BF16 (``/proc/cpuinfo`` flags)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class InferenceConfig:
+    """How a forward pass runs: device, autocast dtype (None = fp32), compiled or not."""
+
+    device: str = "cpu"
+    autocast_bf16: bool = False
+    compiled: bool = False
+    threads: int | None = None
+
+    def describe(self) -> str:
+        return (f"{self.device}{' bf16 autocast' if self.autocast_bf16 else ' fp32'}"
+                f"{' compiled' if self.compiled else ''}")
+
+
+def optimized_config(device: str | None = None, compile: bool = False) -> InferenceConfig:
+    """The fastest sound configuration for this machine (see the module docstring)."""
+    import torch
+
+    device = device or choose_device()
+    bf16 = device == "cuda" or cpu_has_native_bf16()
+    return InferenceConfig(device=device, autocast_bf16=bf16, compiled=compile, threads=torch.get_num_threads())
+
+
+@dataclass
+class Predictor:
+    """A loaded model plus its inference configuration; thread-safe (no state mutated per call)."""
+
+    loaded: object  # nbrisk_core.classifier.model_io.LoadedModel
+    config: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def __post_init__(self):
+        import torch
+
+        self.loaded.model.to(self.config.device).eval()
+        self._forward = self._plain_forward
+        if self.config.compiled:
+            self._forward = torch.compile(self._plain_forward, dynamic=False)
+
+    def _plain_forward(self, x):
+        from nbrisk_core.classifier.architectures import forward_with_embedding
+
+        return forward_with_embedding(self.loaded.model, x)
+
+    def logits_and_embedding(self, x_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised float32 ``(N, 3, 224, 224)`` -> ``(softmax (N, 2), embedding (N, 16))``."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32)).to(self.config.device)
+        device_type = "cuda" if self.config.device.startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16,
+                                                   enabled=self.config.autocast_bf16):
+            logits, embedding = self._forward(x)
+        proba = torch.softmax(logits.float(), 1).cpu().numpy()
+        return proba, embedding.float().cpu().numpy()
+
+    def predict_batches(self, x_np: np.ndarray, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        probas, embeddings = [], []
+        for start in range(0, len(x_np), batch_size):
+            p, e = self.logits_and_embedding(x_np[start:start + batch_size])
+            probas.append(p)
+            embeddings.append(e)
+        return np.concatenate(probas), np.concatenate(embeddings)
+
+
+@dataclass(frozen=True)
+class CasePrediction:
+    """One variant's result for one case."""
+
+    variant: str
+    label: str
+    p_high_risk: float
+    risk_class: str
+    threshold: float
+    embedding: np.ndarray
+    model_sha256: str
+    device: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"variant": self.variant, "label": self.label, "p_high_risk": self.p_high_risk,
+                "risk_class": self.risk_class, "threshold": self.threshold,
+                "embedding": [float(v) for v in self.embedding], "model_sha256": self.model_sha256,
+                "device": self.device, "seconds": self.seconds}
+
+
+def predict_case(predictor: Predictor, grey_by_phase: dict[str, np.ndarray]) -> CasePrediction:
+    """Score one case from 8-bit grey max-area slices (``{"art": uint8 2-D, ...}``)."""
+    from nbrisk_core.imaging.model_input import build_model_input
+
+    card = predictor.loaded.card
+    started = time.perf_counter()
+    x = build_model_input(grey_by_phase, card["variant"], card["normalisation"]["mean"],
+                          card["normalisation"]["std"], card["input_size"])[None]
+    proba, embedding = predictor.logits_and_embedding(x)
+    p_hr = float(proba[0, CLASS_ORDER.index("HR")])
+    threshold = float(card.get("decision_threshold", 0.5))
+    return CasePrediction(card["variant"], card.get("variant_label", card["variant"]), p_hr,
+                          "HR" if p_hr >= threshold else "NHR", threshold, embedding[0], card["sha256"],
+                          predictor.config.describe(), time.perf_counter() - started)

@@ -1,0 +1,211 @@
+"""Saving and loading classifiers: safetensors weights + a JSON model card. Never unpickles.
+
+A model is two files side by side, ``NAME.safetensors`` and ``NAME.json``. The card records
+everything needed to rebuild the network and to judge it (architecture, variant, input, class
+order, threshold, training cohort, recipe, metrics, software) and the SHA-256 of the weights
+file. :func:`load_model` refuses a weights file whose hash or tensors do not match the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nbrisk_core.classifier import CLASS_ORDER, HIDDEN_UNITS
+from nbrisk_core.errors import InputError
+from nbrisk_core.imaging.model_input import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, INPUT_VARIANTS
+from nbrisk_core.imaging.windowing import MODEL_WINDOW
+
+CARD_VERSION = 1
+
+#: variant -> the shipped model file stem in ``models/`` (data, not if-chains)
+SHIPPED_MODELS: dict[str, str] = {
+    "art": "swin_art_demo",
+    "nc": "swin_nc_demo",
+    "pv": "swin_pv_demo",
+    "mp": "swin_mp_demo",
+}
+DEFAULT_MODEL = SHIPPED_MODELS["art"]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def software_versions() -> dict:
+    import timm
+    import torch
+
+    from nbrisk_core import __version__
+
+    return {"nbrisk": __version__, "torch": torch.__version__, "timm": timm.__version__,
+            "python": platform.python_version()}
+
+
+def base_card(arch: str, variant: str, backbone_kwargs: dict | None = None, n_aux: int = 0) -> dict:
+    """The model card fields fixed by the architecture and input (training fills in the rest)."""
+    if variant not in INPUT_VARIANTS:
+        raise InputError(f"unknown variant {variant!r}; expected one of {sorted(INPUT_VARIANTS)}")
+    return {
+        "card_version": CARD_VERSION,
+        "architecture": arch,
+        "backbone_kwargs": dict(backbone_kwargs or {}),
+        "head": {"hidden_units": HIDDEN_UNITS, "activation": "GELU", "embedding": "after activation",
+                 "n_aux": n_aux},
+        "variant": variant,
+        "variant_label": INPUT_VARIANTS[variant].label,
+        "phases": list(INPUT_VARIANTS[variant].phases),
+        "window": {"width": MODEL_WINDOW.width, "level": MODEL_WINDOW.level},
+        "input_size": INPUT_SIZE,
+        "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "class_order": list(CLASS_ORDER),
+        "decision_threshold": 0.5,
+        "threshold_rule": "0.5 on p(HR) (argmax of the softmax), as the paper's accuracy figures imply",
+    }
+
+
+def save_model(model, stem: Path, card: dict, half: bool = True) -> dict:
+    """Write ``stem.safetensors`` (fp16 if ``half``) and ``stem.json``; return the card written.
+
+    The card gains ``weights_file``, ``weights_dtype``, ``sha256`` and ``software``.
+    """
+    from safetensors.torch import save_file
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights_path = stem.with_suffix(".safetensors")
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
+               for k, v in model.state_dict().items()}
+    save_file(tensors, str(weights_path), metadata={"format": "pt", "nbrisk_architecture": card["architecture"]})
+    card = dict(card)
+    card.update(weights_file=weights_path.name, weights_dtype="float16" if half else "float32",
+                sha256=sha256_file(weights_path), software=software_versions())
+    stem.with_suffix(".json").write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    return card
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_card(path: Path) -> dict:
+    """The model card of ``path`` (the ``.json`` or its ``.safetensors``)."""
+    card_path = Path(path).with_suffix(".json")
+    if not card_path.exists():
+        raise InputError(f"{card_path}: model card not found (expected next to the weights file)")
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(f"{card_path}: not a valid JSON model card ({error})") from None
+    for key in ("architecture", "variant", "sha256", "class_order"):
+        if key not in card:
+            raise InputError(f"{card_path}: model card lacks the field {key!r}")
+    return card
+
+
+@dataclass
+class LoadedModel:
+    """A verified model ready for inference: the network (eval mode, fp32) and its card."""
+
+    model: object
+    card: dict
+    path: Path
+
+    @property
+    def sha256(self) -> str:
+        return self.card["sha256"]
+
+    @property
+    def variant(self) -> str:
+        return self.card["variant"]
+
+
+def load_model(path: Path, device: str = "cpu") -> LoadedModel:
+    """Load ``path`` (``.safetensors`` or ``.json``), verifying SHA-256 and architecture.
+
+    Raises
+    ------
+    InputError
+        The file is missing, its SHA-256 differs from the card (tampered or truncated), it is not
+        a safetensors file, or its tensors do not fit the architecture the card names.
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from nbrisk_core.classifier.architectures import build_model, get_architecture
+
+    path = Path(path)
+    card = read_card(path)
+    weights_path = path.with_name(card.get("weights_file", path.with_suffix(".safetensors").name))
+    if not weights_path.exists():
+        raise InputError(f"{weights_path}: model weights file not found")
+    actual = sha256_file(weights_path)
+    if actual != card["sha256"]:
+        raise InputError(f"{weights_path}: SHA-256 {actual[:16]}... does not match the model card's "
+                         f"{card['sha256'][:16]}...; the file is truncated, corrupted or was changed")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputError(f"{weights_path}: not a readable safetensors file ({error})") from None
+    get_architecture(card["architecture"])
+    model = build_model(card["architecture"], n_aux=int(card.get("head", {}).get("n_aux", 0)),
+                        backbone_kwargs=card.get("backbone_kwargs") or None)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        raise InputError(f"{weights_path}: weights do not fit architecture {card['architecture']!r} "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    model.eval().to(torch.device(device))
+    return LoadedModel(model=model, card=card, path=weights_path)
+
+
+def load_backbone_weights(model, weights_file: Path) -> list[str]:
+    """Initialise a backbone from a local file (ImageNet weights a site may hold): safetensors,
+    or a timm/torch checkpoint read with ``torch.load(weights_only=True)``. The classifier is
+    skipped (the paper's head starts fresh). Returns the keys that were not loaded."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights_file = Path(weights_file)
+    if not weights_file.exists():
+        raise InputError(f"--pretrained {weights_file}: file not found")
+    if weights_file.suffix == ".safetensors":
+        state = load_file(str(weights_file))
+    else:
+        try:
+            state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several types for a bad or unsafe file
+            raise InputError(f"--pretrained {weights_file}: not a plain tensor checkpoint ({error})") from None
+        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not usable:
+        raise InputError(f"--pretrained {weights_file}: no tensor fits this architecture")
+    model.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
+
+
+def shipped_model_path(variant: str = "art") -> Path:
+    """``models/<stem>.safetensors`` of a variant's shipped model (it may not exist)."""
+    from nbrisk_core.config import models_dir
+
+    return models_dir() / f"{SHIPPED_MODELS[variant]}.safetensors"

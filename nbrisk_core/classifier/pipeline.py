@@ -1,0 +1,208 @@
+"""Runs behind `nbrisk train`: data assembly, the two stages, evaluation and the model card.
+
+Kept apart from the CLI module so tests and notebooks call the same code with a Namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nbrisk_core.errors import InputError
+
+#: dense truth of the generator used as auxiliary pretraining targets (read from the embedding)
+AUX_TARGETS: tuple[str, ...] = ("tumour_area_mm2", "longest_diameter_mm", "calcification_count",
+                                "necrotic_fraction", "enhancement_hu", "encasement", "crosses_midline")
+
+
+def cohort_hash(cohort_dir: Path) -> str:
+    """SHA-256 over the clinical table and every slice file of a cohort (identifies the data)."""
+    digest = hashlib.sha256()
+    cohort_dir = Path(cohort_dir)
+    for path in [cohort_dir / "clinical.csv", *sorted((cohort_dir / "slices").rglob("*.npz"))]:
+        digest.update(path.relative_to(cohort_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cohort_meta(cohort_dir: Path) -> dict:
+    path = Path(cohort_dir) / "cohort.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def split_cohort(patient_ids, risk_group, split_seed: int | None, val_fraction: float, seed: int) -> pd.DataFrame:
+    """``patient_id, cohort`` with cohort in train / val / test: the fixed 8:2 stratified split
+    (:func:`nbrisk_core.split.stratified_split`), then a stratified validation split of train."""
+    from nbrisk_core.split import DEFAULT_SPLIT_SEED, stratified_split
+
+    split = stratified_split(patient_ids, risk_group, seed=DEFAULT_SPLIT_SEED if split_seed is None else split_seed)
+    train = split[split["cohort"] == "train"]
+    strata = pd.Series(risk_group, index=list(patient_ids)).loc[train["patient_id"]].to_numpy()
+    inner = stratified_split(train["patient_id"], strata, test_fraction=val_fraction, seed=seed)
+    val_ids = set(inner.loc[inner["cohort"] == "test", "patient_id"])
+    split.loc[split["patient_id"].isin(val_ids), "cohort"] = "val"
+    return split
+
+
+def synthetic_source(variant: str, seed: int, batch_size: int):
+    """``(epoch, step) -> (uint8 images, labels, aux targets)`` from the demo generator's
+    ``synth_training_batch``; each batch seeded from (seed, epoch, step), so resuming repeats it."""
+    from nbrisk_core.demo import synth_training_batch
+
+    def batch(epoch: int, step: int):
+        return synthetic_arrays(synth_training_batch, variant, batch_size, seed * 1_000_003 + epoch * 10_007 + step)
+    return batch
+
+
+def synthetic_arrays(generate, variant: str, n: int, seed: int):
+    """Model images, labels and dense targets of ``n`` synthetic patients."""
+    from nbrisk_core.classifier import CLASS_ORDER
+    from nbrisk_core.imaging.model_input import INPUT_VARIANTS, hu_to_uint8, to_model_image
+
+    phases = INPUT_VARIANTS[variant].phases
+    batch = generate(n, seed=seed, phases=phases)
+    images = np.stack([to_model_image({p: hu_to_uint8(batch.hu[p][i]) for p in phases}, variant)
+                       for i in range(n)])
+    # the generator's label is 1 = HR; the output layer's class index of HR is 0
+    labels = np.where(batch.targets["label"].to_numpy() == 1, CLASS_ORDER.index("HR"),
+                      CLASS_ORDER.index("NHR")).astype(np.int64)
+    aux = batch.targets[list(AUX_TARGETS)].to_numpy(dtype=np.float32)
+    return images, labels, aux
+
+
+def _initial_weights(model, args) -> str | None:
+    """Load ``--init`` (run or model safetensors; the aux head is dropped if absent here)."""
+    from safetensors.torch import load_file
+
+    from nbrisk_core.classifier.model_io import load_backbone_weights, read_card, sha256_file
+
+    if args.pretrained:
+        load_backbone_weights(model, Path(args.pretrained))
+    if not args.init:
+        return None
+    path = Path(args.init)
+    if not path.exists():
+        raise InputError(f"--init {path}: file not found")
+    if path.with_suffix(".json").exists():
+        read_card(path)  # a shipped model: load_model would verify; here the hash is recorded
+    state = load_file(str(path))
+    own = model.state_dict()
+    usable = {k: v.float() for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    missing = [k for k in own if k not in usable and ".aux." not in k]
+    if missing:
+        raise InputError(f"--init {path}: weights do not fit this architecture (missing {missing[:3]})")
+    model.load_state_dict(usable, strict=False)
+    return sha256_file(path)
+
+
+def train_run(args, recipe) -> dict:
+    """Train one stage as the CLI asked; returns ``{"summary": str, "card": dict | None, ...}``."""
+    import torch
+
+    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
+    from nbrisk_core.classifier.data import load_cohort_images
+    from nbrisk_core.classifier.model_io import base_card, save_model
+    from nbrisk_core.classifier.training import cohort_batches, fit
+    from nbrisk_core.config import demo_cohort_dir
+
+    started = time.perf_counter()
+    run_dir = Path(args.run)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    backbone_kwargs = dict(TINY_SWIN_KWARGS) if args.tiny else {}
+    n_aux = len(AUX_TARGETS) if recipe.stage == "pretrain" else 0
+    torch.manual_seed(recipe.seed)
+    model = build_model(args.arch, n_aux=n_aux, backbone_kwargs=backbone_kwargs)
+    init_sha = _initial_weights(model, args)
+    card = base_card(args.arch, args.variant, backbone_kwargs, n_aux)
+    log_lines: list[str] = []
+
+    def log(line: str) -> None:
+        log_lines.append(line)
+        print(line, flush=True)
+
+    if recipe.stage == "pretrain":
+        from nbrisk_core.demo import synth_training_batch
+
+        val_images, val_labels, val_aux = synthetic_arrays(synth_training_batch, args.variant, 96, recipe.seed + 1)
+        aux_scale = np.maximum(val_aux.std(axis=0), 1e-3)
+        np.savetxt(run_dir / "aux_scale.txt", aux_scale)
+        history = fit(model, run_dir, recipe, synthetic_source(args.variant, recipe.seed, recipe.batch_size),
+                      val_images, val_labels, resume=args.resume, progress=not args.no_progress, log=log,
+                      aux_scale=aux_scale)
+        evaluation = {"synthetic_validation": _evaluate(model, val_images, val_labels)}
+        card.update(training={"stage": "pretrain", "source": "nbrisk_core.demo.synth_training_batch (on the fly)",
+                              "aux_targets": list(AUX_TARGETS), "recipe": recipe.to_dict(),
+                              "epochs_run": len(history), "init_sha256": init_sha})
+    else:
+        cohort_dir = Path(args.cohort) if args.cohort else demo_cohort_dir()
+        clinical_path = cohort_dir / "clinical.csv"
+        if not clinical_path.exists():
+            raise InputError(f"--cohort {cohort_dir}: no clinical.csv (build one with `nbrisk demo build`)")
+        clinical = pd.read_csv(clinical_path, dtype={"patient_id": str})
+        split = split_cohort(clinical["patient_id"], clinical["risk_group"], args.split_seed,
+                             args.val_fraction, recipe.seed)
+        split.to_csv(run_dir / "split.csv", index=False)
+        data = load_cohort_images(cohort_dir, args.variant, split["patient_id"])
+        by = {c: (split["cohort"] == c).to_numpy() for c in ("train", "val", "test")}
+        monitor = "test" if recipe.monitor == "test" else "val"
+        if recipe.monitor == "test":
+            log("WARNING: early stopping monitors the TESTING cohort (the paper's variant): "
+                "test metrics of this run are OPTIMISTIC")
+        history = fit(model, run_dir, recipe,
+                      cohort_batches(data.images[by["train"]], data.labels[by["train"]], recipe.batch_size),
+                      data.images[by[monitor]], data.labels[by[monitor]], resume=args.resume,
+                      progress=not args.no_progress, log=log)
+        evaluation = {c: _evaluate(model, data.images[m], data.labels[m]) for c, m in by.items() if m.any()}
+        meta = cohort_meta(cohort_dir)
+        card.update(
+            training_cohort={"name": meta.get("name", cohort_dir.name), "seed": meta.get("seed"),
+                             "size": int(len(split)), "synthetic": bool(meta.get("synthetic", False)),
+                             "sha256": cohort_hash(cohort_dir), "oracle_auc": meta.get("oracle_auc")},
+            split={"method": "nbrisk_core.split.stratified_split (8:2, stratified by HR/NHR)",
+                   "split_seed": args.split_seed if args.split_seed is not None else 2025,
+                   "validation": f"stratified {args.val_fraction:.0%} of the training cohort, seed {recipe.seed}",
+                   "counts": split["cohort"].value_counts().to_dict()},
+            training={"stage": "finetune", "recipe": recipe.to_dict(), "epochs_run": len(history),
+                      "early_stopping_monitor": "testing cohort (paper's variant; OPTIMISTIC)"
+                      if recipe.monitor == "test" else "validation split of the training cohort",
+                      "init_sha256": init_sha},
+        )
+        if meta.get("synthetic", False):
+            card["synthetic_data"] = True
+    card["metrics"] = evaluation
+    card["optimistic"] = recipe.monitor == "test"
+    card["wall_seconds"] = round(time.perf_counter() - started, 1)
+    card["history"] = [dict(epoch=h.epoch, stage=h.stage, train_loss=round(h.train_loss, 5),
+                            val_loss=round(h.val_loss, 5), val_auc=round(h.val_auc, 4)) for h in history]
+    if args.init and Path(args.init).with_name("run.json").exists():
+        card["pretraining"] = json.loads(Path(args.init).with_name("run.json").read_text()).get("card", {}).get(
+            "training")
+    (run_dir / "run.json").write_text(json.dumps({"card": card}, indent=2, default=str))
+    if args.out:
+        card = save_model(model, Path(args.out), card)
+    summary = "; ".join(f"{c}: AUC {r['auc']['value']:.3f} ({r['auc']['ci_low']:.3f}-{r['auc']['ci_high']:.3f}) "
+                        f"acc {r['accuracy']:.3f}" for c, r in evaluation.items())
+    if recipe.monitor == "test":
+        summary += "  [OPTIMISTIC: early stopping watched the testing cohort]"
+    return {"summary": summary, "card": card, "history": history}
+
+
+def _evaluate(model, images: np.ndarray, labels: np.ndarray) -> dict:
+    import torch
+
+    from nbrisk_core.classifier.data import to_tensor_batch
+    from nbrisk_core.classifier.metrics import evaluate_scores
+
+    model.eval()
+    with torch.no_grad():
+        scores = np.concatenate([torch.softmax(model(to_tensor_batch(images[i:i + 16])), 1)[:, 0].numpy()
+                                 for i in range(0, len(images), 16)])
+    is_hr = (labels == 0).astype(int)
+    if not 0 < is_hr.sum() < len(is_hr):
+        return {"n": int(len(labels)), "note": "one class only: no AUC"}
+    return evaluate_scores(is_hr, scores)

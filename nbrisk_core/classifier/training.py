@@ -1,0 +1,232 @@
+"""Training: the paper's fine-tuning recipe and the synthetic pretraining stage, both resumable.
+
+Fine-tuning (``stage="finetune"``) follows ``../shared/spec/method.md`` section 3: augmentation,
+cross-entropy, Adam, cosine annealing (T_max 20, 1e-5 -> 0), batch 8, at most 100 epochs, early
+stopping after epoch 25 with patience 10 on the monitored loss. The monitored cohort is a
+stratified validation split carved from the training cohort; monitoring the testing cohort
+(the paper's variant) is possible only by asking for it, and the run is then marked optimistic.
+
+Pretraining (``stage="pretrain"``) stands where ImageNet pretraining stands in the paper: no
+weights can be downloaded here, so the backbone first learns from unlimited on-the-fly synthetic
+images with the generator's dense truth (tumour size, calcifications, ...) as auxiliary
+regression targets read from the 16-d embedding, next to the class loss, with linear warm-up and
+gradient clipping (a from-scratch Swin-T on a plain schedule stays at the class prior).
+
+Every epoch writes ``checkpoint.safetensors`` (weights, fp32) and ``state.pt`` (optimizer,
+scheduler, RNG, history; plain tensors and dicts, read back with ``weights_only=True``), appends
+to ``history.csv``, and keeps ``best.safetensors``; ``resume=True`` continues from them and gives
+the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nbrisk_core.classifier.data import Augmentation, to_tensor_batch
+from nbrisk_core.errors import InputError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training hyper-parameters; the defaults are the paper's fine-tuning recipe."""
+
+    stage: str = "finetune"            # "finetune" (paper) or "pretrain" (synthetic dense truth)
+    optimizer: str = "adam"
+    max_lr: float = 1e-5
+    min_lr: float = 0.0
+    t_max: int = 20                    # cosine annealing period, in epochs
+    warmup_steps: int = 0
+    batch_size: int = 8
+    max_epochs: int = 100
+    early_stop_after: int = 25
+    patience: int = 10
+    grad_clip: float | None = None
+    aux_weight: float = 0.0
+    weight_decay: float = 0.0
+    steps_per_epoch: int | None = None  # pretrain: synthetic batches per epoch
+    seed: int = 2025
+    monitor: str = "validation"         # "validation" (sound) or "test" (the paper's, optimistic)
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRETRAIN_RECIPE = Recipe(stage="pretrain", optimizer="adamw", max_lr=3e-4, min_lr=1e-6, t_max=12, warmup_steps=30,
+                         batch_size=16, max_epochs=12, early_stop_after=12, patience=100, grad_clip=1.0,
+                         aux_weight=1.0, weight_decay=0.05, steps_per_epoch=25)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    stage: str
+    lr: float
+    train_loss: float
+    val_loss: float
+    val_auc: float
+    seconds: float
+
+
+def _make_optimizer(model, recipe: Recipe):
+    import torch
+
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
+    raise InputError(f"--optimizer {recipe.optimizer!r}: expected 'adam' or 'adamw'")
+
+
+def _lr_at(recipe: Recipe, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
+    """Linear warm-up over ``warmup_steps`` then cosine annealing with period ``t_max`` epochs,
+    stepped per epoch like ``torch.optim.lr_scheduler.CosineAnnealingLR`` (periodic past T_max)."""
+    step = epoch * steps_per_epoch + step_in_epoch
+    cosine = recipe.min_lr + (recipe.max_lr - recipe.min_lr) * (1 + math.cos(math.pi * epoch / recipe.t_max)) / 2
+    if recipe.warmup_steps and step < recipe.warmup_steps:
+        return cosine * (step + 1) / recipe.warmup_steps
+    return cosine
+
+
+def evaluate_loss_auc(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 16):
+    """Cross-entropy and AUC of p(HR) on uint8 images, no augmentation."""
+    import torch
+
+    from nbrisk_core.classifier.metrics import roc_auc
+
+    model.eval()
+    losses, scores = [], []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = to_tensor_batch(images[start:start + batch_size])
+            y = torch.from_numpy(labels[start:start + batch_size])
+            logits = model(x)
+            losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
+            scores.append(torch.softmax(logits, 1)[:, 0].numpy())
+    score = np.concatenate(scores)
+    is_hr = (labels == 0).astype(int)
+    auc = roc_auc(is_hr, score) if 0 < is_hr.sum() < len(is_hr) else float("nan")
+    return sum(losses) / len(images), auc
+
+
+BatchSource = Callable[[int, int], tuple]  # (epoch, step) -> (uint8 images, labels, aux or None)
+
+
+def cohort_batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
+    """Per epoch, a shuffled pass over a cohort (torch's global RNG, restored on resume)."""
+    import torch
+
+    def epoch_batches(epoch: int):
+        order = torch.randperm(len(images)).numpy()
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            yield images[index], labels[index], None
+    return epoch_batches
+
+
+def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndarray, val_labels: np.ndarray,
+        resume: bool = False, progress: bool = True, log: Callable[[str], None] = print,
+        aux_scale: np.ndarray | None = None) -> list[EpochRecord]:
+    """Train ``model`` in place; return the epoch history. Best weights end up in the model.
+
+    Parameters
+    ----------
+    epoch_batches : callable
+        ``epoch -> iterable of (uint8 images (B,224,224,3), labels (B,), aux targets (B,k) or None)``.
+    val_images, val_labels : ndarray
+        The monitored cohort (validation split, or the testing cohort when ``recipe.monitor == "test"``).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = _make_optimizer(model, recipe)
+    augment = recipe.augmentation.transform()
+    history: list[EpochRecord] = []
+    best_loss, bad_epochs, start_epoch = math.inf, 0, 0
+    torch.manual_seed(recipe.seed)
+    checkpoint, state_path = run_dir / "checkpoint.safetensors", run_dir / "state.pt"
+    if resume:
+        if not (checkpoint.exists() and state_path.exists()):
+            raise InputError(f"--resume: no checkpoint in {run_dir} (expected checkpoint.safetensors and state.pt)")
+        model.load_state_dict(load_file(str(checkpoint)))
+        state = torch.load(state_path, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_loss, bad_epochs = state["epoch"] + 1, state["best_loss"], state["bad_epochs"]
+        history = [EpochRecord(**json.loads(h)) for h in state["history"]]
+        log(f"resuming {recipe.stage} at epoch {start_epoch + 1} (best monitored loss {best_loss:.4f})")
+    aux_scale_t = None if aux_scale is None else torch.as_tensor(aux_scale, dtype=torch.float32)
+    from nbrisk_core.classifier.architectures import forward_with_embedding, risk_head
+
+    for epoch in range(start_epoch, recipe.max_epochs):
+        if epoch >= recipe.early_stop_after and bad_epochs >= recipe.patience:
+            break
+        started = time.perf_counter()
+        model.train()
+        batches = list(epoch_batches(epoch)) if recipe.steps_per_epoch is None else None
+        n_steps = len(batches) if batches is not None else recipe.steps_per_epoch
+        iterator = batches if batches is not None else (epoch_batches(epoch, s) for s in range(n_steps))
+        bar = tqdm(iterator, total=n_steps, desc=f"{recipe.stage} epoch {epoch + 1}/{recipe.max_epochs}",
+                   disable=not progress, leave=False)
+        total, count = 0.0, 0
+        for step, (images, labels, aux) in enumerate(bar):
+            lr = _lr_at(recipe, epoch, step, n_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = to_tensor_batch(images, augment)
+            y = torch.as_tensor(labels, dtype=torch.long)
+            logits, embedding = forward_with_embedding(model, x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            head = risk_head(model)
+            if recipe.aux_weight and aux is not None and head.aux is not None:
+                target = torch.as_tensor(aux, dtype=torch.float32)
+                if aux_scale_t is not None:
+                    target = target / aux_scale_t
+                loss = loss + recipe.aux_weight * torch.nn.functional.smooth_l1_loss(head.aux(embedding), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            total += loss.item() * len(labels)
+            count += len(labels)
+            bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}")
+        val_loss, val_auc = evaluate_loss_auc(model, val_images, val_labels)
+        record = EpochRecord(epoch + 1, recipe.stage, lr, total / max(count, 1), val_loss, val_auc,
+                             time.perf_counter() - started)
+        history.append(record)
+        improved = val_loss < best_loss
+        if improved:
+            best_loss, bad_epochs = val_loss, 0
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "best.safetensors"))
+        else:
+            bad_epochs += 1
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
+        torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
+                    "best_loss": best_loss, "bad_epochs": bad_epochs,
+                    "history": [json.dumps(asdict(h)) for h in history]}, state_path)
+        _write_history(run_dir / "history.csv", history)
+        log(f"{recipe.stage} epoch {epoch + 1}: train loss {record.train_loss:.4f}  "
+            f"{'test' if recipe.monitor == 'test' else 'val'} loss {val_loss:.4f}  AUC {val_auc:.3f}  "
+            f"lr {lr:.2e}  {record.seconds:.0f}s{'  *best' if improved else ''}")
+    if (run_dir / "best.safetensors").exists():
+        model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
+    return history
+
+
+def _write_history(path: Path, history: list[EpochRecord]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(history[0])))
+        writer.writeheader()
+        writer.writerows(asdict(h) for h in history)

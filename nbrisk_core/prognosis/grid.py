@@ -1,0 +1,369 @@
+"""The survival-model combination grid (``../shared/spec/survival-combos.md``; R Mime1's "all" mode).
+
+Algorithms are a table (:data:`ALGORITHMS`), combinations a list built from it
+(:func:`combinations`): 117 in all. A combination is a predictor alone, or ``selector + predictor``:
+the selector (fitted on every screened feature) keeps a subset, the predictor is fitted on it. A
+pair whose selector keeps fewer than two features is *skipped*, with the reason.
+
+Each selector is fitted once; each distinct ``(predictor, feature subset)`` is fitted once (several
+selectors often keep the same subset, and e.g. "StepCox[forward]" keeps all features), in parallel
+with joblib. Hyperparameters come from a *profile* (:data:`PROFILES`): ``full`` follows Mime1's
+settings (with the GBM change documented in docs/prognosis.md), ``quick`` and ``test`` shrink trees,
+folds and steps for interactive runs and the test suite.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from nbrisk_core.errors import InputError
+from nbrisk_core.prognosis import estimators as est
+
+#: Hyperparameters per profile. ``full`` = the spec's table (GBM: see GBMCoxCV).
+PROFILES: dict[str, dict] = {
+    "full": dict(rsf_trees=1000, rsf_min_leaf=5, cv=10, coxnet_alphas=50, ridge_alphas=20, coxboost_steps=500,
+                 gbm_trees=300, gbm_cv=5, pls_components=10, superpc_thresholds=20, superpc_components=3,
+                 svm_iter=50),
+    "quick": dict(rsf_trees=300, rsf_min_leaf=5, cv=5, coxnet_alphas=30, ridge_alphas=12, coxboost_steps=300,
+                  gbm_trees=150, gbm_cv=3, pls_components=5, superpc_thresholds=10, superpc_components=3,
+                  svm_iter=30),
+    "test": dict(rsf_trees=25, rsf_min_leaf=5, cv=3, coxnet_alphas=10, ridge_alphas=5, coxboost_steps=40,
+                 gbm_trees=20, gbm_cv=2, pls_components=2, superpc_thresholds=4, superpc_components=2,
+                 svm_iter=20),
+}
+
+ENET_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+STEP_DIRECTIONS = ("forward", "backward", "both")
+SELECTION_RULES = ("mean", "test", "train")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One algorithm of the grid: its name, whether it can select features, and its factory."""
+
+    name: str
+    factory: Callable[[dict, int], object]
+    selector: bool
+
+
+def _algorithms() -> dict[str, Algorithm]:
+    table = [
+        Algorithm("RSF", lambda p, s: est.MinimalDepthRSF(
+            n_estimators=p["rsf_trees"], min_samples_leaf=p["rsf_min_leaf"], max_features="sqrt",
+            random_state=s, n_jobs=1), True),
+        *[Algorithm(f"StepCox[{d}]", (lambda d: lambda p, s: est.StepwiseCox(direction=d))(d), True)
+          for d in STEP_DIRECTIONS],
+        Algorithm("LASSO", lambda p, s: est.CoxnetCV(l1_ratio=1.0, cv=p["cv"], n_alphas=p["coxnet_alphas"],
+                                                     seed=s), True),
+        *[Algorithm(f"Enet[alpha={a}]", (lambda a: lambda p, s: est.CoxnetCV(
+            l1_ratio=a, cv=p["cv"], n_alphas=p["coxnet_alphas"], seed=s))(a), False) for a in ENET_ALPHAS],
+        Algorithm("Ridge", lambda p, s: est.RidgeCoxCV(cv=p["cv"], n_alphas=p["ridge_alphas"], seed=s), False),
+        Algorithm("CoxBoost", lambda p, s: est.CoxBoostCV(max_steps=p["coxboost_steps"], cv=p["cv"], seed=s),
+                  True),
+        Algorithm("GBM", lambda p, s: est.GBMCoxCV(max_trees=p["gbm_trees"], cv=p["gbm_cv"], seed=s), False),
+        Algorithm("plsRcox", lambda p, s: est.PLSCox(max_components=p["pls_components"], cv=p["cv"], seed=s),
+                  False),
+        Algorithm("SuperPC", lambda p, s: est.SuperPC(n_thresholds=p["superpc_thresholds"],
+                                                      max_components=p["superpc_components"], cv=p["cv"],
+                                                      seed=s), False),
+        Algorithm("survival-SVM", lambda p, s: est.RankingSurvivalSVM(alpha=1.0, max_iter=p["svm_iter"],
+                                                                      random_state=s), False),
+    ]
+    return {a.name: a for a in table}
+
+
+#: name -> :class:`Algorithm`
+ALGORITHMS: dict[str, Algorithm] = _algorithms()
+
+_ENET = [f"Enet[alpha={a}]" for a in ENET_ALPHAS]
+_STEP = [f"StepCox[{d}]" for d in STEP_DIRECTIONS]
+
+
+def combinations() -> list[tuple[str | None, str]]:
+    """The 117 ``(selector or None, predictor)`` pairs of the spec, in its order."""
+    grid: list[tuple[str | None, str]] = [(None, "RSF")]
+    grid += [("RSF", p) for p in ["CoxBoost", *_ENET, "GBM", "LASSO", "plsRcox", "Ridge", *_STEP, "SuperPC",
+                                  "survival-SVM"]]
+    grid += [(None, e) for e in _ENET]
+    for step in _STEP:
+        grid.append((None, step))
+        grid += [(step, p) for p in ["CoxBoost", *_ENET, "GBM", "LASSO", "plsRcox", "Ridge", "RSF", "SuperPC",
+                                     "survival-SVM"]]
+    grid.append((None, "CoxBoost"))
+    grid += [("CoxBoost", p) for p in [*_ENET, "GBM", "LASSO", "plsRcox", "Ridge", *_STEP, "SuperPC",
+                                       "survival-SVM"]]
+    grid.append((None, "LASSO"))
+    grid += [("LASSO", p) for p in ["CoxBoost", "GBM", "plsRcox", "RSF", *_STEP, "SuperPC", "survival-SVM"]]
+    grid += [(None, p) for p in ["plsRcox", "SuperPC", "GBM", "survival-SVM", "Ridge"]]
+    return grid
+
+
+def combination_name(selector: str | None, predictor: str) -> str:
+    """Mime1-style label: ``"StepCox[backward] + RSF"`` or ``"RSF"``."""
+    return predictor if selector is None else f"{selector} + {predictor}"
+
+
+def parse_combination(name: str) -> tuple[str | None, str]:
+    """Inverse of :func:`combination_name` (``InputError`` for an unknown combination)."""
+    for selector, predictor in combinations():
+        if combination_name(selector, predictor) == name:
+            return selector, predictor
+    raise InputError(f"combination {name!r} is not in the grid (e.g. 'StepCox[backward] + RSF', 'RSF', "
+                     "'LASSO + GBM'; see docs/prognosis.md)")
+
+
+def make_estimator(name: str, profile: str = "full", seed: int = 2025):
+    """A fresh, unfitted estimator of one algorithm with a profile's hyperparameters."""
+    if profile not in PROFILES:
+        raise InputError(f"profile {profile!r} is not known (expected one of {', '.join(PROFILES)})")
+    return ALGORITHMS[name].factory(PROFILES[profile], seed)
+
+
+# --------------------------------------------------------------------------------------------
+# the fitted combination
+# --------------------------------------------------------------------------------------------
+
+
+class CombinationModel:
+    """A fitted ``selector + predictor``: the predictor on the selector's columns of the full design.
+
+    ``predict`` / ``predict_survival_function`` take the full screened design (all of
+    ``feature_names_``) and pick the columns themselves.
+    """
+
+    def __init__(self, name: str, predictor, columns, feature_names):
+        self.name = name
+        self.predictor_ = predictor
+        self.columns_ = np.asarray(columns, dtype=int)
+        self.feature_names_ = list(feature_names)
+        self.used_features_ = [self.feature_names_[i] for i in self.columns_]
+
+    def _x(self, X):
+        return np.asarray(X, dtype=float)[:, self.columns_]
+
+    def predict(self, X) -> np.ndarray:
+        """Risk score (higher = worse) = the predictor's own prediction."""
+        return np.asarray(self.predictor_.predict(self._x(X)), dtype=float)
+
+    @property
+    def has_survival_function(self) -> bool:
+        return hasattr(self.predictor_, "predict_survival_function") and not isinstance(
+            self.predictor_, est.RankingSurvivalSVM)
+
+    def predict_survival_function(self, X, return_array=False):
+        return self.predictor_.predict_survival_function(self._x(X), return_array=return_array)
+
+    def predict_survival_band(self, X):
+        """``(times, low, high)`` from the forest's trees, or ``None`` when the model gives no band."""
+        if hasattr(self.predictor_, "predict_survival_band"):
+            return self.predictor_.predict_survival_band(self._x(X))
+        return None
+
+    def __repr__(self) -> str:
+        return f"CombinationModel({self.name!r}, features={self.used_features_})"
+
+
+# --------------------------------------------------------------------------------------------
+# running the grid
+# --------------------------------------------------------------------------------------------
+
+
+def _c_index(event, time, risk) -> float:
+    from sksurv.metrics import concordance_index_censored
+
+    risk = np.asarray(risk, dtype=float)
+    if not np.all(np.isfinite(risk)):
+        return float("nan")
+    return float(concordance_index_censored(np.asarray(event, dtype=bool), np.asarray(time, dtype=float),
+                                            risk)[0])
+
+
+def _fit_selector(name, profile, seed, X, y):
+    import warnings
+
+    start = _time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = make_estimator(name, profile, seed).fit(X, y)
+        return name, np.asarray(model.selected_features_, dtype=int), _time.perf_counter() - start, None
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        return name, None, _time.perf_counter() - start, f"{type(error).__name__}: {error}"
+
+
+def _fit_predictor(name, columns, profile, seed, X_train, y_train, X_test, y_test):
+    import warnings
+
+    start = _time.perf_counter()
+    columns = list(columns)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = make_estimator(name, profile, seed).fit(X_train[:, columns], y_train)
+            e_tr, t_tr = est.event_time_arrays(y_train)
+            e_te, t_te = est.event_time_arrays(y_test)
+            c_train = _c_index(e_tr, t_tr, model.predict(X_train[:, columns]))
+            c_test = _c_index(e_te, t_te, model.predict(X_test[:, columns])) if len(t_te) else float("nan")
+        return c_train, c_test, _time.perf_counter() - start, None
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        return float("nan"), float("nan"), _time.perf_counter() - start, f"{type(error).__name__}: {error}"
+
+
+def _parallel(backend: str, n_jobs: int):
+    """A joblib ``Parallel`` for the backend; InputError naming the package if it is not installed."""
+    import joblib
+
+    if backend == "dask":
+        try:
+            from dask.distributed import Client  # noqa: F401  (registers joblib's "dask" backend)
+        except ImportError as error:
+            raise InputError("backend 'dask' needs the packages dask and distributed, which are not "
+                             "installed (pip install 'dask[distributed]'), or use --backend loky") from error
+        Client(processes=True, n_workers=n_jobs, threads_per_worker=1)
+    elif backend == "ray":
+        try:
+            from ray.util.joblib import register_ray
+        except ImportError as error:
+            raise InputError("backend 'ray' needs the package ray, which is not installed "
+                             "(pip install ray), or use --backend loky") from error
+        register_ray()
+    elif backend not in ("loky", "threading", "sequential"):
+        raise InputError(f"backend {backend!r} is not known (expected loky, dask or ray)")
+    if backend == "sequential":
+        return joblib.Parallel(n_jobs=1, backend="sequential", return_as="generator")
+    return joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")
+
+
+def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, profile: str = "full",
+             backend: str = "loky", n_jobs: int = 2, seed: int = 2025, progress: bool = False,
+             min_selected: int = 2) -> pd.DataFrame:
+    """Fit every combination and score it by Harrell's C in the training and testing cohorts.
+
+    Parameters
+    ----------
+    X_train, X_test : ndarray
+        Screened, standardised features (columns = ``feature_names``).
+    y_train, y_test : structured arrays
+        ``Surv.from_arrays(event, time)``.
+    pairs : list of (selector or None, predictor), optional
+        Default: all of :func:`combinations`.
+    profile : {"full", "quick", "test"}
+        Hyperparameter profile (:data:`PROFILES`).
+    backend : {"loky", "dask", "ray", "threading", "sequential"}
+        joblib backend for the fits.
+    progress : bool
+        Show a tqdm progress bar over the fits.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``combination, selector, predictor, status (fitted/skipped), reason, n_features, features,
+        c_index_train, c_index_test, c_index_mean, seconds``; ``seconds`` of a combination is its
+        predictor fit plus its share of the selector fit. Rows in grid order.
+    """
+    from joblib import delayed
+
+    if profile not in PROFILES:
+        raise InputError(f"grid profile {profile!r} is not known (expected one of {', '.join(PROFILES)})")
+    X_train = np.asarray(X_train, dtype=float)
+    X_test = np.asarray(X_test, dtype=float)
+    feature_names = list(feature_names)
+    pairs = combinations() if pairs is None else list(pairs)
+    all_columns = tuple(range(X_train.shape[1]))
+    parallel = _parallel(backend, n_jobs)
+
+    selectors = sorted({s for s, _ in pairs if s is not None})
+    selected: dict[str, tuple | None] = {}
+    selector_seconds: dict[str, float] = {}
+    selector_errors: dict[str, str] = {}
+    for name, columns, seconds, error in parallel(
+            delayed(_fit_selector)(s, profile, seed, X_train, y_train) for s in selectors):
+        selected[name] = None if columns is None else tuple(int(c) for c in columns)
+        selector_seconds[name] = seconds
+        if error:
+            selector_errors[name] = error
+
+    tasks: list[tuple[str, tuple]] = []
+    for selector, predictor in pairs:
+        columns = all_columns if selector is None else selected[selector]
+        if columns is not None and len(columns) >= (1 if selector is None else min_selected):
+            if (predictor, columns) not in tasks:
+                tasks.append((predictor, columns))
+    jobs = (delayed(_fit_predictor)(p, c, profile, seed, X_train, y_train, X_test, y_test) for p, c in tasks)
+    iterator = parallel(jobs)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=len(tasks), desc="survival combinations", unit="fit")
+    results = dict(zip(tasks, iterator))
+
+    uses = {s: sum(1 for sel, _ in pairs if sel == s) for s in selectors}
+    rows = []
+    for selector, predictor in pairs:
+        name = combination_name(selector, predictor)
+        columns = all_columns if selector is None else selected[selector]
+        row = dict(combination=name, selector=selector or "", predictor=predictor)
+        share = selector_seconds.get(selector, 0.0) / max(1, uses.get(selector, 1)) if selector else 0.0
+        if selector is not None and columns is None:
+            row.update(status="skipped", reason=f"selector {selector} failed: {selector_errors[selector]}",
+                       n_features=0, features="", c_index_train=np.nan, c_index_test=np.nan, seconds=share)
+        elif selector is not None and len(columns) < min_selected:
+            row.update(status="skipped",
+                       reason=f"selector {selector} kept {len(columns)} feature(s), fewer than {min_selected}",
+                       n_features=len(columns), features=";".join(feature_names[c] for c in columns),
+                       c_index_train=np.nan, c_index_test=np.nan, seconds=share)
+        else:
+            c_train, c_test, seconds, error = results[(predictor, columns)]
+            row.update(status="skipped" if error else "fitted", reason=f"fit failed: {error}" if error else "",
+                       n_features=len(columns), features=";".join(feature_names[c] for c in columns),
+                       c_index_train=c_train, c_index_test=c_test, seconds=seconds + share)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["c_index_mean"] = table[["c_index_train", "c_index_test"]].mean(axis=1, skipna=False)
+    columns = ["combination", "selector", "predictor", "status", "reason", "n_features", "features",
+               "c_index_train", "c_index_test", "c_index_mean", "seconds"]
+    return table[columns]
+
+
+def select_best(table: pd.DataFrame, rule: str = "mean") -> str:
+    """Name of the best fitted combination by ``rule``.
+
+    ``"mean"`` (paper): highest mean of training and testing C-index; ``"test"`` / ``"train"``: highest
+    C-index in that cohort. Ties go to the higher testing C-index, then to the grid order.
+    Note that the paper's rule looks at the testing cohort, so the testing C-index of the chosen
+    model is optimistic; NBRisk reports the rule with the result.
+    """
+    if rule not in SELECTION_RULES:
+        raise InputError(f"selection rule {rule!r} is not known (expected one of {', '.join(SELECTION_RULES)})")
+    fitted = table[(table["status"] == "fitted") & table[f"c_index_{rule}"].notna()]
+    if fitted.empty:
+        raise InputError("no combination of the grid could be fitted on this cohort "
+                         "(see the reasons in the combinations table)")
+    order = fitted.assign(_order=np.arange(len(fitted))).sort_values(
+        [f"c_index_{rule}", "c_index_test", "_order"], ascending=[False, False, True], kind="stable")
+    return str(order.iloc[0]["combination"])
+
+
+def fit_combination(name: str, X_train, y_train, feature_names, *, profile: str = "full",
+                    seed: int = 2025) -> CombinationModel:
+    """Fit one named combination on the training data (used to rebuild the selected model)."""
+    import warnings
+
+    selector, predictor = parse_combination(name)
+    X_train = np.asarray(X_train, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if selector is None:
+            columns = np.arange(X_train.shape[1])
+        else:
+            columns = make_estimator(selector, profile, seed).fit(X_train, y_train).selected_features_
+            if len(columns) < 2:
+                raise InputError(f"combination {name!r}: selector {selector} kept {len(columns)} feature(s) "
+                                 "on this cohort, fewer than 2; choose another combination")
+        model = make_estimator(predictor, profile, seed).fit(X_train[:, columns], y_train)
+    return CombinationModel(name, model, columns, feature_names)

@@ -1,0 +1,278 @@
+"""Validation of entered or uploaded clinical values against the schema, and their encoding.
+
+:func:`validate_clinical` turns what a user typed in the form, uploaded as a file, or what a cohort's
+``clinical.csv`` holds into one DataFrame in canonical units. It converts from the alternative units
+the schema lists (``alt_units``) and rejects everything else: an unknown variable or unit, a value
+outside the plausible range, a category not in the list, a missing required value. Nothing is
+coerced silently; every problem is named (variable, value, what was accepted) in one
+:class:`~nbrisk_core.errors.InputError`.
+
+:func:`encode_clinical` then makes the numeric design the survival models see (one column per
+number, 0/1 indicators for categories, log-transformed tumour markers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS, ClinicalVariable
+from nbrisk_core.errors import InputError
+
+_BY_NAME = {v.name: v for v in CLINICAL_VARIABLES}
+_ID_COLUMN = "patient_id"
+_MISSING_TEXT = {"", "na", "nan", "none", "null"}
+
+
+def _range_text(var: ClinicalVariable, unit: str | None = None) -> str:
+    unit = var.unit if unit is None else unit
+    factor = 1.0 if unit == var.unit else var.alt_units[unit]
+    low, high = var.low / factor, var.high / factor
+    return f"{low:g}-{high:g}" + (f" {unit}" if unit else "")
+
+
+def _is_missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and value.strip().lower() in _MISSING_TEXT:
+        return True
+    return value is pd.NA or value is pd.NaT
+
+
+def _parse_one(var: ClinicalVariable, raw, unit: str | None, where: str, problems: list[str]):
+    """One value in canonical units (float, or category string), or NaN; problems appended."""
+    if _is_missing(raw):
+        return np.nan
+    if var.kind == "categorical":
+        text = str(raw).strip()
+        if text not in var.categories:
+            problems.append(f"{where}{var.name} = {raw!r} is not an accepted category "
+                            f"(expected one of {', '.join(var.categories)})")
+            return np.nan
+        return text
+    if var.kind == "binary":
+        accepted = {0: 0.0, 1: 1.0, "0": 0.0, "1": 1.0, False: 0.0, True: 1.0, 0.0: 0.0, 1.0: 1.0}
+        key = raw.strip() if isinstance(raw, str) else raw
+        if isinstance(key, (np.integer, np.floating, np.bool_)):
+            key = key.item()
+        if key not in accepted:
+            problems.append(f"{where}{var.name} = {raw!r} is not accepted (expected 0 or 1)")
+            return np.nan
+        return accepted[key]
+    # numeric
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        problems.append(f"{where}{var.name} = {raw!r} is not a number (expected {var.unit or 'a number'} "
+                        f"in the range {_range_text(var)})")
+        return np.nan
+    unit = var.unit if unit in (None, "") else unit
+    if unit != var.unit:
+        if unit not in var.alt_units:
+            accepted_units = ", ".join([var.unit, *var.alt_units]) or "(unitless)"
+            problems.append(f"{where}{var.name}: unit {unit!r} is not accepted (expected one of {accepted_units})")
+            return np.nan
+        entered = f"{value:g} {unit}"
+        value = value * var.alt_units[unit]
+    else:
+        entered = f"{value:g}" + (f" {unit}" if unit else "")
+    if not math.isfinite(value) or value < var.low or value > var.high:
+        shown_unit = unit if unit != var.unit else None
+        problems.append(f"{where}{var.name} = {entered} is outside the accepted range {_range_text(var, shown_unit)}"
+                        + ("" if shown_unit is None else f" ({_range_text(var)})"))
+        return np.nan
+    return value
+
+
+def _split_header(header: str) -> tuple[str, str | None]:
+    """``"nse [ug/L]"`` -> ``("nse", "ug/L")``; ``"nse"`` -> ``("nse", None)``."""
+    text = str(header).strip()
+    if text.endswith("]") and "[" in text:
+        name, unit = text[:-1].split("[", 1)
+        return name.strip(), unit.strip()
+    return text, None
+
+
+def _read_file(path: Path) -> tuple[pd.DataFrame | dict, str]:
+    if not path.exists():
+        raise InputError(f"{path}: file not found (expected a clinical CSV or a JSON object of lab values)",
+                         source=str(path))
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path.name}: not valid JSON ({error.msg} at line {error.lineno})",
+                             source=path.name) from error
+        if not isinstance(data, dict):
+            raise InputError(f"{path.name}: expected a JSON object {{variable: value}}, got {type(data).__name__}",
+                             source=path.name)
+        return data, path.name
+    if suffix in (".csv", ".txt"):
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False), path.name
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise InputError(f"{path.name}: cannot be read as CSV ({error})", source=path.name) from error
+    raise InputError(f"{path.name}: unsupported file type {suffix!r} (expected .csv or .json)", source=path.name)
+
+
+def validate_clinical(values, source: str = "form", *, require: bool = True,
+                      allow_extra: bool = False) -> pd.DataFrame:
+    """Check clinical values against the schema and return them in canonical units.
+
+    Parameters
+    ----------
+    values : dict, pandas.DataFrame, str or Path
+        One patient as ``{variable: value}`` or ``{variable: {"value": v, "unit": u}}``; a table with
+        one row per patient (headers may carry a unit as ``"nse [ug/L]"``); or the path of a CSV or
+        JSON file holding either.
+    source : str
+        What to call the input in messages (a file name is used automatically).
+    require : bool
+        If true, variables that may not be missing (``missing_allowed=False``) must be given. If
+        false (a partial entry: labs only), absent variables become missing and are imputed later.
+    allow_extra : bool
+        Keep columns the schema does not know (otherwise they are an error).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id`` (if given), every schema variable in schema order (numbers as float in the
+        canonical unit, binaries as 0.0/1.0, categories as strings, missing as NaN), then
+        ``os_days``/``os_event`` if given, then extra columns if allowed.
+
+    Raises
+    ------
+    InputError
+        Listing every problem: variable, value, and the accepted range, categories or units.
+
+    Examples
+    --------
+    >>> validate_clinical({"nse": {"value": 40, "unit": "ug/L"}}, require=False)["nse"].item()
+    40.0
+    """
+    if isinstance(values, (str, Path)):
+        values, source = _read_file(Path(values))
+    where_prefix = f"{source}: "
+    problems: list[str] = []
+
+    if isinstance(values, dict):
+        records = []
+        for raw_name, raw in values.items():
+            name, unit = _split_header(raw_name)
+            if isinstance(raw, dict):
+                if "value" not in raw:
+                    problems.append(f"{name}: expected {{'value': ..., 'unit': ...}}, got keys {sorted(raw)}")
+                    continue
+                unit, raw = raw.get("unit", unit), raw["value"]
+            records.append((name, unit, raw))
+        table = {name: [raw] for name, _, raw in records}
+        units = {name: unit for name, unit, _ in records}
+        frame = pd.DataFrame(table, index=[0]) if table else pd.DataFrame(index=[0])
+    elif isinstance(values, pd.DataFrame):
+        frame = values.reset_index(drop=True)
+        units = {}
+        renamed = {}
+        for column in frame.columns:
+            name, unit = _split_header(column)
+            renamed[column] = name
+            units[name] = unit
+        frame = frame.rename(columns=renamed)
+    else:
+        raise InputError(f"{source}: clinical values must be a dict, a table or a file path, "
+                         f"got {type(values).__name__}", source=source)
+
+    known = set(_BY_NAME) | {_ID_COLUMN, *OUTCOME_COLUMNS}
+    unknown = [c for c in frame.columns if c not in known]
+    if unknown and not allow_extra:
+        problems.append(f"unknown variable(s) {', '.join(map(str, unknown))} "
+                        f"(expected names from the clinical schema: {', '.join(_BY_NAME)})")
+
+    out = pd.DataFrame(index=frame.index)
+    if _ID_COLUMN in frame.columns:
+        out[_ID_COLUMN] = frame[_ID_COLUMN].astype(str)
+    multi_row = len(frame) > 1
+    for var in CLINICAL_VARIABLES:
+        if var.name not in frame.columns:
+            if require and not var.missing_allowed:
+                problems.append(f"{var.name} is required but was not given")
+            out[var.name] = np.nan if var.kind != "categorical" else None
+            continue
+        parsed = []
+        for i, raw in enumerate(frame[var.name].tolist()):
+            where = f"row {i + 1}: " if multi_row else ""
+            if _is_missing(raw) and require and not var.missing_allowed:
+                problems.append(f"{where}{var.name} is missing but required "
+                                + (f"(expected one of {', '.join(var.categories)})" if var.categories
+                                   else f"(expected {_range_text(var)})"))
+                parsed.append(np.nan)
+                continue
+            parsed.append(_parse_one(var, raw, units.get(var.name), where, problems))
+        out[var.name] = pd.Series(parsed, index=frame.index,
+                                  dtype=object if var.kind == "categorical" else float)
+    if OUTCOME_COLUMNS[0] in frame.columns:
+        days = pd.to_numeric(frame[OUTCOME_COLUMNS[0]], errors="coerce")
+        bad = frame.index[days.isna() | (days < 0)]
+        for i in bad[:5]:
+            problems.append(f"row {i + 1}: {OUTCOME_COLUMNS[0]} = {frame.loc[i, OUTCOME_COLUMNS[0]]!r} "
+                            "(expected a follow-up time in days >= 0)")
+        out[OUTCOME_COLUMNS[0]] = days
+    if OUTCOME_COLUMNS[1] in frame.columns:
+        events = pd.to_numeric(frame[OUTCOME_COLUMNS[1]], errors="coerce")
+        bad = frame.index[~events.isin([0, 1])]
+        for i in bad[:5]:
+            problems.append(f"row {i + 1}: {OUTCOME_COLUMNS[1]} = {frame.loc[i, OUTCOME_COLUMNS[1]]!r} "
+                            "(expected 1 = death or 0 = censored)")
+        out[OUTCOME_COLUMNS[1]] = events
+    if allow_extra:
+        for column in unknown:
+            out[column] = frame[column]
+    if problems:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise InputError(where_prefix + "; ".join(shown), source=source)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# numeric encoding for the models
+# --------------------------------------------------------------------------------------------
+
+#: tumour markers and blood counts are log-normal: log1p makes their Cox effect roughly linear (ours)
+LOG_TRANSFORMED: tuple[str, ...] = tuple(v.name for v in CLINICAL_VARIABLES
+                                         if v.group in ("tumour_marker", "inflammatory"))
+
+
+def encoded_columns() -> list[str]:
+    """Names of the numeric model columns :func:`encode_clinical` produces, in order."""
+    names = []
+    for var in CLINICAL_VARIABLES:
+        if var.kind == "categorical":
+            names += [f"{var.name}_{c}" for c in var.categories[1:]]  # first category = reference
+        else:
+            names.append(var.name)
+    return names
+
+
+def encode_clinical(clinical: pd.DataFrame) -> pd.DataFrame:
+    """Numeric model design from validated clinical values (same index, NaN kept for MICE).
+
+    Categories become 0/1 indicators against their first category (``sex_M``, ``inrg_stage_M`` ...,
+    ``risk_group_HR``); tumour and inflammatory markers are ``log1p``-transformed; binaries stay 0/1.
+    """
+    out = pd.DataFrame(index=clinical.index)
+    for var in CLINICAL_VARIABLES:
+        column = clinical[var.name] if var.name in clinical.columns else pd.Series(np.nan, index=clinical.index)
+        if var.kind == "categorical":
+            for category in var.categories[1:]:
+                out[f"{var.name}_{category}"] = np.where(column.isna(), np.nan, (column == category).astype(float))
+        elif var.name in LOG_TRANSFORMED:
+            out[var.name] = np.log1p(column.astype(float))
+        else:
+            out[var.name] = column.astype(float)
+    return out

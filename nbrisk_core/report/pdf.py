@@ -1,0 +1,272 @@
+"""One-page-per-case PDF report (fpdf2): slices with Grad-CAM, risk, survival, MLRS, clinical values.
+
+The report carries :data:`nbrisk_core.RESEARCH_NOTICE` at the top and in the footer of every page.
+Text is set in DejaVu Sans (the TTF that ships with matplotlib), so units such as "10^9/L" and
+names with accents print as typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nbrisk_core import RESEARCH_NOTICE, __version__
+from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+from nbrisk_core.report.figures import curve_from, slice_png, survival_png
+from nbrisk_core.store.cases import CaseRecord
+from nbrisk_core.store.session import _phase_key, fields_of, lookup
+
+PHASE_TITLES = {"NC": "Non-contrast (NC)", "ART": "Arterial (ART)", "PV": "Portal venous (PV)"}
+#: model-card fields shown in the report, in order (label, key path)
+MODEL_CARD_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Architecture", ("architecture",)),
+    ("Variant", ("variant_label",)),
+    ("Trained on", ("training", "cohort")),
+    ("Test AUC", ("metrics", "test", "auc")),
+    ("Decision threshold", ("decision_threshold",)),
+)
+
+
+def _font_dir() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def gradcam_by_phase(record: CaseRecord) -> dict[str, np.ndarray]:
+    """Grad-CAM maps stored in the risk prediction(s), keyed by phase (NC, ART, PV)."""
+    cams: dict[str, np.ndarray] = {}
+    risk = record.prediction("risk")
+    results = [p.result for p in record.predictions if p.kind == "risk"] if risk else []
+    for result in results:
+        cam = lookup(result, "gradcam")
+        if cam is None:
+            continue
+        if isinstance(cam, Mapping):
+            for key, value in cam.items():
+                phase = _phase_key(key)
+                if phase and value is not None and np.ndim(value) >= 2:
+                    cams[phase] = np.asarray(value)
+        elif np.ndim(cam) >= 2:
+            variant = str(lookup(result, "model_name") or fields_of(result).get("variant") or "art")
+            phase = next((p for p in ("NC", "ART", "PV") if p.lower() in variant.lower()), None)
+            if phase is None:  # the multiphase model explains all three channels at once
+                for p in ("NC", "ART", "PV"):
+                    cams.setdefault(p, np.asarray(cam))
+            else:
+                cams[phase] = np.asarray(cam)
+    return cams
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (float, np.floating)):
+        return "–" if not np.isfinite(value) else f"{float(value):.{digits}g}"
+    return str(value)
+
+
+def _card_value(card: Mapping, path: tuple[str, ...]):
+    value: Any = card
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+class _Report:
+    def __init__(self):
+        from fpdf import FPDF
+
+        pdf = FPDF(orientation="P", unit="mm", format="A4")
+        fonts = _font_dir()
+        pdf.add_font("DejaVu", "", str(fonts / "DejaVuSans.ttf"))
+        pdf.add_font("DejaVu", "B", str(fonts / "DejaVuSans-Bold.ttf"))
+        pdf.add_font("DejaVu", "I", str(fonts / "DejaVuSans-Oblique.ttf"))
+        pdf.set_auto_page_break(auto=True, margin=16)
+        pdf.set_margins(14, 14, 14)
+        pdf.set_creator(f"NBRisk {__version__}")
+        pdf.set_title("NBRisk case report")
+
+        def footer():
+            pdf.set_y(-12)
+            pdf.set_font("DejaVu", "I", 7)
+            pdf.set_text_color(120, 120, 120)
+            pdf.cell(0, 5, f"{RESEARCH_NOTICE}   ·   page {pdf.page_no()}/{{nb}}", align="C")
+
+        pdf.footer = footer
+        self.pdf = pdf
+
+    def heading(self, text: str) -> None:
+        pdf = self.pdf
+        pdf.ln(2)
+        pdf.set_font("DejaVu", "B", 11)
+        pdf.set_text_color(31, 95, 139)
+        pdf.cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_font("DejaVu", "", 9)
+
+    def pairs(self, rows: list[tuple[str, str]], label_width: float = 48) -> None:
+        pdf = self.pdf
+        for label, value in rows:
+            pdf.set_font("DejaVu", "B", 9)
+            pdf.cell(label_width, 5, label)
+            pdf.set_font("DejaVu", "", 9)
+            pdf.multi_cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
+
+
+def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+               model_card: Mapping | None = None, reviewer: str | None = None,
+               generated_at: datetime | None = None) -> bytes:
+    """The PDF report of a case, as bytes.
+
+    Parameters
+    ----------
+    record : CaseRecord
+        The stored case (slices, predictions, clinical values, status, who/when).
+    cohort_curves : mapping label -> (times, survival), optional
+        Cohort Kaplan-Meier curves drawn under the patient's predicted curve.
+    model_card : mapping, optional
+        The classifier's model card (default: the one in the risk result, if any).
+    reviewer : str, optional
+        Who the report is for (default: who signed off, else who reviewed, else who saved).
+    """
+    generated_at = generated_at or datetime.now(timezone.utc)
+    report = _Report()
+    pdf = report.pdf
+    pdf.add_page()
+
+    pdf.set_font("DejaVu", "B", 16)
+    pdf.cell(0, 9, "NBRisk case report", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_fill_color(253, 236, 234)
+    pdf.set_text_color(160, 30, 30)
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.multi_cell(0, 6, RESEARCH_NOTICE, border=1, fill=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(1)
+    reviewer = reviewer or record.signed_off_by or record.reviewed_by or record.updated_by or "–"
+    report.pairs([
+        ("Case", f"{record.label}   (id {record.case_uid or 'unsaved'}, version {record.version or '–'})"),
+        ("Status", record.status.replace("_", " ")),
+        ("Age / sex", f"{_fmt(record.age_months)} months / {record.sex or '–'}"),
+        ("Reviewer", reviewer),
+        ("Report date", generated_at.strftime("%Y-%m-%d %H:%M UTC")),
+    ])
+
+    report.heading("Chosen slices (W400/L40), Grad-CAM where stored")
+    cams = gradcam_by_phase(record)
+    phases = [p for p in ("NC", "ART", "PV") if p in record.slices]
+    if phases:
+        width = 54.0
+        gap = (pdf.w - pdf.l_margin - pdf.r_margin - 3 * width) / 2
+        top = pdf.get_y()
+        for k, phase in enumerate(("NC", "ART", "PV")):
+            x = pdf.l_margin + k * (width + gap)
+            pdf.set_xy(x, top)
+            pdf.set_font("DejaVu", "B", 8)
+            sl = record.slices.get(phase)
+            title = PHASE_TITLES[phase] + (" + Grad-CAM" if phase in cams else "")
+            pdf.cell(width, 5, title, align="C")
+            if sl is None:
+                pdf.set_xy(x, top + 6)
+                pdf.set_font("DejaVu", "I", 8)
+                pdf.cell(width, 5, "not chosen", align="C")
+                continue
+            png = slice_png(sl.hu, cams.get(phase))
+            pdf.image(png, x=x, y=top + 6, w=width, h=width)
+            pdf.set_xy(x, top + 7 + width)
+            pdf.set_font("DejaVu", "", 7)
+            where = [f"slice {sl.slice_index}" if sl.slice_index is not None else None,
+                     f"z = {sl.slice_position_mm:.1f} mm" if sl.slice_position_mm is not None else None]
+            pdf.cell(width, 4, ", ".join(w for w in where if w) or "–", align="C")
+        pdf.set_xy(pdf.l_margin, top + 12 + width)
+    else:
+        pdf.cell(0, 5, "No slices stored.", new_x="LMARGIN", new_y="NEXT")
+
+    report.heading("High-risk classification (Swin-T)")
+    risk = record.prediction("risk")
+    if record.hr_probability is not None or risk is not None:
+        report.pairs([
+            ("P(high risk)", _fmt(record.hr_probability)),
+            ("Class", {"HR": "high risk (HR)", "NHR": "non-high risk (NHR)"}.get(record.risk_class or "", "–")),
+            ("Model", (risk.model_name if risk else None) or "–"),
+            ("Model SHA-256", (risk.model_sha256 if risk else None) or "–"),
+        ])
+    else:
+        pdf.cell(0, 5, "No risk prediction stored.", new_x="LMARGIN", new_y="NEXT")
+
+    report.heading("Prognosis (machine-learning risk score)")
+    prognosis = record.prediction("prognosis")
+    report.pairs([
+        ("MLRS", _fmt(record.mlrs)),
+        ("Cohort percentile", "–" if record.mlrs_percentile is None else f"{record.mlrs_percentile:.0f}"),
+        ("MLRS group", {"high": "high MLRS", "low": "low MLRS"}.get(record.mlrs_group or "", "–")),
+    ])
+    patient_curve = curve_from(lookup(prognosis.result, "survival_curve")) if prognosis else None
+    if patient_curve is not None or cohort_curves:
+        png = survival_png(patient_curve, cohort_curves)
+        w = 140.0
+        if pdf.get_y() + w * 3.4 / 6.4 > pdf.h - 18:
+            pdf.add_page()
+        pdf.image(png, x=(pdf.w - w) / 2, w=w)
+    if patient_curve is None:
+        pdf.set_font("DejaVu", "I", 8)
+        pdf.cell(0, 5, "No individual survival curve stored.", new_x="LMARGIN", new_y="NEXT")
+
+    report.heading("Clinical values (* = imputed by MICE-PMM, not measured)")
+    _clinical_table(pdf, record)
+
+    report.heading("Model card")
+    card = model_card or (lookup(risk.result, "model_card") if risk else None) or {}
+    rows = [(label, _fmt(_card_value(card, path))) for label, path in MODEL_CARD_FIELDS
+            if _card_value(card, path) is not None]
+    rows.append(("Software", ", ".join(f"{k} {v}" for k, v in (record.software_versions or {}).items()
+                                       if k in ("nbrisk", "python", "torch", "timm", "scikit-survival"))))
+    report.pairs(rows or [("Model card", "not stored with this case")])
+
+    if record.notes:
+        report.heading("Notes")
+        pdf.multi_cell(0, 5, record.notes, new_x="LMARGIN", new_y="NEXT")
+
+    report.heading("Record")
+    report.pairs([
+        ("Created", f"{_when(record.created_at)} by {record.created_by or '–'}"),
+        ("Last changed", f"{_when(record.updated_at)} by {record.updated_by or '–'}"),
+        ("Reviewed", f"{_when(record.reviewed_at)} by {record.reviewed_by}" if record.reviewed_by else "–"),
+        ("Signed off", f"{_when(record.signed_off_at)} by {record.signed_off_by}" if record.signed_off_by else "–"),
+    ])
+    return bytes(pdf.output())
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "–"
+
+
+def _clinical_table(pdf, record: CaseRecord) -> None:
+    entered = record.clinical_entered or {}
+    imputed = record.clinical_imputed or {}
+    names = [v for v in CLINICAL_VARIABLES if v.name in entered or v.name in imputed]
+    if not names:
+        pdf.cell(0, 5, "No clinical values stored.", new_x="LMARGIN", new_y="NEXT")
+        return
+    pdf.set_fill_color(238, 242, 246)
+    with pdf.table(col_widths=(70, 40, 30, 40), text_align=("LEFT", "RIGHT", "LEFT", "LEFT"),
+                   line_height=4.6, first_row_as_headings=True) as table:
+        header = table.row()
+        for text in ("Variable", "Value", "Unit", "Source"):
+            header.cell(text)
+        for variable in names:
+            value = entered.get(variable.name)
+            was_imputed = (value is None or (isinstance(value, float) and not np.isfinite(value))) \
+                and variable.name in imputed
+            shown = imputed.get(variable.name) if was_imputed else value
+            row = table.row()
+            row.cell(variable.label + (" *" if was_imputed else ""))
+            row.cell(_fmt(shown, 4))
+            row.cell(variable.unit)
+            row.cell("imputed" if was_imputed else "entered")

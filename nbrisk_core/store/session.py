@@ -1,0 +1,284 @@
+"""Turn the dashboard's working objects into a :class:`CaseRecord`, and a record back into them.
+
+The Case, Risk and Prognosis pages keep their results as dicts or dataclasses; this module reads
+the fields a saved case needs (chosen slice per phase, HR probability and class, model SHA-256,
+MLRS, percentile and group, clinical values as entered and as imputed) by looking them up under
+the names listed in :data:`FIELD_NAMES` (data, not ``if`` chains), and keeps the objects themselves
+so that reopening a case restores the pages exactly. Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from nbrisk_core.store import codec
+from nbrisk_core.store.cases import CaseRecord, PredictionRecord, SliceRecord
+from nbrisk_core.store.models import PHASES
+
+#: logical names of the working objects, as stored in ``CaseRecord.session``
+SESSION_OBJECTS: tuple[str, ...] = ("case", "chosen_slices", "risk_result", "clinical_values",
+                                    "prognosis_result")
+
+#: field -> the attribute / key names it may have in the pages' objects, in order of preference
+FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    "hu": ("hu", "slice_hu", "hu_slice", "array", "pixels", "image"),
+    "slice_index": ("slice_index", "index", "max_area_slice", "z_index", "idx"),
+    "slice_position_mm": ("slice_position_mm", "position_mm", "z_mm", "slice_location", "z", "position"),
+    "p_high_risk": ("p_high_risk", "hr_probability", "probability_hr", "p_hr", "prob_hr", "probability"),
+    "risk_class": ("risk_class", "predicted_class", "prediction", "label", "class_", "klass"),
+    "model_sha256": ("model_sha256", "sha256", "model_sha", "weights_sha256"),
+    "model_name": ("model_name", "model", "name", "variant"),
+    "input_sha256": ("input_sha256", "input_hash", "inputs_sha256"),
+    "gradcam": ("gradcam", "grad_cam", "cam", "cams", "heatmap", "heatmaps", "saliency"),
+    "mlrs": ("mlrs", "risk_score", "score"),
+    "mlrs_percentile": ("mlrs_percentile", "percentile", "cohort_percentile"),
+    "mlrs_group": ("mlrs_group", "group", "risk_group_mlrs"),
+    "imputed": ("clinical_imputed", "imputed_values", "imputed", "values_imputed", "completed"),
+    "imputed_flags": ("imputed_flags", "was_imputed", "imputed_mask", "imputed_names", "imputed_variables"),
+    "entered": ("clinical_entered", "entered", "values_entered", "as_entered"),
+    "age_months": ("age_months", "age"),
+    "sex": ("sex", "PatientSex"),
+    "label": ("case_label", "label", "patient_id", "pseudonym", "case_id"),
+    "survival_curve": ("survival_curve", "survival", "curve", "survival_function"),
+    "times": ("times", "time", "t", "days", "time_days"),
+    "survival_values": ("survival", "s", "probability", "values", "surv"),
+    "model_card": ("model_card", "card"),
+}
+
+
+def fields_of(obj: Any) -> dict:
+    """A shallow dict view of a dict, a dataclass or an object's public attributes."""
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    return {}
+
+
+def lookup(obj: Any, field: str, default=None):
+    """The first value found in ``obj`` under one of ``FIELD_NAMES[field]``."""
+    values = fields_of(obj)
+    for name in FIELD_NAMES[field]:
+        if name in values and values[name] is not None:
+            return values[name]
+        if not isinstance(obj, Mapping) and hasattr(obj, name) and name not in values:
+            try:
+                value = getattr(obj, name)
+            except Exception:  # noqa: BLE001 - a property that cannot be computed is just absent
+                continue
+            if value is not None and not callable(value):
+                return value
+    return default
+
+
+def _phase_key(key) -> str | None:
+    text = str(key).strip().upper()
+    aliases = {"NC": "NC", "PLAIN": "NC", "NONCONTRAST": "NC", "ART": "ART", "ARTERIAL": "ART", "A": "ART",
+               "PV": "PV", "PORTAL": "PV", "PORTALVENOUS": "PV", "VENOUS": "PV", "V": "PV"}
+    return aliases.get(text.replace("_", "").replace("-", "").replace(" ", ""))
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def slices_from(chosen_slices: Any) -> dict[str, SliceRecord]:
+    """Chosen slices by phase, from ``{phase: ndarray | dict | object}`` (phase names normalised)."""
+    out: dict[str, SliceRecord] = {}
+    for key, value in fields_of(chosen_slices).items():
+        phase = _phase_key(key)
+        if phase is None or value is None:
+            continue
+        if isinstance(value, np.ndarray):
+            hu, info = value, {}
+        else:
+            info = fields_of(value)
+            hu = lookup(value, "hu")
+        if hu is None:
+            continue
+        hu = np.asarray(hu)
+        if hu.ndim != 2:
+            continue
+        used = {n for f in ("hu", "slice_index", "slice_position_mm") for n in FIELD_NAMES[f]}
+        meta = {k: v for k, v in info.items() if k not in used and not isinstance(v, np.ndarray)
+                or (isinstance(v, np.ndarray) and v.ndim <= 1 and v.size <= 16)}
+        out[phase] = SliceRecord(phase, hu, _int_or_none(lookup(value, "slice_index")),
+                                 _float_or_none(lookup(value, "slice_position_mm")), meta)
+    return dict(sorted(out.items(), key=lambda kv: PHASES.index(kv[0])))
+
+
+def _risk_results(risk_result: Any) -> list[tuple[str | None, Any]]:
+    """One (variant, result) per model: a single result or a mapping variant -> result."""
+    values = fields_of(risk_result)
+    if not values:
+        return []
+    if lookup(risk_result, "p_high_risk") is not None:
+        return [(None, risk_result)]
+    nested = [(str(k), v) for k, v in values.items() if lookup(v, "p_high_risk") is not None]
+    return nested
+
+
+def _risk_class(result, p_high_risk: float | None) -> str | None:
+    label = lookup(result, "risk_class")
+    if isinstance(label, str) and label.upper() in ("HR", "NHR"):
+        return label.upper()
+    if p_high_risk is None:
+        return None
+    threshold = _float_or_none(fields_of(result).get("threshold")) or 0.5
+    return "HR" if p_high_risk >= threshold else "NHR"
+
+
+def _mlrs_group(value) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    for group in ("high", "low"):
+        if text.startswith(group):
+            return group
+    return None
+
+
+def record_from_session(*, case: Any = None, chosen_slices: Any = None, risk_result: Any = None,
+                        clinical_values: Any = None, prognosis_result: Any = None, label: str | None = None,
+                        notes: str = "", status: str = "draft", include_series: bool = False,
+                        base: CaseRecord | None = None) -> CaseRecord:
+    """A :class:`CaseRecord` of the current dashboard objects.
+
+    Parameters
+    ----------
+    case, chosen_slices, risk_result, clinical_values, prognosis_result
+        The pages' working objects (any may be None).
+    label : str, optional
+        Pseudonymous case label; default: the one found in the objects, else "case".
+    base : CaseRecord, optional
+        The stored case being edited (keeps its id, version and earlier predictions).
+    """
+    clinical = fields_of(clinical_values)
+    prognosis = fields_of(prognosis_result)
+    slices = slices_from(chosen_slices)
+    risk = _risk_results(risk_result)
+    primary = None
+    for variant, result in risk:
+        if variant is None or variant.lower() in ("art", "swin-art", "swin_art"):
+            primary = result
+            break
+    if primary is None and risk:
+        primary = risk[0][1]
+    p_high_risk = _float_or_none(lookup(primary, "p_high_risk")) if primary is not None else None
+
+    entered = lookup(prognosis_result, "entered")
+    entered = fields_of(entered) if entered is not None else {k: v for k, v in clinical.items()
+                                                                if not isinstance(v, (dict, list, np.ndarray))}
+    imputed = lookup(prognosis_result, "imputed")
+    imputed = fields_of(imputed) if isinstance(imputed, Mapping) or dataclasses.is_dataclass(imputed) else {}
+    if not imputed and hasattr(lookup(prognosis_result, "imputed"), "iloc"):
+        frame = lookup(prognosis_result, "imputed")  # a one-row DataFrame / Series of completed values
+        row = frame.iloc[0] if hasattr(frame, "columns") else frame
+        imputed = {str(k): row[k] for k in row.index}
+    flags = lookup(prognosis_result, "imputed_flags")
+    if flags is not None and not isinstance(flags, Mapping):
+        flags = {str(n): True for n in flags}
+    if flags:
+        imputed = {k: v for k, v in imputed.items() if flags.get(k)} or imputed
+    # keep only values that were really filled in (missing when entered)
+    imputed = {k: v for k, v in imputed.items()
+               if k not in entered or entered.get(k) is None or _is_nan(entered.get(k))}
+
+    age = _float_or_none(entered.get("age_months")) if entered else None
+    if age is None:
+        age = _float_or_none(lookup(case, "age_months"))
+    sex = entered.get("sex") if entered else None
+    sex = sex if sex in ("F", "M") else None
+
+    predictions: list[PredictionRecord] = list(base.predictions) if base is not None else []
+    for variant, result in risk:
+        predictions.append(PredictionRecord(
+            kind="risk", result=result, model_name=str(lookup(result, "model_name") or variant or "") or None,
+            model_sha256=_str_or_none(lookup(result, "model_sha256")),
+            input_sha256=_str_or_none(lookup(result, "input_sha256")) or codec.sha256_of(
+                {p: s.hu for p, s in slices.items()})))
+    if prognosis:
+        predictions.append(PredictionRecord(
+            kind="prognosis", result=prognosis_result,
+            model_name=_str_or_none(lookup(prognosis_result, "model_name")),
+            model_sha256=_str_or_none(lookup(prognosis_result, "model_sha256")),
+            input_sha256=_str_or_none(lookup(prognosis_result, "input_sha256")) or codec.sha256_of(
+                {"clinical": entered, "risk": p_high_risk})))
+
+    phase_meta = {p: s.meta for p, s in slices.items()}
+    record = CaseRecord(
+        label=(label or (base.label if base else None) or _str_or_none(lookup(case, "label")) or "case").strip(),
+        age_months=age, sex=sex, status=status, notes=notes, clinical_entered=entered,
+        clinical_imputed=imputed, phase_meta=phase_meta, slices=slices, predictions=predictions,
+        session={"case": case, "chosen_slices": chosen_slices, "risk_result": risk_result,
+                 "clinical_values": clinical_values, "prognosis_result": prognosis_result},
+        risk_class=_risk_class(primary, p_high_risk) if primary is not None else None,
+        hr_probability=p_high_risk,
+        mlrs=_float_or_none(lookup(prognosis_result, "mlrs")),
+        mlrs_percentile=_float_or_none(lookup(prognosis_result, "mlrs_percentile")),
+        mlrs_group=_mlrs_group(lookup(prognosis_result, "mlrs_group")),
+        include_series=include_series)
+    if base is not None:
+        record.case_uid, record.version = base.case_uid, base.version
+    return record
+
+
+def _is_nan(value) -> bool:
+    try:
+        return bool(np.isnan(value))
+    except TypeError:
+        return False
+
+
+def _str_or_none(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def session_from_record(record: CaseRecord) -> dict[str, Any]:
+    """The working objects to put back into the session (logical names of :data:`SESSION_OBJECTS`).
+
+    The whole series is not stored unless the user opted in; a case object whose series were left
+    out comes back as None, so the Case page asks for the study again instead of showing an empty one.
+    The chosen slices, the risk and prognosis results and the clinical values come back as saved.
+    """
+    objects = {name: record.session.get(name) for name in SESSION_OBJECTS}
+    if objects["chosen_slices"] is None and record.slices:
+        objects["chosen_slices"] = {p: {"hu": s.hu, "slice_index": s.slice_index,
+                                        "slice_position_mm": s.slice_position_mm, **s.meta}
+                                    for p, s in record.slices.items()}
+    if objects["case"] is not None and not record.include_series and _has_missing_arrays(objects["case"]):
+        objects["case"] = None
+    return objects
+
+
+def _has_missing_arrays(obj) -> bool:
+    """True when a decoded object lost its pixel arrays (a series left out at save time)."""
+    values = fields_of(obj)
+    for name, value in values.items():
+        if name in ("hu", "volume", "pixels", "series_hu") and value is None:
+            return True
+        if isinstance(value, (list, tuple)) and any(_has_missing_arrays(v) for v in value
+                                                    if dataclasses.is_dataclass(v) or isinstance(v, Mapping)):
+            return True
+        if (dataclasses.is_dataclass(value) or isinstance(value, Mapping)) and _has_missing_arrays(value):
+            return True
+    return False

@@ -1,0 +1,89 @@
+"""Cached access to the fitted prognosis pipeline for the Prognosis and Cohort pages.
+
+The pipeline is fitted once per (cohort, grid) and shared by every session through
+``st.cache_resource``: pages only read it (``predict_patient`` does not mutate it). The app fits
+the fast grid so it starts in seconds; ``NBRISK_PROGNOSIS_GRID=full`` selects the paper's grid.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from nbrisk_core.errors import InputError
+
+#: Grid fitted by the app (the CLI's ``nbrisk benchmark`` runs the full one).
+APP_GRID = os.environ.get("NBRISK_PROGNOSIS_GRID", "fast")
+#: Time points of the time-dependent ROC (method.md section 7: 1, 3, 5 and 7 years), in days.
+ROC_YEARS = (1, 3, 5, 7)
+DAYS_PER_YEAR = 365.25
+#: Age split used for subgroups: 18 months, the INRG age cut-off.
+AGE_CUTOFF_MONTHS = 18
+
+
+def fit_pipeline(cohort_dir: str, grid: str):
+    """Fit the prognosis pipeline on the cohort (uncached; the cached entry is :func:`get_pipeline`)."""
+    from nbrisk_core.prognosis.pipeline import fit_cohort_pipeline
+
+    # one worker: the app shares its machine, and the fast grid is small
+    return fit_cohort_pipeline(Path(cohort_dir), grid=grid, n_jobs=1)
+
+
+@st.cache_resource(show_spinner="Fitting the prognosis models on the cohort…", max_entries=4)
+def get_pipeline(cohort_dir: str, grid: str = APP_GRID):
+    """The fitted :class:`PrognosisPipeline` of ``cohort_dir`` (shared by all sessions; read only).
+
+    Raises :class:`InputError` (not cached, so a later rerun retries) when the cohort or its CT
+    embeddings are missing.
+    """
+    return fit_pipeline(str(cohort_dir), grid)
+
+
+def pipeline_or_message(cohort_dir) -> tuple[object | None, str | None]:
+    """``(pipeline, None)``, or ``(None, message)`` when it cannot be fitted from this cohort."""
+    path = Path(cohort_dir)
+    if not (path / "cohort.json").exists():
+        return None, (f"No cohort found at `{path}`. Build the demo cohort with "
+                      f"`nbrisk demo build --out {path}`.")
+    try:
+        return get_pipeline(str(path)), None
+    except InputError as error:
+        return None, str(error)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cohort_embedding_table(cohort_dir: str) -> pd.DataFrame | None:
+    """The cohort's CT embeddings (``ct01..ct16`` by ``patient_id``), or None if not available."""
+    try:
+        from nbrisk_core.classifier.embed import cohort_embeddings
+    except ImportError:
+        return None
+    try:
+        return cohort_embeddings(Path(cohort_dir))
+    except (InputError, FileNotFoundError):
+        return None
+
+
+def demo_embedding(pipeline, cohort_dir, patient_id: str) -> np.ndarray | None:
+    """A cohort patient's 16-value CT embedding (for the demo when no case went through Risk)."""
+    table = getattr(pipeline, "embeddings_", None)
+    if table is None:
+        table = cohort_embedding_table(str(cohort_dir))
+    if table is None or patient_id not in table.index:
+        return None
+    return table.loc[patient_id, [f"ct{k:02d}" for k in range(1, 17)]].to_numpy(dtype=float)
+
+
+def merged_patients(pipeline, clinical: pd.DataFrame) -> pd.DataFrame:
+    """The pipeline's per-patient MLRS table joined to the clinical table, with subgroup labels."""
+    columns = ["patient_id", "age_months", "mycn_amplified", "inrg_stage", "risk_group", "ferritin", "nse"]
+    table = pipeline.patients_.merge(clinical[[c for c in columns if c in clinical.columns]],
+                                     on="patient_id", how="left")
+    table["age_group"] = np.where(table["age_months"] < AGE_CUTOFF_MONTHS,
+                                  f"< {AGE_CUTOFF_MONTHS} months", f">= {AGE_CUTOFF_MONTHS} months")
+    table["mycn"] = np.where(table["mycn_amplified"] == 1, "amplified", "not amplified")
+    return table

@@ -1,0 +1,165 @@
+"""Prognosis: one patient's predicted overall survival from the CT embedding and the labs."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time as _time
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+from nbrisk_core.errors import InputError
+from nbrisk_ui import auth, state
+from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
+from nbrisk_ui.prognosis import demo_embedding, pipeline_or_message
+
+#: Individual prediction must feel immediate (target from the Prognosis issue).
+PREDICTION_TARGET_MS = 300
+
+auth.gate()
+st.title("Prognosis")
+path = cohort_dir()
+meta = load_cohort_tables(str(path))[2] if (path / "cohort.json").exists() else None
+synthetic_banner(meta)
+
+pipeline, problem = pipeline_or_message(path)
+if pipeline is None:
+    st.error(problem)
+    st.info("The prognosis models use the 16 CT features of the shipped Swin-ART classifier. "
+            "Train or install it (`nbrisk train`, then `nbrisk embed`) and reload this page.")
+    st.stop()
+
+clinical, _, _ = load_cohort_tables(str(path))
+st.caption(f"Model: **{pipeline.selected_}** (best mean C-index of the grid) · MLRS cutoff "
+           f"{pipeline.cutoff_:.3g} (training median, frozen).")
+
+# ------------------------------------------------------------------ CT embedding
+risk_result = st.session_state.get(state.RISK_RESULT) or {}
+embedding = risk_result.get("embedding") if isinstance(risk_result, dict) else None
+demo_patient = None
+if embedding is not None:
+    embedding = np.asarray(embedding, dtype=float).ravel()
+    st.success("CT features: the 16-value embedding of the current case from the Risk page.")
+else:
+    examples = list((meta or {}).get("example_patients", []))
+    choices = examples + [p for p in pipeline.patients_["patient_id"] if p not in examples]
+    demo_patient = st.selectbox("No case has been through the Risk page: use the CT features of a demo "
+                                "cohort patient", choices, key="prognosis.demo_patient")
+    embedding = demo_embedding(pipeline, path, demo_patient)
+    if embedding is None:
+        st.error(f"No CT embedding is stored for {demo_patient}.")
+        st.stop()
+    st.info(f"**Demo:** CT features of cohort patient **{demo_patient}** (not an uploaded case). "
+            "This patient is part of the cohort the model was fitted on.")
+
+# ------------------------------------------------------------------ clinical form
+units_of = {v.name: [v.unit, *v.alt_units] for v in CLINICAL_VARIABLES}
+if demo_patient is not None and st.button("Fill the form with this demo patient's values"):
+    row = clinical.set_index("patient_id").loc[demo_patient]
+    for v in CLINICAL_VARIABLES:
+        value = row.get(v.name)
+        missing = value is None or (isinstance(value, float) and np.isnan(value))
+        if v.kind == "numeric":
+            st.session_state[f"prognosis.{v.name}"] = None if missing else float(value)
+            st.session_state[f"prognosis.{v.name}.unit"] = v.unit
+        elif v.kind == "binary":
+            st.session_state[f"prognosis.{v.name}"] = None if missing else ("yes" if int(value) == 1 else "no")
+        else:
+            st.session_state[f"prognosis.{v.name}"] = None if missing else str(value)
+
+with st.form("prognosis.form"):
+    st.markdown("**Clinical values at diagnosis.** Leave a field empty when it is not known: missing "
+                "values are imputed (MICE-PMM from the training cohort) and listed with the result.")
+    entered: dict = {}
+    columns = st.columns(3)
+    for k, v in enumerate(CLINICAL_VARIABLES):
+        col = columns[k % 3]
+        label = v.label + (f" ({v.unit})" if v.unit and len(units_of[v.name]) == 1 else "")
+        if v.kind == "numeric":
+            help_text = f"Accepted {v.low:g}-{v.high:g} {v.unit}".strip()
+            if len(units_of[v.name]) > 1:
+                inner = col.columns([2, 1])
+                value = inner[0].number_input(label, value=None, format="%g", help=help_text,
+                                              key=f"prognosis.{v.name}")
+                unit = inner[1].selectbox("unit", units_of[v.name], key=f"prognosis.{v.name}.unit")
+            else:
+                value = col.number_input(label, value=None, format="%g", help=help_text, key=f"prognosis.{v.name}")
+                unit = v.unit
+            if value is not None:
+                entered[v.name] = {"value": value, "unit": unit}
+        elif v.kind == "binary":
+            choice = col.selectbox(label, ["no", "yes"], index=None, placeholder="not known",
+                                   key=f"prognosis.{v.name}")
+            if choice is not None:
+                entered[v.name] = 1 if choice == "yes" else 0
+        else:
+            choice = col.selectbox(label, list(v.categories), index=None, placeholder="not known",
+                                   key=f"prognosis.{v.name}")
+            if choice is not None:
+                entered[v.name] = choice
+    submitted = st.form_submit_button("Predict survival", type="primary")
+
+if submitted:
+    try:
+        started = _time.perf_counter()
+        prognosis = pipeline.predict_patient(embedding, entered)
+        elapsed_ms = 1000 * (_time.perf_counter() - started)
+    except InputError as error:
+        st.error(str(error))
+        st.stop()
+    st.session_state[state.CLINICAL_VALUES] = entered
+    result = dataclasses.asdict(prognosis)
+    result.update(embedding_source="risk page" if demo_patient is None else f"demo patient {demo_patient}",
+                  model=pipeline.selected_, cutoff=float(pipeline.cutoff_), prediction_ms=elapsed_ms)
+    st.session_state[state.PROGNOSIS_RESULT] = result
+
+result = st.session_state.get(state.PROGNOSIS_RESULT)
+if not result:
+    st.stop()
+
+# ------------------------------------------------------------------ result
+from nbrisk_core.prognosis.plots import individual_survival_figure, individual_survival_png  # noqa: E402
+
+cols = st.columns(3)
+cols[0].metric("MLRS", f"{result['mlrs']:.3g}")
+cols[1].metric("Percentile in the training cohort", f"{result['percentile']:.0f}")
+cols[2].metric("MLRS group", "High" if result["group"] == "high" else "Low")
+if result["imputed"]:
+    st.warning("**Imputed (not entered):** " + ", ".join(result["imputed"])
+               + ". Their values come from similar training patients (MICE-PMM); enter them for a "
+                 "prediction that depends less on imputation.", icon=":material/edit_note:")
+for note in result.get("notes") or []:
+    st.info(note)
+
+training = pipeline.patients_[pipeline.patients_["cohort"] == "train"]
+view = SimpleNamespace(**result)  # the plot functions read attributes; the stored result is a dict
+st.plotly_chart(individual_survival_figure(view, training["time"], training["event"],
+                                           training["mlrs_group"].map(lambda g: f"{g} MLRS (training)")),
+                key="prognosis.curve")
+speed = result.get("prediction_ms")
+if speed is not None:
+    verdict = "within" if speed < PREDICTION_TARGET_MS else "over"
+    st.caption(f"Individual prediction took {speed:.0f} ms ({verdict} the {PREDICTION_TARGET_MS} ms target).")
+
+curve = pd.DataFrame({"time_days": result["times"], "survival": result["survival"]})
+if result.get("low") is not None:
+    curve["survival_low"] = result["low"]
+    curve["survival_high"] = result["high"]
+header = (f"# NBRisk prognosis summary (research use only; synthetic demo data when the cohort is synthetic)\n"
+          f"# model={result['model']} mlrs={result['mlrs']:.6g} percentile={result['percentile']:.1f} "
+          f"group={result['group']} cutoff={result['cutoff']:.6g}\n"
+          f"# ct_features={result['embedding_source']} imputed={';'.join(result['imputed']) or 'none'}\n")
+buffer = io.StringIO()
+buffer.write(header)
+curve.to_csv(buffer, index=False)
+dl = st.columns(2)
+dl[0].download_button("Download summary (CSV)", buffer.getvalue(), file_name="nbrisk_prognosis.csv",
+                      mime="text/csv")
+dl[1].download_button("Download curve (PNG)",
+                      individual_survival_png(view, training["time"], training["event"],
+                                              training["mlrs_group"].map(lambda g: f"{g} MLRS")),
+                      file_name="nbrisk_prognosis.png", mime="image/png")

@@ -1,0 +1,103 @@
+"""Architecture, head, embedding, save/load round trip and the tampered-file error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nbrisk_core.classifier import CLASS_ORDER
+from nbrisk_core.classifier.architectures import (ARCHITECTURES, RiskHead, build_model, forward_with_embedding,
+                                                  risk_head)
+from nbrisk_core.classifier.model_io import base_card, load_model, save_model
+from nbrisk_core.errors import InputError
+
+
+def test_head_is_the_papers_and_embedding_is_16d(tiny_model):
+    head = risk_head(tiny_model)
+    assert isinstance(head, RiskHead)
+    assert head.hidden.out_features == 16 and head.out.out_features == len(CLASS_ORDER) == 2
+    # timm's own surface still works and reaches our head
+    tiny_model.eval()
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad():
+        logits, embedding = forward_with_embedding(tiny_model, x)
+        direct = tiny_model.forward_head(tiny_model.forward_features(x))
+    assert logits.shape == (3, 2) and embedding.shape == (3, 16)
+    torch.testing.assert_close(logits, direct)
+    torch.testing.assert_close(logits, head.out(embedding))
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "densenet121", "vgg16", "alexnet"])
+def test_cnn_baselines_take_the_same_head(arch):
+    model = build_model(arch)
+    head = risk_head(model)
+    assert head.hidden.in_features == ARCHITECTURES[arch].in_features
+    assert head.out.out_features == 2
+
+
+def test_unknown_architecture_is_an_input_error():
+    with pytest.raises(InputError, match="unknown architecture 'swin_xl'"):
+        build_model("swin_xl")
+
+
+def _save(tiny_model, tmp_path, half=True):
+    card = base_card("swin_t", "art", {"embed_dim": 24, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1]})
+    return save_model(tiny_model, tmp_path / "m", card, half=half)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tiny_model, tmp_path):
+    card = _save(tiny_model, tmp_path, half=False)
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert loaded.sha256 == card["sha256"] and loaded.card["class_order"] == ["HR", "NHR"]
+    x = torch.randn(2, 3, 224, 224)
+    tiny_model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), tiny_model(x), rtol=0, atol=0)
+
+
+def test_fp16_shipping_stays_close(tiny_model, tmp_path):
+    _save(tiny_model, tmp_path, half=True)
+    loaded = load_model(tmp_path / "m.json")
+    x = torch.randn(2, 3, 224, 224)
+    tiny_model.eval()
+    with torch.no_grad():
+        a, b = torch.softmax(loaded.model(x), 1), torch.softmax(tiny_model(x), 1)
+    assert float((a - b).abs().max()) < 1e-2
+
+
+def test_tampered_weights_are_refused(tiny_model, tmp_path):
+    _save(tiny_model, tmp_path)
+    path = tmp_path / "m.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="SHA-256 .* does not match"):
+        load_model(path)
+
+
+def test_truncated_weights_are_refused(tiny_model, tmp_path):
+    _save(tiny_model, tmp_path)
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(InputError, match="truncated"):
+        load_model(path)
+
+
+def test_architecture_mismatch_is_refused(tiny_model, tmp_path):
+    _save(tiny_model, tmp_path)
+    card_path = tmp_path / "m.json"
+    card = json.loads(card_path.read_text())
+    card["backbone_kwargs"]["embed_dim"] = 48  # the card now names another network
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(InputError, match="do not fit architecture"):
+        load_model(card_path)
+
+
+def test_missing_card_is_refused(tiny_model, tmp_path):
+    _save(tiny_model, tmp_path)
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(InputError, match="model card not found"):
+        load_model(tmp_path / "m.safetensors")
