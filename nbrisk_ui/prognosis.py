@@ -2,7 +2,8 @@
 
 The pipeline is fitted once per (cohort, grid) and shared by every session through
 ``st.cache_resource``: pages only read it (``predict_patient`` does not mutate it). The app fits
-the fast grid so it starts in seconds; ``NBRISK_PROGNOSIS_GRID=full`` selects the paper's grid.
+one combination (grid ``"app"``) so it starts in seconds; ``NBRISK_PROGNOSIS_GRID=full`` fits the
+paper's whole grid.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import streamlit as st
 
 from nbrisk_core.errors import InputError
 
-#: Grid fitted by the app (the CLI's ``nbrisk benchmark`` runs the full one).
-APP_GRID = os.environ.get("NBRISK_PROGNOSIS_GRID", "fast")
+#: Grid fitted by the app: "app" fits one combination (the paper's best unless
+#: ``NBRISK_PROGNOSIS_MODEL`` names another, e.g. the ``selected`` of a full ``nbrisk benchmark`` run);
+#: "quick" or "full" fit the whole grid (minutes to hours on a laptop).
+APP_GRID = os.environ.get("NBRISK_PROGNOSIS_GRID", "app")
+APP_MODEL = os.environ.get("NBRISK_PROGNOSIS_MODEL") or None
 #: Time points of the time-dependent ROC (method.md section 7: 1, 3, 5 and 7 years), in days.
 ROC_YEARS = (1, 3, 5, 7)
 DAYS_PER_YEAR = 365.25
@@ -25,22 +29,32 @@ DAYS_PER_YEAR = 365.25
 AGE_CUTOFF_MONTHS = 18
 
 
-def fit_pipeline(cohort_dir: str, grid: str):
+def load_embeddings(cohort_dir: str) -> pd.DataFrame:
+    """The cohort's CT embeddings from the shipped classifier (:class:`InputError` saying how to
+    make them when the model or the embeddings are missing)."""
+    from nbrisk_core.prognosis.pipeline import load_cohort_embeddings
+
+    return load_cohort_embeddings(Path(cohort_dir))
+
+
+def fit_pipeline(cohort_dir: str, grid: str, selected: str | None = None):
     """Fit the prognosis pipeline on the cohort (uncached; the cached entry is :func:`get_pipeline`)."""
     from nbrisk_core.prognosis.pipeline import fit_cohort_pipeline
 
-    # one worker: the app shares its machine, and the fast grid is small
-    return fit_cohort_pipeline(Path(cohort_dir), grid=grid, n_jobs=1)
+    # one worker: the app shares its machine with its users' sessions
+    return fit_cohort_pipeline(Path(cohort_dir), load_embeddings(cohort_dir), grid=grid, n_jobs=1,
+                               selected=selected)
 
 
-@st.cache_resource(show_spinner="Fitting the prognosis models on the cohort…", max_entries=4)
-def get_pipeline(cohort_dir: str, grid: str = APP_GRID):
-    """The fitted :class:`PrognosisPipeline` of ``cohort_dir`` (shared by all sessions; read only).
+@st.cache_resource(show_spinner="Fitting the prognosis model on the cohort…", max_entries=4)
+def get_pipeline(cohort_dir: str, grid: str = APP_GRID, selected: str | None = APP_MODEL):
+    """The fitted :class:`~nbrisk_core.prognosis.pipeline.PrognosisPipeline` of ``cohort_dir``.
 
-    Raises :class:`InputError` (not cached, so a later rerun retries) when the cohort or its CT
+    Shared by all sessions (``st.cache_resource``): pages only read it. Raises
+    :class:`InputError` (not cached, so a later rerun retries) when the cohort or its CT
     embeddings are missing.
     """
-    return fit_pipeline(str(cohort_dir), grid)
+    return fit_pipeline(str(cohort_dir), grid, selected)
 
 
 def pipeline_or_message(cohort_dir) -> tuple[object | None, str | None]:
@@ -59,20 +73,14 @@ def pipeline_or_message(cohort_dir) -> tuple[object | None, str | None]:
 def cohort_embedding_table(cohort_dir: str) -> pd.DataFrame | None:
     """The cohort's CT embeddings (``ct01..ct16`` by ``patient_id``), or None if not available."""
     try:
-        from nbrisk_core.classifier.embed import cohort_embeddings
-    except ImportError:
-        return None
-    try:
-        return cohort_embeddings(Path(cohort_dir))
-    except (InputError, FileNotFoundError):
+        return load_embeddings(cohort_dir)
+    except InputError:
         return None
 
 
-def demo_embedding(pipeline, cohort_dir, patient_id: str) -> np.ndarray | None:
-    """A cohort patient's 16-value CT embedding (for the demo when no case went through Risk)."""
-    table = getattr(pipeline, "embeddings_", None)
-    if table is None:
-        table = cohort_embedding_table(str(cohort_dir))
+def demo_embedding(cohort_dir, patient_id: str) -> np.ndarray | None:
+    """A cohort patient's 16 CT features (for the demo when no case went through the Risk page)."""
+    table = cohort_embedding_table(str(cohort_dir))
     if table is None or patient_id not in table.index:
         return None
     return table.loc[patient_id, [f"ct{k:02d}" for k in range(1, 17)]].to_numpy(dtype=float)

@@ -25,3 +25,12 @@ CASE_OBJECT_KEYS = {
     CLINICAL_VALUES: "clinical_values",
     PROGNOSIS_RESULT: "prognosis_result",
 }
+
+# Case page (imaging) working state, one case per session
+IMAGING_STUDY = "nbrisk.imaging.study"            # nbrisk_core.imaging.Study of the loaded case
+IMAGING_SOURCE = "nbrisk.imaging.source"          # what was loaded ("demo P0001" / "upload of N files")
+PHASE_ASSIGNMENT = "nbrisk.imaging.phase_assignment"  # series_uid -> "nc" | "art" | "pv" | None
+PHASE_SUGGESTIONS = "nbrisk.imaging.phase_suggestions"  # series_uid -> PhaseSuggestion
+SEGMENTATIONS = "nbrisk.imaging.segmentations"    # phase -> Segmentation from the seed click
+VIEWER_SLICE = "nbrisk.imaging.viewer_slice"      # phase -> slice index shown
+CONFIRMED_SLICES = "nbrisk.imaging.confirmed"     # phase -> chosen slice (before "send to Risk")

@@ -23,7 +23,12 @@ PREDICTION_TARGET_MS = 300
 auth.gate()
 st.title("Prognosis")
 path = cohort_dir()
-meta = load_cohort_tables(str(path))[2] if (path / "cohort.json").exists() else None
+try:
+    clinical, _, meta = load_cohort_tables(str(path))
+except InputError as error:  # no cohort, or a damaged one: say which file and how to rebuild
+    synthetic_banner(None)
+    st.error(str(error))
+    st.stop()
 synthetic_banner(meta)
 
 pipeline, problem = pipeline_or_message(path)
@@ -33,7 +38,6 @@ if pipeline is None:
             "Train or install it (`nbrisk train`, then `nbrisk embed`) and reload this page.")
     st.stop()
 
-clinical, _, _ = load_cohort_tables(str(path))
 st.caption(f"Model: **{pipeline.selected_}** (best mean C-index of the grid) · MLRS cutoff "
            f"{pipeline.cutoff_:.3g} (training median, frozen).")
 
@@ -49,7 +53,7 @@ else:
     choices = examples + [p for p in pipeline.patients_["patient_id"] if p not in examples]
     demo_patient = st.selectbox("No case has been through the Risk page: use the CT features of a demo "
                                 "cohort patient", choices, key="prognosis.demo_patient")
-    embedding = demo_embedding(pipeline, path, demo_patient)
+    embedding = demo_embedding(path, demo_patient)
     if embedding is None:
         st.error(f"No CT embedding is stored for {demo_patient}.")
         st.stop()
@@ -114,7 +118,7 @@ if submitted:
     st.session_state[state.CLINICAL_VALUES] = entered
     result = dataclasses.asdict(prognosis)
     result.update(embedding_source="risk page" if demo_patient is None else f"demo patient {demo_patient}",
-                  model=pipeline.selected_, cutoff=float(pipeline.cutoff_), prediction_ms=elapsed_ms)
+                  prediction_ms=elapsed_ms)
     st.session_state[state.PROGNOSIS_RESULT] = result
 
 result = st.session_state.get(state.PROGNOSIS_RESULT)
@@ -163,3 +167,5 @@ dl[1].download_button("Download curve (PNG)",
                       individual_survival_png(view, training["time"], training["event"],
                                               training["mlrs_group"].map(lambda g: f"{g} MLRS")),
                       file_name="nbrisk_prognosis.png", mime="image/png")
+
+from nbrisk_ui.cases import save_case_widget; save_case_widget()  # noqa: E402,E702 - Workflow: save the case

@@ -17,7 +17,12 @@ COHORTS = (("train", "Training cohort"), ("test", "Testing cohort"))
 auth.gate()
 st.title("Cohort")
 path = cohort_dir()
-meta = load_cohort_tables(str(path))[2] if (path / "cohort.json").exists() else None
+try:
+    clinical, _, meta = load_cohort_tables(str(path))
+except InputError as error:  # no cohort, or a damaged one: say which file and how to rebuild
+    synthetic_banner(None)
+    st.error(str(error))
+    st.stop()
 synthetic_banner(meta)
 
 pipeline, problem = pipeline_or_message(path)
@@ -27,7 +32,6 @@ if pipeline is None:
             "Swin-ART classifier. Train or install it (`nbrisk train`, then `nbrisk embed`) and reload.")
     st.stop()
 
-clinical, _, _ = load_cohort_tables(str(path))
 patients = merged_patients(pipeline, clinical)
 current = st.session_state.get(state.PROGNOSIS_RESULT)
 
@@ -50,15 +54,23 @@ if sub.empty:
     st.stop()
 
 
+#: the censoring distribution of the IPC weights comes from the whole training cohort, for every
+#: cohort and subgroup, as in the pipeline's summary and ``nbrisk benchmark`` (same numbers everywhere)
+train_all = patients[patients["cohort"] == "train"]
+TRAIN_CENSORING = dict(train_event=train_all["event"].to_numpy(), train_time=train_all["time"].to_numpy())
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def roc_table(frame: pd.DataFrame) -> pd.DataFrame:
+def roc_table(frame: pd.DataFrame, train_event: np.ndarray, train_time: np.ndarray) -> pd.DataFrame:
+    """td-AUC with 95 % CI at 1/3/5/7 years per cohort of ``frame``."""
     rows = []
     for cohort, label in COHORTS:
         part = frame[frame["cohort"] == cohort]
         if part.empty or part["event"].sum() == 0:
             continue
         for res in metrics.time_dependent_auc(part["event"], part["time"], part["mlrs"],
-                                              [y * DAYS_PER_YEAR for y in ROC_YEARS]):
+                                              [y * DAYS_PER_YEAR for y in ROC_YEARS],
+                                              train_event=train_event, train_time=train_time):
             rows.append({"cohort": label, "years": round(res.time / DAYS_PER_YEAR, 2), "auc": res.auc,
                          "low": res.low, "high": res.high, "cases": res.n_cases, "controls": res.n_controls,
                          "note": res.reason})
@@ -78,9 +90,13 @@ tabs = st.tabs(["Model search", "MLRS groups", "Time-dependent ROC", "Decision c
 # ------------------------------------------------------------------ model search
 with tabs[0]:
     combos = pipeline.combinations_
-    n_ok = int((combos["status"] == "ok").sum())
+    n_ok = int((combos["status"] == "fitted").sum())
     st.markdown(f"**{n_ok}** of {len(combos)} combinations fitted; best mean C-index: **{pipeline.selected_}**. "
                 "Rows are sorted by the mean of the training and testing C-index (the paper's rule).")
+    if pipeline.config_.get("grid") == "app":
+        st.info(f"The dashboard fits one combination ({pipeline.selected_}) so that it starts quickly. "
+                "The paper's full search (up to 117 combinations) runs with "
+                "`nbrisk benchmark`, or here with `NBRISK_PROGNOSIS_GRID=full`.")
     st.plotly_chart(plots.c_index_heatmap(combos), key="cohort.heatmap")
     with st.expander("All combinations (incl. skipped, with the reason)"):
         st.dataframe(combos, hide_index=True)
@@ -99,8 +115,9 @@ with tabs[1]:
                 p_text = f"log-rank p = {test.p_value:.3g}"
             except InputError as error:
                 p_text = f"log-rank test not possible: {error}"
-            st.plotly_chart(plots.kaplan_meier_figure(part["time"], part["event"], part["mlrs_group"] + " MLRS",
-                                                      title=f"{label}: {p_text}"),
+            groups = part["mlrs_group"] + " MLRS"
+            st.plotly_chart(plots.kaplan_meier_figure(part["time"], part["event"], groups, title=f"{label}: {p_text}",
+                                                      colours=plots.risk_group_colours(groups)),
                             key=f"cohort.km.{cohort}")
             st.caption(f"C-index of the MLRS: {c_index_or_nan(part):.3f}")
             st.plotly_chart(plots.risk_factor_figure(part["mlrs"], part["time"], part["event"], pipeline.cutoff_),
@@ -122,9 +139,10 @@ with tabs[2]:
                 st.info(f"{label}: no deaths in this subgroup.")
                 continue
             st.plotly_chart(plots.td_roc_figure(part["event"], part["time"], part["mlrs"],
-                                                [y * DAYS_PER_YEAR for y in ROC_YEARS], title=label),
+                                                [y * DAYS_PER_YEAR for y in ROC_YEARS], title=label,
+                                                **TRAIN_CENSORING),
                             key=f"cohort.roc.{cohort}")
-    st.dataframe(roc_table(sub), hide_index=True)
+    st.dataframe(roc_table(sub, **TRAIN_CENSORING), hide_index=True)
     st.caption("95 % CI: Clopper-Pearson exact interval over case-control pairs, as in the paper "
                "(narrow because pairs sharing a patient are treated as independent; see docs/prognosis.md).")
 
@@ -132,7 +150,6 @@ with tabs[2]:
 with tabs[3]:
     years = st.select_slider("Horizon (years)", options=[1, 3, 5], value=3, key="cohort.horizon")
     horizon = years * DAYS_PER_YEAR
-    train_all = patients[patients["cohort"] == "train"]
     cols = st.columns(2)
     for col, (cohort, label) in zip(cols, COHORTS):
         part = sub[sub["cohort"] == cohort]
@@ -178,16 +195,15 @@ with tabs[5]:
 with tabs[6]:
     baseline = pipeline.baseline_
     base = baseline.patients_
-    base_score = "mlrs" if "mlrs" in base.columns else "risk"
     base = base[base["patient_id"].isin(sub["patient_id"])]
     rows = []
     for cohort, label in COHORTS:
         part, bpart = sub[sub["cohort"] == cohort], base[base["cohort"] == cohort]
-        for name, frame, column in (("MLRS", part, "mlrs"), ("LASSO-Cox (clinical only)", bpart, base_score)):
+        for name, frame, column in (("MLRS", part, "mlrs"), ("LASSO-Cox (clinical only)", bpart, "mlrs")):
             if frame.empty or frame["event"].sum() == 0:
                 continue
             res = metrics.time_dependent_auc(frame["event"], frame["time"], frame[column],
-                                             [y * DAYS_PER_YEAR for y in ROC_YEARS[:3]])
+                                             [y * DAYS_PER_YEAR for y in ROC_YEARS[:3]], **TRAIN_CENSORING)
             rows.append({"cohort": label, "model": name, "c_index": c_index_or_nan(frame, column),
                          **{f"AUC {r.time / DAYS_PER_YEAR:g} y": r.auc for r in res}})
     st.markdown("The paper's benchmark: a LASSO-Cox model on clinical indicators only "

@@ -104,7 +104,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture("swin_t", "Swin-T", lambda **kw: _timm_backbone("swin_tiny_patch4_window7_224", **kw),
-                     "swin_tiny_patch4_window7_224", "head.fc", 768, "layers.3.blocks.-1.norm2",
+                     "swin_tiny_patch4_window7_224", "head.fc", 768, "layers.3.blocks.-1",
                      cam_reshape=_swin_reshape),
         Architecture("resnet50", "ResNet-50", lambda **kw: _timm_backbone("resnet50", **kw),
                      "resnet50", "fc", 2048, "layer4"),

@@ -209,3 +209,13 @@ def shipped_model_path(variant: str = "art") -> Path:
     from nbrisk_core.config import models_dir
 
     return models_dir() / f"{SHIPPED_MODELS[variant]}.safetensors"
+
+
+def record_evaluation(path: Path, evaluation: dict) -> dict:
+    """Append an evaluation to a model card (``evaluations`` list); the weights stay untouched, so
+    the card's SHA-256 still matches. Returns the updated card."""
+    card_path = Path(path).with_suffix(".json")
+    card = read_card(card_path)
+    card.setdefault("evaluations", []).append(evaluation)
+    card_path.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    return card

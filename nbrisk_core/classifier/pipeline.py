@@ -128,13 +128,20 @@ def train_run(args, recipe) -> dict:
     if recipe.stage == "pretrain":
         from nbrisk_core.demo import synth_training_batch
 
-        val_images, val_labels, val_aux = synthetic_arrays(synth_training_batch, args.variant, 96, recipe.seed + 1)
+        val_images, val_labels, val_aux = synthetic_arrays(synth_training_batch, args.variant, 32, recipe.seed + 1)
         aux_scale = np.maximum(val_aux.std(axis=0), 1e-3)
         np.savetxt(run_dir / "aux_scale.txt", aux_scale)
         history = fit(model, run_dir, recipe, synthetic_source(args.variant, recipe.seed, recipe.batch_size),
                       val_images, val_labels, resume=args.resume, progress=not args.no_progress, log=log,
                       aux_scale=aux_scale)
         evaluation = {"synthetic_validation": _evaluate(model, val_images, val_labels)}
+        n_seen = sum(recipe.steps_per_epoch * recipe.batch_size for _ in history)
+        card["training_cohort"] = {
+            "name": "on-the-fly synthetic stream (nbrisk_core.demo.synth_training_batch)",
+            "seed": recipe.seed, "size": int(n_seen), "synthetic": True,
+            "sha256": None, "note": "fresh generator patients per batch, seeded by (seed, epoch, step); "
+            "a random stream the demo cohorts never use"}
+        card["synthetic_data"] = True
         card.update(training={"stage": "pretrain", "source": "nbrisk_core.demo.synth_training_batch (on the fly)",
                               "aux_targets": list(AUX_TARGETS), "recipe": recipe.to_dict(),
                               "epochs_run": len(history), "init_sha256": init_sha})

@@ -60,8 +60,8 @@ class Recipe:
         return asdict(self)
 
 
-PRETRAIN_RECIPE = Recipe(stage="pretrain", optimizer="adamw", max_lr=3e-4, min_lr=1e-6, t_max=12, warmup_steps=30,
-                         batch_size=16, max_epochs=12, early_stop_after=12, patience=100, grad_clip=1.0,
+PRETRAIN_RECIPE = Recipe(stage="pretrain", optimizer="adamw", max_lr=3e-4, min_lr=1e-6, t_max=12, warmup_steps=20,
+                         batch_size=8, max_epochs=12, early_stop_after=12, patience=100, grad_clip=1.0,
                          aux_weight=1.0, weight_decay=0.05, steps_per_epoch=25)
 
 

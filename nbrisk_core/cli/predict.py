@@ -1,13 +1,96 @@
-"""`nbrisk predict`: not implemented yet (see the open issue that owns it)."""
+"""`nbrisk predict`: high-risk probability of one case with every shipped variant, and its embedding.
+
+Each ``--PHASE PATH`` is a 2-D image (BMP/PNG, the paper's input) or a DICOM series (folder, zip or
+file) with ``--slice-PHASE N`` naming the chosen slice (0-based, ascending z). Variants run when
+their model file exists in ``models/`` and their phases were given. ``--json`` prints one object:
+``variants`` ({variant: {p_high_risk, risk_class, ...}}), ``embedding`` (16 Swin-ART values),
+``model_sha256``, ``device``, ``seconds`` (and ``prognosis`` with ``--labs``).
+"""
 
 from __future__ import annotations
 
+import argparse
+
+PHASES = ("nc", "art", "pv")
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("predict", help="(not implemented yet)")
-    parser.set_defaults(handler=run)
+    p = subparsers.add_parser("predict", help="high-risk probability of one case (every shipped Swin variant)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for phase in PHASES:
+        p.add_argument(f"--{phase}", metavar="PATH", required=phase == "art",
+                       help=f"{phase.upper()} phase: 2-D image or DICOM series")
+        p.add_argument(f"--slice-{phase}", type=int, metavar="N", help=f"slice index in the {phase.upper()} series")
+    p.add_argument("--labs", metavar="FILE", help="labs (JSON or one-row CSV): adds the individual prognosis")
+    p.add_argument("--models", metavar="DIR", help="model directory (default models/)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def predict_paths(paths: dict, slices: dict, models_dir=None) -> dict:
+    """Library entry behind the CLI: read each phase, run each available variant."""
+    import time
+    from pathlib import Path
+
+    from nbrisk_core.classifier.inference import Predictor, optimized_config, predict_case
+    from nbrisk_core.classifier.model_io import SHIPPED_MODELS, load_model
+    from nbrisk_core.config import models_dir as default_models_dir
+    from nbrisk_core.errors import InputError
+    from nbrisk_core.imaging import read_phase_input
+
+    started = time.perf_counter()
+    grey = {phase: read_phase_input(path, slices.get(phase))[0] for phase, path in paths.items() if path}
+    folder = Path(models_dir) if models_dir else default_models_dir()
+    config = optimized_config()
+    variants, art = {}, None
+    for variant, stem in SHIPPED_MODELS.items():
+        weights = folder / f"{stem}.safetensors"
+        if not weights.exists():
+            continue
+        loaded = load_model(weights, device=config.device)
+        if not all(p in grey for p in loaded.card["phases"]):
+            continue
+        result = predict_case(Predictor(loaded, config), grey)
+        variants[variant] = {"label": result.label, "p_high_risk": result.p_high_risk,
+                             "risk_class": result.risk_class, "threshold": result.threshold,
+                             "model_sha256": result.model_sha256}
+        if variant == "art":
+            art = result
+    if art is None:
+        raise InputError(f"{folder}: no Swin-ART model ({SHIPPED_MODELS['art']}.safetensors); "
+                         "train it with `nbrisk train` or set NBRISK_MODELS_DIR")
+    return {"variants": variants, "embedding": [float(v) for v in art.embedding], "model_sha256": art.model_sha256,
+            "device": art.device, "seconds": time.perf_counter() - started,
+            "synthetic_data": bool(load_model(folder / f"{SHIPPED_MODELS['art']}.safetensors").card.get(
+                "synthetic_data", False))}
 
 
 def run(args) -> int:
-    print("nbrisk predict: not implemented yet")
-    return 1
+    import importlib.util
+    import json
+
+    from nbrisk_core.errors import InputError
+
+    paths = {phase: getattr(args, phase) for phase in PHASES}
+    slices = {phase: getattr(args, f"slice_{phase}") for phase in PHASES}
+    result = predict_paths(paths, slices, args.models)
+    # --- prognosis hook (owned by the prognosis engine) ---------------------------------------
+    if args.labs:
+        if importlib.util.find_spec("nbrisk_core.prognosis.individual") is None:
+            raise InputError("--labs: prognosis not available in this installation")
+        from nbrisk_core.prognosis.individual import predict_from_labs
+
+        result["prognosis"] = predict_from_labs(result["embedding"], args.labs)
+    # ------------------------------------------------------------------------------------------
+    if args.json:
+        print(json.dumps(result, default=float))
+        return 0
+    for variant, r in result["variants"].items():
+        print(f"{r['label']:<9} p(high risk) = {r['p_high_risk']:.3f}  -> {r['risk_class']}")
+    print(f"embedding (16): {' '.join(f'{v:.3f}' for v in result['embedding'])}")
+    print(f"model {result['model_sha256'][:16]}  device {result['device']}  {result['seconds']:.2f} s")
+    if result.get("synthetic_data"):
+        print("NOTE: the demo model was trained on synthetic data; not for clinical use.")
+    if "prognosis" in result:
+        print(json.dumps(result["prognosis"], indent=2, default=float))
+    return 0

@@ -31,6 +31,8 @@ from nbrisk_core.demo.render import (N_SLICES, PHASES, SLICE_SIZE, CaseGeometry,
 from nbrisk_core.errors import InputError
 
 COHORT_NAME = "nbrisk-synthetic-demo"
+#: How many patients' slices a loaded cohort keeps in memory.
+SLICE_CACHE_PATIENTS = 32
 DEFAULT_SEED = 20250416
 DEFAULT_PATIENTS = 202
 DEFAULT_STUDIES = 5
@@ -40,7 +42,13 @@ WINDOW = {"width": 400, "level": 40}
 #: two never share patients.
 COHORT_STREAM = 0
 
-#: Dense image truth, measured on the arterial max-area slice (the paper's best phase).
+#: Dense image truth, measured on the arterial max-area slice (the paper's best phase):
+#: ``tumour_area_mm2`` (mask area), ``longest_diameter_mm`` (largest distance between mask pixel
+#: centres), ``calcification_count`` (calcified foci visible on that slice; each > 130 HU),
+#: ``calcification_volume_mm3`` (their volume inside the slice's slab), ``necrotic_fraction``
+#: (necrotic share of the mask), ``enhancement_hu`` (true arterial enhancement of the viable tumour
+#: over its NC attenuation), ``encasement`` (the tumour outline covers at least half of the aortic
+#: circumference), ``crosses_midline`` (the mask reaches more than 3 mm past the midline on both sides).
 DENSE_TRUTH_COLUMNS: tuple[str, ...] = (
     "tumour_area_mm2", "longest_diameter_mm", "calcification_count", "calcification_volume_mm3",
     "necrotic_fraction", "enhancement_hu", "encasement", "crosses_midline",
@@ -102,14 +110,15 @@ def example_patients(table: pd.DataFrame, n_studies: int) -> list[str]:
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez_compressed`` with fixed zip timestamps, so the bytes depend only on the arrays."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    # level 1: CT noise barely compresses further, and level 6 costs 3x the time
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, buffer.getvalue())
+            archive.writestr(info, buffer.getvalue(), compresslevel=1)
 
 
 def _save_png(path: Path, grey: np.ndarray) -> None:
@@ -272,7 +281,8 @@ def _build_into(out: Path, n_patients: int, seed: int, n_studies: int, progress)
 def _round_truth(truth: pd.DataFrame) -> pd.DataFrame:
     truth = truth.copy()
     for column, digits in (("latent_score", 6), ("true_linear_predictor", 6), ("p_high_risk", 6),
-                           ("tumour_area_mm2", 2), ("longest_diameter_mm", 2), ("calcification_volume_mm3", 2),
+                           ("tumour_area_mm2", 2), ("longest_diameter_mm", 2),
+                           ("calcification_volume_mm3", 2),
                            ("necrotic_fraction", 4), ("enhancement_hu", 2), ("pixel_spacing_mm", 4)):
         truth[column] = truth[column].astype(float).round(digits)
     return truth
@@ -336,23 +346,31 @@ class DemoCohort:
             raise InputError(f"phase {phase!r}: expected one of {', '.join(PHASES)}")
 
     def _npz(self, patient_id: str) -> dict:
-        if patient_id not in self._slices:
-            path = self.path / "slices" / patient_id / "hu.npz"
-            if not path.is_file():
-                raise InputError(f"{path}: missing slice file of patient {patient_id}")
-            with np.load(path, allow_pickle=False) as data:
-                self._slices[patient_id] = {k: data[k] for k in data.files}
-        return self._slices[patient_id]
+        if patient_id in self._slices:
+            self._slices[patient_id] = self._slices.pop(patient_id)   # most recently used last
+            return self._slices[patient_id]
+        path = self.path / "slices" / patient_id / "hu.npz"
+        if not path.is_file():
+            raise InputError(f"{path}: missing slice file of patient {patient_id}")
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        for array in arrays.values():
+            array.setflags(write=False)   # the cache is shared (Streamlit sessions): never edited
+        self._slices[patient_id] = arrays
+        # bounded: ~0.5 MB per patient, and a dashboard may browse the whole cohort
+        while len(self._slices) > SLICE_CACHE_PATIENTS:
+            self._slices.pop(next(iter(self._slices)))
+        return arrays
 
     def slice_hu(self, patient_id: str, phase: str) -> np.ndarray:
         """The max-area slice of ``phase`` in HU (int16, 2-D)."""
         self._check(patient_id, phase)
-        return self._npz(patient_id)[phase]
+        return self._npz(patient_id)[phase].copy()   # a copy: callers may edit it freely
 
     def slice_mask(self, patient_id: str, phase: str) -> np.ndarray:
         """The tumour mask (uint8) of the max-area slice of ``phase``."""
         self._check(patient_id, phase)
-        return self._npz(patient_id)[f"mask_{phase}"]
+        return self._npz(patient_id)[f"mask_{phase}"].copy()
 
     def slice_png(self, patient_id: str, phase: str) -> Path:
         """Path of the 8-bit W400/L40 PNG export of the max-area slice of ``phase``."""
@@ -376,7 +394,8 @@ def load_cohort(path) -> DemoCohort:
     path = Path(path)
     meta_path = path / "cohort.json"
     if not path.is_dir():
-        raise InputError(f"{path}: demo cohort directory not found (build it with 'nbrisk demo build --out {path}')")
+        raise InputError(f"{path}: demo cohort directory not found "
+                         f"(build it with 'nbrisk demo build --out {path}')")
     if not meta_path.is_file():
         raise InputError(f"{meta_path}: missing; {path} is not a demo cohort "
                          f"(build it with 'nbrisk demo build --out {path}')")
@@ -429,8 +448,9 @@ def write_study(cohort_dir, patient_id: str, out_dir, as_zip: bool = False) -> l
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(f"{meta_path}: invalid demo cohort metadata ({error})") from None
     if meta.get("generator_version") != GENERATOR_VERSION:
-        raise InputError(f"{meta_path}: generator_version {meta.get('generator_version')!r} differs from this "
-                         f"NBRisk's {GENERATOR_VERSION!r}; rebuild the cohort with 'nbrisk demo build'")
+        raise InputError(f"{meta_path}: generator_version {meta.get('generator_version')!r} differs "
+                         f"from this NBRisk's {GENERATOR_VERSION!r}; rebuild the cohort with "
+                         "'nbrisk demo build'")
     number = _patient_number(patient_id, n_patients, cohort_dir)
     table = generate_cohort_tables(n_patients, seed)
     row = table.iloc[number - 1]

@@ -1,8 +1,8 @@
 """Full multiphase DICOM studies of demo patients (CT Image Storage, written with pydicom).
 
 One study per patient with three series (NC, ART, PV) in acquisition order. Every UID is derived
-from the cohort seed, the patient and the phase/slice with ``pydicom.uid.generate_uid(prefix=None,
-entropy_srcs=...)`` (2.25.x UIDs), dates are obviously fake (1900-01-01), and the patient is named
+from the cohort seed, the patient and the phase/slice as a name-based UUID (``2.25.x`` UIDs),
+dates are obviously fake (1900-01-01), and the patient is named
 ``SYNTHETIC^P0007`` with ID ``SYNTH-P0007``. Pixels are stored unsigned, ``HU + 1024``, with
 (0028,1053) RescaleSlope 1 and (0028,1052) RescaleIntercept -1024, so that applying the modality
 LUT gives back the renderer's int16 HU exactly.
@@ -11,6 +11,7 @@ LUT gives back the renderer's int16 HU exactly.
 from __future__ import annotations
 
 import io
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from nbrisk_core.demo.render import PHASES, CaseGeometry, render_slice
 
@@ -51,9 +52,22 @@ INJECTION_SECONDS = 9 * 3600 + 2 * 60   # 09:02:00
 CONTRAST_AGENT = "Iohexol 300 mgI/mL (synthetic)"
 
 
+#: Namespace of the name-based UUIDs behind every demo UID.
+UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:nbrisk:synthetic-demo")
+
+
+#: (0002,0012) ImplementationClassUID of the files this generator writes.
+IMPLEMENTATION_CLASS_UID = f"2.25.{uuid.uuid5(UID_NAMESPACE, 'implementation-class').int}"
+
+
 def _uid(seed: int, patient_id: str, *parts) -> str:
-    return generate_uid(prefix=None, entropy_srcs=["nbrisk-synthetic-demo", str(seed), patient_id,
-                                                    *map(str, parts)])
+    """A deterministic ``2.25.<uuid>`` UID (PS3.5 B.2, ISO/IEC 9834-8) named by seed, patient, parts.
+
+    ``pydicom.uid.generate_uid(prefix=None, ...)`` ignores its entropy sources and returns a
+    random UUID4, so the name-based UUID (version 5) is formed here instead.
+    """
+    name = "|".join(["nbrisk-synthetic-demo", str(seed), patient_id, *map(str, parts)])
+    return UID(f"2.25.{uuid.uuid5(UID_NAMESPACE, name).int}")
 
 
 def _dicom_time(seconds: float) -> str:
@@ -85,13 +99,11 @@ def build_slice_dataset(geom: CaseGeometry, clinical: dict, seed: int, patient_i
     """One CT Image Storage dataset for slice ``k`` of ``phase`` (pixels from ``hu``, int16 HU)."""
     proto = PHASE_PROTOCOLS[phase]
     times = acquisition_seconds(geom)
-    sop_uid = _uid(seed, patient_id, "sop", phase, k)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = "2.25.229451600072090404564544894284998027172"
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = "NBRISK_DEMO_1"
 
     ds = Dataset()
@@ -99,7 +111,6 @@ def build_slice_dataset(geom: CaseGeometry, clinical: dict, seed: int, patient_i
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = STUDY_DATE
     ds.StudyTime = _dicom_time(INJECTION_SECONDS - 120.0)
     ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = _dicom_time(times[phase])
@@ -130,14 +141,9 @@ def build_slice_dataset(geom: CaseGeometry, clinical: dict, seed: int, patient_i
     ds.StudyID = "1"
     ds.SeriesNumber = proto.number
     ds.AcquisitionNumber = 1
-    ds.InstanceNumber = k + 1
-    z = float(slice_positions(geom)[k])
-    origin = -(geom.size - 1) / 2.0 * geom.pixel_spacing
-    ds.ImagePositionPatient = [_ds(origin), _ds(origin), _ds(z)]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.FrameOfReferenceUID = _uid(seed, patient_id, "frame")
     ds.PositionReferenceIndicator = ""
-    ds.SliceLocation = _ds(z)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows = ds.Columns = geom.size
@@ -151,8 +157,26 @@ def build_slice_dataset(geom: CaseGeometry, clinical: dict, seed: int, patient_i
     ds.RescaleIntercept = -1024
     ds.RescaleSlope = 1
     ds.RescaleType = "HU"
-    ds.PixelData = (hu.astype(np.int32) + 1024).astype("<u2").tobytes()
+    set_slice(ds, geom, seed, patient_id, phase, k, hu)
     return ds
+
+
+def set_slice(ds: Dataset, geom: CaseGeometry, seed: int, patient_id: str, phase: str, k: int,
+              hu: np.ndarray) -> None:
+    """Set the elements that differ between the slices of a series (UID, number, position, pixels).
+
+    Writing a series re-uses one dataset and calls this per slice: building ~70 elements per file
+    with pydicom costs more than rendering the slice.
+    """
+    sop_uid = _uid(seed, patient_id, "sop", phase, k)
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceNumber = k + 1
+    z = float(slice_positions(geom)[k])
+    origin = -(geom.size - 1) / 2.0 * geom.pixel_spacing
+    ds.ImagePositionPatient = [_ds(origin), _ds(origin), _ds(z)]
+    ds.SliceLocation = _ds(z)
+    ds.PixelData = (hu.astype(np.int32) + 1024).astype("<u2").tobytes()
 
 
 def _ds(value: float) -> str:
@@ -173,9 +197,13 @@ def write_study_files(geom: CaseGeometry, clinical: dict, seed: int, patient_id:
     for phase in PHASES:
         folder = root / PHASE_PROTOCOLS[phase].folder
         folder.mkdir(parents=True, exist_ok=True)
+        ds = None
         for k in range(geom.n_slices):
             hu, _ = render_slice(geom, phase, k)
-            ds = build_slice_dataset(geom, clinical, seed, patient_id, phase, k, hu)
+            if ds is None:
+                ds = build_slice_dataset(geom, clinical, seed, patient_id, phase, k, hu)
+            else:
+                set_slice(ds, geom, seed, patient_id, phase, k, hu)
             buffer = io.BytesIO()
             pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
             data = buffer.getvalue()

@@ -10,7 +10,14 @@ with scikit-learn and lifelines.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties sharing their average rank (``scipy.stats.rankdata``'s default),
+    in numpy so that importing this module stays cheap."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    return (upper - (counts - 1) / 2.0)[inverse]
 
 
 def auc(label: np.ndarray, score: np.ndarray) -> float:
@@ -26,7 +33,7 @@ def auc(label: np.ndarray, score: np.ndarray) -> float:
     n_pos, n_neg = int(label.sum()), int((~label).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(score)
+    ranks = _average_ranks(score)
     return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
@@ -48,5 +55,6 @@ def harrell_c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> fl
         t_i, e_i, r_i = time[sl, None], event[sl, None], risk[sl, None]
         comp = e_i & ((time[None, :] > t_i) | ((time[None, :] == t_i) & ~event[None, :]))
         comparable += int(comp.sum())
-        concordant += float((comp & (r_i > risk[None, :])).sum()) + 0.5 * float((comp & (r_i == risk[None, :])).sum())
+        concordant += float((comp & (r_i > risk[None, :])).sum())
+        concordant += 0.5 * float((comp & (r_i == risk[None, :])).sum())
     return concordant / comparable if comparable else float("nan")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, gammaincinv, ndtr
+from scipy.special import expit, ndtr
 
 from nbrisk_core.clinical.schema import LAB_VARIABLES
 
@@ -51,9 +51,10 @@ ACCRUAL_DAYS = (20.0, 3000.0)
 #: Random loss to follow-up: exponential with this mean (days).
 LOSS_MEAN_DAYS = 3000.0
 
-#: Age at diagnosis (months): gamma marginal (median ~38.5, IQR ~20-57), capped at 14 years.
-AGE_GAMMA_SHAPE = 2.1
-AGE_GAMMA_SCALE = 22.2
+#: Age at diagnosis (months): a piecewise-linear quantile function through the paper's median
+#: 38.5 and IQR 20.25-57 (``shared/spec/method.md`` section 1), range 0-14 years.
+AGE_QUANTILES = ((0.0, 0.02, 0.10, 0.25, 0.50, 0.75, 0.90, 0.97, 1.0),
+                 (0.5, 2.0, 9.0, 20.25, 38.5, 57.0, 82.0, 115.0, 168.0))
 AGE_LATENT_CORRELATION = 0.3
 AGE_MAX_MONTHS = 168.0
 
@@ -81,8 +82,8 @@ LAB_MODELS: tuple[LabModel, ...] = (
     LabModel("afp", 4.0, 0.0, 0.90, 0.18),
     LabModel("cea", 1.4, 0.0, 0.50, 0.20),
     LabModel("crp", 4.0, 0.35, 1.00, 0.10),
-    LabModel("wbc", 8.5, 0.05, 0.30, 0.05),
-    LabModel("hemoglobin", 112.0, -0.06, 0.12, 0.05),
+    LabModel("wbc", 8.5, 0.05, 0.30, 0.06),
+    LabModel("hemoglobin", 112.0, -0.06, 0.12, 0.07),
 )
 assert tuple(m.name for m in LAB_MODELS) == tuple(v.name for v in LAB_VARIABLES)
 
@@ -121,9 +122,7 @@ def sample_patients(n: int, rng: np.random.Generator, exact_hr_count: int | None
     # Age: Gaussian copula so that older children are somewhat more aggressive, gamma marginal.
     rho = AGE_LATENT_CORRELATION
     u = ndtr(rho * latent + np.sqrt(1.0 - rho**2) * _standard_normal(rng, n))
-    u = np.clip(u, 1e-6, 1 - 1e-6)
-    age = np.minimum(gammaincinv(AGE_GAMMA_SHAPE, u) * AGE_GAMMA_SCALE, AGE_MAX_MONTHS)
-    age = np.round(age, 1)
+    age = np.round(np.interp(u, *AGE_QUANTILES), 1)
     over_18m = (age > 18.0).astype(float)
 
     sex = np.where(rng.random(n) < 0.55, "M", "F")
@@ -162,7 +161,8 @@ def sample_patients(n: int, rng: np.random.Generator, exact_hr_count: int | None
     s = SURVIVAL_COEF
     linear_predictor = (s["latent"] * latent + s["mycn"] * mycn + s["stage_m"] * stage_m
                         + s["over_18m"] * over_18m)
-    event_time = (-np.log(rng.random(n)) / (WEIBULL_SCALE * np.exp(linear_predictor))) ** (1.0 / WEIBULL_SHAPE)
+    cumulative_hazard = -np.log(rng.random(n))
+    event_time = (cumulative_hazard / (WEIBULL_SCALE * np.exp(linear_predictor))) ** (1.0 / WEIBULL_SHAPE)
     admin = rng.uniform(*ACCRUAL_DAYS, size=n)
     loss = rng.exponential(LOSS_MEAN_DAYS, size=n)
     censor_time = np.minimum(admin, loss)
@@ -196,7 +196,7 @@ def _sample_labs(n: int, latent: np.ndarray, age: np.ndarray, rng: np.random.Gen
         low, high = _LAB_RANGES[model.name]
         value = np.clip(value, max(low, 1e-3) if low is not None else 1e-3, high)
         value = np.round(value, 2)
-        n_missing = int(round(model.missing_fraction * n))
+        n_missing = int(np.ceil(model.missing_fraction * n))
         if n_missing:
             weight = young_weight / young_weight.sum()
             missing = rng.choice(n, size=n_missing, replace=False, p=weight)
@@ -218,7 +218,8 @@ def _sample_tumour(n: int, latent: np.ndarray, age: np.ndarray, rng: np.random.G
         "img_height_ratio": rng.uniform(0.8, 1.3, n),
         "img_lobulation": np.clip(0.04 + 0.08 * expit(1.5 * z) + 0.03 * rng.standard_normal(n), 0.0, 0.2),
         "img_calcification_foci": rng.poisson(np.exp(1.3 + 0.55 * z)),
-        "img_necrotic_fraction": np.clip(0.45 * expit(-1.2 + 1.6 * z + 0.6 * rng.standard_normal(n)), 0.0, 0.45),
+        "img_necrotic_fraction": np.clip(0.45 * expit(-1.2 + 1.6 * z + 0.6 * rng.standard_normal(n)),
+                                         0.0, 0.45),
         "img_heterogeneity": np.clip(0.15 + 0.25 * expit(1.5 * z) + 0.05 * rng.standard_normal(n), 0.05, 0.6),
         "img_nc_hu": rng.uniform(30.0, 50.0, n),
         "img_enhancement_art": np.clip(35.0 + 12.0 * z + 8.0 * rng.standard_normal(n), 10.0, 90.0),

@@ -22,7 +22,6 @@ from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 PHASES: tuple[str, ...] = ("nc", "art", "pv")
 PHASE_INDEX: dict[str, int] = {p: i for i, p in enumerate(PHASES)}
@@ -92,7 +91,9 @@ class CaseGeometry:
     calcifications: np.ndarray          # (m, 5): x, y, z (mm, relative to tumour centre), radius, HU
     texture: np.ndarray                 # (6, 4): kx, ky, kz (rad/mm), phase
     shifts: tuple[int, int, int]        # breathing shift per phase, slices
-    bowel: np.ndarray                   # (b, 6): x, y, dx/dz, radius, gas(1)/fluid(0), z half-extent (fraction)
+    #: bowel loops (b, 7): x, y, drift dx/dz, radius, gas (1) or fluid (0), z half-extent and z centre
+    #: (fractions of the volume)
+    bowel: np.ndarray
     side: int                           # +1 left, -1 right
 
     def phase_shift(self, phase: str) -> int:
@@ -128,8 +129,8 @@ def case_geometry(params: Mapping, key: tuple[int, ...], size: int = SLICE_SIZE,
     lob_amp = float(params["img_lobulation"])
     n_lobes = int(rng.integers(2, 4))
     weights = rng.dirichlet(np.ones(n_lobes))
-    lobes = tuple((int(rng.integers(2, 7)), float(lob_amp * w * n_lobes / 1.5), float(rng.uniform(0, 2 * np.pi)))
-                  for w in weights)
+    lobes = tuple((int(rng.integers(2, 7)), float(lob_amp * w * n_lobes / 1.5),
+                   float(rng.uniform(0, 2 * np.pi))) for w in weights)
     lob_max = 1.0 + sum(a for _, a, _ in lobes)
 
     side = 1 if params["img_side"] == "left" else -1
@@ -149,7 +150,12 @@ def case_geometry(params: Mapping, key: tuple[int, ...], size: int = SLICE_SIZE,
         center = (aorta[0] + side * gap, aorta[1] - 0.15 * radii[1])
 
     half_height = min(float(params["img_height_ratio"]) * radius, 18 * thickness)
-    center_slice = int(rng.integers(n_slices // 2 - 3, n_slices // 2 + 1))
+    # the centre slice varies between cases (slice selection must search), leaving room for the
+    # whole tumour and the largest breathing shift (2 slices) inside the series
+    half_slices = int(np.ceil(half_height / thickness))
+    lowest = max(half_slices + 1, n_slices // 2 - 10)
+    highest = min(n_slices - 4 - half_slices, n_slices // 2 + 6)
+    center_slice = int(rng.integers(lowest, highest + 1)) if highest >= lowest else n_slices // 2 - 2
 
     nec = float(params["img_necrotic_fraction"])
     # area fraction of the core ~ scale**2 (before clipping by the outline and texture)
@@ -174,14 +180,15 @@ def case_geometry(params: Mapping, key: tuple[int, ...], size: int = SLICE_SIZE,
     k_dir /= np.linalg.norm(k_dir, axis=1, keepdims=True)
     texture = np.column_stack([k_dir * (2 * np.pi / wavelength)[:, None], rng.uniform(0, 2 * np.pi, 6)])
 
-    n_bowel = int(rng.integers(5, 9))
+    n_bowel = int(rng.integers(9, 15))
     bowel = np.column_stack([
-        rng.uniform(-0.55, 0.55, n_bowel) * big,
-        rng.uniform(-0.55, -0.1, n_bowel) * body_b,
+        rng.uniform(-0.6, 0.6, n_bowel) * big,
+        rng.uniform(-0.7, 0.0, n_bowel) * body_b,
         rng.uniform(-0.3, 0.3, n_bowel),
-        rng.uniform(0.06, 0.11, n_bowel) * big,
-        (rng.random(n_bowel) < 0.5).astype(float),
+        rng.uniform(0.05, 0.10, n_bowel) * big,
+        (rng.random(n_bowel) < 0.35).astype(float),
         rng.uniform(0.15, 0.4, n_bowel),
+        rng.uniform(0.2, 0.8, n_bowel),
     ])
 
     return CaseGeometry(
@@ -214,6 +221,8 @@ def _grid(size: int, spacing: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ellipse(x, y, cx, cy, rx, ry, power: float = 2.0):
+    # Python floats keep float32 grids in float32 (NumPy's weak scalar promotion)
+    cx, cy, rx, ry = float(cx), float(cy), float(rx), float(ry)
     if power == 2.0:
         return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.0
     return np.abs((x - cx) / rx) ** power + np.abs((y - cy) / ry) ** power <= 1.0
@@ -234,21 +243,49 @@ def _anatomical_z(geom: CaseGeometry, phase: str, k: int) -> float:
 
 
 def _tumour_shape(geom: CaseGeometry, phase: str, k: int):
-    """(outline mask before exclusions, normalised radius field, outline radius field) or None."""
+    """The tumour outline on slice k, computed only inside its bounding box.
+
+    Returns ``None`` if the slice misses the tumour, else ``(box, inside, rho, outline)``: the
+    (row, column) slices of the box, the outline mask before exclusions, the normalised radius and
+    the outline radius (all box-sized).
+    """
     dz = _anatomical_z(geom, phase, k)
     g = _profile(dz / geom.tumour_half_height)
     if g <= 0.0:
         return None
-    x, y = _grid(geom.size, geom.pixel_spacing)
-    dx = x - geom.tumour_center[0]
-    dy = y - geom.tumour_center[1]
-    rho = np.sqrt((dx / geom.tumour_radii[0]) ** 2 + (dy / geom.tumour_radii[1]) ** 2)
+    reach = max(geom.tumour_radii) * g * (1.0 + sum(abs(a) for _, a, _ in geom.lobes))
+    centre = (geom.size - 1) / 2.0
+    spacing = geom.pixel_spacing
+    c0 = max(int(np.floor((geom.tumour_center[0] - reach) / spacing + centre)) - 1, 0)
+    c1 = min(int(np.ceil((geom.tumour_center[0] + reach) / spacing + centre)) + 2, geom.size)
+    r0 = max(int(np.floor((geom.tumour_center[1] - reach) / spacing + centre)) - 1, 0)
+    r1 = min(int(np.ceil((geom.tumour_center[1] + reach) / spacing + centre)) + 2, geom.size)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    box = (slice(r0, r1), slice(c0, c1))
+    x, y = _grid(geom.size, spacing)
+    dx = x[:, c0:c1] - np.float32(geom.tumour_center[0])
+    dy = y[r0:r1, :] - np.float32(geom.tumour_center[1])
+    rho = np.sqrt((dx / np.float32(geom.tumour_radii[0])) ** 2 + (dy / np.float32(geom.tumour_radii[1])) ** 2)
     theta = np.arctan2(dy, dx)
     outline = np.ones_like(rho)
     for order, amp, ph in geom.lobes:
-        outline = outline + amp * np.cos(order * theta + ph)
-    outline = outline * g
-    return rho <= outline, rho, outline
+        outline += np.float32(amp) * np.cos(np.float32(order) * theta + np.float32(ph))
+    outline *= np.float32(g)
+    return box, rho <= outline, rho, outline
+
+
+@lru_cache(maxsize=16)
+def _body_layers(size, spacing, body_a, body_b, fat):
+    """Full-size masks of the body, the inner edge of the fat (muscle wall) and the abdominal cavity."""
+    x, y = _grid(size, spacing)
+    wall = fat + 0.05 * body_a
+    layers = (_ellipse(x, y, 0.0, 0.0, body_a, body_b, 2.3),
+              _ellipse(x, y, 0.0, 0.0, body_a - fat, body_b - fat, 2.3),
+              _ellipse(x, y, 0.0, 0.0, body_a - wall, body_b - wall, 2.3))
+    for layer in layers:
+        layer.setflags(write=False)
+    return layers
 
 
 def _exclusions(geom: CaseGeometry) -> np.ndarray:
@@ -279,10 +316,12 @@ def _vertebra(body_a: float) -> tuple[float, float]:
 
 def tumour_mask(geom: CaseGeometry, phase: str, k: int) -> np.ndarray:
     """Boolean tumour mask of slice ``k`` of ``phase`` (cheap: no anatomy, no noise)."""
+    mask = np.zeros((geom.size, geom.size), dtype=bool)
     shape = _tumour_shape(geom, phase, k)
-    if shape is None:
-        return np.zeros((geom.size, geom.size), dtype=bool)
-    return shape[0] & ~_exclusions(geom)
+    if shape is not None:
+        box, inside = shape[0], shape[1]
+        mask[box] = inside & ~_exclusions(geom)[box]
+    return mask
 
 
 def area_curve(geom: CaseGeometry, phase: str) -> np.ndarray:
@@ -308,106 +347,124 @@ def render_slice(geom: CaseGeometry, phase: str, k: int, with_detail: bool = Fal
     a, b = geom.body_half_width, geom.body_half_depth
     w = (k - geom.phase_shift(phase) + 0.5) / geom.n_slices   # 0 = inferior, 1 = superior
     hu = np.full((size, size), TISSUE_HU["air"][p], dtype=np.float32)
+    centre = (size - 1) / 2.0
 
-    def paint(region, tissue, value=None):
-        hu[region] = TISSUE_HU[tissue][p] if value is None else value
+    def ellipse(cx, cy, rx, ry, power=2.0):
+        # computed in the bounding box only: most structures cover a few hundred pixels
+        c0, c1 = max(int((cx - rx) / spacing + centre), 0), min(int((cx + rx) / spacing + centre) + 2, size)
+        r0, r1 = max(int((cy - ry) / spacing + centre), 0), min(int((cy + ry) / spacing + centre) + 2, size)
+        if c1 <= c0 or r1 <= r0:
+            return None
+        return (slice(r0, r1), slice(c0, c1)), _ellipse(x[:, c0:c1], y[r0:r1, :], cx, cy, rx, ry, power)
 
-    body = _ellipse(x, y, 0.0, 0.0, a, b, 2.3)
-    paint(body, "fat")
-    wall_out = _ellipse(x, y, 0.0, 0.0, a - geom.fat_thickness, b - geom.fat_thickness, 2.3)
-    paint(wall_out, "muscle")
-    wall = geom.fat_thickness + 0.05 * a
-    cavity = _ellipse(x, y, 0.0, 0.0, a - wall, b - wall, 2.3)
-    paint(cavity, "visceral")
+    def paint(region, tissue, value=None, within=None):
+        if region is None:
+            return
+        box, inside = region
+        if within is not None:
+            inside = inside & within[box]
+        hu[box][inside] = TISSUE_HU[tissue][p] if value is None else value
+
+    body, wall_out, cavity = _body_layers(size, spacing, a, b, geom.fat_thickness)
+    hu[body] = TISSUE_HU["fat"][p]
+    hu[wall_out] = TISSUE_HU["muscle"][p]
+    hu[cavity] = TISSUE_HU["visceral"][p]
 
     vb_y, vb_r = _vertebra(a)
     # paraspinal muscles and psoas
     for sx in (-1.0, 1.0):
-        paint(_ellipse(x, y, sx * 0.2 * a, vb_y + 0.22 * a, 0.15 * a, 0.12 * a) & wall_out, "muscle")
+        paint(ellipse(sx * 0.2 * a, vb_y + 0.22 * a, 0.15 * a, 0.12 * a), "muscle", within=wall_out)
         psoas = 0.05 * a + 0.04 * a * (1.0 - w)
-        paint(_ellipse(x, y, sx * 0.19 * a, vb_y - 0.02 * a, psoas, psoas * 1.2), "muscle")
+        paint(ellipse(sx * 0.19 * a, vb_y - 0.02 * a, psoas, psoas * 1.2), "muscle")
 
     # bowel loops: tubes drifting along z, gas- or fluid-filled
-    for bx, by, drift, br, gas, half in geom.bowel:
-        zc = 0.35 + 0.3 * ((bx * 7.3 + by * 3.1) % 1.0)
+    for bx, by, drift, br, gas, half, zc in geom.bowel:
         if abs(w - zc) < half:
             cx = bx + drift * (w - zc) * a
-            loop = _ellipse(x, y, cx, by, br, br * 0.85) & cavity
-            paint(loop, "bowel_wall")
-            paint(_ellipse(x, y, cx, by, 0.7 * br, 0.6 * br) & cavity, "gas" if gas else "bowel_fluid")
+            paint(ellipse(cx, by, br, br * 0.85), "bowel_wall", within=cavity)
+            paint(ellipse(cx, by, 0.7 * br, 0.6 * br), "gas" if gas else "bowel_fluid", within=cavity)
 
     # liver (right, image left) grows towards the top of the volume; spleen on the left
-    liver_scale = np.clip((w - 0.25) / 0.5, 0.0, 1.0) ** 0.5
+    liver_scale = float(np.clip((w - 0.25) / 0.5, 0.0, 1.0) ** 0.5)
     if liver_scale > 0:
-        liver = _ellipse(x, y, -0.38 * a, -0.05 * b, 0.5 * a * liver_scale + 1e-3, 0.75 * b * liver_scale + 1e-3)
-        paint(liver & cavity, "liver")
+        paint(ellipse(-0.38 * a, -0.05 * b, 0.5 * a * liver_scale + 1e-3, 0.75 * b * liver_scale + 1e-3),
+              "liver", within=cavity)
         if w > 0.5:
-            paint(_ellipse(x, y, -0.2 * a, -0.02 * b, 0.05 * a, 0.04 * a), "portal_vein")
+            paint(ellipse(-0.2 * a, -0.02 * b, 0.05 * a, 0.04 * a), "portal_vein")
     if w > 0.55:
-        spleen = _ellipse(x, y, 0.5 * a, 0.25 * b, 0.17 * a, 0.3 * b)
-        paint(spleen & cavity, "spleen")
+        paint(ellipse(0.5 * a, 0.25 * b, 0.17 * a, 0.3 * b), "spleen", within=cavity)
 
     # kidneys: cortex, medulla, sinus fat, present over the middle of the volume
     k_prof = 1.0 - ((w - 0.42) / 0.3) ** 2
     if k_prof > 0:
-        s = np.sqrt(k_prof)
+        s = float(np.sqrt(k_prof))
         for sx in (-1.0, 1.0):
             cx, cy = sx * 0.36 * a, vb_y - 0.02 * a
             rx, ry = 0.12 * a * s + 1e-3, 0.16 * a * s + 1e-3
-            paint(_ellipse(x, y, cx, cy, rx, ry), "kidney_cortex")
-            paint(_ellipse(x, y, cx, cy, 0.68 * rx, 0.68 * ry), "kidney_medulla")
-            paint(_ellipse(x, y, cx - sx * 0.45 * rx, cy, 0.3 * rx, 0.3 * ry), "renal_sinus")
+            paint(ellipse(cx, cy, rx, ry), "kidney_cortex")
+            paint(ellipse(cx, cy, 0.68 * rx, 0.68 * ry), "kidney_medulla")
+            paint(ellipse(cx - sx * 0.45 * rx, cy, 0.3 * rx, 0.3 * ry), "renal_sinus")
         if abs(w - 0.45) < 0.04:
             # renal veins to the IVC (the left one passes in front of the aorta)
             vein_y = vb_y - 0.15 * a
-            paint((np.abs(y - vein_y) < 0.025 * a) & (np.abs(x) < 0.3 * a), "renal_vein")
+            paint(ellipse(0.0, vein_y, 0.3 * a, 0.025 * a, 8.0), "renal_vein")
 
     # great vessels
     ax, ay, ar = _aorta(a)
-    aorta = _ellipse(x, y, ax, ay, ar, ar)
-    paint(aorta, "aorta", geom.aortic_peak if phase == "art" else None)
-    paint(_ellipse(x, y, -0.12 * a, ay - 0.02 * a, 0.06 * a, 0.04 * a), "ivc")
+    paint(ellipse(ax, ay, ar, ar), "aorta", geom.aortic_peak if phase == "art" else None)
+    paint(ellipse(-0.12 * a, ay - 0.02 * a, 0.06 * a, 0.04 * a), "ivc")
 
     # spine: vertebral body (or disc), canal, posterior elements
     disc = ((w * geom.n_slices * geom.slice_thickness) % 25.0) < 4.0
-    paint(_ellipse(x, y, 0.0, vb_y, vb_r, vb_r * 0.9), "disc" if disc else "bone_cortical")
+    paint(ellipse(0.0, vb_y, vb_r, vb_r * 0.9), "disc" if disc else "bone_cortical")
     if not disc:
-        paint(_ellipse(x, y, 0.0, vb_y, vb_r * 0.82, vb_r * 0.72), "bone_cancellous")
+        paint(ellipse(0.0, vb_y, vb_r * 0.82, vb_r * 0.72), "bone_cancellous")
     canal_y = vb_y + 1.45 * vb_r
-    paint(_ellipse(x, y, 0.0, canal_y, 0.72 * vb_r, 0.66 * vb_r), "bone_cortical")
-    paint(_ellipse(x, y, 0.0, canal_y, 0.5 * vb_r, 0.45 * vb_r), "csf")
-    paint(_ellipse(x, y, 0.0, canal_y + 1.0 * vb_r, 0.12 * a * 0.5, 0.6 * vb_r), "bone_cortical")
+    paint(ellipse(0.0, canal_y, 0.72 * vb_r, 0.66 * vb_r), "bone_cortical")
+    paint(ellipse(0.0, canal_y, 0.5 * vb_r, 0.45 * vb_r), "csf")
+    paint(ellipse(0.0, canal_y + 1.0 * vb_r, 0.12 * a * 0.5, 0.6 * vb_r), "bone_cortical")
 
     # ribs in the upper part of the volume, along the inner body wall
     if w > 0.55:
         for angle in (0.55, 0.9, 1.25, 1.9, 2.25, 2.6):
-            rx_ = np.cos(angle) * (a - geom.fat_thickness - 0.03 * a)
-            ry_ = np.sin(angle) * (b - geom.fat_thickness - 0.03 * a)
-            paint(_ellipse(x, y, rx_, ry_, 0.025 * a, 0.018 * a), "bone_cortical")
+            rib_x = np.cos(angle) * (a - geom.fat_thickness - 0.03 * a)
+            rib_y = np.sin(angle) * (b - geom.fat_thickness - 0.03 * a)
+            paint(ellipse(rib_x, rib_y, 0.025 * a, 0.018 * a), "bone_cortical")
 
     # tumour
     detail = {"necrosis": None, "calcification": None, "visible_foci": np.zeros(0, dtype=bool)}
     shape = _tumour_shape(geom, phase, k)
     mask = np.zeros((size, size), dtype=bool)
     if shape is not None:
-        inside, rho, outline = shape
-        mask = inside & ~_exclusions(geom)
+        box, inside, rho, outline = shape
+        sub_mask = inside & ~_exclusions(geom)[box]
+        mask[box] = sub_mask
+        xs, ys = x[:, box[1]], y[box[0], :]
         dz = _anatomical_z(geom, phase, k)
-        field = _texture(geom, x, y, dz)
-        viable = geom.nc_hu + 4.0 * field + geom.enhancement[p] * (1.0 + geom.heterogeneity * field)
+        field = _texture(geom, xs, ys, dz)
+        viable = (np.float32(geom.nc_hu) + 4.0 * field
+                  + np.float32(geom.enhancement[p]) * (1.0 + np.float32(geom.heterogeneity) * field))
         tumour_hu = viable
-        necrosis = np.zeros_like(mask)
+        sub_necrosis = np.zeros_like(sub_mask)
         if geom.necrosis_scale > 0:
-            nx = x - geom.tumour_center[0] - geom.necrosis_offset[0]
-            ny = y - geom.tumour_center[1] - geom.necrosis_offset[1]
-            nrho = np.sqrt((nx / geom.tumour_radii[0]) ** 2 + (ny / geom.tumour_radii[1]) ** 2)
-            necrosis = mask & (nrho + 0.12 * field < geom.necrosis_scale * outline)
-            tumour_hu = np.where(necrosis, TISSUE_HU["necrosis"][p] + 3.0 * field, viable)
-        hu[mask] = tumour_hu[mask]
-        calc_map, visible = _calcifications(geom, x, y, dz, hu, mask)
+            nx = xs - np.float32(geom.tumour_center[0] + geom.necrosis_offset[0])
+            ny = ys - np.float32(geom.tumour_center[1] + geom.necrosis_offset[1])
+            nrho = np.sqrt((nx / np.float32(geom.tumour_radii[0])) ** 2
+                           + (ny / np.float32(geom.tumour_radii[1])) ** 2)
+            sub_necrosis = sub_mask & (nrho + 0.12 * field < np.float32(geom.necrosis_scale) * outline)
+            tumour_hu = np.where(sub_necrosis, np.float32(TISSUE_HU["necrosis"][p]) + 3.0 * field, viable)
+        sub_hu = hu[box]   # a view: painting it paints the slice
+        sub_hu[sub_mask] = tumour_hu[sub_mask]
+        sub_calc, visible = _calcifications(geom, xs, ys, dz, sub_hu, sub_mask)
+        necrosis = np.zeros_like(mask)
+        necrosis[box] = sub_necrosis
+        calc_map = np.zeros_like(mask)
+        calc_map[box] = sub_calc
         detail.update(necrosis=necrosis, calcification=calc_map, visible_foci=visible)
 
     # partial-volume blur, then quantum noise from the slice's own stream
+    from scipy.ndimage import gaussian_filter   # here: keeps `import nbrisk_core.demo` light
+
     hu = gaussian_filter(hu, sigma=0.6, mode="nearest")
     rng = np.random.default_rng([*geom.key, 11, p, k])
     hu += rng.standard_normal((size, size), dtype=np.float32) * np.float32(geom.noise_sd)
@@ -421,9 +478,9 @@ def _texture(geom: CaseGeometry, x, y, dz: float) -> np.ndarray:
     """Smooth 3-D field in [-1, 1] (sum of plane waves): heterogeneous enhancement, irregular necrosis."""
     dx = x - geom.tumour_center[0]
     dy = y - geom.tumour_center[1]
-    field = np.zeros((geom.size, geom.size), dtype=np.float32)
+    field = np.zeros(np.broadcast_shapes(dx.shape, dy.shape), dtype=np.float32)
     for kx, ky, kz, ph in geom.texture:
-        field += np.sin(kx * dx + ky * dy + (kz * dz + ph))
+        field += np.sin(np.float32(kx) * dx + np.float32(ky) * dy + np.float32(kz * dz + ph))
     return field / np.float32(np.sqrt(len(geom.texture)) * 1.4)
 
 
@@ -470,7 +527,8 @@ def slice_truth(geom: CaseGeometry, phase: str, k: int, mask: np.ndarray, detail
         "longest_diameter_mm": _longest_diameter(mask, spacing),
         "calcification_count": int(detail["visible_foci"].sum()),
         "calcification_volume_mm3": 0.0,
-        "necrotic_fraction": float(detail["necrosis"].sum() / area_px) if area_px and detail["necrosis"] is not None else 0.0,
+        "necrotic_fraction": (float(detail["necrosis"].sum() / area_px)
+                              if area_px and detail["necrosis"] is not None else 0.0),
         "enhancement_hu": float(geom.enhancement[PHASE_INDEX[phase]]),
         "encasement": 0,
         "crosses_midline": 0,
@@ -492,7 +550,12 @@ def slice_truth(geom: CaseGeometry, phase: str, k: int, mask: np.ndarray, detail
         py = ay + (ar + 1.5 * spacing) * np.sin(angles)
         cols_i = np.clip(np.rint(px / spacing + (geom.size - 1) / 2).astype(int), 0, geom.size - 1)
         rows_i = np.clip(np.rint(py / spacing + (geom.size - 1) / 2).astype(int), 0, geom.size - 1)
-        covered = shape[0][rows_i, cols_i].mean() if shape is not None else 0.0
+        covered = 0.0
+        if shape is not None:
+            box, inside = shape[0], shape[1]
+            full = np.zeros((geom.size, geom.size), dtype=bool)
+            full[box] = inside
+            covered = full[rows_i, cols_i].mean()
         truth["encasement"] = int(covered >= 0.5)
     return truth
 
@@ -503,7 +566,8 @@ def _longest_diameter(mask: np.ndarray, spacing: float) -> float:
         return 0.0
     # only boundary pixels can be the endpoints
     inner = mask.copy()
-    inner[1:-1, 1:-1] = (mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:])
+    inner[1:-1, 1:-1] = (mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1]
+                         & mask[1:-1, :-2] & mask[1:-1, 2:])
     rows, cols = np.nonzero(mask & ~inner)
     pts = np.column_stack([rows, cols]).astype(np.float32)
     if len(pts) > 1500:

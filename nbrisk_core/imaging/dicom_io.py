@@ -109,7 +109,8 @@ class CTSeries:
             "pixel_spacing_mm": [round(float(s), 4) for s in self.pixel_spacing],
             "slice_spacing_mm": None if self.slice_spacing_mm is None else round(float(self.slice_spacing_mm), 4),
             "z_range_mm": [round(float(self.z_mm[0]), 3), round(float(self.z_mm[-1]), 3)],
-            "units": "HU" if self.is_hu else "grey (8-bit image)",
+            "units": ("HU" if self.is_hu else "grey (8-bit image)" if self.header.get("image_file")
+                      else "stored values (not HU)"),
             "contrast_agent": bool(self.header.get("ContrastBolusAgent")),
             "warnings": list(self.warnings),
         }

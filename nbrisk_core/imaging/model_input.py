@@ -108,3 +108,28 @@ def build_model_input(grey_by_phase: Mapping[str, np.ndarray], variant: str,
                       mean=IMAGENET_MEAN, std=IMAGENET_STD, size: int = INPUT_SIZE) -> np.ndarray:
     """The classifier's float32 ``(3, size, size)`` input for one case (no augmentation)."""
     return normalize(to_model_image(grey_by_phase, variant, size), mean, std)
+
+
+def grey_from_chosen_slice(chosen: Mapping, window: Window = MODEL_WINDOW) -> np.ndarray:
+    """The 8-bit model image of one entry of the Case page's chosen slices.
+
+    ``chosen`` is ``{"hu": int16 2-D array, ...}`` for a DICOM series (windowed here with
+    :func:`hu_to_uint8`, exactly as :func:`nbrisk_core.imaging.read_phase_input` does for the CLI),
+    or ``{"grey": uint8 2-D array, ...}`` for a 2-D image upload (taken as it is).
+    """
+    if chosen.get("grey") is not None:
+        grey = np.asarray(chosen["grey"])
+        if grey.dtype != np.uint8 or grey.ndim != 2:
+            raise InputError(f"chosen slice: expected an 8-bit 2-D grey image, got {grey.dtype} {grey.shape}")
+        return grey
+    if chosen.get("hu") is None:
+        raise InputError("chosen slice has neither an HU slice ('hu') nor a grey image ('grey')")
+    return hu_to_uint8(np.asarray(chosen["hu"]), window)
+
+
+def build_model_input_from_chosen(chosen_by_phase: Mapping[str, Mapping], variant: str,
+                                  window: Window = MODEL_WINDOW, **kwargs) -> np.ndarray:
+    """:func:`build_model_input` from the Case page's ``{phase: chosen slice}`` mapping."""
+    grey = {phase: grey_from_chosen_slice(entry, window) for phase, entry in chosen_by_phase.items()
+            if entry is not None}
+    return build_model_input(grey, variant, **kwargs)

@@ -46,6 +46,8 @@ POINTS_CONTRAST_AGENT = -2.0
 POINTS_TIME_ORDER = 1.0
 POINTS_ENHANCEMENT_NC = 1.5
 POINTS_ENHANCEMENT = 1.0
+#: below this difference between the most and least enhanced series the cue is not used
+MIN_ENHANCEMENT_HU = 40.0
 
 
 @dataclass
@@ -74,20 +76,25 @@ def description_keywords(text: str) -> list[str]:
     return [phase for phase in PHASE_CODES if any(p.search(text) for p in _COMPILED[phase])]
 
 
-def blood_pool_hu(hu: np.ndarray, max_slices: int = 12) -> float:
-    """An aortic-enhancement proxy: the 99.5th percentile of soft-tissue-to-contrast HU.
+def blood_pool_hu(hu: np.ndarray, max_slices: int = 8) -> float:
+    """An aortic-enhancement proxy: the 99.5th percentile of HU in soft tissue and vessels, bone excluded.
 
-    On the central slices and the central part of the field of view, voxels between 0 and 600 HU
-    (soft tissue, enhanced blood; cortical bone above 600 HU is left out) are pooled; their 99.5th
-    percentile is ~ 60-80 HU without contrast, ~ 250-400 HU at arterial peak and ~ 150-200 HU in the
-    portal venous phase, the contrast-arrival curve that separates the phases.
+    On a few central slices, bone is masked out (voxels above 600 HU with the marrow they enclose,
+    grown by 3 pixels); the 99.5th percentile of the remaining voxels between 0 and 600 HU is the
+    brightest blood: ~ 40-80 HU without contrast, ~ 250-400 HU at the arterial peak and ~ 150-200 HU
+    in the portal venous phase (the contrast-arrival curve that separates the phases).
     """
+    from scipy import ndimage
+
     volume = np.asarray(hu)
     n = volume.shape[0]
-    picks = np.unique(np.linspace(n * 0.25, n * 0.75, num=min(max_slices, n)).astype(int).clip(0, n - 1))
-    rows, cols = volume.shape[1:]
-    central = volume[picks, rows // 5: rows - rows // 5, cols // 5: cols - cols // 5]
-    values = central[(central > 0) & (central < 600)]
+    picks = np.unique(np.linspace(n * 0.3, n * 0.7, num=min(max_slices, n)).astype(int).clip(0, n - 1))
+    pooled = []
+    for k in picks:
+        plane = volume[k]
+        bone = ndimage.binary_dilation(ndimage.binary_fill_holes(plane > 600), iterations=3)
+        pooled.append(plane[~bone & (plane > 0) & (plane < 600)])
+    values = np.concatenate(pooled) if pooled else np.zeros(0)
     if values.size == 0:
         return float("nan")
     return float(np.percentile(values, 99.5))
@@ -136,7 +143,7 @@ def suggest_phases(series) -> list[PhaseSuggestion]:
     if len(volumes) >= 2:
         pool = {id(s): blood_pool_hu(s.hu) for s in volumes}
         ranked = sorted((v, i) for i, s in enumerate(series) if s.is_hu and not math.isnan(v := pool[id(s)]))
-        if len(ranked) >= 2:
+        if len(ranked) >= 2 and ranked[-1][0] - ranked[0][0] >= MIN_ENHANCEMENT_HU:
             lowest_value, lowest = ranked[0]
             add(lowest, "nc", POINTS_ENHANCEMENT_NC, f"least enhanced (blood pool {lowest_value:.0f} HU)")
             highest_value, highest = ranked[-1]
@@ -151,10 +158,14 @@ def suggest_phases(series) -> list[PhaseSuggestion]:
         if phase_index is None:
             suggestions.append(PhaseSuggestion(s.series_uid, None, 0.0, ["no phase left for this series"]))
             continue
+        if not reasons[i][phase_index]:
+            # no cue at all for this series: say so rather than guess
+            suggestions.append(PhaseSuggestion(s.series_uid, None, 0.0, ["no cue for any phase; assign it by hand"]))
+            continue
         alternative = _best_assignment(score, forbid=(i, phase_index))[1]
         margin = best_total - alternative if math.isfinite(alternative) else 5.0
         confidence = 1.0 - math.exp(-max(margin, 0.0))
-        why = reasons[i][phase_index] or ["no cue; assigned by elimination"]
+        why = reasons[i][phase_index]
         suggestions.append(PhaseSuggestion(s.series_uid, PHASE_CODES[phase_index], round(confidence, 3), why))
     return suggestions
 

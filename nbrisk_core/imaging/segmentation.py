@@ -34,6 +34,9 @@ class GrowSettings:
         Sigma of the in-plane Gaussian applied before thresholding (CT quantum noise).
     seed_radius_mm : float
         Radius of the disc around the seed whose HU sets the tissue's reference level.
+    level_percentile : float
+        Percentile of the disc's soft-tissue HU taken as the reference level (high, so that a
+        click on a necrotic core still includes the enhancing viable rim).
     tolerance_hu : float
         Half-width of the HU interval around the reference level (at least; widened to three
         robust standard deviations of the seed disc for heterogeneous tumours).
@@ -44,21 +47,39 @@ class GrowSettings:
     propagation_margin_mm : float
         How much a slice's region may grow beyond its neighbour's (tumour outlines change slowly).
     split_depth_mm : float
-        Depth of the distance-transform maxima that mark separate blobs (tumour vs a touching
-        organ of the same density) for the watershed split.
+        Depth of the distance-transform maxima that mark separate blobs for an optional watershed
+        split on the seed slice (0, the default, leaves it to the ray cut, which did better on the
+        demo cohort).
     min_area_mm2 : float
         A slice region smaller than this ends the propagation.
+    star_factor : float
+        On the seed slice, rays from the centre are cut at this many times their median length
+        (see :func:`_star_clip`); 0 switches the cut off.
+    prior_contact_fraction : float
+        Propagation along z stops at a slice whose outline lies on the cone limit for more than this
+        fraction: the region is held by the prior there (a leak), not by the tumour's edge.
+    z_extent_factor : float
+        The region extends along z at most this many times the seed slice's equivalent radius on
+        each side (neuroblastomas are roughly as tall as wide; the demo's are 0.8-1.3 times).
+    cone_slope : float
+        Beyond the seed slice, the outline may widen at most this many mm per mm along z: room for a
+        seed clicked off the largest section, not for a leak into a neighbouring organ.
     """
 
     max_radius_mm: float = 90.0
-    smoothing_mm: float = 1.2
-    seed_radius_mm: float = 8.0
+    smoothing_mm: float = 0.6
+    seed_radius_mm: float = 15.0
+    level_percentile: float = 90.0
     tolerance_hu: float = 30.0
     lower_floor_hu: float = 0.0
-    opening_mm: float = 1.5
+    opening_mm: float = 3.0
     propagation_margin_mm: float = 3.0
-    split_depth_mm: float = 3.0
+    split_depth_mm: float = 0.0
     min_area_mm2: float = 4.0
+    z_extent_factor: float = 2.0
+    star_factor: float = 1.15
+    prior_contact_fraction: float = 0.4
+    cone_slope: float = 0.1
 
 
 DEFAULT_GROW = GrowSettings()
@@ -117,29 +138,49 @@ def segment_from_seed(hu: np.ndarray, seed: tuple[int, int, int], pixel_spacing=
     lo_idx = (max(k - half[0], 0), max(r - half[1], 0), max(c - half[2], 0))
     hi_idx = (min(k + half[0] + 1, n), min(r + half[1] + 1, rows), min(c + half[2] + 1, cols))
     box = tuple(slice(a, b) for a, b in zip(lo_idx, hi_idx))
-    roi = volume[box].astype(np.float32)
-    sigma = (0.0, settings.smoothing_mm / row_mm, settings.smoothing_mm / col_mm)
-    smooth = ndimage.gaussian_filter(roi, sigma=sigma, mode="nearest")
+    roi = volume[box]
+    sigma = (settings.smoothing_mm / row_mm, settings.smoothing_mm / col_mm)
     sk, sr, sc = k - lo_idx[0], r - lo_idx[1], c - lo_idx[2]
     spacing = (row_mm, col_mm)
+    pad = int(np.ceil(4 * max(sigma))) + 1
 
-    level, spread = _seed_level(smooth[sk], (sr, sc), settings.seed_radius_mm, spacing)
+    def smoothed(z: int, rs: slice, cs: slice) -> np.ndarray:
+        # smooth only the part of the slice that is looked at (plus a margin for the kernel)
+        r0, r1 = max(rs.start - pad, 0), min(rs.stop + pad, roi.shape[1])
+        c0, c1 = max(cs.start - pad, 0), min(cs.stop + pad, roi.shape[2])
+        out = ndimage.gaussian_filter(roi[z, r0:r1, c0:c1].astype(np.float32), sigma=sigma, mode="nearest")
+        return out[rs.start - r0: rs.stop - r0, cs.start - c0: cs.stop - c0]
+
+    whole = (slice(0, roi.shape[1]), slice(0, roi.shape[2]))
+    seed_plane = smoothed(sk, *whole)
+    level, spread = _seed_level(seed_plane, (sr, sc), settings.seed_radius_mm, spacing, settings.level_percentile)
     lower = settings.lower_floor_hu
     upper = max(level, lower) + max(settings.tolerance_hu, 3.0 * spread)
-    inside = (smooth >= lower) & (smooth <= upper)
 
-    mask_roi = np.zeros_like(inside)
-    first = _slice_region(inside[sk], None, (sr, sc), spacing, settings)
+    def inside(z: int, rs: slice = whole[0], cs: slice = whole[1]) -> np.ndarray:
+        plane = seed_plane[rs, cs] if z == sk and (rs, cs) == whole else smoothed(z, rs, cs)
+        return (plane >= lower) & (plane <= upper)
+
+    mask_roi = np.zeros(roi.shape, dtype=bool)
+    first = _slice_region(inside, sk, None, (sr, sc), spacing, settings)
     if first is not None:
         mask_roi[sk] = first
+        # 3-D shape prior: the tumour reaches at most ``z_extent_factor`` seed-slice radii along z,
+        # and its outline widens at most ``cone_slope`` mm per mm of z beyond the seed slice's outline
+        radius0 = float(np.sqrt(first.sum() * row_mm * col_mm / np.pi))
+        max_steps = int(np.floor(settings.z_extent_factor * radius0 / z_mm))
+        outside_distance = ndimage.distance_transform_edt(~first, sampling=spacing)
         # propagate slice by slice: each slice's region must touch the previous one and stay
         # within it grown by a margin, so a leak cannot creep along z into a neighbouring organ
         for step in (-1, 1):
             previous = first
             z = sk + step
-            while 0 <= z < mask_roi.shape[0] and previous is not None:
-                region = _slice_region(inside[z], previous, None, spacing, settings)
-                if region is None:
+            while 0 <= z < mask_roi.shape[0] and previous is not None and abs(z - sk) <= max_steps:
+                limit_mm = settings.cone_slope * abs(z - sk) * z_mm
+                allowed = outside_distance <= limit_mm + 1e-6
+                region = _slice_region(inside, z, previous & allowed, None, spacing, settings, allowed)
+                if region is None or _held_by_prior(region, outside_distance, limit_mm, spacing,
+                                                    settings.prior_contact_fraction):
                     break
                 mask_roi[z] = region
                 previous = region
@@ -178,60 +219,154 @@ def carry_slice(z_mm: float, target_z_mm: np.ndarray) -> int:
     return int(np.argmin(np.abs(np.asarray(target_z_mm, dtype=float) - float(z_mm))))
 
 
-def _slice_region(plane: np.ndarray, previous: np.ndarray | None, seed_rc, spacing,
-                  settings: GrowSettings) -> np.ndarray | None:
-    """The tumour on one slice: the thresholded component at the seed (or overlapping the previous
-    slice's region), split from touching organs of the same density by a distance-transform
-    watershed, holes filled."""
-    from skimage.segmentation import watershed
-    from skimage.morphology import h_maxima
+def _held_by_prior(region: np.ndarray, outside_distance: np.ndarray, limit_mm: float, spacing,
+                   fraction: float) -> bool:
+    """True when much of a slice's outline lies on the shape prior's limit: the region is held there by
+    the prior, not by the tumour's edge, i.e. it has run into a touching organ. A real tumour away
+    from the seed slice shrinks inside that limit."""
+    pixel = max(spacing)
+    if limit_mm < 2.0 * pixel:
+        # the limit is still the seed slice's own outline: touching it is what a tumour does
+        return False
+    outline = region & ~ndimage.binary_erosion(region)
+    if not outline.any():
+        return False
+    on_limit = outline & (outside_distance >= limit_mm - 0.75 * pixel)
+    return bool(on_limit.sum() > fraction * outline.sum())
 
-    candidate = plane
+
+def _slice_region(inside, z: int, previous: np.ndarray | None, seed_rc, spacing,
+                  settings: GrowSettings, allowed: np.ndarray | None = None) -> np.ndarray | None:
+    """The tumour on one slice: the thresholded component at the seed (or overlapping the previous
+    slice's region), holes filled. On the seed slice, a touching organ of the same density is split
+    off by a distance-transform watershed; on the other slices the region may not grow more than
+    ``propagation_margin_mm`` beyond its neighbour, which bounds the same leaks more cheaply."""
     if previous is not None:
+        # work in the neighbour's bounding box grown by the margin: the slice costs ~ the tumour's size
+        pad = int(np.ceil(settings.propagation_margin_mm / min(spacing))) + 2
+        rows, cols = np.nonzero(previous)
+        box = (slice(max(rows.min() - pad, 0), min(rows.max() + pad + 1, previous.shape[0])),
+               slice(max(cols.min() - pad, 0), min(cols.max() + pad + 1, previous.shape[1])))
+        sub_previous = previous[box]
         margin = _disc(settings.propagation_margin_mm, spacing)
-        candidate = plane & ndimage.binary_dilation(previous, structure=margin)
-    candidate = ndimage.binary_opening(candidate, structure=_disc(settings.opening_mm, spacing))
-    candidate = ndimage.binary_fill_holes(candidate)
-    labels, n = ndimage.label(candidate)
-    if n == 0:
-        return None
-    if previous is None:
-        label = labels[seed_rc]
-        if label == 0:
-            near = _near_seed(candidate, seed_rc)
-            if near is None:
-                return None
-            label = labels[near]
-        component = labels == label
-    else:
-        overlap = np.bincount(labels[previous], minlength=n + 1)
+        candidate = inside(z, *box) & ndimage.binary_dilation(sub_previous, structure=margin)
+        if allowed is not None:
+            candidate &= allowed[box]
+        candidate = ndimage.binary_opening(candidate, structure=_disc(settings.opening_mm, spacing))
+        labels, n = ndimage.label(candidate)
+        if n == 0:
+            return None
+        overlap = np.bincount(labels[sub_previous], minlength=n + 1)
         overlap[0] = 0
         if overlap.max() == 0:
             return None
         component = labels == int(np.argmax(overlap))
-    distance = ndimage.distance_transform_edt(component, sampling=spacing)
-    peaks = h_maxima(distance, settings.split_depth_mm)
-    markers, n_markers = ndimage.label(peaks)
-    if n_markers > 1:
-        basins = watershed(-distance, markers, mask=component)
-        if previous is None:
-            keep = basins[seed_rc] if basins[seed_rc] else basins[_near_seed(component, seed_rc)]
-            component = basins == keep
-        else:
-            overlap = np.bincount(basins[previous & component], minlength=n_markers + 1)
-            overlap[0] = 0
-            # keep every basin mostly covered by the previous slice's region
-            sizes = np.bincount(basins.ravel(), minlength=n_markers + 1)
-            keep = np.flatnonzero(overlap >= 0.5 * np.maximum(sizes, 1))
-            if keep.size == 0:
-                keep = np.array([int(np.argmax(overlap))])
-            component = np.isin(basins, keep[keep > 0])
+        if settings.star_factor:
+            centre = tuple(int(round(v)) for v in ndimage.center_of_mass(sub_previous))
+            component = _star_clip(component, centre, spacing, settings.star_factor)
+        if component.sum() * spacing[0] * spacing[1] < settings.min_area_mm2:
+            return None
+        out = np.zeros_like(previous)
+        out[box] = ndimage.binary_fill_holes(component)
+        return out
+
+    candidate = ndimage.binary_opening(inside(z), structure=_disc(settings.opening_mm, spacing))
+    candidate = ndimage.binary_fill_holes(candidate)
+    labels, n = ndimage.label(candidate)
+    if n == 0:
+        return None
+    label = labels[seed_rc]
+    if label == 0:
+        near = _near_seed(candidate, seed_rc)
+        if near is None:
+            return None
+        label = labels[near]
+    component = labels == label
+    if settings.split_depth_mm:
+        component = _split_touching(component, seed_rc, spacing, settings.split_depth_mm)
+    if settings.star_factor:
+        # two passes: rays from the click, then from the clipped region's centroid
+        centre = seed_rc
+        for _ in range(2):
+            component = _star_clip(component, centre, spacing, settings.star_factor)
+            if not component.any():
+                return None
+            centre = tuple(int(round(v)) for v in ndimage.center_of_mass(component))
     if component.sum() * spacing[0] * spacing[1] < settings.min_area_mm2:
         return None
     return ndimage.binary_fill_holes(component)
 
 
-def _seed_level(plane: np.ndarray, seed_rc, radius_mm: float, spacing) -> tuple[float, float]:
+def _star_clip(component: np.ndarray, centre, spacing, factor: float, n_rays: int = 180) -> np.ndarray:
+    """Cut off sectors where the region reaches much farther from ``centre`` than it does typically.
+
+    A neuroblastoma's outline is a lobulated ellipse seen from inside: along each ray from the centre
+    its radius stays within a modest factor of the median radius. A leak into a touching organ of
+    the same density shows as a sector of rays reaching far beyond it; those rays are cut back to
+    ``factor`` times the median radius (then smoothed over neighbouring rays).
+    """
+    rows, cols = component.shape
+    cr, cc = float(centre[0]), float(centre[1])
+    step = 0.5
+    max_r = float(np.hypot(rows, cols))
+    radii = np.arange(0.0, max_r, step)
+    angles = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)
+    # rays in millimetres, so that anisotropic pixels do not bend the ellipse
+    dr = np.sin(angles)[:, None] * radii[None, :] / spacing[0] * min(spacing)
+    dc = np.cos(angles)[:, None] * radii[None, :] / spacing[1] * min(spacing)
+    rr = np.rint(cr + dr).astype(int)
+    cc_ = np.rint(cc + dc).astype(int)
+    valid = (rr >= 0) & (rr < rows) & (cc_ >= 0) & (cc_ < cols)
+    hit = np.zeros(rr.shape, dtype=bool)
+    hit[valid] = component[rr[valid], cc_[valid]]
+    outside = ~hit
+    outside[:, 0] = False  # the centre itself may sit in a hole (aortic lumen) of the region
+    first_exit = np.where(outside.any(axis=1), outside.argmax(axis=1), radii.size - 1) * step
+    if not np.any(first_exit > 0):
+        return component
+    limit = factor * float(np.median(first_exit))
+    clipped = np.minimum(first_exit, limit)
+    # circular median over neighbouring rays removes single-ray spikes
+    padded = np.concatenate([clipped[-2:], clipped, clipped[:2]])
+    clipped = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    y, x = np.mgrid[0:rows, 0:cols]
+    dy = (y - cr) * spacing[0] / min(spacing)
+    dx = (x - cc) * spacing[1] / min(spacing)
+    pixel_angle = np.mod(np.arctan2(dy, dx), 2 * np.pi)
+    ray = np.rint(pixel_angle / (2 * np.pi) * n_rays).astype(int) % n_rays
+    allowed = np.hypot(dy, dx) <= clipped[ray] + 1.0
+    return component & allowed
+
+
+def _split_touching(component: np.ndarray, seed_rc, spacing, depth_mm: float) -> np.ndarray:
+    """Keep the watershed basin of the distance transform that holds the seed (separates blobs
+    joined by a neck, e.g. a tumour abutting an organ of the same density)."""
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    rows, cols = np.nonzero(component)
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    sub = component[box]
+    distance = ndimage.distance_transform_edt(sub, sampling=spacing)
+    markers, n_markers = ndimage.label(h_maxima(distance, depth_mm))
+    if n_markers <= 1:
+        return component
+    basins = watershed(-distance, markers, mask=sub)
+    local = (seed_rc[0] - box[0].start, seed_rc[1] - box[1].start)
+    inside = 0 <= local[0] < sub.shape[0] and 0 <= local[1] < sub.shape[1]
+    keep = basins[local] if inside and basins[local] else 0
+    if keep == 0:
+        near = _near_seed(sub, local, max_px=max(sub.shape))
+        if near is None:
+            return component
+        keep = basins[near]
+    out = np.zeros_like(component)
+    out[box] = basins == keep
+    return out
+
+
+def _seed_level(plane: np.ndarray, seed_rc, radius_mm: float, spacing,
+                settings_percentile: float = 90.0) -> tuple[float, float]:
     """Reference HU and robust spread of the tissue under the seed disc (soft-tissue values only)."""
     disc = _disc(radius_mm, spacing)
     h, w = disc.shape
@@ -241,8 +376,9 @@ def _seed_level(plane: np.ndarray, seed_rc, radius_mm: float, spacing) -> tuple[
     patch = plane[rs, cs][disc[rs.start - r0: rs.stop - r0, cs.start - c0: cs.stop - c0]]
     soft = patch[(patch > -20.0) & (patch < 250.0)]  # a calcified focus or fat under the click is not the tumour level
     values = soft if soft.size >= 5 else patch
-    level = float(np.median(values))
-    spread = float(1.4826 * np.median(np.abs(values - level)))
+    # a high percentile, not the median: a click on a necrotic core must still find the viable rim
+    level = float(np.percentile(values, settings_percentile))
+    spread = float(1.4826 * np.median(np.abs(values - np.median(values))))
     return level, spread
 
 

@@ -510,17 +510,29 @@ class MinimalDepthRSF(RandomSurvivalForest):
         self.selected_features_ = np.flatnonzero(self.minimal_depth_ < self.minimal_depth_threshold_)
         return self
 
-    def predict_survival_band(self, X, quantiles=(0.025, 0.975), max_trees: int = 200):
-        """Survival of each row from the individual trees: ``(times, low, high)`` arrays.
+    def predict_survival_band(self, X, quantiles=(0.025, 0.975)):
+        """Survival of each row with a band from the individual trees: ``(times, mean, low, high)``.
 
-        The spread of the trees' curves around the forest mean; a band, not a confidence interval.
-        At most ``max_trees`` trees are used (the first ones: trees are exchangeable).
+        ``mean`` is the forest's own prediction (scikit-survival averages the trees' survival
+        functions); ``low``/``high`` are quantiles of the trees' curves: a spread, not a confidence
+        interval. One pass over the trees' leaf tables (no per-tree input validation), so it is cheap
+        enough for interactive use.
         """
-        X = np.asarray(X, dtype=float)
-        curves = np.stack([t.predict_survival_function(X, return_array=True)
-                           for t in self.estimators_[:max_trees]])
+        times, mean, low, high, _ = self._survival_band_and_risk(X, quantiles)
+        return times, mean, low, high
+
+    def _survival_band_and_risk(self, X, quantiles=(0.025, 0.975)):
+        """As :meth:`predict_survival_band`, plus the forest's risk score (``predict``) from the same pass."""
+        X32 = np.ascontiguousarray(np.asarray(X, dtype=float), dtype=np.float32)
+        leaf_tables = np.stack([tree.tree_.predict(X32) for tree in self.estimators_])  # (trees, n, times, 2)
+        curves = leaf_tables[..., 1]
+        # scikit-survival's risk: the trees' cumulative hazard summed over event times, averaged
+        risk = leaf_tables[..., 0][:, :, self.is_event_time_].sum(axis=2).mean(axis=0)
         low, high = np.quantile(curves, quantiles, axis=0)
-        return self.unique_times_, low, high
+        mean = curves.mean(axis=0)
+        # where most trees agree and a few do not, the mean can fall outside the quantiles; the band
+        # is widened to contain the curve it is drawn around
+        return self.unique_times_, mean, np.minimum(low, mean), np.maximum(high, mean), risk
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,8 +561,11 @@ class RankingSurvivalSVM(FastSurvivalSVM):
             # the ranking objective uses only the order of times, but scikit-survival rejects
             # times <= 0 (needed for its regression objective): move them just above zero, order kept
             positive = time[time > 0]
-            floor = positive.min() / 2 if positive.size else 1.0
-            time = np.where(time <= 0, floor * np.exp(time - time.max()), time)
+            floor = positive.min() if positive.size else 1.0
+            low = time <= 0
+            spread = time[low].max() - time[low].min() + 1.0
+            time = time.copy()
+            time[low] = floor * (0.5 + 0.4 * (time[low] - time[low].min()) / spread)
             y = Surv.from_arrays(event, time)
         return super().fit(X, y)
 
@@ -574,7 +589,8 @@ def _pls_cox_weights(X, time, event, n_components):
         coefs = np.empty(p)
         for j in range(p):
             design = np.column_stack((previous, residual[:, j]))
-            beta, _ = cox_newton(design, time, event, max_iter=20)
+            # a few Newton steps suffice: only the direction of the weight vector is used
+            beta, _ = cox_newton(design, time, event, max_iter=4, tol=1e-6)
             coefs[j] = beta[-1]
         norm = np.linalg.norm(coefs)
         if not np.isfinite(norm) or norm == 0:

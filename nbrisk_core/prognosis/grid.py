@@ -159,10 +159,17 @@ class CombinationModel:
         return self.predictor_.predict_survival_function(self._x(X), return_array=return_array)
 
     def predict_survival_band(self, X):
-        """``(times, low, high)`` from the forest's trees, or ``None`` when the model gives no band."""
+        """``(times, mean, low, high)`` from the forest's trees, or ``None`` when the model gives no band."""
         if hasattr(self.predictor_, "predict_survival_band"):
             return self.predictor_.predict_survival_band(self._x(X))
         return None
+
+    def predict_with_band(self, X):
+        """``(risk, (times, mean, low, high))`` in one pass for forests, else ``(risk, None)``."""
+        if hasattr(self.predictor_, "_survival_band_and_risk"):
+            times, mean, low, high, risk = self.predictor_._survival_band_and_risk(self._x(X))
+            return risk, (times, mean, low, high)
+        return self.predict(X), None
 
     def __repr__(self) -> str:
         return f"CombinationModel({self.name!r}, features={self.used_features_})"
@@ -183,23 +190,32 @@ def _c_index(event, time, risk) -> float:
                                             risk)[0])
 
 
-def _fit_selector(name, profile, seed, X, y):
+def _fit_selector(name, profile, seed, X, y, X_test, y_test):
+    """Fit a selector on all features; its own C-indices are those of the algorithm used alone."""
     import warnings
 
-    start = _time.perf_counter()
+    start, cpu = _time.perf_counter(), _time.process_time()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = make_estimator(name, profile, seed).fit(X, y)
-        return name, np.asarray(model.selected_features_, dtype=int), _time.perf_counter() - start, None
+            e_tr, t_tr = est.event_time_arrays(y)
+            e_te, t_te = est.event_time_arrays(y_test)
+            scores = (_c_index(e_tr, t_tr, model.predict(X)),
+                      _c_index(e_te, t_te, model.predict(X_test)) if len(t_te) else float("nan"))
+        seconds, cpu = _time.perf_counter() - start, _time.process_time() - cpu
+        return (name, np.asarray(model.selected_features_, dtype=int), seconds, None,
+                (*scores, seconds, None, cpu))
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-        return name, None, _time.perf_counter() - start, f"{type(error).__name__}: {error}"
+        seconds, cpu = _time.perf_counter() - start, _time.process_time() - cpu
+        message = f"{type(error).__name__}: {error}"
+        return name, None, seconds, message, (float("nan"), float("nan"), seconds, message, cpu)
 
 
 def _fit_predictor(name, columns, profile, seed, X_train, y_train, X_test, y_test):
     import warnings
 
-    start = _time.perf_counter()
+    start, cpu = _time.perf_counter(), _time.process_time()
     columns = list(columns)
     try:
         with warnings.catch_warnings():
@@ -209,9 +225,10 @@ def _fit_predictor(name, columns, profile, seed, X_train, y_train, X_test, y_tes
             e_te, t_te = est.event_time_arrays(y_test)
             c_train = _c_index(e_tr, t_tr, model.predict(X_train[:, columns]))
             c_test = _c_index(e_te, t_te, model.predict(X_test[:, columns])) if len(t_te) else float("nan")
-        return c_train, c_test, _time.perf_counter() - start, None
+        return c_train, c_test, _time.perf_counter() - start, None, _time.process_time() - cpu
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-        return float("nan"), float("nan"), _time.perf_counter() - start, f"{type(error).__name__}: {error}"
+        return (float("nan"), float("nan"), _time.perf_counter() - start, f"{type(error).__name__}: {error}",
+                _time.process_time() - cpu)
 
 
 def _parallel(backend: str, n_jobs: int):
@@ -281,10 +298,14 @@ def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, pro
     selected: dict[str, tuple | None] = {}
     selector_seconds: dict[str, float] = {}
     selector_errors: dict[str, str] = {}
-    for name, columns, seconds, error in parallel(
-            delayed(_fit_selector)(s, profile, seed, X_train, y_train) for s in selectors):
+    # A selector fitted on all features is the same model (same data, settings and seed) as that
+    # algorithm used alone, so its scores are reused for the "alone" row instead of refitting.
+    results: dict[tuple[str, tuple], tuple] = {}
+    for name, columns, seconds, error, alone in parallel(
+            delayed(_fit_selector)(s, profile, seed, X_train, y_train, X_test, y_test) for s in selectors):
         selected[name] = None if columns is None else tuple(int(c) for c in columns)
-        selector_seconds[name] = seconds
+        selector_seconds[name] = 0.0 if (None, name) in pairs else seconds
+        results[(name, all_columns)] = alone
         if error:
             selector_errors[name] = error
 
@@ -292,7 +313,7 @@ def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, pro
     for selector, predictor in pairs:
         columns = all_columns if selector is None else selected[selector]
         if columns is not None and len(columns) >= (1 if selector is None else min_selected):
-            if (predictor, columns) not in tasks:
+            if (predictor, columns) not in tasks and (predictor, columns) not in results:
                 tasks.append((predictor, columns))
     jobs = (delayed(_fit_predictor)(p, c, profile, seed, X_train, y_train, X_test, y_test) for p, c in tasks)
     iterator = parallel(jobs)
@@ -300,7 +321,7 @@ def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, pro
         from tqdm import tqdm
 
         iterator = tqdm(iterator, total=len(tasks), desc="survival combinations", unit="fit")
-    results = dict(zip(tasks, iterator))
+    results.update(zip(tasks, iterator))
 
     uses = {s: sum(1 for sel, _ in pairs if sel == s) for s in selectors}
     rows = []
@@ -318,12 +339,16 @@ def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, pro
                        n_features=len(columns), features=";".join(feature_names[c] for c in columns),
                        c_index_train=np.nan, c_index_test=np.nan, seconds=share)
         else:
-            c_train, c_test, seconds, error = results[(predictor, columns)]
+            c_train, c_test, seconds, error, _cpu = results[(predictor, columns)]
             row.update(status="skipped" if error else "fitted", reason=f"fit failed: {error}" if error else "",
                        n_features=len(columns), features=";".join(feature_names[c] for c in columns),
                        c_index_train=c_train, c_index_test=c_test, seconds=seconds + share)
         rows.append(row)
     table = pd.DataFrame(rows)
+    # CPU seconds of every distinct fit (selectors included), summed over workers: the cost of the
+    # grid independent of how busy the machine was
+    table.attrs["cpu_seconds"] = float(sum(r[4] for r in results.values()))
+    table.attrs["n_fits"] = len(results)
     table["c_index_mean"] = table[["c_index_train", "c_index_test"]].mean(axis=1, skipna=False)
     columns = ["combination", "selector", "predictor", "status", "reason", "n_features", "features",
                "c_index_train", "c_index_test", "c_index_mean", "seconds"]

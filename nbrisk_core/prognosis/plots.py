@@ -11,7 +11,8 @@ GROUP_COLOURS = ("#1f5f8b", "#c0392b", "#27ae60", "#8e44ad", "#d35400")
 
 
 def kaplan_meier_figure(time, event, groups=None, *, title: str = "Overall survival",
-                        time_unit: str = "days", at_risk_times=None, ci: bool = True) -> go.Figure:
+                        time_unit: str = "days", at_risk_times=None, ci: bool = True,
+                        colours: dict | None = None) -> go.Figure:
     """Kaplan-Meier curves (one per group) with 95 % CI bands and a number-at-risk table.
 
     Parameters
@@ -22,6 +23,8 @@ def kaplan_meier_figure(time, event, groups=None, *, title: str = "Overall survi
         Group label per patient; one curve per distinct label (sorted).
     at_risk_times : array-like, optional
         Times of the number-at-risk table (default: 0 and 5 more evenly spaced up to the maximum).
+    colours : dict, optional
+        Colour per group label (default: :data:`GROUP_COLOURS` in label order).
     """
     from lifelines import KaplanMeierFitter
 
@@ -33,7 +36,7 @@ def kaplan_meier_figure(time, event, groups=None, *, title: str = "Overall survi
         at_risk_times = np.linspace(0, np.nanmax(time) if len(time) else 1, 6).round()
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.8, 0.2], vertical_spacing=0.06)
     for k, name in enumerate(names):
-        colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
+        colour = (colours or {}).get(name, GROUP_COLOURS[k % len(GROUP_COLOURS)])
         sel = labels == name
         km = KaplanMeierFitter(label=str(name)).fit(time[sel], event[sel])
         t = km.survival_function_.index.to_numpy()
@@ -58,8 +61,9 @@ def kaplan_meier_figure(time, event, groups=None, *, title: str = "Overall survi
     fig.update_yaxes(range=[0, 1.02], title_text="Survival probability", row=1, col=1)
     fig.update_yaxes(title_text="At risk", row=2, col=1)
     fig.update_xaxes(title_text=f"Time ({time_unit})", row=2, col=1)
-    fig.update_layout(title=title, template="plotly_white", margin=dict(l=60, r=20, t=50, b=40),
-                      legend=dict(orientation="h", y=1.08))
+    # legend above the plot area (anchored by its bottom) so it never covers the curves near S = 1
+    fig.update_layout(title=title, template="plotly_white", margin=dict(l=60, r=20, t=90, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
 
 
@@ -71,7 +75,7 @@ def c_index_heatmap(combinations_df, *, max_rows: int | None = None) -> go.Figur
 
     Rows are combinations sorted by the mean C-index of the two cohorts (best on top), columns
     are the training and testing cohorts and their mean; each cell carries its value. Skipped or
-    failed combinations (``status != "ok"``) are left out and counted in the title.
+    failed combinations (``status`` other than ``"fitted"``) are left out and counted in the title.
 
     Parameters
     ----------
@@ -83,7 +87,7 @@ def c_index_heatmap(combinations_df, *, max_rows: int | None = None) -> go.Figur
     """
     table = combinations_df.copy()
     if "status" in table.columns:
-        fitted = table[table["status"] == "ok"].copy()
+        fitted = table[table["status"] == "fitted"].copy()
     else:
         fitted = table
     n_left_out = len(table) - len(fitted)
@@ -138,7 +142,8 @@ def forest_plot(hazard_table, *, title: str = "Cox regression: hazard ratios (95
     fig.update_xaxes(type="log", title_text="Hazard ratio (log scale)")
     fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=y)
     fig.update_layout(title=title, template="plotly_white", height=max(300, 26 * len(table) + 120),
-                      margin=dict(l=140, r=90, t=50, b=40), legend=dict(orientation="h", y=1.06))
+                      margin=dict(l=140, r=90, t=50, b=90),
+                      legend=dict(orientation="h", y=-0.25 if len(table) < 8 else -0.1))
     return fig
 
 
@@ -162,14 +167,16 @@ def td_roc_figure(event, time, risk, times, *, train_event=None, train_time=None
     for k, res in enumerate(aucs):
         label = f"{res.time / time_unit_days:g} y" if time_unit_days != 1 else f"{res.time:g} d"
         if np.isnan(res.auc):
-            skipped.append(f"{label}: {res.reason}")
+            # short form for the subtitle ("no cases" / "no controls"); the full reason is in TimeAUC
+            short = res.reason.rsplit("(", 1)[-1].rstrip(")") if res.reason.endswith(")") else "IPC weights undefined"
+            skipped.append(f"{label} ({short})")
             continue
         roc = time_dependent_roc(event, time, risk, res.time, train_event=train_event, train_time=train_time)
         fig.add_trace(go.Scatter(
             x=roc["fpr"], y=roc["tpr"], mode="lines", line=dict(color=GROUP_COLOURS[k % len(GROUP_COLOURS)],
                                                                shape="hv", width=2),
             name=f"{label}: AUC {res.auc:.3f} ({res.low:.3f}-{res.high:.3f})"))
-    full_title = title + ("<br><sup>not estimable: " + "; ".join(skipped) + "</sup>" if skipped else "")
+    full_title = title + ("<br><sup>not estimable: " + ", ".join(skipped) + "</sup>" if skipped else "")
     fig.update_xaxes(range=[0, 1], title_text="1 - specificity", constrain="domain")
     fig.update_yaxes(range=[0, 1.01], title_text="Sensitivity", scaleanchor="x")
     fig.update_layout(title=full_title, template="plotly_white", legend=dict(x=0.45, y=0.05),
@@ -282,6 +289,14 @@ def association_figures(mlrs, clinical_df) -> dict[str, go.Figure]:
     return figures
 
 
+def risk_group_colours(groups) -> dict | None:
+    """Two groups named high*/low*: the high-risk one red, the other blue (else None: palette order)."""
+    labels = sorted(set(np.asarray(groups).tolist()), key=str)
+    if len(labels) != 2 or not any(str(name).lower().startswith("high") for name in labels):
+        return None
+    return {name: GROUP_COLOURS[1] if str(name).lower().startswith("high") else GROUP_COLOURS[0] for name in labels}
+
+
 def individual_survival_figure(prognosis, cohort_time, cohort_event, cohort_group, *,
                                title: str = "Predicted survival of this patient") -> go.Figure:
     """The patient's predicted survival curve over the cohort's Kaplan-Meier curves by MLRS group.
@@ -289,7 +304,8 @@ def individual_survival_figure(prognosis, cohort_time, cohort_event, cohort_grou
     ``prognosis`` is an ``IndividualPrognosis`` (``times`` in days, ``survival``, optional
     ``low``/``high`` band, ``mlrs``, ``group``).
     """
-    fig = kaplan_meier_figure(cohort_time, cohort_event, cohort_group, title=title, ci=False)
+    colours = risk_group_colours(cohort_group)
+    fig = kaplan_meier_figure(cohort_time, cohort_event, cohort_group, title=title, ci=False, colours=colours)
     for trace in fig.data:  # the cohort is context: draw it lighter than the patient
         if trace.mode == "lines":
             trace.line.width = 1.5
@@ -344,14 +360,19 @@ def mlrs_distribution_figure(mlrs, cohort, cutoff, *, patient_mlrs: float | None
     mlrs = np.asarray(mlrs, dtype=float)
     cohort = np.asarray(cohort)
     fig = go.Figure()
-    for k, name in enumerate(sorted(set(cohort.tolist()), key=str)):
+    # training cohort first (blue), whatever it is called
+    names = sorted(set(cohort.tolist()), key=lambda x: (not str(x).lower().startswith("train"), str(x)))
+    for k, name in enumerate(names):
         sel = cohort == name
         fig.add_trace(go.Histogram(x=mlrs[sel], name=f"{name} (n={int(sel.sum())})", opacity=0.6,
                                    marker_color=GROUP_COLOURS[k % len(GROUP_COLOURS)], nbinsx=30))
-    fig.add_vline(x=cutoff, line=dict(color="#555", dash="dash"), annotation_text="cutoff (training median)")
+    # labels on opposite sides of their lines so they never overlap
+    patient_right = patient_mlrs is not None and float(patient_mlrs) >= cutoff
+    fig.add_vline(x=cutoff, line=dict(color="#555", dash="dash"), annotation_text="cutoff (training median)",
+                  annotation_position="top left" if patient_right else "top right")
     if patient_mlrs is not None:
         fig.add_vline(x=float(patient_mlrs), line=dict(color="#111", width=3), annotation_text="this patient",
-                      annotation_position="top left")
+                      annotation_position="top right" if patient_right else "top left")
     fig.update_layout(barmode="overlay", title="MLRS distribution", template="plotly_white",
                       xaxis_title="MLRS", yaxis_title="Patients", margin=dict(l=60, r=20, t=50, b=40))
     return fig
@@ -390,13 +411,15 @@ def individual_survival_png(prognosis, cohort_time, cohort_event, cohort_group, 
     time = np.asarray(cohort_time, dtype=float)
     event = np.asarray(cohort_event, dtype=int)
     groups = np.asarray(cohort_group)
+    colours = risk_group_colours(groups)
     fig = Figure(figsize=(7, 4.5), dpi=dpi)
     ax = fig.add_subplot(1, 1, 1)
     for k, name in enumerate(sorted(set(groups.tolist()), key=str)):
         sel = groups == name
         km = KaplanMeierFitter().fit(time[sel], event[sel])
+        colour = (colours or {}).get(name, GROUP_COLOURS[k % len(GROUP_COLOURS)])
         ax.step(km.survival_function_.index, km.survival_function_.iloc[:, 0], where="post",
-                color=GROUP_COLOURS[k % len(GROUP_COLOURS)], alpha=0.7, label=f"cohort {name} (n={int(sel.sum())})")
+                color=colour, alpha=0.7, label=f"cohort {name} (n={int(sel.sum())})")
     times = np.asarray(prognosis.times, dtype=float)
     if getattr(prognosis, "low", None) is not None and getattr(prognosis, "high", None) is not None:
         ax.fill_between(times, prognosis.low, prognosis.high, step="post", color="black", alpha=0.12, lw=0)

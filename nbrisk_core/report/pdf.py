@@ -207,7 +207,11 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
         ("Cohort percentile", "–" if record.mlrs_percentile is None else f"{record.mlrs_percentile:.0f}"),
         ("MLRS group", {"high": "high MLRS", "low": "low MLRS"}.get(record.mlrs_group or "", "–")),
     ])
-    patient_curve = curve_from(lookup(prognosis.result, "survival_curve")) if prognosis else None
+    patient_curve = None
+    if prognosis is not None:
+        patient_curve = curve_from(prognosis.result)
+        if patient_curve is None:
+            patient_curve = curve_from(lookup(prognosis.result, "survival_curve"))
     if patient_curve is not None or cohort_curves:
         png = survival_png(patient_curve, cohort_curves)
         w = 140.0
@@ -262,11 +266,17 @@ def _clinical_table(pdf, record: CaseRecord) -> None:
             header.cell(text)
         for variable in names:
             value = entered.get(variable.name)
+            if isinstance(value, Mapping):  # {"value", "unit"} as typed on the Prognosis page
+                value, unit = value.get("value"), value.get("unit") or variable.unit
+            else:
+                unit = variable.unit
             was_imputed = (value is None or (isinstance(value, float) and not np.isfinite(value))) \
                 and variable.name in imputed
             shown = imputed.get(variable.name) if was_imputed else value
+            if variable.kind == "binary" and shown is not None and not was_imputed:
+                shown = "yes" if int(shown) == 1 else "no"
             row = table.row()
             row.cell(variable.label + (" *" if was_imputed else ""))
-            row.cell(_fmt(shown, 4))
-            row.cell(variable.unit)
+            row.cell("(value not stored)" if was_imputed and shown is None else _fmt(shown, 4))
+            row.cell(unit)
             row.cell("imputed" if was_imputed else "entered")

@@ -7,8 +7,9 @@ where every array is replaced by a reference into a dict of arrays (saved with `
 lives in ``nbrisk_core`` (imported by name, constructed with its fields), never by unpickling.
 
 De-identification happens here too: keys that name a DICOM identifier (PatientName (0010,0010),
-PatientBirthDate (0010,0030), AccessionNumber (0008,0050), ...) are dropped, and 3-D arrays (whole
-series) are left out unless the caller opts in.
+PatientBirthDate (0010,0030), AccessionNumber (0008,0050), ...) are dropped, raw bytes (uploaded
+files, whose headers carry identifiers) are never stored, and 3-D arrays (whole series) are left
+out unless the caller opts in.
 """
 
 from __future__ import annotations
@@ -91,10 +92,10 @@ class Encoder:
             # file paths can carry names; they are an upload detail, not case data
             self.omitted.append(where)
             return None
-        if isinstance(obj, bytes):
-            key = f"{self.prefix}{len(self.arrays)}"
-            self.arrays[key] = np.frombuffer(obj, dtype=np.uint8).copy()
-            return {"__bytes__": key}
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            # raw bytes are uploaded files (DICOM headers carry names and dates): never stored
+            self.omitted.append(where)
+            return {"__omitted__": "bytes", "size": len(obj)}
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover - pandas is a dependency

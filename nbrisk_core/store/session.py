@@ -127,14 +127,28 @@ def slices_from(chosen_slices: Any) -> dict[str, SliceRecord]:
 
 
 def _risk_results(risk_result: Any) -> list[tuple[str | None, Any]]:
-    """One (variant, result) per model: a single result or a mapping variant -> result."""
+    """One (variant, result) per model.
+
+    Accepts a single result, a mapping variant -> result, or a single (reference model) result with
+    a ``variants`` mapping of every model's output (the Risk page's shape): the reference result is
+    kept whole (embedding included) for the variant whose model SHA-256 it carries.
+    """
     values = fields_of(risk_result)
     if not values:
         return []
     if lookup(risk_result, "p_high_risk") is not None:
-        return [(None, risk_result)]
-    nested = [(str(k), v) for k, v in values.items() if lookup(v, "p_high_risk") is not None]
-    return nested
+        variants = fields_of(values.get("variants"))
+        if not variants:
+            return [(None, risk_result)]
+        sha = lookup(risk_result, "model_sha256")
+        out = []
+        for name, sub in variants.items():
+            is_reference = sha is not None and lookup(sub, "model_sha256") == sha
+            out.append((str(name), risk_result if is_reference else sub))
+        if not any(r is risk_result for _, r in out):
+            out.insert(0, (None, risk_result))
+        return out
+    return [(str(k), v) for k, v in values.items() if lookup(v, "p_high_risk") is not None]
 
 
 def _risk_class(result, p_high_risk: float | None) -> str | None:
@@ -178,7 +192,7 @@ def record_from_session(*, case: Any = None, chosen_slices: Any = None, risk_res
     risk = _risk_results(risk_result)
     primary = None
     for variant, result in risk:
-        if variant is None or variant.lower() in ("art", "swin-art", "swin_art"):
+        if result is risk_result or variant is None or variant.lower() in ("art", "swin-art", "swin_art"):
             primary = result
             break
     if primary is None and risk:
@@ -187,23 +201,13 @@ def record_from_session(*, case: Any = None, chosen_slices: Any = None, risk_res
 
     entered = lookup(prognosis_result, "entered")
     entered = fields_of(entered) if entered is not None else {k: v for k, v in clinical.items()
-                                                                if not isinstance(v, (dict, list, np.ndarray))}
-    imputed = lookup(prognosis_result, "imputed")
-    imputed = fields_of(imputed) if isinstance(imputed, Mapping) or dataclasses.is_dataclass(imputed) else {}
-    if not imputed and hasattr(lookup(prognosis_result, "imputed"), "iloc"):
-        frame = lookup(prognosis_result, "imputed")  # a one-row DataFrame / Series of completed values
-        row = frame.iloc[0] if hasattr(frame, "columns") else frame
-        imputed = {str(k): row[k] for k in row.index}
-    flags = lookup(prognosis_result, "imputed_flags")
-    if flags is not None and not isinstance(flags, Mapping):
-        flags = {str(n): True for n in flags}
-    if flags:
-        imputed = {k: v for k, v in imputed.items() if flags.get(k)} or imputed
+                                                                if not isinstance(v, (list, np.ndarray))}
+    imputed = imputed_values(prognosis_result)
     # keep only values that were really filled in (missing when entered)
     imputed = {k: v for k, v in imputed.items()
                if k not in entered or entered.get(k) is None or _is_nan(entered.get(k))}
 
-    age = _float_or_none(entered.get("age_months")) if entered else None
+    age = canonical_value("age_months", entered.get("age_months")) if entered else None
     if age is None:
         age = _float_or_none(lookup(case, "age_months"))
     sex = entered.get("sex") if entered else None
@@ -240,6 +244,51 @@ def record_from_session(*, case: Any = None, chosen_slices: Any = None, risk_res
     if base is not None:
         record.case_uid, record.version = base.case_uid, base.version
     return record
+
+
+def canonical_value(name: str, value) -> float | None:
+    """A numeric clinical value in the schema's canonical unit; ``{"value", "unit"}`` dicts are converted."""
+    from nbrisk_core.clinical.schema import variable
+
+    unit = None
+    if isinstance(value, Mapping):
+        value, unit = value.get("value"), value.get("unit")
+    number = _float_or_none(value)
+    if number is None:
+        return None
+    try:
+        spec = variable(name)
+    except KeyError:
+        return number
+    if unit and unit != spec.unit and unit in spec.alt_units:
+        number *= spec.alt_units[unit]
+    return number
+
+
+def imputed_values(prognosis_result: Any) -> dict:
+    """Imputed clinical variables -> imputed value (None when the result lists only their names)."""
+    values: dict = {}
+    names: list[str] = []
+    fields = fields_of(prognosis_result)
+    for key in FIELD_NAMES["imputed"]:
+        found = fields.get(key)
+        if found is None:
+            continue
+        if isinstance(found, Mapping):
+            values.update({str(k): v for k, v in found.items() if str(k) not in values})
+        elif hasattr(found, "iloc"):  # a one-row DataFrame or a Series of completed values
+            row = found.iloc[0] if hasattr(found, "columns") else found
+            values.update({str(k): row[k] for k in row.index if str(k) not in values})
+        elif isinstance(found, (list, tuple, set)):
+            names.extend(str(n) for n in found)
+    flags = lookup(prognosis_result, "imputed_flags")
+    if isinstance(flags, Mapping):
+        names.extend(str(k) for k, v in flags.items() if v)
+    elif flags is not None:
+        names.extend(str(n) for n in flags)
+    if names:
+        return {n: values.get(n) for n in dict.fromkeys(names)}
+    return values
 
 
 def _is_nan(value) -> bool:

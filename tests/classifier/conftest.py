@@ -52,3 +52,20 @@ def tiny_model():
 
     torch.manual_seed(0)
     return build_model("swin_t", backbone_kwargs=TINY_SWIN_KWARGS)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory):
+    """A models folder holding a tiny (untrained) Swin-ART as ``swin_art_demo``, with its card."""
+    import torch
+
+    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
+    from nbrisk_core.classifier.model_io import base_card, save_model
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    model = build_model("swin_t", backbone_kwargs=TINY_SWIN_KWARGS)
+    card = base_card("swin_t", "art", TINY_SWIN_KWARGS)
+    card["synthetic_data"] = True
+    save_model(model, folder / "swin_art_demo", card)
+    return folder

@@ -46,7 +46,7 @@ def test_kaplan_meier_figure_has_one_curve_per_group(tiny):
 def test_c_index_heatmap_sorts_by_mean_and_leaves_out_skipped():
     combos = pd.DataFrame({
         "combination": ["RSF", "StepCox[backward] + RSF", "LASSO + GBM", "CoxBoost + Ridge"],
-        "status": ["ok", "ok", "ok", "skipped"],
+        "status": ["fitted", "fitted", "fitted", "skipped"],
         "c_index_train": [0.80, 0.87, 0.70, np.nan],
         "c_index_test": [0.78, 0.81, 0.72, np.nan],
     })
@@ -174,3 +174,14 @@ def test_mlrs_distribution_and_calibration_figures(tiny):
     cal = calibration_at(event, time, 1 / (1 + np.exp(-risk)), 365.25, bins=4)
     cfig = plots.calibration_figure(cal, 365.25)
     assert len(cfig.data[1].x) == 4
+
+
+def test_high_risk_group_is_drawn_red(tiny):
+    risk, time, event, _ = tiny
+    groups = np.where(risk > 0, "high MLRS", "low MLRS")
+    colours = plots.risk_group_colours(groups)
+    assert colours == {"high MLRS": plots.GROUP_COLOURS[1], "low MLRS": plots.GROUP_COLOURS[0]}
+    fig = plots.kaplan_meier_figure(time, event, groups, colours=colours)
+    curve = next(t for t in fig.data if t.name and t.name.startswith("high MLRS"))
+    assert curve.line.color == plots.GROUP_COLOURS[1]
+    assert plots.risk_group_colours(["a", "b", "c"]) is None

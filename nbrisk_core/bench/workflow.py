@@ -1,0 +1,527 @@
+"""`nbrisk bench workflow`: concurrent browser sessions against one dashboard server, and the harness.
+
+The harness starts the dashboard on a free localhost port and drives Debian's Chromium with
+Playwright. It is used by the browser tests (``tests/e2e``) and by the benchmark in :func:`run`:
+one server with ``NBRISK_AUTH=on`` and a throwaway database,
+then one or more Playwright browser contexts that sign in and walk through the pages. Every step
+is timed and can leave a screenshot under ``test-artifacts/e2e/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the source checkout (streamlit_app.py, pages/)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-dev-shm-usage"]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
+PAGES = REPO_ROOT / "pages"
+#: how long one step may wait for the page to show what it expects (ms); the 2-core CI is slow
+STEP_TIMEOUT_MS = 90_000
+
+
+def chromium_missing_reason() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is absent (apt-get install -y chromium; .ci/system-packages.sh installs it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright for Python is not installed"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class AppServer:
+    """A running ``streamlit run streamlit_app.py`` with sign-in on and its own database."""
+
+    url: str
+    database_url: str
+    process: subprocess.Popen
+    workdir: Path
+    log_path: Path
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def start_server(users: list[tuple[str, str, str]], *, data_dir: Path | None = None,
+                 database_url: str | None = None, timeout_s: float = 120.0) -> AppServer:
+    """Start the app (``NBRISK_AUTH=on``) with ``users`` = [(name, password, role)] in a fresh DB."""
+    workdir = Path(tempfile.mkdtemp(prefix="nbrisk-e2e-"))
+    database_url = database_url or f"sqlite:///{workdir / 'nbrisk.db'}"
+    from nbrisk_core.store import users as store_users
+    from nbrisk_core.store.db import make_engine, migrate
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    for name, password, role in users:
+        store_users.add_user(engine, name, password, role, by="e2e")
+    engine.dispose()
+
+    port = free_port()
+    env = {**os.environ, "NBRISK_AUTH": "on", "NBRISK_DATABASE_URL": database_url,
+           "NBRISK_HOME": str(REPO_ROOT), "NBRISK_DATA_DIR": str(data_dir or REPO_ROOT / "data" / "demo"),
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    streamlit = Path(sys.executable).parent / "streamlit"
+    log_path = workdir / "server.log"
+    log = open(log_path, "wb")
+    process = subprocess.Popen([str(streamlit), "run", "streamlit_app.py", "--server.port", str(port),
+                                "--server.address", "127.0.0.1", "--server.headless", "true"],
+                               cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    server = AppServer(url, database_url, process, workdir, log_path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{server.log_tail()}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return server
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"streamlit did not answer on {url} within {timeout_s:.0f} s:\n{server.log_tail()}")
+
+
+def stop_server(server: AppServer) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=5)
+    shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def browser_context(playwright, *, viewport=(1400, 1000)):
+    """A headless Chromium context with a fresh user-data directory (removed afterwards)."""
+    user_data = tempfile.mkdtemp(prefix="nbrisk-chromium-")
+    context = playwright.chromium.launch_persistent_context(
+        user_data, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+        shutil.rmtree(user_data, ignore_errors=True)
+
+
+@dataclass
+class Flow:
+    """One browser session walking through the app: timed steps, screenshots, the errors it saw."""
+
+    page: object
+    base_url: str
+    name: str = "flow"
+    screenshots: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def step(self, title: str):
+        return _Step(self, title)
+
+    def shot(self, title: str) -> None:
+        if self.screenshots:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            self.page.wait_for_timeout(400)  # let the last elements paint (they arrive after the run ends)
+            self.page.screenshot(path=str(ARTIFACTS / f"{self.name}_{len(self.timings):02d}_{title}.png"),
+                                 full_page=True)
+
+    # ----------------------------------------------------------------- waiting helpers
+    def wait_idle(self) -> None:
+        """Wait until Streamlit has finished the current run (no running indicator)."""
+        page = self.page
+        page.wait_for_load_state("domcontentloaded")
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+            " && document.querySelector('[data-testid=\"stApp\"]')"
+            " && document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state')"
+            " !== 'running'", timeout=STEP_TIMEOUT_MS)
+
+    def assert_no_exception(self) -> None:
+        """Fail when the page shows a Streamlit exception box."""
+        boxes = self.page.locator('[data-testid="stException"]')
+        if boxes.count():
+            raise AssertionError(f"{self.name}: the page shows an exception: {boxes.first.inner_text()[:500]}")
+
+    # ----------------------------------------------------------------- the steps
+    def sign_in(self, username: str, password: str) -> None:
+        from playwright.sync_api import expect
+
+        page = self.page
+        page.goto(self.base_url)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        page.get_by_role("textbox", name="User name").fill(username)
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text(f"Signed in as {username}")).to_be_visible()
+        self.wait_idle()
+        self.assert_no_exception()
+
+    def go_to(self, title: str, expect_heading: str | None = None) -> None:
+        from playwright.sync_api import expect
+
+        page = self.page
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
+        expect(page.get_by_role("heading", name=expect_heading or title).first).to_be_visible()
+        self.wait_idle()
+        self.assert_no_exception()
+
+    def sign_out(self) -> None:
+        from playwright.sync_api import expect
+
+        page = self.page
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        self.wait_idle()
+
+
+class _Step:
+    def __init__(self, flow: Flow, title: str):
+        self.flow, self.title = flow, title
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.flow.timings[self.title] = time.perf_counter() - self.started
+        with contextlib.suppress(Exception):
+            self.flow.shot(self.title if exc_type is None else f"{self.title}_FAILED")
+        return False
+
+
+def page_exists(file: str) -> bool:
+    return (PAGES / file).exists()
+
+
+# ===================================================================== the clinician's flow
+class StepSkipped(Exception):
+    """A step cannot run yet (its page or the shipped models are missing); the reason says which."""
+
+
+def models_missing_reason() -> str | None:
+    from nbrisk_core import config
+
+    if not (config.models_dir() / "swin_art_demo.safetensors").exists():
+        return f"no shipped Swin-ART model in {config.models_dir()} (swin_art_demo.safetensors)"
+    return None
+
+
+def make_demo_zip(cohort_dir: Path, patient_id: str, out_dir: Path) -> Path:
+    """The three-phase DICOM study of a demo patient as one zip (what a clinician uploads)."""
+    from nbrisk_core.demo import write_study
+
+    paths = write_study(cohort_dir, patient_id, out_dir, as_zip=True)
+    zips = [p for p in paths if Path(p).suffix == ".zip"]
+    if not zips:
+        raise RuntimeError(f"write_study wrote no zip for {patient_id}")
+    return Path(zips[0])
+
+
+def step_upload_case(flow: Flow, study_zip: Path) -> None:
+    """Case page: upload the study zip, read it, confirm a slice per phase, send it to the Risk page."""
+    import re
+
+    from playwright.sync_api import expect
+
+    if not page_exists("1_Case.py"):
+        raise StepSkipped("pages/1_Case.py does not exist yet")
+    flow.go_to("Case")
+    page = flow.page
+    upload = page.get_by_text("Upload", exact=True)
+    if upload.count():
+        upload.first.click()
+        flow.wait_idle()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(study_zip))
+    read = page.get_by_role("button", name="Read upload")
+    expect(read).to_be_enabled()
+    read.click()
+    expect(page.get_by_text("3 · Max-area slice per phase")).to_be_visible()
+    flow.wait_idle()
+    flow.assert_no_exception()
+    for phase in ("NC", "ART", "PV"):
+        tab = page.get_by_role("tab", name=re.compile(f"^{phase} ·"))
+        if tab.count() == 0:
+            continue
+        tab.first.click()
+        confirm = page.get_by_role("button", name=re.compile(f"^Confirm slice \\d+ for {phase}$"))
+        expect(confirm).to_be_visible()
+        confirm.click()
+        expect(page.get_by_text(re.compile(f"^{phase}\\b.*slice \\d+ · z")).first).to_be_visible()
+        flow.wait_idle()
+    page.get_by_role("button", name="Send to Risk").click()
+    expect(page.get_by_role("heading", name="Risk").first).to_be_visible()
+    flow.wait_idle()
+    flow.assert_no_exception()
+
+
+def step_risk(flow: Flow, *, demo_patient: str | None) -> None:
+    """Risk page: p(high risk) per model and the Grad-CAM overlays."""
+    from playwright.sync_api import expect
+
+    if not page_exists("2_Risk.py"):
+        raise StepSkipped("pages/2_Risk.py does not exist yet")
+    reason = models_missing_reason()
+    if reason:
+        raise StepSkipped(reason)
+    page = flow.page
+    if demo_patient is not None or page.get_by_role("heading", name="Risk").count() == 0:
+        flow.go_to("Risk")
+    if demo_patient is not None:
+        page.get_by_text("Demo patient", exact=True).first.click()
+        flow.wait_idle()
+        box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Demo patient").first
+        box.click()
+        page.get_by_role("option", name=demo_patient, exact=True).click()
+        flow.wait_idle()
+    expect(page.get_by_text("Where the model looked (Grad-CAM)")).to_be_visible()
+    expect(page.locator('[data-testid="stImage"]').first).to_be_visible()
+    flow.wait_idle()
+    flow.assert_no_exception()
+
+
+def step_prognosis(flow: Flow) -> None:
+    """Prognosis page: predict survival from the labs (the form as the page pre-fills it)."""
+    from playwright.sync_api import expect
+
+    if not page_exists("3_Prognosis.py"):
+        raise StepSkipped("pages/3_Prognosis.py does not exist yet")
+    flow.go_to("Prognosis")
+    page = flow.page
+    fill = page.get_by_role("button", name="Fill the form with this demo patient's values")
+    if fill.count():
+        fill.click()
+        flow.wait_idle()
+    page.get_by_role("button", name="Predict survival").click()
+    expect(page.get_by_text("MLRS group")).to_be_visible()
+    flow.wait_idle()
+    flow.assert_no_exception()
+
+
+def step_save(flow: Flow, label: str) -> str:
+    """Save case box (on the Prognosis page): label, notes, Save; returns the new case id."""
+    import re
+
+    from playwright.sync_api import expect
+
+    page = flow.page
+    button = page.get_by_role("button", name="Save case")
+    if button.count() == 0:
+        raise StepSkipped("no 'Save case' box on the Prognosis page yet (nbrisk_ui.cases.save_case_widget)")
+    page.get_by_role("textbox", name=re.compile("^Case label")).fill(label)
+    page.get_by_role("textbox", name="Notes").fill(f"e2e review of {label}")
+    button.click()
+    message = page.get_by_text(re.compile(r"Saved as case C[0-9A-F]{10}"))
+    expect(message).to_be_visible()
+    case_uid = re.search(r"C[0-9A-F]{10}", message.inner_text()).group(0)
+    flow.wait_idle()
+    return case_uid
+
+
+def step_saved_cases(flow: Flow, case_uid: str | None, label: str | None) -> bytes | None:
+    """Saved cases page: the case is listed and open in this session; download its PDF."""
+    from playwright.sync_api import expect
+
+    flow.go_to("Saved cases")
+    page = flow.page
+    if case_uid is None:
+        return None
+    expect(page.get_by_text(f"Case {case_uid} ({label}) is open in this session")).to_be_visible()
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Case").first
+    box.click()
+    page.get_by_role("option", name=__import__("re").compile(f"^{case_uid}")).click()
+    flow.wait_idle()
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download PDF").click()
+    download = download_info.value
+    data = Path(download.path()).read_bytes()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{flow.name}_{case_uid}.pdf").write_bytes(data)
+    flow.wait_idle()
+    return data
+
+
+def step_reopen(flow: Flow, case_uid: str) -> None:
+    """Open the saved case again: the app goes to the Risk page with the stored result."""
+    from playwright.sync_api import expect
+
+    page = flow.page
+    page.get_by_role("button", name="Open case").click()
+    expect(page.get_by_role("heading", name="Risk").first).to_be_visible()
+    flow.wait_idle()
+    flow.assert_no_exception()
+
+
+def clinician_flow(flow: Flow, username: str, password: str, *, label: str, demo_patient: str,
+                   study_zip: Path | None = None) -> dict:
+    """Walk through the workflow as far as the app allows; returns what was done and what was skipped."""
+    outcome: dict = {"skipped": {}, "case_uid": None, "pdf_bytes": 0}
+
+    def attempt(title, func, *args, **kwargs):
+        with flow.step(title):
+            try:
+                return func(*args, **kwargs)
+            except StepSkipped as skip:
+                outcome["skipped"][title] = str(skip)
+                return None
+
+    with flow.step("sign_in"):
+        flow.sign_in(username, password)
+    uploaded = False
+    if study_zip is not None:
+        attempt("case_upload", step_upload_case, flow, study_zip)
+        uploaded = "case_upload" not in outcome["skipped"]
+    attempt("risk", step_risk, flow, demo_patient=None if uploaded else demo_patient)
+    if "risk" not in outcome["skipped"]:
+        attempt("prognosis", step_prognosis, flow)
+        if "prognosis" not in outcome["skipped"]:
+            outcome["case_uid"] = attempt("save_case", step_save, flow, label)
+    with flow.step("saved_cases"):
+        pdf = step_saved_cases(flow, outcome["case_uid"], label)
+    outcome["pdf_bytes"] = len(pdf or b"")
+    if pdf is not None and not pdf.startswith(b"%PDF"):
+        raise AssertionError(f"{flow.name}: the downloaded report is not a PDF")
+    if outcome["case_uid"]:
+        attempt("reopen", step_reopen, flow, outcome["case_uid"])
+    with flow.step("sign_out"):
+        flow.sign_out()
+    outcome["timings"] = dict(flow.timings)
+    return outcome
+
+
+# ===================================================================== the benchmark
+def add_arguments(parser) -> None:
+    parser.add_argument("--sessions", type=int, default=10, help="concurrent browser sessions (default 10)")
+    parser.add_argument("--screenshots", action="store_true", help="save screenshots of every step")
+
+
+def _session_worker(base_url: str, index: int, username: str, password: str, demo_patient: str,
+                    study_zip: str | None, screenshots: bool) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    started = time.perf_counter()
+    try:
+        with sync_playwright() as pw, browser_context(pw) as context:
+            flow = Flow(context.new_page(), base_url, name=f"bench{index:02d}", screenshots=screenshots)
+            outcome = clinician_flow(flow, username, password, label=f"BENCH-{index:02d}", demo_patient=demo_patient,
+                                     study_zip=Path(study_zip) if study_zip else None)
+            outcome["error"] = None
+    except Exception as error:  # noqa: BLE001 - a benchmark reports every session's failure
+        timings = dict(flow.timings) if "flow" in locals() else {}
+        outcome = {"error": f"step {len(timings)} ({list(timings)[-1] if timings else 'start'}): "
+                            f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
+                   "timings": {}, "skipped": {}, "case_uid": None}
+    outcome["index"] = index
+    outcome["wall_s"] = time.perf_counter() - started
+    return outcome
+
+
+def run(args) -> dict:
+    """Start one server, run ``--sessions`` browser sessions through the flow at once, report p95 per step."""
+    import concurrent.futures
+    import multiprocessing
+
+    import numpy as np
+
+    from nbrisk_core import config
+
+    reason = chromium_missing_reason()
+    if reason:
+        print(f"workflow benchmark skipped: {reason}")
+        return {"skipped": reason}
+    n = int(getattr(args, "sessions", 10))
+    cohort = config.demo_cohort_dir()
+    meta_path = cohort / "cohort.json"
+    if not meta_path.exists():
+        print(f"workflow benchmark skipped: no demo cohort at {cohort} (nbrisk demo build)")
+        return {"skipped": "no demo cohort"}
+    import json
+
+    examples = json.loads(meta_path.read_text()).get("example_patients") or ["P0001"]
+    accounts = [(f"bench{i:02d}", f"bench-password-{i:02d}", "clinician") for i in range(n)]
+    server = start_server(accounts, data_dir=cohort)
+    zips: dict[str, str] = {}
+    try:
+        if page_exists("1_Case.py"):
+            for pid in examples:
+                zips[pid] = str(make_demo_zip(cohort, pid, server.workdir / "studies"))
+        print(f"server {server.url}: {n} concurrent sessions")
+        started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
+            futures = [pool.submit(_session_worker, server.url, i, accounts[i][0], accounts[i][1],
+                                   examples[i % len(examples)], zips.get(examples[i % len(examples)]),
+                                   bool(getattr(args, "screenshots", False))) for i in range(n)]
+            outcomes = [f.result() for f in futures]
+        wall = time.perf_counter() - started
+        isolation = _check_isolation(server.database_url, outcomes)
+    finally:
+        stop_server(server)
+    errors = [f"session {o['index']}: {o['error']}" for o in outcomes if o["error"]]
+    steps: dict[str, list[float]] = {}
+    for o in outcomes:
+        for step, seconds in o["timings"].items():
+            steps.setdefault(step, []).append(seconds)
+    figures = {"sessions": n, "wall_s": round(wall, 2), "errors": errors, "isolation_problems": isolation,
+               "skipped_steps": sorted({f"{k}: {v}" for o in outcomes for k, v in o["skipped"].items()}),
+               "steps": {k: {"n": len(v), "p50_s": round(float(np.percentile(v, 50)), 2),
+                             "p95_s": round(float(np.percentile(v, 95)), 2), "max_s": round(max(v), 2)}
+                         for k, v in steps.items()}}
+    print(f"{n} sessions in {wall:.1f} s wall; {len(errors)} with errors; isolation problems: {len(isolation)}")
+    for step, f in figures["steps"].items():
+        print(f"  {step:<12} n={f['n']:<3} p50 {f['p50_s']:6.2f} s   p95 {f['p95_s']:6.2f} s   max {f['max_s']:6.2f} s")
+    for line in figures["skipped_steps"]:
+        print(f"  skipped {line}")
+    for line in errors + isolation:
+        print(f"  PROBLEM {line}")
+    return figures
+
+
+def _check_isolation(database_url: str, outcomes: list[dict]) -> list[str]:
+    """Each session's saved case carries its own label and user; no case was saved twice or crossed."""
+    from nbrisk_core.store import cases as store_cases
+    from nbrisk_core.store.db import make_engine
+
+    engine = make_engine(database_url)
+    problems = []
+    try:
+        for o in outcomes:
+            uid = o.get("case_uid")
+            if not uid:
+                continue
+            record = store_cases.load_case(engine, uid, "bench", record_open=False)
+            expected = (f"BENCH-{o['index']:02d}", f"bench{o['index']:02d}")
+            if (record.label, record.created_by) != expected:
+                problems.append(f"session {o['index']} saved {uid} as {record.label!r} by {record.created_by!r}, "
+                                f"expected {expected}")
+        uids = [o.get("case_uid") for o in outcomes if o.get("case_uid")]
+        if len(set(uids)) != len(uids):
+            problems.append("two sessions reported the same case id")
+    finally:
+        engine.dispose()
+    return problems

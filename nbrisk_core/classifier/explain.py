@@ -1,0 +1,103 @@
+"""Grad-CAM family heat maps via ``pytorch_grad_cam``, overlaid on the slice at its own resolution.
+
+The CAM classes are used as context managers (their hooks are removed on exit) with an explicit
+target layer from the architecture table and the reshape transform that layer needs (timm Swin
+blocks output NHWC; the library wants NCHW). Hooks live on the model object, which the dashboard
+shares between sessions (``st.cache_resource``), so one lock serialises CAM computations.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from nbrisk_core.classifier import CLASS_ORDER
+from nbrisk_core.errors import InputError
+
+_CAM_LOCK = threading.Lock()
+
+
+def _cam_classes() -> dict:
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, ScoreCAM
+
+    return {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM, "scorecam": ScoreCAM}
+
+
+#: method key -> readable name (ScoreCAM needs one forward per channel: slow on CPU)
+CAM_METHODS: dict[str, str] = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
+                               "scorecam": "Score-CAM (slow on CPU)"}
+
+
+@dataclass(frozen=True)
+class CamResult:
+    heatmap: np.ndarray  # (224, 224) float32 in [0, 1], model-input resolution
+    method: str
+    target_class: str
+
+
+def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str = "HR") -> CamResult:
+    """Class activation map of one normalised input ``(3, H, W)`` (or ``(1, 3, H, W)``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model from :func:`nbrisk_core.classifier.architectures.build_model` (fp32).
+    method : {"gradcam", "gradcam++", "eigencam", "scorecam"}
+    target_class : {"HR", "NHR"}
+        The class whose logit is explained.
+    """
+    import torch
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from nbrisk_core.classifier.architectures import ARCHITECTURES, get_submodule
+
+    classes = _cam_classes()
+    if method not in classes:
+        raise InputError(f"CAM method {method!r}: expected one of {sorted(classes)}")
+    if target_class not in CLASS_ORDER:
+        raise InputError(f"CAM target class {target_class!r}: expected one of {list(CLASS_ORDER)}")
+    spec = ARCHITECTURES[model.nbrisk_arch]
+    layer = get_submodule(model, spec.cam_layer)
+    tensor = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if tensor.ndim == 3:
+        tensor = tensor[None]
+    device = next(model.parameters()).device
+    with _CAM_LOCK, classes[method](model=model, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam:
+        if method == "scorecam":
+            cam.batch_size = 32
+        heat = cam(input_tensor=tensor.to(device), targets=[ClassifierOutputTarget(CLASS_ORDER.index(target_class))])
+    return CamResult(np.nan_to_num(heat[0]).astype(np.float32), method, target_class)
+
+
+def _jet(values: np.ndarray) -> np.ndarray:
+    """The jet colour map (as OpenCV's COLORMAP_JET) on values in [0, 1] -> uint8 RGB."""
+    v = np.clip(values, 0, 1)[..., None]
+    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
+    return (np.concatenate([r, g, b], axis=-1) * 255).round().astype(np.uint8)
+
+
+def resize_heatmap(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a heat map to ``shape`` (rows, cols): the slice's own resolution."""
+    image = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def overlay(grey: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4) -> np.ndarray:
+    """Blend a heat map onto an 8-bit grey slice at the slice's resolution -> uint8 RGB.
+
+    ``opacity`` 0 shows only the slice, 1 only the heat map.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise InputError(f"overlay opacity = {opacity}; expected 0-1")
+    grey = np.asarray(grey)
+    if grey.ndim != 2:
+        raise InputError(f"overlay expects a 2-D grey slice, got shape {grey.shape}")
+    heat = resize_heatmap(heatmap, grey.shape)
+    rgb = np.repeat(grey[..., None].astype(np.float32), 3, axis=-1)
+    blended = (1 - opacity) * rgb + opacity * _jet(heat).astype(np.float32)
+    return np.clip(blended.round(), 0, 255).astype(np.uint8)

@@ -1,0 +1,202 @@
+"""Case-store pieces of the dashboard: the shared engine, "Save case", reopening, exports.
+
+Pages call :func:`save_case_widget` (Risk and Prognosis pages, at the end) to save the current
+case; the Saved cases page uses :func:`open_case` to put a stored case back into the session so
+the Case, Risk and Prognosis pages show it again, and :func:`export_buttons` for PDF/CSV/JSON.
+All logic lives in :mod:`nbrisk_core.store` and :mod:`nbrisk_core.report`; this module only wires
+widgets to it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from nbrisk_core import config
+from nbrisk_ui import state
+
+#: widget keys of the save form (the values live on in the CASE_LABEL/NOTES/STATUS keys, because
+#: Streamlit forgets a widget's key on a page that does not draw it)
+_LABEL_WIDGET = "nbrisk.save.label"
+_NOTES_WIDGET = "nbrisk.save.notes"
+_STATUS_WIDGET = "nbrisk.save.status"
+_SERIES_WIDGET = "nbrisk.save.series"
+STATUS_LABELS = {"draft": "Draft", "reviewed": "Reviewed", "signed_off": "Signed off"}
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str):
+    from nbrisk_core.store import get_engine
+
+    return get_engine(url)
+
+
+def store_engine():
+    """The process-wide case-store engine (migrated on first use), shared by all sessions."""
+    return _engine_for(config.database_url())
+
+
+def _username() -> str:
+    from nbrisk_ui.auth import current_username
+
+    return current_username()
+
+
+def session_objects() -> dict:
+    """The pages' working objects under their logical names (see ``state.CASE_OBJECT_KEYS``)."""
+    return {name: st.session_state.get(key) for key, name in state.CASE_OBJECT_KEYS.items()}
+
+
+def _has_anything_to_save(objects: dict) -> bool:
+    return any(objects.get(name) is not None for name in ("chosen_slices", "risk_result", "prognosis_result"))
+
+
+def _default_label(objects: dict) -> str:
+    from nbrisk_core.store.session import lookup
+
+    label = st.session_state.get(state.CASE_LABEL)
+    if label:
+        return label
+    found = lookup(objects.get("case"), "label") or lookup(objects.get("risk_result"), "label")
+    return str(found) if found and str(found) not in ("HR", "NHR") else ""
+
+
+def save_current_case(label: str, notes: str, status: str, include_series: bool = False):
+    """Save the session's case (create, or update the opened one); returns the saved record."""
+    from nbrisk_core.store import cases
+    from nbrisk_core.store.session import record_from_session
+
+    record = record_from_session(**session_objects(), label=label, notes=notes, status=status,
+                                 include_series=include_series)
+    record.case_uid = st.session_state.get(state.CASE_ID)
+    record.version = st.session_state.get(state.CASE_VERSION)
+    saved = cases.save_case(store_engine(), record, _username())
+    st.session_state[state.CASE_ID] = saved.case_uid
+    st.session_state[state.CASE_VERSION] = saved.version
+    st.session_state[state.CASE_LABEL] = saved.label
+    st.session_state[state.CASE_NOTES] = saved.notes
+    st.session_state[state.CASE_STATUS] = saved.status
+    return saved
+
+
+def save_case_widget(*, title: str = "Save case") -> None:
+    """A bordered box with label, notes, status, series opt-in and a Save button for the current case.
+
+    Reads the session keys of the Case, Risk and Prognosis pages (``state.CASE_OBJECT_KEYS``) and
+    writes the case to the store in one transaction. A conflict with another session's save is
+    shown with who changed the case and when; nothing is overwritten.
+    """
+    from nbrisk_core.errors import InputError
+    from nbrisk_core.store.cases import CaseConflictError
+    from nbrisk_core.store.models import CASE_STATUSES
+
+    objects = session_objects()
+    with st.container(border=True):
+        st.subheader(title)
+        case_uid = st.session_state.get(state.CASE_ID)
+        if case_uid:
+            st.caption(f"Editing stored case **{case_uid}** (version {st.session_state.get(state.CASE_VERSION)}).")
+        if not _has_anything_to_save(objects):
+            st.info("Nothing to save yet: choose the slices on the Case page or get a prediction first.")
+            return
+        label = st.text_input("Case label (a pseudonym such as the study number, never a name)",
+                              value=_default_label(objects), max_chars=64, key=_LABEL_WIDGET)
+        notes = st.text_area("Notes", value=st.session_state.get(state.CASE_NOTES, ""), key=_NOTES_WIDGET)
+        current = st.session_state.get(state.CASE_STATUS, "draft")
+        status = st.selectbox("Status", CASE_STATUSES, index=CASE_STATUSES.index(current),
+                              format_func=STATUS_LABELS.get, key=_STATUS_WIDGET)
+        include_series = st.checkbox("Also store the whole series (default: only the chosen slice per phase)",
+                                     value=False, key=_SERIES_WIDGET)
+        st.session_state[state.CASE_LABEL] = label
+        st.session_state[state.CASE_NOTES] = notes
+        st.session_state[state.CASE_STATUS] = status
+        if st.button("Save case", type="primary", icon=":material/save:", key="nbrisk.save.button"):
+            try:
+                saved = save_current_case(label, notes, status, include_series)
+            except CaseConflictError as error:
+                st.error(str(error))
+                st.caption("Open the case again from the Saved cases page to see the other changes.")
+            except InputError as error:
+                st.error(str(error))
+            else:
+                st.success(f"Saved as case **{saved.case_uid}**, version {saved.version}.")
+
+
+def open_case(case_uid: str):
+    """Load a stored case into this session (audited as ``case_opened``); returns the record."""
+    from nbrisk_core.store import cases
+    from nbrisk_core.store.session import session_from_record
+
+    record = cases.load_case(store_engine(), case_uid, _username())
+    objects = session_from_record(record)
+    for key, name in state.CASE_OBJECT_KEYS.items():
+        if objects.get(name) is None:
+            st.session_state.pop(key, None)
+        else:
+            st.session_state[key] = objects[name]
+    st.session_state[state.CASE_ID] = record.case_uid
+    st.session_state[state.CASE_VERSION] = record.version
+    st.session_state[state.CASE_LABEL] = record.label
+    st.session_state[state.CASE_NOTES] = record.notes
+    st.session_state[state.CASE_STATUS] = record.status
+    for widget in (_LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET, _SERIES_WIDGET):
+        st.session_state.pop(widget, None)
+    return record
+
+
+def close_case() -> None:
+    """Forget the current case (start a new one)."""
+    for key in (*state.CASE_OBJECT_KEYS, state.CASE_ID, state.CASE_VERSION, state.CASE_LABEL,
+                state.CASE_NOTES, state.CASE_STATUS, _LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET, _SERIES_WIDGET):
+        st.session_state.pop(key, None)
+
+
+@st.cache_data(show_spinner=False)
+def cohort_curves(path: str):
+    """Kaplan-Meier curves of the cohort by risk group, for the report (cached per cohort)."""
+    from pathlib import Path
+
+    from nbrisk_core.report.figures import cohort_km_curves
+
+    if not (Path(path) / "clinical.csv").exists():
+        return None
+    import pandas as pd
+
+    clinical = pd.read_csv(Path(path) / "clinical.csv")
+    return cohort_km_curves(clinical["os_days"], clinical["os_event"], clinical["risk_group"])
+
+
+@st.cache_data(show_spinner="Rendering the report…", max_entries=64)
+def _exports(url: str, case_uid: str, version: int, cohort_path: str) -> dict[str, bytes]:
+    # keyed by case id and version: a saved version never changes, so the files can be reused
+    from nbrisk_core.report import case_to_csv, case_to_json, render_pdf
+    from nbrisk_core.store import cases
+
+    record = cases.load_case(_engine_for(url), case_uid, "-", record_open=False)
+    return {"pdf": render_pdf(record, cohort_curves=cohort_curves(cohort_path)),
+            "csv": case_to_csv(record).encode(), "json": case_to_json(record).encode()}
+
+
+def export_buttons(case_uid: str, version: int, label: str, *, key: str = "export") -> None:
+    """PDF, CSV and JSON download buttons of a stored case version (each download is audited)."""
+    from nbrisk_core.store import cases
+
+    files = _exports(config.database_url(), case_uid, version, str(config.demo_cohort_dir()))
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)[:40] or "case"
+    stem = f"nbrisk_{case_uid}_v{version}_{safe}"
+    columns = st.columns(3)
+    for column, (fmt, mime) in zip(columns, (("pdf", "application/pdf"), ("csv", "text/csv"),
+                                             ("json", "application/json"))):
+        column.download_button(f"Download {fmt.upper()}", files[fmt], file_name=f"{stem}.{fmt}", mime=mime,
+                               key=f"{key}.{fmt}", icon=":material/download:",
+                               on_click=cases.record_export, args=(store_engine(), case_uid, _username(), fmt))
+
+
+def audit_prediction(kind: str, model_sha256: str | None, **detail) -> None:
+    """Write a ``prediction`` event when a page makes one (user, time, current case id, model SHA-256).
+
+    Saved cases record their predictions too; this covers predictions that are looked at but not saved.
+    """
+    from nbrisk_core.store import audit
+
+    audit.record(store_engine(), _username(), "prediction", case_uid=st.session_state.get(state.CASE_ID),
+                 model_sha256=model_sha256, detail={"kind": kind, **detail})

@@ -1,0 +1,307 @@
+"""Case: load a three-phase CT study, assign phases, choose the max-area tumour slice per phase.
+
+Thin page: every step is one call into ``nbrisk_core.imaging`` (load_study, suggest_phases,
+segment_from_seed, render_slice, area_curve_figure, chosen_slice, case_meta). Per-user state lives
+in ``st.session_state`` under the keys of ``nbrisk_ui.state``; one case per session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from nbrisk_core.errors import InputError
+from nbrisk_core.imaging.case import PHASE_ORDER, case_meta, check_assignment, chosen_slice, demo_study_ids
+from nbrisk_core.imaging.model_input import PHASE_LABELS
+from nbrisk_core.imaging.windowing import WINDOW_PRESETS
+from nbrisk_ui import auth, state
+from nbrisk_ui.common import cohort_dir, synthetic_banner
+
+VIEW_WIDTH = 512
+PHASE_CHOICES = ["—", "NC", "ART", "PV"]
+UPLOAD_TYPES = None  # DICOM files often have no extension; the reader decides what each file is
+
+auth.gate()
+st.title("Case")
+
+
+@st.cache_resource(show_spinner="Reading the demo study…")
+def load_demo_study(path: str):
+    """A demo study, shared by sessions (synthetic data; never mutated after loading)."""
+    from nbrisk_core.imaging.dicom_io import load_study
+
+    return load_study(path)
+
+
+@st.cache_data(show_spinner=False)
+def cohort_meta(path: str) -> dict | None:
+    import json
+
+    meta_file = Path(path) / "cohort.json"
+    return json.loads(meta_file.read_text()) if meta_file.exists() else None
+
+
+def reset_case(study, source: str) -> None:
+    from nbrisk_core.imaging.phases import suggest_phases
+
+    suggestions = {s.series_uid: s for s in suggest_phases(study.series)}
+    st.session_state[state.IMAGING_STUDY] = study
+    st.session_state[state.IMAGING_SOURCE] = source
+    st.session_state[state.PHASE_SUGGESTIONS] = suggestions
+    st.session_state[state.PHASE_ASSIGNMENT] = {uid: s.phase for uid, s in suggestions.items()}
+    st.session_state[state.SEGMENTATIONS] = {}
+    st.session_state[state.VIEWER_SLICE] = {}
+    st.session_state[state.CONFIRMED_SLICES] = {}
+    # viewer widgets of the previous case (all drawn below the source block, so not yet this run)
+    stale = ("case.slice.", "case.last_click.", "case.phase_table", "case.zoom.", "case.error.")
+    for key in [k for k in st.session_state if str(k).startswith(stale)]:
+        del st.session_state[key]
+
+
+def upload_dir():
+    from nbrisk_core.imaging.upload import UploadDir
+
+    if state.UPLOAD_DIR not in st.session_state or st.session_state[state.UPLOAD_DIR].closed:
+        st.session_state[state.UPLOAD_DIR] = UploadDir()
+    return st.session_state[state.UPLOAD_DIR]
+
+
+meta = cohort_meta(str(cohort_dir()))
+synthetic_banner(meta)
+
+# ---------------------------------------------------------------------------------- 1. source
+with st.container(border=True):
+    st.subheader("1 · Study")
+    demo_ids = demo_study_ids(cohort_dir())
+    options = (["Demo case"] if demo_ids else []) + ["Upload"]
+    source = st.radio("Source", options, horizontal=True, key="case.source_kind")
+    if source == "Demo case":
+        patient = st.selectbox("Example study", demo_ids, key="case.demo_patient")
+        if st.button("Load demo study", type="primary", key="case.load_demo"):
+            reset_case(load_demo_study(str(cohort_dir() / "studies" / patient)), f"demo {patient}")
+    else:
+        files = st.file_uploader(
+            "DICOM files, a zip, a DICOMDIR folder's files, or one BMP/PNG/JPEG/TIFF per phase",
+            accept_multiple_files=True, type=UPLOAD_TYPES, key="case.uploads")
+        if st.button("Read upload", type="primary", disabled=not files, key="case.load_upload"):
+            from nbrisk_core.imaging.dicom_io import load_study
+
+            folder = upload_dir()
+            folder.clear()
+            try:
+                for f in files:
+                    folder.save(f.name, f.getvalue())
+                with st.spinner("Reading and de-identifying the upload…"):
+                    reset_case(load_study(folder.path), f"upload of {len(files)} files")
+            except InputError as error:
+                st.error(str(error))
+
+study = st.session_state.get(state.IMAGING_STUDY)
+if study is None:
+    st.info("Load a demo study or upload a CT study to start.")
+    st.stop()
+
+st.caption(f"Loaded: {st.session_state.get(state.IMAGING_SOURCE, '')} · "
+           f"{len(study.series)} image series · {len(study.skipped)} files skipped · headers de-identified "
+           "(PS3.15 basic profile)")
+for warning in study.warnings:
+    st.warning(warning)
+if study.skipped:
+    with st.expander(f"{len(study.skipped)} files skipped"):
+        st.dataframe(pd.DataFrame([{"file": f.name, "reason": f.reason} for f in study.skipped]),
+                     hide_index=True, width="stretch")
+if not study.series:
+    st.error("No image series could be loaded from this study.")
+    st.stop()
+
+# ---------------------------------------------------------------------------------- 2. phases
+with st.container(border=True):
+    st.subheader("2 · Phases")
+    suggestions = st.session_state[state.PHASE_SUGGESTIONS]
+    assignment = st.session_state[state.PHASE_ASSIGNMENT]
+    rows = []
+    for s in study.series:
+        guess = suggestions.get(s.series_uid)
+        current = assignment.get(s.series_uid)
+        rows.append({
+            "series": s.label, "phase": current.upper() if current else "—",
+            "suggested": (f"{guess.phase.upper()} ({guess.confidence_label}, {guess.confidence:.0%})"
+                          if guess and guess.phase else "none"),
+            "why": "; ".join(guess.reasons) if guess else "",
+            "slices": s.n_slices, "size": f"{s.shape[1]} x {s.shape[2]}",
+            "pixel (mm)": " x ".join(f"{v:.3g}" for v in s.pixel_spacing),
+            "warnings": "; ".join(s.warnings),
+        })
+    edited = st.data_editor(
+        pd.DataFrame(rows), hide_index=True, width="stretch", key="case.phase_table",
+        disabled=["series", "suggested", "why", "slices", "size", "pixel (mm)", "warnings"],
+        column_config={"phase": st.column_config.SelectboxColumn("phase", options=PHASE_CHOICES, required=True,
+                                                                 help="suggested automatically; always yours to change")},
+    )
+    new_assignment = {s.series_uid: (None if value == "—" else value.lower())
+                      for s, value in zip(study.series, edited["phase"])}
+    if new_assignment != assignment:
+        st.session_state[state.PHASE_ASSIGNMENT] = new_assignment
+        # a phase moved to another series: its segmentation and choice no longer apply
+        for phase in PHASE_ORDER:
+            old = [u for u, p in assignment.items() if p == phase]
+            new = [u for u, p in new_assignment.items() if p == phase]
+            if old != new:
+                st.session_state[state.SEGMENTATIONS].pop(phase, None)
+                st.session_state[state.CONFIRMED_SLICES].pop(phase, None)
+                st.session_state[state.VIEWER_SLICE].pop(phase, None)
+        assignment = new_assignment
+    for problem in check_assignment(assignment):
+        st.error(problem)
+
+series_by_phase = {p: study.by_uid(uid) for uid, p in assignment.items() if p}
+if not series_by_phase:
+    st.info("Assign at least one series to a phase.")
+    st.stop()
+
+
+# ---------------------------------------------------------------------------------- 3. viewer
+def go_to_slice(slider_key: str, value: int, n_slices: int, relative: bool) -> None:
+    """Button callback (runs before the rerun, so the slider may still be set)."""
+    target = st.session_state.get(slider_key, 0) + value if relative else value
+    st.session_state[slider_key] = min(max(int(target), 0), n_slices - 1)
+
+
+def confirm_slice(phase: str, index: int, series_by_phase: dict) -> None:
+    from nbrisk_core.imaging.segmentation import carry_slice
+
+    confirmed = st.session_state[state.CONFIRMED_SLICES]
+    try:
+        confirmed[phase] = chosen_slice(series_by_phase[phase], index)
+    except InputError as error:
+        st.session_state[f"case.error.{phase}"] = str(error)
+        return
+    # the other phases start near this position (each is still confirmed separately)
+    for other, other_series in series_by_phase.items():
+        if other not in confirmed and other != phase:
+            start = carry_slice(confirmed[phase]["z_mm"], other_series.z_mm)
+            st.session_state[state.VIEWER_SLICE][other] = start
+            st.session_state[f"case.slice.{other}"] = start
+
+
+@st.fragment
+def phase_viewer(phase: str) -> None:
+    """Viewer of one phase; a fragment, so moving the slider reruns only this block."""
+    from streamlit_image_coordinates import streamlit_image_coordinates
+
+    from nbrisk_core.imaging.render import area_curve_figure, render_slice, view_to_slice
+    from nbrisk_core.imaging.segmentation import carry_slice, segment_from_seed  # noqa: F811
+
+    series = series_by_phase[phase]
+    segmentations = st.session_state[state.SEGMENTATIONS]
+    confirmed = st.session_state[state.CONFIRMED_SLICES]
+    slices = st.session_state[state.VIEWER_SLICE]
+    if phase not in slices:
+        # start where another phase was confirmed (nearest slice by position), else mid-volume
+        others = [c for p, c in confirmed.items() if p != phase]
+        slices[phase] = carry_slice(others[0]["z_mm"], series.z_mm) if others else series.n_slices // 2
+    slider_key = f"case.slice.{phase}"
+    if slider_key not in st.session_state:
+        st.session_state[slider_key] = slices[phase]
+
+    controls, view, curve = st.columns([1, 2, 2])
+    with controls:
+        preset = st.selectbox("Window", [*WINDOW_PRESETS, "custom"], key=f"case.window.{phase}",
+                              disabled=not series.is_hu)
+        base = WINDOW_PRESETS.get(preset, WINDOW_PRESETS["abdomen"])
+        width = st.number_input("Width (HU)", 1.0, 4000.0, float(base.width), 10.0, key=f"case.ww.{phase}.{preset}",
+                                disabled=preset != "custom")
+        level = st.number_input("Level (HU)", -1200.0, 3000.0, float(base.level), 10.0,
+                                key=f"case.wl.{phase}.{preset}", disabled=preset != "custom")
+        zoom = st.select_slider("Zoom", [1.0, 1.5, 2.0, 3.0, 4.0], value=1.0, key=f"case.zoom.{phase}")
+        step_back, step_fwd = st.columns(2)
+        step_back.button("◀ slice", key=f"case.prev.{phase}", width="stretch",
+                         on_click=go_to_slice, args=(slider_key, -1, series.n_slices, True))
+        step_fwd.button("slice ▶", key=f"case.next.{phase}", width="stretch",
+                        on_click=go_to_slice, args=(slider_key, 1, series.n_slices, True))
+        if series.n_slices > 1:
+            index = st.slider("Slice (arrow keys step when focused)", 0, series.n_slices - 1, key=slider_key)
+        else:
+            index = 0
+        slices[phase] = index
+        st.caption(f"z = {series.z_mm[index]:.1f} mm · {series.n_slices} slices")
+
+    segmentation = segmentations.get(phase)
+    mask = segmentation.mask[index] if segmentation is not None else None
+    seed_rc = segmentation.seed[1:] if segmentation is not None and segmentation.seed[0] == index else None
+    centre = seed_rc
+    rgb = render_slice(series.hu[index], width, level, mask=mask, seed_rc=seed_rc, zoom=zoom,
+                       center_rc=centre, is_hu=series.is_hu)
+    with view:
+        click = streamlit_image_coordinates(rgb, width=VIEW_WIDTH, key=f"case.click.{phase}", cursor="crosshair")
+        st.caption("Click the tumour to seed the segmentation.")
+    last_key = f"case.last_click.{phase}"
+    if click and click.get("unix_time") != st.session_state.get(last_key):
+        st.session_state[last_key] = click.get("unix_time")
+        row, col = view_to_slice(click["x"], click["y"], series.hu.shape[1:], zoom, centre,
+                                 displayed_width=click.get("width") or VIEW_WIDTH)
+        try:
+            segmentations[phase] = segment_from_seed(series.hu, (index, row, col), series.pixel_spacing,
+                                                     series.slice_spacing_mm)
+        except InputError as error:
+            st.error(str(error))
+        st.rerun(scope="fragment")
+
+    with curve:
+        chosen = confirmed.get(phase)
+        if segmentation is not None:
+            st.plotly_chart(area_curve_figure(segmentation.areas_mm2, series.z_mm, segmentation.max_area_slice,
+                                              chosen["index"] if chosen else None, index,
+                                              title=f"{phase.upper()}: tumour area per slice"),
+                            width="stretch", key=f"case.curve.{phase}")
+            proposed = segmentation.max_area_slice
+            st.write(f"Proposed max-area slice: **{proposed}** "
+                     f"({segmentation.areas_mm2[proposed]:.0f} mm²)")
+            st.button("Go to proposed slice", key=f"case.goto.{phase}", disabled=index == proposed,
+                      on_click=go_to_slice, args=(slider_key, proposed, series.n_slices, False))
+        else:
+            st.info("No segmentation yet: click the tumour in the image.")
+        if f"case.error.{phase}" in st.session_state:
+            st.error(st.session_state.pop(f"case.error.{phase}"))
+        if chosen:
+            st.success(f"Confirmed: slice {chosen['index']} (z {chosen['z_mm']:.1f} mm)")
+        if st.button(f"Confirm slice {index} for {phase.upper()}", type="primary", key=f"case.confirm.{phase}",
+                     on_click=confirm_slice, args=(phase, index, series_by_phase)):
+            st.rerun()  # the thumbnails below live outside this fragment
+
+
+with st.container(border=True):
+    st.subheader("3 · Max-area slice per phase")
+    phases_present = [p for p in PHASE_ORDER if p in series_by_phase]
+    tabs = st.tabs([f"{p.upper()} · {PHASE_LABELS[p]}" for p in phases_present])
+    for tab, phase in zip(tabs, phases_present):
+        with tab:
+            phase_viewer(phase)
+
+# ---------------------------------------------------------------------------------- 4. send
+with st.container(border=True):
+    from nbrisk_core.imaging.render import thumbnail
+
+    st.subheader("4 · Chosen slices")
+    confirmed = st.session_state[state.CONFIRMED_SLICES]
+    columns = st.columns(3)
+    for column, phase in zip(columns, PHASE_ORDER):
+        entry = confirmed.get(phase)
+        with column:
+            if entry is None:
+                st.caption(f"{phase.upper()}: not confirmed")
+                continue
+            plane = entry["hu"] if entry.get("hu") is not None else entry["grey"]
+            st.image(thumbnail(plane, 400, 40, is_hu=entry.get("hu") is not None),
+                     caption=f"{phase.upper()} · slice {entry['index']} · z {entry['z_mm']:.1f} mm")
+    problems = check_assignment(st.session_state[state.PHASE_ASSIGNMENT])
+    if st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send"):
+        st.session_state[state.CHOSEN_SLICES] = dict(confirmed)
+        st.session_state[state.CASE] = case_meta(study, st.session_state[state.PHASE_ASSIGNMENT])
+        try:
+            st.switch_page("pages/2_Risk.py")
+        except st.errors.StreamlitAPIException:
+            # the page runs outside the app's navigation (tests, a bare ``streamlit run pages/1_Case.py``)
+            st.success("Chosen slices stored for the Risk page.")

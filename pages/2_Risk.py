@@ -1,0 +1,188 @@
+"""Risk: high-risk probability per Swin-T variant, Grad-CAM overlays, the model card."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from nbrisk_core.errors import InputError
+from nbrisk_ui import auth, state
+from nbrisk_ui.common import cohort_dir, synthetic_banner
+
+auth.gate()
+st.title("Risk")
+
+
+@st.cache_resource(show_spinner="Loading the classifiers…")
+def load_predictors(models_dir: str) -> dict:
+    """variant -> Predictor for every shipped model present (shared by sessions; never mutated)."""
+    from nbrisk_core.classifier.inference import Predictor, optimized_config
+    from nbrisk_core.classifier.model_io import SHIPPED_MODELS, load_model
+
+    config = optimized_config()
+    found = {}
+    for variant, stem in SHIPPED_MODELS.items():
+        path = Path(models_dir) / f"{stem}.safetensors"
+        if path.exists():
+            found[variant] = Predictor(load_model(path, device=config.device), config)
+    return found
+
+
+@st.cache_data(show_spinner=False)
+def demo_patients(path: str) -> list[str]:
+    folder = Path(path) / "slices"
+    return sorted(p.name for p in folder.iterdir() if (p / "hu.npz").exists()) if folder.exists() else []
+
+
+@st.cache_data(show_spinner=False)
+def demo_case(path: str, patient_id: str) -> dict:
+    from nbrisk_core.classifier.data import read_grey_slices
+
+    return read_grey_slices(Path(path), patient_id, ("nc", "art", "pv"))
+
+
+def grey_from_case(chosen: dict) -> dict:
+    from nbrisk_core.imaging.model_input import hu_to_uint8
+
+    return {phase: hu_to_uint8(np.asarray(item["hu"])) for phase, item in chosen.items()
+            if isinstance(item, dict) and item.get("hu") is not None}
+
+
+def grey_from_upload(upload) -> np.ndarray:
+    try:
+        return np.asarray(Image.open(io.BytesIO(upload.getvalue())).convert("L"))
+    except Exception as error:  # PIL raises several types for a file that is not an image
+        raise InputError(f"{upload.name}: not a readable BMP/PNG image ({error})") from None
+
+
+from nbrisk_core import config  # noqa: E402  (light; after the page helpers for readability)
+
+path = cohort_dir()
+meta = None
+if (path / "cohort.json").exists():
+    import json
+
+    meta = json.loads((path / "cohort.json").read_text())
+synthetic_banner(meta)
+
+predictors = load_predictors(str(config.models_dir()))
+if "art" not in predictors:
+    st.error(f"No Swin-ART model in `{config.models_dir()}` (expected `swin_art_demo.safetensors` with its "
+             "model card). Train it with `nbrisk train --stage pretrain ...` then `nbrisk train --init ...`.")
+    st.stop()
+
+# ------------------------------------------------------------------ the case
+sources = []
+chosen = st.session_state.get(state.CHOSEN_SLICES)
+if chosen:
+    sources.append("Case from the Case page")
+patients = demo_patients(str(path))
+if patients:
+    sources.append("Demo patient")
+sources.append("Upload BMP/PNG slices")
+source = st.radio("Case", sources, horizontal=True)
+
+grey: dict = {}
+case_label = ""
+try:
+    if source.startswith("Case from"):
+        grey = grey_from_case(chosen)
+        case_label = "current case"
+    elif source == "Demo patient":
+        patient = st.selectbox("Demo patient", patients)
+        grey = demo_case(str(path), patient)
+        case_label = patient
+    else:
+        cols = st.columns(3)
+        for col, phase in zip(cols, ("nc", "art", "pv")):
+            upload = col.file_uploader(f"{phase.upper()} slice", type=["bmp", "png"], key=f"risk_upload_{phase}")
+            if upload is not None:
+                grey[phase] = grey_from_upload(upload)
+        case_label = "uploaded slices"
+except InputError as error:
+    st.error(str(error))
+    st.stop()
+
+if "art" not in grey:
+    st.info("The arterial (ART) slice is needed: Swin-ART is the reference model.")
+    st.stop()
+
+# ------------------------------------------------------------------ predictions
+from nbrisk_core.classifier.inference import predict_case  # noqa: E402
+
+results = {}
+for variant, predictor in predictors.items():
+    if all(p in grey for p in predictor.loaded.card["phases"]):
+        try:
+            results[variant] = predict_case(predictor, grey)
+        except InputError as error:
+            st.error(f"{predictor.loaded.card.get('variant_label', variant)}: {error}")
+art = results["art"]
+cols = st.columns(len(results))
+for col, (variant, r) in zip(cols, results.items()):
+    col.metric(r.label, f"{r.p_high_risk:.1%}", f"{'high risk' if r.risk_class == 'HR' else 'non-high risk'}",
+               delta_color="inverse" if r.risk_class == "HR" else "normal")
+st.caption(f"Case: {case_label} · p(high risk) per model, class at threshold {art.threshold:g} · "
+           f"device: **{art.device}** · Swin-ART {art.seconds * 1000:.0f} ms")
+
+card = predictors["art"].loaded.card
+if card.get("synthetic_data", False):
+    st.warning("The demo model was trained on **synthetic data** only. It is not a medical device and "
+               "is not for clinical use.", icon=":material/warning:")
+
+st.session_state[state.RISK_RESULT] = {
+    "p_high_risk": art.p_high_risk, "risk_class": art.risk_class, "embedding": art.embedding.tolist(),
+    "model_sha256": art.model_sha256, "device": art.device,
+    "variants": {v: {"p_high_risk": r.p_high_risk, "risk_class": r.risk_class, "model_sha256": r.model_sha256}
+                 for v, r in results.items()},
+}
+
+# ------------------------------------------------------------------ Grad-CAM
+from nbrisk_core.classifier.explain import CAM_METHODS, compute_cam, overlay  # noqa: E402
+from nbrisk_core.imaging.model_input import build_model_input  # noqa: E402
+
+st.subheader("Where the model looked (Grad-CAM)")
+c1, c2, c3 = st.columns(3)
+method = c1.selectbox("Method", list(CAM_METHODS), format_func=CAM_METHODS.get)
+target = c2.selectbox("Class explained", ["HR", "NHR"], format_func={"HR": "high risk", "NHR": "non-high risk"}.get)
+opacity = c3.slider("Heat-map opacity", 0.0, 1.0, 0.4, 0.05)
+cam_variants = [v for v in results if len(predictors[v].loaded.card["phases"]) == 1]
+cols = st.columns(max(1, len(cam_variants)))
+for col, variant in zip(cols, cam_variants):
+    predictor = predictors[variant]
+    phase = predictor.loaded.card["phases"][0]
+    x = build_model_input(grey, variant, predictor.loaded.card["normalisation"]["mean"],
+                          predictor.loaded.card["normalisation"]["std"])
+    cam = compute_cam(predictor.loaded.model, x, method, target)
+    col.image(overlay(grey[phase], cam.heatmap, opacity), caption=f"{results[variant].label}: {phase.upper()} slice "
+              f"({grey[phase].shape[0]}×{grey[phase].shape[1]})", use_container_width=True)
+
+# ------------------------------------------------------------------ model card
+with st.expander("Model card (Swin-ART)"):
+    metrics = card.get("metrics", {})
+    cohort = card.get("training_cohort", {})
+    st.markdown(
+        f"- **{card.get('variant_label')}** · architecture `{card['architecture']}` · input {card['input_size']} px · "
+        f"window W{card['window']['width']:.0f}/L{card['window']['level']:.0f} · classes {card['class_order']}\n"
+        f"- threshold {card.get('decision_threshold')}: {card.get('threshold_rule', '')}\n"
+        f"- training cohort: {cohort.get('name', '?')} (seed {cohort.get('seed', '?')}, {cohort.get('size', '?')} "
+        f"patients, synthetic: {card.get('synthetic_data', False)})\n"
+        f"- weights SHA-256 `{card['sha256'][:16]}…`"
+    )
+    rows = {c: {"AUC": m["auc"]["value"], "95% CI": f"{m['auc']['ci_low']:.3f}-{m['auc']['ci_high']:.3f}",
+                "accuracy": m.get("accuracy"), "n": m.get("n")}
+            for c, m in metrics.items() if isinstance(m, dict) and "auc" in m}
+    if rows:
+        st.dataframe(rows)
+    for evaluation in card.get("evaluations", []):
+        for cohort_name, m in evaluation.get("results", {}).items():
+            oracle = evaluation.get("oracle_auc")
+            st.caption(f"Evaluated on {evaluation.get('cohort')} (seed {evaluation.get('seed')}, {cohort_name}, "
+                       f"n={m['n']}): AUC {m['auc']['value']:.3f} ({m['auc']['ci_low']:.3f}-{m['auc']['ci_high']:.3f})"
+                       + (f" vs oracle AUC {oracle:.3f}" if oracle is not None else ""))
+
+from nbrisk_ui.cases import save_case_widget; save_case_widget()  # noqa: E402,E702 - Workflow: save the case

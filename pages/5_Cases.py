@@ -1,0 +1,159 @@
+"""Saved cases: list, search and filter, reopen, compare two side by side, export, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from nbrisk_core.errors import InputError
+from nbrisk_core.store import cases
+from nbrisk_core.store.models import CASE_STATUSES
+from nbrisk_ui import auth, state
+from nbrisk_ui.cases import STATUS_LABELS, close_case, export_buttons, open_case, store_engine
+from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
+
+#: where "Open" sends the user, first page that exists
+OPEN_TARGETS = ("pages/2_Risk.py", "pages/3_Prognosis.py", "pages/1_Case.py")
+ANY = "any"
+
+auth.gate()
+st.title("Saved cases")
+path = cohort_dir()
+synthetic_banner(load_cohort_tables(str(path))[2] if (path / "cohort.json").exists() else None)
+engine = store_engine()
+
+current = st.session_state.get(state.CASE_ID)
+if current:
+    left, right = st.columns([4, 1])
+    left.info(f"Case **{current}** ({st.session_state.get(state.CASE_LABEL, '')}) is open in this session, "
+              f"version {st.session_state.get(state.CASE_VERSION)}.")
+    if right.button("Close it", key="cases.close"):
+        close_case()
+        st.rerun()
+
+# ------------------------------------------------------------------ filters
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    search = c1.text_input("Search (label, case id, notes)", key="cases.search")
+    status = c2.selectbox("Status", (ANY, *CASE_STATUSES), format_func=lambda s: STATUS_LABELS.get(s, "Any"),
+                          key="cases.status")
+    risk_class = c3.selectbox("Risk class", (ANY, "HR", "NHR"), format_func=lambda s: "Any" if s == ANY else s,
+                              key="cases.risk")
+    mlrs_group = c4.selectbox("MLRS group", (ANY, "high", "low"), format_func=lambda s: "Any" if s == ANY else s,
+                              key="cases.mlrs")
+    d1, d2 = st.columns([3, 6])
+    dates = d1.date_input("Created between", value=(), key="cases.dates")
+    mine = d2.checkbox("Only cases I created", key="cases.mine")
+
+since = until = None
+if isinstance(dates, (tuple, list)) and len(dates) >= 1:
+    since = datetime.combine(dates[0], time.min, tzinfo=timezone.utc)
+    if len(dates) == 2:
+        until = datetime.combine(dates[1], time.max, tzinfo=timezone.utc)
+try:
+    rows = cases.list_cases(engine, status=None if status == ANY else status,
+                            risk_class=None if risk_class == ANY else risk_class,
+                            mlrs_group=None if mlrs_group == ANY else mlrs_group, since=since, until=until,
+                            search=search or None, created_by=auth.current_username() if mine else None)
+except InputError as error:
+    st.error(str(error))
+    st.stop()
+
+if not rows:
+    st.info("No saved cases match. Save a case from the Risk or Prognosis page with **Save case**.")
+    st.stop()
+
+table = pd.DataFrame([{
+    "Case id": r.case_uid, "Label": r.label, "Status": STATUS_LABELS[r.status], "Risk class": r.risk_class,
+    "P(HR)": r.hr_probability, "MLRS": r.mlrs, "MLRS group": r.mlrs_group, "Age (months)": r.age_months,
+    "Sex": r.sex, "Created": r.created_at.strftime("%Y-%m-%d %H:%M"), "By": r.created_by,
+    "Changed": r.updated_at.strftime("%Y-%m-%d %H:%M"), "Changed by": r.updated_by, "Version": r.version,
+} for r in rows])
+st.dataframe(table, hide_index=True, use_container_width=True,
+             column_config={"P(HR)": st.column_config.NumberColumn(format="%.2f"),
+                            "MLRS": st.column_config.NumberColumn(format="%.3f")})
+by_uid = {r.case_uid: r for r in rows}
+
+
+def _describe(uid: str) -> str:
+    r = by_uid[uid]
+    return f"{uid} · {r.label} · {STATUS_LABELS[r.status]}" + (f" · {r.risk_class}" if r.risk_class else "")
+
+
+open_tab, compare_tab = st.tabs(["Open, export, delete", "Compare two cases"])
+
+with open_tab:
+    chosen = st.selectbox("Case", list(by_uid), format_func=_describe, key="cases.chosen")
+    summary = by_uid[chosen]
+    b1, b2 = st.columns([1, 3])
+    if b1.button("Open case", type="primary", icon=":material/open_in_new:", key="cases.open"):
+        try:
+            open_case(chosen)
+        except InputError as error:
+            st.error(str(error))
+        else:
+            target = next((p for p in OPEN_TARGETS if (Path(__file__).parent.parent / p).exists()), None)
+            if target is not None:
+                st.switch_page(target)
+            st.success(f"Case {chosen} is open in this session.")
+    b2.caption("Opening puts the chosen slices, the risk and prognosis results and the clinical values back "
+               "into the Case, Risk and Prognosis pages.")
+    export_buttons(summary.case_uid, summary.version, summary.label, key=f"cases.export.{chosen}")
+
+    with st.expander("Delete this case", icon=":material/delete:"):
+        st.write("The case disappears from the lists and pages. It stays in the database, and the deletion "
+                 "is written to the audit trail.")
+        confirm = st.checkbox(f"Yes, delete case {chosen} ({summary.label})", key=f"cases.confirm.{chosen}")
+        if st.button("Delete case", disabled=not confirm, key=f"cases.delete.{chosen}"):
+            try:
+                cases.delete_case(engine, chosen, auth.current_username(), version=summary.version)
+            except InputError as error:
+                st.error(str(error))
+            else:
+                if st.session_state.get(state.CASE_ID) == chosen:
+                    close_case()
+                st.success(f"Case {chosen} deleted.")
+                st.rerun()
+
+with compare_tab:
+    uids = list(by_uid)
+    if len(uids) < 2:
+        st.info("Save at least two cases to compare them.")
+    else:
+        c1, c2 = st.columns(2)
+        first = c1.selectbox("First case", uids, index=0, format_func=_describe, key="cases.compare.a")
+        second = c2.selectbox("Second case", uids, index=1, format_func=_describe, key="cases.compare.b")
+        from nbrisk_core.report.figures import slice_png
+        from nbrisk_core.report.pdf import gradcam_by_phase
+
+        records = [cases.load_case(engine, uid, auth.current_username()) for uid in (first, second)]
+        for column, record in zip((c1, c2), records):
+            with column:
+                st.markdown(f"### {record.label}  \n`{record.case_uid}` · version {record.version} · "
+                            f"{STATUS_LABELS[record.status]}")
+                m1, m2, m3 = st.columns(3)
+                m1.metric("P(high risk)", "–" if record.hr_probability is None else f"{record.hr_probability:.2f}")
+                m2.metric("Risk class", record.risk_class or "–")
+                m3.metric("MLRS group", record.mlrs_group or "–",
+                          None if record.mlrs is None else f"MLRS {record.mlrs:.3g}", delta_color="off")
+                cams = gradcam_by_phase(record)
+                images = [(p, slice_png(s.hu, cams.get(p), max_side=256)) for p, s in record.slices.items()]
+                if images:
+                    st.image([png for _, png in images], caption=[p for p, _ in images], width=150)
+        names = sorted(set(records[0].clinical_entered) | set(records[1].clinical_entered)
+                       | set(records[0].clinical_imputed) | set(records[1].clinical_imputed))
+
+        def _value(record, name):
+            entered = record.clinical_entered.get(name)
+            if entered is None and name in record.clinical_imputed:
+                return f"{record.clinical_imputed[name]} (imputed)"
+            return "" if entered is None else str(entered)
+
+        if names:
+            st.dataframe(pd.DataFrame({"Variable": names,
+                                       records[0].label + f" ({first})": [_value(records[0], n) for n in names],
+                                       records[1].label + f" ({second})": [_value(records[1], n) for n in names]}),
+                         hide_index=True, use_container_width=True)

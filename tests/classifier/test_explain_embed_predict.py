@@ -1,0 +1,119 @@
+"""Grad-CAM, embeddings cache, `nbrisk predict` / `embed` / `evaluate` on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from nbrisk_core.classifier import embeddings as emb
+from nbrisk_core.classifier.explain import CAM_METHODS, compute_cam, overlay
+from nbrisk_core.classifier.model_io import load_model
+from nbrisk_core.cli import main
+from nbrisk_core.errors import InputError
+from nbrisk_core.imaging.model_input import build_model_input
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "eigencam"])
+def test_cam_shape_and_finiteness(tiny_model, method):
+    tiny_model.eval()
+    x = np.random.default_rng(0).normal(size=(3, 224, 224)).astype(np.float32)
+    result = compute_cam(tiny_model, x, method, "HR")
+    assert result.heatmap.shape == (224, 224) and np.isfinite(result.heatmap).all()
+    assert result.heatmap.min() >= 0 and result.heatmap.max() <= 1 + 1e-6
+    assert set(CAM_METHODS) >= {"gradcam", "gradcam++", "eigencam", "scorecam"}
+
+
+def test_overlay_keeps_slice_resolution_and_opacity():
+    grey = np.full((300, 260), 100, np.uint8)
+    heat = np.zeros((224, 224), np.float32)
+    heat[100:120, 100:120] = 1.0
+    assert overlay(grey, heat, 0.0).shape == (300, 260, 3)
+    np.testing.assert_array_equal(overlay(grey, heat, 0.0)[..., 0], grey)
+    assert not np.array_equal(overlay(grey, heat, 0.5), overlay(grey, heat, 0.0))
+    with pytest.raises(InputError, match="opacity"):
+        overlay(grey, heat, 1.5)
+
+
+def test_unknown_cam_method_is_an_input_error(tiny_model):
+    with pytest.raises(InputError, match="CAM method 'lime'"):
+        compute_cam(tiny_model, np.zeros((3, 224, 224), np.float32), "lime")
+
+
+def test_shipped_model_looks_at_the_tumour(demo_dir):
+    """On demo cases, mean Grad-CAM inside the tumour mask exceeds the mean outside it."""
+    from nbrisk_core.classifier.data import read_grey_slices
+    from nbrisk_core.classifier.explain import resize_heatmap
+    from nbrisk_core.classifier.model_io import shipped_model_path
+
+    path = shipped_model_path("art")
+    if not path.exists():
+        pytest.skip(f"shipped model {path} is absent (train it with `nbrisk train`)")
+    loaded = load_model(path)
+    patients = sorted(p.name for p in (demo_dir / "slices").iterdir())[:6]
+    inside_higher = 0
+    for pid in patients:
+        grey = read_grey_slices(demo_dir, pid, ("art",))
+        with np.load(demo_dir / "slices" / pid / "hu.npz") as arrays:
+            mask = arrays["mask_art"].astype(bool)
+        heat = resize_heatmap(compute_cam(loaded.model, build_model_input(grey, "art"), "gradcam", "HR").heatmap,
+                              mask.shape)
+        inside_higher += heat[mask].mean() > heat[~mask].mean()
+    assert inside_higher >= len(patients) // 2 + 1, f"{inside_higher}/{len(patients)} cases"
+
+
+def test_cohort_embeddings_are_cached(tiny_cohort, tiny_models_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NBRISK_HOME", str(tmp_path))
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(tiny_cohort))
+    monkeypatch.setenv("NBRISK_MODELS_DIR", str(tiny_models_dir))
+    frame = emb.cohort_embeddings()
+    assert frame.shape == (20, 16) and list(frame.columns) == [f"ct{i:02d}" for i in range(1, 17)]
+    assert frame.index.name == "patient_id" and np.isfinite(frame.to_numpy()).all()
+    sha = load_model(tiny_models_dir / "swin_art_demo.safetensors").sha256
+    cache = tmp_path / "data" / "embeddings" / f"{sha[:16]}.parquet"
+    assert cache.exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(cache), frame)
+
+    def fail(*_a, **_k):
+        raise AssertionError("recomputed although cached")
+
+    monkeypatch.setattr(emb, "compute_embeddings", fail)
+    pd.testing.assert_frame_equal(emb.cohort_embeddings(), frame)
+
+
+def test_predict_cli_json(tiny_cohort, tiny_models_dir, tmp_path, capsys):
+    from nbrisk_core.classifier.data import read_grey_slices
+
+    grey = read_grey_slices(tiny_cohort, "T0000", ("art",))["art"]
+    png = tmp_path / "art.png"
+    Image.fromarray(grey).save(png)
+    assert main(["predict", "--art", str(png), "--models", str(tiny_models_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"variants", "embedding", "model_sha256", "device", "seconds"}
+    assert len(result["embedding"]) == 16 and 0 <= result["variants"]["art"]["p_high_risk"] <= 1
+    assert result["variants"]["art"]["risk_class"] in ("HR", "NHR") and "nc" not in result["variants"]
+
+
+def test_predict_cli_bad_input_exits_2(tiny_models_dir, tmp_path, capsys):
+    bad = tmp_path / "art.png"
+    bad.write_text("not an image")
+    assert main(["predict", "--art", str(tmp_path / "missing.png"), "--models", str(tiny_models_dir)]) == 2
+    assert "missing.png" in capsys.readouterr().err
+    assert main(["predict", "--art", str(bad), "--models", str(tiny_models_dir)]) == 2
+    assert "art.png" in capsys.readouterr().err
+
+
+def test_evaluate_cli_json(tiny_cohort, tiny_models_dir, capsys):
+    code = main(["evaluate", "--model", str(tiny_models_dir / "swin_art_demo.safetensors"), "--cohort",
+                 str(tiny_cohort), "--split", "train,test", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    result = out["results"]["Swin-ART"]
+    assert set(result) == {"train", "test"} and result["test"]["n"] == 4
+    assert 0 <= result["train"]["auc"]["ci_low"] <= result["train"]["auc"]["value"] <= result["train"]["auc"]["ci_high"]

@@ -1,0 +1,236 @@
+"""AppTests of the Prognosis and Cohort pages.
+
+The pipeline is the real one (``fit_cohort_pipeline``), fitted once on a tiny tables-only cohort
+(60 patients from the demo generator, no images) with STAND-IN CT features
+(``stand_in_embeddings``: a noisy copy of the generator's latent score, NOT the classifier's
+embeddings), and with the fast single combination "LASSO" so the module runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from nbrisk_ui import prognosis as ui_prognosis
+from nbrisk_ui import state
+
+PAGES = Path(__file__).resolve().parents[2] / "pages"
+TIMEOUT = 120
+
+
+def _write_tables_only_cohort(out: Path, n_patients: int = 60) -> None:
+    """clinical.csv, truth.csv and cohort.json of the demo generator, without images."""
+    from nbrisk_core.demo.cohort import CLINICAL_COLUMNS, TRUTH_COLUMNS, generate_cohort_tables
+
+    table = generate_cohort_tables(n_patients)
+    out.mkdir(parents=True)
+    table[list(CLINICAL_COLUMNS)].to_csv(out / "clinical.csv", index=False)
+    truth = table.reindex(columns=list(TRUTH_COLUMNS))  # image truth left blank: no images here
+    truth.to_csv(out / "truth.csv", index=False)
+    meta = {"name": "tiny-test", "synthetic": True, "seed": 0, "n_patients": n_patients,
+            "generator_version": "test", "example_patients": ["P0003"]}
+    (out / "cohort.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    from nbrisk_core.prognosis.pipeline import stand_in_embeddings
+
+    path = tmp_path_factory.mktemp("prognosis_pages") / "cohort"
+    _write_tables_only_cohort(path)
+    truth = pd.read_csv(path / "truth.csv", dtype={"patient_id": str})
+    embeddings = stand_in_embeddings(truth)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ui_prognosis, "load_embeddings", lambda cohort_dir: embeddings)
+        pipeline = ui_prognosis.fit_pipeline(str(path), "app", "LASSO")
+    clinical = pd.read_csv(path / "clinical.csv", dtype={"patient_id": str})
+    return path, embeddings, pipeline, clinical
+
+
+@pytest.fixture
+def fitted_app(cohort, monkeypatch):
+    """Point the app at the tiny cohort and serve the fitted pipeline from the page helper."""
+    path, embeddings, pipeline, _ = cohort
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(path))
+    monkeypatch.setattr(ui_prognosis, "load_embeddings", lambda cohort_dir: embeddings)
+    monkeypatch.setattr(ui_prognosis, "fit_pipeline", lambda cohort_dir, grid, selected=None: pipeline)
+    _clear_caches()
+    yield cohort
+    _clear_caches()
+
+
+def _clear_caches():
+    ui_prognosis.get_pipeline.clear()
+    ui_prognosis.cohort_embedding_table.clear()
+    from nbrisk_ui.common import load_cohort_tables
+
+    load_cohort_tables.clear()
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(PAGES / name), default_timeout=TIMEOUT)
+
+
+def _button(at, label_start: str):
+    matches = [b for b in at.button if b.label.startswith(label_start)]
+    assert matches, f"no button starting {label_start!r} in {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def _number_input(at, label_start: str):
+    return next(n for n in at.number_input if n.label.startswith(label_start))
+
+
+# ------------------------------------------------------------------ without embeddings
+@pytest.mark.parametrize("page", ["3_Prognosis.py", "4_Cohort.py"])
+def test_pages_explain_missing_embeddings(page, cohort, tmp_path, monkeypatch):
+    path = cohort[0]
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(path))
+    monkeypatch.setenv("NBRISK_MODELS_DIR", str(tmp_path / "no_models"))  # no shipped classifier
+    _clear_caches()
+    at = _page(page).run()
+    assert not at.exception
+    assert any("embeddings" in e.value and "missing" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("nbrisk embed" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+    _clear_caches()
+
+
+@pytest.mark.parametrize("page", ["3_Prognosis.py", "4_Cohort.py"])
+def test_pages_explain_missing_cohort(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(tmp_path / "nowhere"))
+    _clear_caches()
+    at = _page(page).run()
+    assert not at.exception
+    assert any("nbrisk demo build" in e.value for e in at.error)
+
+
+# ------------------------------------------------------------------ Prognosis page
+def test_prognosis_page_demo_patient(fitted_app):
+    path, embeddings, pipeline, clinical = fitted_app
+    at = _page("3_Prognosis.py").run()
+    assert not at.exception
+    assert any("Demo" in i.value and "P0003" in i.value for i in at.info)
+    assert at.selectbox(key="prognosis.demo_patient").value == "P0003"
+    # fill the form with the demo patient's values, then predict
+    _button(at, "Fill the form").click().run()
+    row = clinical.set_index("patient_id").loc["P0003"]
+    assert _number_input(at, "Age at diagnosis").value == pytest.approx(row["age_months"])
+    _button(at, "Predict survival").click().run()
+    assert not at.exception, at.exception
+    result = at.session_state[state.PROGNOSIS_RESULT]
+    entered = at.session_state[state.CLINICAL_VALUES]
+    expected = pipeline.predict_patient(embeddings.loc["P0003"].to_numpy(), entered)
+    assert result["mlrs"] == pytest.approx(expected.mlrs)
+    assert result["group"] == expected.group
+    assert result["embedding_source"] == "demo patient P0003"
+    assert at.metric[0].value == f"{expected.mlrs:.3g}"
+    assert at.metric[2].value == ("High" if expected.group == "high" else "Low")
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("download_button")) == 2
+    # labs the demo table leaves blank are reported as imputed
+    blank = [c for c in ("nse", "ferritin", "ldh", "ca125", "ca153", "ca199", "afp", "cea", "crp", "wbc",
+                         "hemoglobin") if pd.isna(row[c])]
+    assert sorted(result["imputed"]) == sorted(blank)
+    if blank:
+        assert any("Imputed" in w.value for w in at.warning)
+    assert any("Individual prediction took" in c.value for c in at.caption)
+
+
+def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
+    _, embeddings, pipeline, _ = fitted_app
+    vector = embeddings.iloc[10].to_numpy() + 0.5
+    at = _page("3_Prognosis.py")
+    at.session_state[state.RISK_RESULT] = {"embedding": vector.tolist(), "p_high_risk": 0.7}
+    at.run()
+    assert not at.exception
+    assert any("current case" in s.value for s in at.success)
+    _number_input(at, "Age at diagnosis").set_value(30.0)
+    _button(at, "Predict survival").click().run()
+    assert not at.exception
+    result = at.session_state[state.PROGNOSIS_RESULT]
+    expected = pipeline.predict_patient(vector, {"age_months": {"value": 30.0, "unit": "months"}})
+    assert result["mlrs"] == pytest.approx(expected.mlrs)
+    assert result["embedding_source"] == "risk page"
+    assert "sex" in result["imputed"] and "age_months" not in result["imputed"]
+    assert any("Imputed" in w.value and "sex" in w.value for w in at.warning)
+    # the same value entered in years gives the same prediction (unit-aware form)
+    at2 = _page("3_Prognosis.py")
+    at2.session_state[state.RISK_RESULT] = {"embedding": vector.tolist()}
+    at2.run()
+    _number_input(at2, "Age at diagnosis").set_value(2.5)
+    at2.selectbox(key="prognosis.age_months.unit").set_value("years")
+    _button(at2, "Predict survival").click().run()
+    assert at2.session_state[state.PROGNOSIS_RESULT]["mlrs"] == pytest.approx(expected.mlrs)
+
+
+def test_prognosis_page_shows_validation_errors(fitted_app):
+    at = _page("3_Prognosis.py").run()
+    _number_input(at, "Age at diagnosis").set_value(500.0)
+    _button(at, "Predict survival").click().run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert any("age_months" in m and "500" in m and "outside" in m for m in messages), messages
+    assert state.PROGNOSIS_RESULT not in at.session_state
+
+
+# ------------------------------------------------------------------ Cohort page
+def test_cohort_page_renders_and_marks_the_current_patient(fitted_app):
+    _, embeddings, pipeline, clinical = fitted_app
+    current = pipeline.predict_patient(embeddings.iloc[0].to_numpy(), {})
+    at = _page("4_Cohort.py")
+    at.session_state[state.PROGNOSIS_RESULT] = {"mlrs": current.mlrs, "group": current.group}
+    at.run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    # heatmap, 2 KM + 2 risk-factor, distribution, 2 td-ROC, 2 DCA + 2 calibration, forest, 4 associations
+    assert len(charts) >= 15, len(charts)
+    assert any("current patient" in c.value for c in at.caption)
+    assert any("fits one combination" in i.value for i in at.info)
+    # the td-AUC table has the 1/3/5/7-year rows of both cohorts
+    tables = at.dataframe
+    assert any({"cohort", "years", "auc", "low", "high"} <= set(t.value.columns) for t in tables)
+    # subgroup filter: MYCN-amplified only; the MYCN comparison then cannot be made, and says so
+    at.multiselect(key="cohort.mycn").set_value(["amplified"]).run()
+    assert not at.exception
+    n_sub = int(clinical["mycn_amplified"].eq(1).sum())
+    assert any(c.value.startswith(f"{n_sub} of {len(pipeline.patients_)} patients") for c in at.caption)
+    assert any("Associations need both groups" in i.value for i in at.info)
+
+
+def test_cohort_page_baseline_table(fitted_app):
+    _, _, pipeline, _ = fitted_app
+    at = _page("4_Cohort.py").run()
+    assert not at.exception
+    baseline = [t.value for t in at.dataframe if "model" in t.value.columns]
+    assert baseline, "no baseline table"
+    table = baseline[0]
+    assert set(table["model"]) == {"MLRS", "LASSO-Cox (clinical only)"}
+    test_row = table[(table["model"] == "LASSO-Cox (clinical only)") & (table["cohort"] == "Testing cohort")]
+    assert test_row["c_index"].iloc[0] == pytest.approx(pipeline.baseline_.c_index_test_)
+    assert np.isfinite(table["c_index"]).all()
+
+
+def test_cohort_page_td_auc_matches_the_pipeline_summary(fitted_app):
+    # the page, summary.json and `nbrisk benchmark` must give the same numbers for the whole cohort
+    _, _, pipeline, _ = fitted_app
+    at = _page("4_Cohort.py").run()
+    assert not at.exception
+    table = next(t.value for t in at.dataframe if {"years", "auc"} <= set(t.value.columns))
+    compared = 0
+    for cohort, label in (("train", "Training cohort"), ("test", "Testing cohort")):
+        for years, (auc, low, high) in pipeline.summary_["td_auc"][cohort].items():
+            row = table[(table["cohort"] == label) & (table["years"] == float(years))]
+            assert len(row) == 1
+            if auc is None:
+                assert np.isnan(row["auc"].iloc[0])
+                continue
+            assert row["auc"].iloc[0] == pytest.approx(auc, abs=1e-12)
+            assert (row["low"].iloc[0], row["high"].iloc[0]) == pytest.approx((low, high), abs=1e-12)
+            compared += 1
+    assert compared >= 4

@@ -1,0 +1,226 @@
+"""AppTests of the workflow pages and the sign-in gate (fast suite: no browser)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from nbrisk_core.store import audit, cases, users
+from nbrisk_core.store.db import dispose_engines, get_engine
+
+PASSWORD = "correct horse battery"
+TIMEOUT = 60
+
+
+@pytest.fixture
+def store_url(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    monkeypatch.setenv("NBRISK_DATABASE_URL", url)
+    yield url
+    dispose_engines()
+
+
+def _saved_case(url, label, risk_class, p):
+    rng = np.random.default_rng(len(label))
+    record = cases.CaseRecord(label=label, age_months=24.0, sex="M", risk_class=risk_class, hr_probability=p,
+                              clinical_entered={"nse": 80.0, "ldh": None}, clinical_imputed={"ldh": 300.0},
+                              slices={"ART": cases.SliceRecord("ART", rng.integers(-50, 150, (24, 24)).astype(np.int16),
+                                                               7, 35.0)})
+    return cases.save_case(get_engine(url), record, "alice")
+
+
+def test_cases_page_lists_filters_and_compares(store_url, repo_root):
+    a = _saved_case(store_url, "P0007", "HR", 0.8)
+    b = _saved_case(store_url, "P0042", "NHR", 0.2)
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert set(shown["Case id"]) == {a.case_uid, b.case_uid}
+    at.selectbox(key="cases.risk").select("NHR").run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["Case id"]) == [b.case_uid]
+    at.selectbox(key="cases.risk").select("any").run()
+    # the compare tab loads both cases: the audit trail records the openings
+    assert not at.exception
+    opened = {e.case_uid for e in audit.list_events(get_engine(store_url), action="case_opened")}
+    assert opened == {a.case_uid, b.case_uid}
+    assert len(at.get("download_button")) == 3
+
+
+def test_cases_page_opens_a_case_into_the_session(store_url, repo_root):
+    from nbrisk_ui import state
+
+    saved = _saved_case(store_url, "P0099", "HR", 0.9)
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
+    at.button(key="cases.open").click().run()
+    assert at.session_state[state.CASE_ID] == saved.case_uid
+    assert at.session_state[state.CASE_VERSION] == 1
+    np.testing.assert_array_equal(at.session_state[state.CHOSEN_SLICES]["ART"]["hu"], saved.slices["ART"].hu)
+
+
+def test_cases_page_soft_deletes_after_confirmation(store_url, repo_root):
+    saved = _saved_case(store_url, "P0100", "NHR", 0.1)
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
+    delete = at.button(key=f"cases.delete.{saved.case_uid}")
+    assert delete.disabled
+    at.checkbox(key=f"cases.confirm.{saved.case_uid}").check().run()
+    at.button(key=f"cases.delete.{saved.case_uid}").click().run()
+    assert not at.exception
+    assert cases.list_cases(get_engine(store_url)) == []
+    assert audit.list_events(get_engine(store_url), action="case_deleted")[0].username == "local"
+
+
+def test_cases_page_without_cases(store_url, repo_root):
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No saved cases match" in at.info[0].value
+
+
+def test_admin_page_adds_users_and_shows_the_trail(store_url, repo_root):
+    at = AppTest.from_file(str(repo_root / "pages" / "6_Admin.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    at.text_input(key="admin.add.name").input("bob")
+    at.text_input(key="admin.add.password").input(PASSWORD)
+    at.text_input(key="admin.add.repeat").input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception
+    assert [u.username for u in users.list_users(get_engine(store_url))] == ["bob"]
+    events = at.dataframe[-1].value
+    assert list(events["Action"]) == ["user_added"] and list(events["User"]) == ["local"]
+
+
+def test_admin_page_refuses_clinicians(store_url, repo_root, monkeypatch):
+    from nbrisk_ui import state
+
+    monkeypatch.setenv("NBRISK_AUTH", "on")
+    users.add_user(get_engine(store_url), "carol", PASSWORD, "clinician")
+    at = AppTest.from_file(str(repo_root / "pages" / "6_Admin.py"), default_timeout=TIMEOUT)
+    at.session_state[state.USER] = {"username": "carol", "role": "clinician"}
+    at.run()
+    assert not at.exception
+    assert "for administrators" in at.error[0].value
+    assert not at.tabs
+
+
+def _gated_app():
+    import streamlit as st
+
+    from nbrisk_ui import auth
+
+    user = auth.gate()
+    st.write(f"content for {user['username'] if user else 'everyone'}")
+
+
+def test_gate_is_open_when_sign_in_is_off(store_url):
+    at = AppTest.from_function(_gated_app, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.markdown[0].value == "content for everyone"
+
+
+def test_gate_signs_in_rejects_bad_passwords_and_signs_out(store_url, monkeypatch):
+    from nbrisk_ui import state
+
+    monkeypatch.setenv("NBRISK_AUTH", "on")
+    engine = get_engine(store_url)
+    users.add_user(engine, "alice", PASSWORD, "admin")
+    at = AppTest.from_function(_gated_app, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert not [m for m in at.markdown if "content for" in m.value]  # nothing behind the gate
+    at.text_input(key="nbrisk.auth.username").input("alice")
+    at.text_input(key="nbrisk.auth.password").input("wrong password")
+    at.button[0].click().run()
+    assert at.error[0].value == "unknown user name or wrong password"
+    at.text_input(key="nbrisk.auth.password").input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state[state.USER] == {"username": "alice", "role": "admin"}
+    assert any(m.value == "content for alice" for m in at.markdown)
+    at.button(key="nbrisk.auth.sign_out").click().run()
+    assert not at.exception
+    assert state.USER not in at.session_state
+    actions = [e.action for e in audit.list_events(engine)]
+    assert actions[:3] == ["sign_out", "sign_in", "sign_in_failed"]
+
+
+def test_disabled_user_is_signed_out_at_the_next_run(store_url, monkeypatch):
+    from nbrisk_ui import state
+
+    monkeypatch.setenv("NBRISK_AUTH", "on")
+    engine = get_engine(store_url)
+    users.add_user(engine, "dave", PASSWORD)
+    at = AppTest.from_function(_gated_app, default_timeout=TIMEOUT)
+    at.session_state[state.USER] = {"username": "dave", "role": "clinician"}
+    at.run()
+    assert any(m.value == "content for dave" for m in at.markdown)
+    users.disable_user(engine, "dave", by="admin")
+    at.run()
+    assert state.USER not in at.session_state
+    assert not [m for m in at.markdown if "content for" in m.value]
+
+
+def test_auth_defaults_to_on_off_localhost(monkeypatch):
+    from nbrisk_ui.auth import auth_required
+
+    monkeypatch.delenv("NBRISK_AUTH", raising=False)
+    assert auth_required("0.0.0.0") and auth_required("10.1.2.3")
+    assert not auth_required("127.0.0.1") and not auth_required("localhost")
+    monkeypatch.setenv("NBRISK_AUTH", "on")
+    assert auth_required("127.0.0.1")
+
+
+def test_streamlit_config_keeps_xsrf_on_and_caps_uploads(repo_root):
+    import tomllib
+
+    cfg = tomllib.loads((repo_root / ".streamlit" / "config.toml").read_text())["server"]
+    assert cfg["enableXsrfProtection"] is True
+    assert 0 < cfg["maxUploadSize"] <= 1024
+
+
+def _save_box_app():
+    import numpy as np
+    import streamlit as st
+
+    from nbrisk_ui import state
+    from nbrisk_ui.cases import save_case_widget
+
+    if state.CHOSEN_SLICES not in st.session_state:
+        st.session_state[state.CHOSEN_SLICES] = {"art": {"hu": np.full((8, 8), 40, np.int16), "index": 3}}
+        st.session_state[state.RISK_RESULT] = {"p_high_risk": 0.66, "risk_class": "HR", "model_sha256": "a" * 64,
+                                               "embedding": [0.0] * 16}
+    save_case_widget()
+
+
+def test_save_box_creates_then_updates_and_reports_conflicts(store_url):
+    from nbrisk_ui import state
+
+    at = AppTest.from_function(_save_box_app, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    at.text_input(key="nbrisk.save.label").input("P0555")
+    at.text_area(key="nbrisk.save.notes").input("first look")
+    at.button(key="nbrisk.save.button").click().run()
+    assert not at.exception
+    uid = at.session_state[state.CASE_ID]
+    assert at.success[0].value == f"Saved as case **{uid}**, version 1."
+    engine = get_engine(store_url)
+    stored = cases.load_case(engine, uid, "t", record_open=False)
+    assert (stored.label, stored.notes, stored.risk_class, stored.created_by) == ("P0555", "first look", "HR", "local")
+    # someone else changes the case; saving again from this session must not overwrite it
+    other = cases.load_case(engine, uid, "bob", record_open=False)
+    other.notes = "bob was here"
+    cases.save_case(engine, other, "bob")
+    at.text_area(key="nbrisk.save.notes").input("second look")
+    at.button(key="nbrisk.save.button").click().run()
+    assert "was changed by bob" in at.error[0].value
+    assert cases.load_case(engine, uid, "t", record_open=False).notes == "bob was here"
+
+
+def test_save_box_with_nothing_to_save(store_url):
+    def app():
+        from nbrisk_ui.cases import save_case_widget
+
+        save_case_widget()
+
+    at = AppTest.from_function(app, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.info[0].value.startswith("Nothing to save yet")
