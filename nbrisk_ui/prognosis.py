@@ -95,3 +95,26 @@ def merged_patients(pipeline, clinical: pd.DataFrame) -> pd.DataFrame:
                                   f"< {AGE_CUTOFF_MONTHS} months", f">= {AGE_CUTOFF_MONTHS} months")
     table["mycn"] = np.where(table["mycn_amplified"] == 1, "amplified", "not amplified")
     return table
+
+
+def summary_csv(result: dict, meta: dict | None) -> str:
+    """The downloadable prognosis summary: ``#`` header lines, then the survival curve as CSV.
+
+    Read it back with ``pandas.read_csv(path, comment="#")``.
+    """
+    import io
+
+    meta = meta or {}
+    curve = pd.DataFrame({"time_days": result["times"], "survival": result["survival"]})
+    if result.get("low") is not None and result.get("high") is not None:
+        curve["survival_low"] = result["low"]
+        curve["survival_high"] = result["high"]
+    buffer = io.StringIO()
+    buffer.write(f"# NBRisk prognosis summary (research use only, not for clinical decisions); "
+                 f"cohort={meta.get('name', '?')} synthetic={bool(meta.get('synthetic', True))}\n")
+    buffer.write(f"# model={result['model']} mlrs={result['mlrs']:.6g} percentile={result['percentile']:.1f} "
+                 f"group={result['group']} cutoff={result['cutoff']:.6g}\n")
+    buffer.write(f"# ct_features={result.get('embedding_source', '?')} "
+                 f"imputed={';'.join(result['imputed']) or 'none'}\n")
+    curve.to_csv(buffer, index=False)
+    return buffer.getvalue()

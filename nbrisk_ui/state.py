@@ -34,3 +34,9 @@ PHASE_SUGGESTIONS = "nbrisk.imaging.phase_suggestions"  # series_uid -> PhaseSug
 SEGMENTATIONS = "nbrisk.imaging.segmentations"    # phase -> Segmentation from the seed click
 VIEWER_SLICE = "nbrisk.imaging.viewer_slice"      # phase -> slice index shown
 CONFIRMED_SLICES = "nbrisk.imaging.confirmed"     # phase -> chosen slice (before "send to Risk")
+
+# Prognosis and Cohort pages: widget keys (the form's keys are PROGNOSIS_FORM + variable name, and
+# + ".unit" for its unit selector; the Cohort page's are COHORT_WIDGETS + age/mycn/stage/horizon/...)
+PROGNOSIS_FORM = "nbrisk.prognosis.form."
+PROGNOSIS_DEMO_PATIENT = "nbrisk.prognosis.demo_patient"  # cohort patient whose CT features the demo uses
+COHORT_WIDGETS = "nbrisk.cohort."

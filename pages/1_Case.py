@@ -242,8 +242,12 @@ def phase_viewer(phase: str) -> None:
         st.session_state[last_key] = click.get("unix_time")
         row, col = view_to_slice(click["x"], click["y"], series.hu.shape[1:], zoom, centre,
                                  displayed_width=click.get("width") or VIEW_WIDTH)
+        from nbrisk_core.imaging.segmentation import pseudo_hu_from_grey
+
+        # a 2-D image upload is 8-bit grey: segment it on the HU its W400/L40 export stands for
+        volume = series.hu if series.is_hu else pseudo_hu_from_grey(series.hu)
         try:
-            segmentations[phase] = segment_from_seed(series.hu, (index, row, col), series.pixel_spacing,
+            segmentations[phase] = segment_from_seed(volume, (index, row, col), series.pixel_spacing,
                                                      series.slice_spacing_mm)
         except InputError as error:
             st.error(str(error))

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import time as _time
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth, state
 from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
-from nbrisk_ui.prognosis import demo_embedding, pipeline_or_message
+from nbrisk_ui.prognosis import demo_embedding, pipeline_or_message, summary_csv
 
 #: Individual prediction must feel immediate (target from the Prognosis issue).
 PREDICTION_TARGET_MS = 300
+FORM = state.PROGNOSIS_FORM  # prefix of the form's widget keys
 
 auth.gate()
 st.title("Prognosis")
@@ -38,8 +37,10 @@ if pipeline is None:
             "Train or install it (`nbrisk train`, then `nbrisk embed`) and reload this page.")
     st.stop()
 
-st.caption(f"Model: **{pipeline.selected_}** (best mean C-index of the grid) · MLRS cutoff "
-           f"{pipeline.cutoff_:.3g} (training median, frozen).")
+how_chosen = ("the one combination the dashboard fits" if pipeline.config_.get("grid") == "app"
+              else f"best {pipeline.config_.get('selection_rule', 'mean')} C-index of the grid")
+st.caption(f"Model: **{pipeline.selected_}** ({how_chosen}) · MLRS cutoff {pipeline.cutoff_:.3g} "
+           "(training median, frozen). Details on the Cohort page.")
 
 # ------------------------------------------------------------------ CT embedding
 risk_result = st.session_state.get(state.RISK_RESULT) or {}
@@ -52,7 +53,7 @@ else:
     examples = list((meta or {}).get("example_patients", []))
     choices = examples + [p for p in pipeline.patients_["patient_id"] if p not in examples]
     demo_patient = st.selectbox("No case has been through the Risk page: use the CT features of a demo "
-                                "cohort patient", choices, key="prognosis.demo_patient")
+                                "cohort patient", choices, key=state.PROGNOSIS_DEMO_PATIENT)
     embedding = demo_embedding(path, demo_patient)
     if embedding is None:
         st.error(f"No CT embedding is stored for {demo_patient}.")
@@ -68,14 +69,15 @@ if demo_patient is not None and st.button("Fill the form with this demo patient'
         value = row.get(v.name)
         missing = value is None or (isinstance(value, float) and np.isnan(value))
         if v.kind == "numeric":
-            st.session_state[f"prognosis.{v.name}"] = None if missing else float(value)
-            st.session_state[f"prognosis.{v.name}.unit"] = v.unit
+            st.session_state[f"{FORM}{v.name}"] = None if missing else float(value)
+            st.session_state[f"{FORM}{v.name}.unit"] = v.unit
         elif v.kind == "binary":
-            st.session_state[f"prognosis.{v.name}"] = None if missing else ("yes" if int(value) == 1 else "no")
+            yes_no = "yes" if not missing and int(value) == 1 else "no"
+            st.session_state[f"{FORM}{v.name}"] = None if missing else yes_no
         else:
-            st.session_state[f"prognosis.{v.name}"] = None if missing else str(value)
+            st.session_state[f"{FORM}{v.name}"] = None if missing else str(value)
 
-with st.form("prognosis.form"):
+with st.form("nbrisk.prognosis.form"):
     st.markdown("**Clinical values at diagnosis.** Leave a field empty when it is not known: missing "
                 "values are imputed (MICE-PMM from the training cohort) and listed with the result.")
     entered: dict = {}
@@ -88,21 +90,22 @@ with st.form("prognosis.form"):
             if len(units_of[v.name]) > 1:
                 inner = col.columns([2, 1])
                 value = inner[0].number_input(label, value=None, format="%g", help=help_text,
-                                              key=f"prognosis.{v.name}")
-                unit = inner[1].selectbox("unit", units_of[v.name], key=f"prognosis.{v.name}.unit")
+                                              key=f"{FORM}{v.name}")
+                unit = inner[1].selectbox("unit", units_of[v.name], key=f"{FORM}{v.name}.unit")
             else:
-                value = col.number_input(label, value=None, format="%g", help=help_text, key=f"prognosis.{v.name}")
+                value = col.number_input(label, value=None, format="%g", help=help_text,
+                                         key=f"{FORM}{v.name}")
                 unit = v.unit
             if value is not None:
                 entered[v.name] = {"value": value, "unit": unit}
         elif v.kind == "binary":
             choice = col.selectbox(label, ["no", "yes"], index=None, placeholder="not known",
-                                   key=f"prognosis.{v.name}")
+                                   key=f"{FORM}{v.name}")
             if choice is not None:
                 entered[v.name] = 1 if choice == "yes" else 0
         else:
             choice = col.selectbox(label, list(v.categories), index=None, placeholder="not known",
-                                   key=f"prognosis.{v.name}")
+                                   key=f"{FORM}{v.name}")
             if choice is not None:
                 entered[v.name] = choice
     submitted = st.form_submit_button("Predict survival", type="primary")
@@ -137,31 +140,21 @@ if result["imputed"]:
                + ". Their values come from similar training patients (MICE-PMM); enter them for a "
                  "prediction that depends less on imputation.", icon=":material/edit_note:")
 for note in result.get("notes") or []:
-    st.info(note)
+    if not note.startswith("imputed"):  # imputation is already in the warning above
+        st.info(note)
 
 training = pipeline.patients_[pipeline.patients_["cohort"] == "train"]
 view = SimpleNamespace(**result)  # the plot functions read attributes; the stored result is a dict
 st.plotly_chart(individual_survival_figure(view, training["time"], training["event"],
                                            training["mlrs_group"].map(lambda g: f"{g} MLRS (training)")),
-                key="prognosis.curve")
+                key="nbrisk.prognosis.curve")
 speed = result.get("prediction_ms")
 if speed is not None:
     verdict = "within" if speed < PREDICTION_TARGET_MS else "over"
     st.caption(f"Individual prediction took {speed:.0f} ms ({verdict} the {PREDICTION_TARGET_MS} ms target).")
 
-curve = pd.DataFrame({"time_days": result["times"], "survival": result["survival"]})
-if result.get("low") is not None:
-    curve["survival_low"] = result["low"]
-    curve["survival_high"] = result["high"]
-header = (f"# NBRisk prognosis summary (research use only; synthetic demo data when the cohort is synthetic)\n"
-          f"# model={result['model']} mlrs={result['mlrs']:.6g} percentile={result['percentile']:.1f} "
-          f"group={result['group']} cutoff={result['cutoff']:.6g}\n"
-          f"# ct_features={result['embedding_source']} imputed={';'.join(result['imputed']) or 'none'}\n")
-buffer = io.StringIO()
-buffer.write(header)
-curve.to_csv(buffer, index=False)
 dl = st.columns(2)
-dl[0].download_button("Download summary (CSV)", buffer.getvalue(), file_name="nbrisk_prognosis.csv",
+dl[0].download_button("Download summary (CSV)", summary_csv(result, meta), file_name="nbrisk_prognosis.csv",
                       mime="text/csv")
 dl[1].download_button("Download curve (PNG)",
                       individual_survival_png(view, training["time"], training["event"],

@@ -13,6 +13,46 @@ from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
 from nbrisk_ui.prognosis import DAYS_PER_YEAR, ROC_YEARS, merged_patients, pipeline_or_message
 
 COHORTS = (("train", "Training cohort"), ("test", "Testing cohort"))
+KEY = state.COHORT_WIDGETS  # prefix of this page's widget keys
+DCA_YEARS = (1, 3, 5)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def figure(name: str, *args, **kwargs):
+    """``plots.<name>(*args, **kwargs)`` cached on its inputs: a rerun (a filter, the horizon
+    slider) redraws only what changed."""
+    return getattr(plots, name)(*args, **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def computed(name: str, *args, **kwargs):
+    """``metrics.<name>(*args, **kwargs)`` cached on its inputs (decision curves take seconds)."""
+    return getattr(metrics, name)(*args, **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def roc_table(frame: pd.DataFrame, train_event: np.ndarray, train_time: np.ndarray) -> pd.DataFrame:
+    """td-AUC with 95 % CI at 1/3/5/7 years per cohort of ``frame``."""
+    rows = []
+    for cohort, label in COHORTS:
+        part = frame[frame["cohort"] == cohort]
+        if part.empty or part["event"].sum() == 0:
+            continue
+        for res in metrics.time_dependent_auc(part["event"], part["time"], part["mlrs"],
+                                              [y * DAYS_PER_YEAR for y in ROC_YEARS],
+                                              train_event=train_event, train_time=train_time):
+            rows.append({"cohort": label, "years": round(res.time / DAYS_PER_YEAR, 2), "auc": res.auc,
+                         "low": res.low, "high": res.high, "cases": res.n_cases,
+                         "controls": res.n_controls, "note": res.reason})
+    return pd.DataFrame(rows)
+
+
+def c_index_or_nan(part: pd.DataFrame, column: str = "mlrs") -> float:
+    try:
+        return metrics.concordance_index(part["event"], part["time"], part[column])
+    except InputError:  # no death in this part: no comparable pair
+        return float("nan")
+
 
 auth.gate()
 st.title("Cohort")
@@ -34,18 +74,23 @@ if pipeline is None:
 
 patients = merged_patients(pipeline, clinical)
 current = st.session_state.get(state.PROGNOSIS_RESULT)
+# the IPC weights' censoring distribution comes from the whole training cohort for every cohort and
+# subgroup, as in the pipeline's summary and `nbrisk benchmark`: the same numbers everywhere
+train_all = patients[patients["cohort"] == "train"]
+TRAIN_CENSORING = dict(train_event=train_all["event"].to_numpy(), train_time=train_all["time"].to_numpy())
 
 # ------------------------------------------------------------------ subgroup filter
 with st.container(border=True):
     st.markdown("**Subgroup** (applies to the MLRS evaluation; the models were fitted on the whole cohort)")
     f = st.columns(3)
-    ages = f[0].multiselect("Age at diagnosis", sorted(patients["age_group"].unique()),
-                            default=sorted(patients["age_group"].unique()), key="cohort.age")
-    mycn = f[1].multiselect("MYCN", sorted(patients["mycn"].unique()), default=sorted(patients["mycn"].unique()),
-                            key="cohort.mycn")
-    stages = f[2].multiselect("INRG stage", sorted(patients["inrg_stage"].dropna().unique()),
-                              default=sorted(patients["inrg_stage"].dropna().unique()), key="cohort.stage")
-sub = patients[patients["age_group"].isin(ages) & patients["mycn"].isin(mycn) & patients["inrg_stage"].isin(stages)]
+    age_groups = sorted(patients["age_group"].unique())
+    mycn_groups = sorted(patients["mycn"].unique())
+    stage_groups = sorted(patients["inrg_stage"].dropna().unique())
+    ages = f[0].multiselect("Age at diagnosis", age_groups, default=age_groups, key=KEY + "age")
+    mycn = f[1].multiselect("MYCN", mycn_groups, default=mycn_groups, key=KEY + "mycn")
+    stages = f[2].multiselect("INRG stage", stage_groups, default=stage_groups, key=KEY + "stage")
+sub = patients[patients["age_group"].isin(ages) & patients["mycn"].isin(mycn)
+               & patients["inrg_stage"].isin(stages)]
 counts = sub["cohort"].value_counts()
 st.caption(f"{len(sub)} of {len(patients)} patients: {counts.get('train', 0)} training, "
            f"{counts.get('test', 0)} testing.")
@@ -53,51 +98,22 @@ if sub.empty:
     st.warning("No patient in this subgroup.")
     st.stop()
 
-
-#: the censoring distribution of the IPC weights comes from the whole training cohort, for every
-#: cohort and subgroup, as in the pipeline's summary and ``nbrisk benchmark`` (same numbers everywhere)
-train_all = patients[patients["cohort"] == "train"]
-TRAIN_CENSORING = dict(train_event=train_all["event"].to_numpy(), train_time=train_all["time"].to_numpy())
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def roc_table(frame: pd.DataFrame, train_event: np.ndarray, train_time: np.ndarray) -> pd.DataFrame:
-    """td-AUC with 95 % CI at 1/3/5/7 years per cohort of ``frame``."""
-    rows = []
-    for cohort, label in COHORTS:
-        part = frame[frame["cohort"] == cohort]
-        if part.empty or part["event"].sum() == 0:
-            continue
-        for res in metrics.time_dependent_auc(part["event"], part["time"], part["mlrs"],
-                                              [y * DAYS_PER_YEAR for y in ROC_YEARS],
-                                              train_event=train_event, train_time=train_time):
-            rows.append({"cohort": label, "years": round(res.time / DAYS_PER_YEAR, 2), "auc": res.auc,
-                         "low": res.low, "high": res.high, "cases": res.n_cases, "controls": res.n_controls,
-                         "note": res.reason})
-    return pd.DataFrame(rows)
-
-
-def c_index_or_nan(part: pd.DataFrame, column: str = "mlrs") -> float:
-    try:
-        return metrics.concordance_index(part["event"], part["time"], part[column])
-    except InputError:
-        return float("nan")
-
-
 tabs = st.tabs(["Model search", "MLRS groups", "Time-dependent ROC", "Decision curve", "Cox screening",
                 "Associations", "Clinical-only baseline", "Imputation"])
 
 # ------------------------------------------------------------------ model search
 with tabs[0]:
     combos = pipeline.combinations_
-    n_ok = int((combos["status"] == "fitted").sum())
-    st.markdown(f"**{n_ok}** of {len(combos)} combinations fitted; best mean C-index: **{pipeline.selected_}**. "
-                "Rows are sorted by the mean of the training and testing C-index (the paper's rule).")
+    n_fitted = int((combos["status"] == "fitted").sum())
+    rule = pipeline.config_.get("selection_rule", "mean")
+    st.markdown(f"**{n_fitted}** of {len(combos)} combinations fitted; selected: **{pipeline.selected_}** "
+                f"(highest {rule} C-index). Rows are sorted by the mean of the training and testing "
+                "C-index (the paper's rule).")
     if pipeline.config_.get("grid") == "app":
         st.info(f"The dashboard fits one combination ({pipeline.selected_}) so that it starts quickly. "
                 "The paper's full search (up to 117 combinations) runs with "
                 "`nbrisk benchmark`, or here with `NBRISK_PROGNOSIS_GRID=full`.")
-    st.plotly_chart(plots.c_index_heatmap(combos), key="cohort.heatmap")
+    st.plotly_chart(figure("c_index_heatmap", combos), key=KEY + "heatmap")
     with st.expander("All combinations (incl. skipped, with the reason)"):
         st.dataframe(combos, hide_index=True)
 
@@ -111,20 +127,21 @@ with tabs[1]:
                 st.info(f"{label}: no patient in this subgroup.")
                 continue
             try:
-                test = metrics.logrank_test(part["time"], part["event"], part["mlrs_group"])
+                test = computed("logrank_test", part["time"], part["event"], part["mlrs_group"])
                 p_text = f"log-rank p = {test.p_value:.3g}"
             except InputError as error:
                 p_text = f"log-rank test not possible: {error}"
             groups = part["mlrs_group"] + " MLRS"
-            st.plotly_chart(plots.kaplan_meier_figure(part["time"], part["event"], groups, title=f"{label}: {p_text}",
-                                                      colours=plots.risk_group_colours(groups)),
-                            key=f"cohort.km.{cohort}")
+            st.plotly_chart(figure("kaplan_meier_figure", part["time"], part["event"], groups,
+                                   title=f"{label}: {p_text}", colours=plots.risk_group_colours(groups)),
+                            key=KEY + f"km.{cohort}")
             st.caption(f"C-index of the MLRS: {c_index_or_nan(part):.3f}")
-            st.plotly_chart(plots.risk_factor_figure(part["mlrs"], part["time"], part["event"], pipeline.cutoff_),
-                            key=f"cohort.riskfactor.{cohort}")
-    st.plotly_chart(plots.mlrs_distribution_figure(
-        sub["mlrs"], sub["cohort"].map(dict(COHORTS)), pipeline.cutoff_,
-        patient_mlrs=current["mlrs"] if current else None), key="cohort.distribution")
+            st.plotly_chart(figure("risk_factor_figure", part["mlrs"], part["time"], part["event"],
+                                   pipeline.cutoff_),
+                            key=KEY + f"riskfactor.{cohort}")
+    st.plotly_chart(figure("mlrs_distribution_figure", sub["mlrs"], sub["cohort"].map(dict(COHORTS)),
+                           pipeline.cutoff_, patient_mlrs=current["mlrs"] if current else None),
+                    key=KEY + "distribution")
     if current:
         st.caption(f"Black line: the current patient of the Prognosis page (MLRS {current['mlrs']:.3g}, "
                    f"{current['group']} group).")
@@ -138,17 +155,17 @@ with tabs[2]:
             if part.empty or part["event"].sum() == 0:
                 st.info(f"{label}: no deaths in this subgroup.")
                 continue
-            st.plotly_chart(plots.td_roc_figure(part["event"], part["time"], part["mlrs"],
-                                                [y * DAYS_PER_YEAR for y in ROC_YEARS], title=label,
-                                                **TRAIN_CENSORING),
-                            key=f"cohort.roc.{cohort}")
+            st.plotly_chart(figure("td_roc_figure", part["event"], part["time"], part["mlrs"],
+                                   [y * DAYS_PER_YEAR for y in ROC_YEARS], title=label, **TRAIN_CENSORING),
+                            key=KEY + f"roc.{cohort}")
     st.dataframe(roc_table(sub, **TRAIN_CENSORING), hide_index=True)
     st.caption("95 % CI: Clopper-Pearson exact interval over case-control pairs, as in the paper "
                "(narrow because pairs sharing a patient are treated as independent; see docs/prognosis.md).")
 
 # ------------------------------------------------------------------ decision curve
 with tabs[3]:
-    years = st.select_slider("Horizon (years)", options=[1, 3, 5], value=3, key="cohort.horizon")
+    years = st.select_slider("Horizon (years)", options=list(DCA_YEARS), value=3,
+                             key=KEY + "horizon")
     horizon = years * DAYS_PER_YEAR
     cols = st.columns(2)
     for col, (cohort, label) in zip(cols, COHORTS):
@@ -159,55 +176,54 @@ with tabs[3]:
                 continue
             # probability of death by the horizon from a one-covariate Cox model of the MLRS fitted on
             # the whole training cohort, so the testing curve does not use testing outcomes
-            prob = metrics.risk_probability_from_score(train_all["event"], train_all["time"], train_all["mlrs"],
-                                                       part["mlrs"], horizon)
-            dca = metrics.decision_curve(part["event"], part["time"], prob, horizon)
-            st.plotly_chart(plots.decision_curve_figure(dca, horizon).update_layout(title=f"{label}: decision curve, "
-                                                                                          f"{years} y"),
-                            key=f"cohort.dca.{cohort}")
+            prob = computed("risk_probability_from_score", train_all["event"], train_all["time"],
+                            train_all["mlrs"], part["mlrs"], horizon)
+            dca = computed("decision_curve", part["event"], part["time"], prob, horizon)
+            dca_figure = figure("decision_curve_figure", dca, horizon)
+            dca_figure.update_layout(title=f"{label}: decision curve, {years} y")
+            st.plotly_chart(dca_figure, key=KEY + f"dca.{cohort}")
             bins = min(5, max(1, len(part) // 10))
-            cal = metrics.calibration_at(part["event"], part["time"], prob, horizon, bins=bins)
-            st.plotly_chart(plots.calibration_figure(cal, horizon),
-                            key=f"cohort.calibration.{cohort}")
+            calibration = computed("calibration_at", part["event"], part["time"], prob, horizon, bins=bins)
+            st.plotly_chart(figure("calibration_figure", calibration, horizon),
+                            key=KEY + f"calibration.{cohort}")
 
 # ------------------------------------------------------------------ screening
 with tabs[4]:
-    screening = pipeline.screening_.rename(columns={"p_univariate": "p"})
+    screening = pipeline.screening_
     st.markdown(f"Univariate Cox p < 0.05, then multivariate p < 0.2 (method.md section 6): "
                 f"**{int(screening['kept'].sum())}** features kept: {', '.join(pipeline.features_)}.")
-    st.plotly_chart(plots.forest_plot(screening.dropna(subset=["hr"])),
-                    key="cohort.forest")
-    st.dataframe(pipeline.screening_, hide_index=True)
+    st.plotly_chart(figure("forest_plot", pipeline.hazard_table().dropna(subset=["hr"])),
+                    key=KEY + "forest")
+    st.dataframe(screening, hide_index=True)
 
 # ------------------------------------------------------------------ associations
 with tabs[5]:
     try:
-        figures = plots.association_figures(pd.Series(sub["mlrs"].to_numpy(), index=sub["patient_id"]),
-                                            sub.reset_index(drop=True))
+        figures = figure("association_figures", pd.Series(sub["mlrs"].to_numpy(), index=sub["patient_id"]),
+                         sub.reset_index(drop=True))
     except InputError as error:
         st.info(f"Associations need both groups in the subgroup: {error}")
     else:
         cols = st.columns(2)
         for k, name in enumerate(("risk_group", "mycn_amplified", "ferritin", "nse")):
-            cols[k % 2].plotly_chart(figures[name], key=f"cohort.assoc.{name}")
+            cols[k % 2].plotly_chart(figures[name], key=KEY + f"assoc.{name}")
 
 # ------------------------------------------------------------------ baseline
 with tabs[6]:
     baseline = pipeline.baseline_
-    base = baseline.patients_
-    base = base[base["patient_id"].isin(sub["patient_id"])]
+    base = baseline.patients_[baseline.patients_["patient_id"].isin(sub["patient_id"])]
     rows = []
     for cohort, label in COHORTS:
-        part, bpart = sub[sub["cohort"] == cohort], base[base["cohort"] == cohort]
-        for name, frame, column in (("MLRS", part, "mlrs"), ("LASSO-Cox (clinical only)", bpart, "mlrs")):
-            if frame.empty or frame["event"].sum() == 0:
+        for name, frame in (("MLRS", sub), ("LASSO-Cox (clinical only)", base)):
+            part = frame[frame["cohort"] == cohort]
+            if part.empty or part["event"].sum() == 0:
                 continue
-            res = metrics.time_dependent_auc(frame["event"], frame["time"], frame[column],
-                                             [y * DAYS_PER_YEAR for y in ROC_YEARS[:3]], **TRAIN_CENSORING)
-            rows.append({"cohort": label, "model": name, "c_index": c_index_or_nan(frame, column),
-                         **{f"AUC {r.time / DAYS_PER_YEAR:g} y": r.auc for r in res}})
-    st.markdown("The paper's benchmark: a LASSO-Cox model on clinical indicators only "
-                f"(fitted C-index {baseline.c_index_train_:.3f} training, {baseline.c_index_test_:.3f} testing).")
+            aucs = computed("time_dependent_auc", part["event"], part["time"], part["mlrs"],
+                            [y * DAYS_PER_YEAR for y in DCA_YEARS], **TRAIN_CENSORING)
+            rows.append({"cohort": label, "model": name, "c_index": c_index_or_nan(part),
+                         **{f"AUC {a.time / DAYS_PER_YEAR:g} y": a.auc for a in aucs}})
+    st.markdown("The paper's benchmark: a LASSO-Cox model on clinical indicators only (fitted C-index "
+                f"{baseline.c_index_train_:.3f} training, {baseline.c_index_test_:.3f} testing).")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 # ------------------------------------------------------------------ imputation
@@ -220,7 +236,7 @@ with tabs[7]:
     mask = getattr(imputer, "missing_mask_", None)
     variables = list(imputer.ks_["variable"]) if len(imputer.ks_) else []
     if completed is not None and mask is not None and variables:
-        variable = st.selectbox("Variable", variables, key="cohort.imputed_variable")
-        st.plotly_chart(plots.imputation_density_figure(completed.loc[~mask[variable], variable],
-                                                        completed.loc[mask[variable], variable], variable),
-                        key="cohort.imputation")
+        variable = st.selectbox("Variable", variables, key=KEY + "imputed_variable")
+        st.plotly_chart(figure("imputation_density_figure", completed.loc[~mask[variable], variable],
+                               completed.loc[mask[variable], variable], variable),
+                        key=KEY + "imputation")

@@ -72,7 +72,7 @@ table = pd.DataFrame([{
     "Sex": r.sex, "Created": r.created_at.strftime("%Y-%m-%d %H:%M"), "By": r.created_by,
     "Changed": r.updated_at.strftime("%Y-%m-%d %H:%M"), "Changed by": r.updated_by, "Version": r.version,
 } for r in rows])
-st.dataframe(table, hide_index=True, use_container_width=True,
+st.dataframe(table, hide_index=True, width="stretch",
              column_config={"P(HR)": st.column_config.NumberColumn(format="%.2f"),
                             "MLRS": st.column_config.NumberColumn(format="%.3f")})
 by_uid = {r.case_uid: r for r in rows}
@@ -140,7 +140,8 @@ with compare_tab:
                 m3.metric("MLRS group", record.mlrs_group or "–",
                           None if record.mlrs is None else f"MLRS {record.mlrs:.3g}", delta_color="off")
                 cams = gradcam_by_phase(record)
-                images = [(p, slice_png(s.hu, cams.get(p), max_side=256)) for p, s in record.slices.items()]
+                images = [(p, slice_png(s.hu, cams.get(p), max_side=256, is_hu=s.meta.get("units", "HU") == "HU"))
+                          for p, s in record.slices.items()]
                 if images:
                     st.image([png for _, png in images], caption=[p for p, _ in images], width=150)
         names = sorted(set(records[0].clinical_entered) | set(records[1].clinical_entered)
@@ -156,4 +157,4 @@ with compare_tab:
             st.dataframe(pd.DataFrame({"Variable": names,
                                        records[0].label + f" ({first})": [_value(records[0], n) for n in names],
                                        records[1].label + f" ({second})": [_value(records[1], n) for n in names]}),
-                         hide_index=True, use_container_width=True)
+                         hide_index=True, width="stretch")

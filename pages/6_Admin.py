@@ -34,7 +34,7 @@ with users_tab:
     if people:
         st.dataframe(pd.DataFrame([{"User": u.username, "Role": u.role, "Active": u.active,
                                     "Created": u.created_at.strftime("%Y-%m-%d") if u.created_at else ""}
-                                   for u in people]), hide_index=True, use_container_width=True)
+                                   for u in people]), hide_index=True, width="stretch")
     else:
         st.info("No users yet.")
     with st.form("admin.add_user", clear_on_submit=True):
@@ -88,7 +88,7 @@ with audit_tab:
         st.dataframe(pd.DataFrame([{"When (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "User": e.username,
                                     "Action": e.action, "Case": e.case_uid or "", "Model SHA-256": e.model_sha256 or "",
                                     "Detail": ", ".join(f"{k}={v}" for k, v in e.detail.items())} for e in events]),
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
         st.download_button("Export CSV", audit.events_to_csv(events), file_name="nbrisk_audit.csv", mime="text/csv",
                            icon=":material/download:", key="admin.audit.csv",
                            on_click=audit.record, args=(engine, me, "audit_exported"),

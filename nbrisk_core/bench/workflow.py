@@ -124,6 +124,9 @@ def browser_context(playwright, *, viewport=(1400, 1000)):
         user_data, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
         viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
     context.set_default_timeout(STEP_TIMEOUT_MS)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
     try:
         yield context
     finally:
@@ -243,8 +246,11 @@ def make_demo_zip(cohort_dir: Path, patient_id: str, out_dir: Path) -> Path:
     return Path(zips[0])
 
 
-def step_upload_case(flow: Flow, study_zip: Path) -> None:
-    """Case page: upload the study zip, read it, confirm a slice per phase, send it to the Risk page."""
+def step_upload_case(flow: Flow, study_zip: Path | list[Path]) -> None:
+    """Case page: upload the study zip, read it, confirm a slice per phase, send it to the Risk page.
+
+    ``study_zip`` may also be a list of files (the DICOM files themselves) to upload instead.
+    """
     import re
 
     from playwright.sync_api import expect
@@ -253,15 +259,30 @@ def step_upload_case(flow: Flow, study_zip: Path) -> None:
         raise StepSkipped("pages/1_Case.py does not exist yet")
     flow.go_to("Case")
     page = flow.page
-    upload = page.get_by_text("Upload", exact=True)
-    if upload.count():
-        upload.first.click()
-        flow.wait_idle()
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(study_zip))
+    expect(page.get_by_text("1 · Study")).to_be_visible()
+    dropzone = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    label = page.locator('[data-testid="stRadio"]').get_by_text("Upload", exact=True)
+    for _ in range(5):
+        # a click that lands while the page is still hydrating can be lost under load: retry it
+        if dropzone.count() or not label.count():
+            break
+        label.click()
+        try:
+            dropzone.first.wait_for(state="attached", timeout=STEP_TIMEOUT_MS // 5)
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: click again
+            continue
+    expect(dropzone).to_have_count(1)
+    files = [str(p) for p in study_zip] if isinstance(study_zip, (list, tuple)) else str(study_zip)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(files)
     read = page.get_by_role("button", name="Read upload")
     expect(read).to_be_enabled()
     read.click()
-    expect(page.get_by_text("3 · Max-area slice per phase")).to_be_visible()
+    section = page.get_by_text("3 · Max-area slice per phase")
+    nothing = page.get_by_text("No image series could be loaded from this study.")
+    expect(section.or_(nothing)).to_be_visible()
+    if nothing.count():
+        raise AssertionError("the Case page loaded no image series from the uploaded study "
+                             f"({'zip' if isinstance(files, str) else f'{len(files)} files'})")
     flow.wait_idle()
     flow.assert_no_exception()
     for phase in ("NC", "ART", "PV"):
@@ -418,10 +439,12 @@ def clinician_flow(flow: Flow, username: str, password: str, *, label: str, demo
 def add_arguments(parser) -> None:
     parser.add_argument("--sessions", type=int, default=10, help="concurrent browser sessions (default 10)")
     parser.add_argument("--screenshots", action="store_true", help="save screenshots of every step")
+    parser.add_argument("--upload", choices=("zip", "files"), default="zip",
+                        help="upload the demo study as one zip (default) or as its DICOM files")
 
 
 def _session_worker(base_url: str, index: int, username: str, password: str, demo_patient: str,
-                    study_zip: str | None, screenshots: bool) -> dict:
+                    study_zip, screenshots: bool) -> dict:
     from playwright.sync_api import sync_playwright
 
     started = time.perf_counter()
@@ -429,7 +452,7 @@ def _session_worker(base_url: str, index: int, username: str, password: str, dem
         with sync_playwright() as pw, browser_context(pw) as context:
             flow = Flow(context.new_page(), base_url, name=f"bench{index:02d}", screenshots=screenshots)
             outcome = clinician_flow(flow, username, password, label=f"BENCH-{index:02d}", demo_patient=demo_patient,
-                                     study_zip=Path(study_zip) if study_zip else None)
+                                     study_zip=study_zip)
             outcome["error"] = None
     except Exception as error:  # noqa: BLE001 - a benchmark reports every session's failure
         timings = dict(flow.timings) if "flow" in locals() else {}
@@ -465,11 +488,14 @@ def run(args) -> dict:
     examples = json.loads(meta_path.read_text()).get("example_patients") or ["P0001"]
     accounts = [(f"bench{i:02d}", f"bench-password-{i:02d}", "clinician") for i in range(n)]
     server = start_server(accounts, data_dir=cohort)
-    zips: dict[str, str] = {}
+    zips: dict = {}
     try:
         if page_exists("1_Case.py"):
             for pid in examples:
-                zips[pid] = str(make_demo_zip(cohort, pid, server.workdir / "studies"))
+                if getattr(args, "upload", "zip") == "files":
+                    zips[pid] = sorted((cohort / "studies" / pid).rglob("*.dcm"))
+                else:
+                    zips[pid] = make_demo_zip(cohort, pid, server.workdir / "studies")
         print(f"server {server.url}: {n} concurrent sessions")
         started = time.perf_counter()
         context = multiprocessing.get_context("spawn")

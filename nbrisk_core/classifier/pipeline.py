@@ -42,7 +42,7 @@ def split_cohort(patient_ids, risk_group, split_seed: int | None, val_fraction: 
 
     split = stratified_split(patient_ids, risk_group, seed=DEFAULT_SPLIT_SEED if split_seed is None else split_seed)
     train = split[split["cohort"] == "train"]
-    strata = pd.Series(risk_group, index=list(patient_ids)).loc[train["patient_id"]].to_numpy()
+    strata = pd.Series(np.asarray(risk_group), index=list(patient_ids)).loc[train["patient_id"]].to_numpy()
     inner = stratified_split(train["patient_id"], strata, test_fraction=val_fraction, seed=seed)
     val_ids = set(inner.loc[inner["cohort"] == "test", "patient_id"])
     split.loc[split["patient_id"].isin(val_ids), "cohort"] = "val"

@@ -17,6 +17,7 @@ for the few places that store a DICOM header (and to test the table itself).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 from datetime import datetime
@@ -129,12 +130,8 @@ class Deidentifier:
 
         Sequences are walked recursively, so a name hidden inside a sequence item is removed as well.
         """
-        out = Dataset()
-        out.update(ds)  # shallow copy of the elements; values are replaced below, never mutated
-        if hasattr(ds, "file_meta"):
-            meta = Dataset()
-            meta.update(ds.file_meta)
-            out.file_meta = meta
+        # a deep copy: elements are changed in place below and must not touch the caller's dataset
+        out = copy.deepcopy(ds)
         self._apply(out)
         if hasattr(out, "file_meta"):
             self._apply(out.file_meta)

@@ -305,7 +305,10 @@ def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times
         raw_times[key] = _acquisition_seconds(ds)
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     if n_frames > 1:
-        return _frames(sf, ds, key, rows, columns, n_frames)
+        try:
+            return _frames(sf, ds, key, rows, columns, n_frames)
+        except (AttributeError, TypeError, ValueError, IndexError) as error:
+            return SkippedFile(sf.name, f"multi-frame geometry cannot be read ({type(error).__name__}: {error})")
     return [_Instance(
         name=sf.name, ds=ds, frame=None, series_key=key, rows=rows, columns=columns,
         position=_floats(ds.get("ImagePositionPatient"), 3), orientation=_floats(ds.get("ImageOrientationPatient"), 6),
@@ -335,7 +338,8 @@ def _frames(sf: SourceFile, ds, key: str, rows: int, columns: int, n_frames: int
     spacing = _spacing(ds.get("PixelSpacing"))
     rescale_shared = None
     if shared is not None:
-        orientation = _group_value(shared, "PlaneOrientationSequence", "ImageOrientationPatient", 6) or orientation
+        shared_orientation = _group_value(shared, "PlaneOrientationSequence", "ImageOrientationPatient", 6)
+        orientation = shared_orientation if shared_orientation is not None else orientation
         spacing = _spacing(_group_raw(shared, "PixelMeasuresSequence", "PixelSpacing")) or spacing
         rescale_shared = _group_rescale(shared)
     base_position = _floats(ds.get("ImagePositionPatient"), 3)
@@ -345,7 +349,8 @@ def _frames(sf: SourceFile, ds, key: str, rows: int, columns: int, n_frames: int
         group = per_frame[index] if index < len(per_frame) else None
         position = _group_value(group, "PlanePositionSequence", "ImagePositionPatient", 3) if group else None
         frame_orientation = (_group_value(group, "PlaneOrientationSequence", "ImageOrientationPatient", 6)
-                             if group else None) or orientation
+                             if group else None)
+        frame_orientation = frame_orientation if frame_orientation is not None else orientation
         if position is None and base_position is not None and frame_orientation is not None and step:
             normal = np.cross(frame_orientation[:3], frame_orientation[3:])
             position = base_position + index * step * normal
@@ -546,12 +551,10 @@ def _read_pixels(members: list[_Instance], rows: int, columns: int):
                 values = apply_modality_lut(stored, lut_source)
             if values.shape != (rows, columns):
                 raise ValueError(f"decoded shape {values.shape} != {rows} x {columns}")
-            if integral:
-                if values.min() < -32768 or values.max() > 32767:
-                    raise ValueError("HU outside the int16 range")
-                hu[i] = values
-            else:
-                hu[i] = values.astype(np.float32)
+            if hu.dtype == np.int16 and (values.min() < -32768 or values.max() > 32767):
+                # rare (non-CT 16-bit data): widen the volume once rather than clip values
+                hu = hu.astype(np.float32)
+            hu[i] = values
             ok[i] = True
         except Exception as error:  # noqa: BLE001 - any decode failure is reported per file
             errors.append((member.name, f"pixel data cannot be decoded ({type(error).__name__}: {error})"))

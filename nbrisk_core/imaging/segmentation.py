@@ -52,6 +52,9 @@ class GrowSettings:
         demo cohort).
     min_area_mm2 : float
         A slice region smaller than this ends the propagation.
+    anchor_search_slices : int
+        Slices on each side of the click whose own 2-D sections are compared to anchor the grow on
+        the largest one (0: anchor on the clicked slice).
     star_factor : float
         On the seed slice, rays from the centre are cut at this many times their median length
         (see :func:`_star_clip`); 0 switches the cut off.
@@ -78,8 +81,9 @@ class GrowSettings:
     min_area_mm2: float = 4.0
     z_extent_factor: float = 2.0
     star_factor: float = 1.15
+    anchor_search_slices: int = 2
     prior_contact_fraction: float = 0.4
-    cone_slope: float = 0.1
+    cone_slope: float = 0.3
 
 
 DEFAULT_GROW = GrowSettings()
@@ -163,6 +167,10 @@ def segment_from_seed(hu: np.ndarray, seed: tuple[int, int, int], pixel_spacing=
 
     mask_roi = np.zeros(roi.shape, dtype=bool)
     first = _slice_region(inside, sk, None, (sr, sc), spacing, settings)
+    if first is not None and settings.anchor_search_slices:
+        # the click need not be on the largest section: compare the 2-D sections of nearby slices
+        # (each segmented on its own, seeded at the same point) and anchor the 3-D grow on the largest
+        sk, first = _anchor_slice(inside, sk, first, (sr, sc), spacing, settings, roi.shape[0])
     if first is not None:
         mask_roi[sk] = first
         # 3-D shape prior: the tumour reaches at most ``z_extent_factor`` seed-slice radii along z,
@@ -198,11 +206,16 @@ def area_curve(mask: np.ndarray, pixel_spacing=(1.0, 1.0)) -> np.ndarray:
     return mask.reshape(mask.shape[0], -1).sum(axis=1) * float(pixel_spacing[0]) * float(pixel_spacing[1])
 
 
-def propose_max_area_slice(areas_mm2: np.ndarray) -> int:
+def propose_max_area_slice(areas_mm2: np.ndarray, smoothing: bool = True) -> int:
     """Index of the largest cross-section; ties go to the slice nearest the middle of the tied run."""
     areas = np.asarray(areas_mm2, dtype=float)
     if areas.size == 0:
         raise InputError("no slices to choose from: the area curve is empty")
+    if smoothing and areas.size >= 3:
+        # a tumour's cross-section changes smoothly along z; one slice's leak or miss should not
+        # move the proposal, so the argmax is taken on a [1, 2, 1] / 4 smoothed curve
+        padded = np.concatenate([[0.0], areas, [0.0]])
+        areas = (padded[:-2] + 2.0 * padded[1:-1] + padded[2:]) / 4.0
     best = np.flatnonzero(areas == areas.max())
     return int(best[len(best) // 2])
 
@@ -217,6 +230,31 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def carry_slice(z_mm: float, target_z_mm: np.ndarray) -> int:
     """The slice of another phase nearest to position ``z_mm`` (a starting point, to be confirmed)."""
     return int(np.argmin(np.abs(np.asarray(target_z_mm, dtype=float) - float(z_mm))))
+
+
+def _anchor_slice(inside, sk: int, first: np.ndarray, seed_rc, spacing, settings: GrowSettings,
+                  n_slices: int) -> tuple[int, np.ndarray]:
+    """Move the anchor slice towards the largest 2-D section near the click (hill climbing).
+
+    A neighbouring slice counts only if its section overlaps the current one (Dice >= 0.5), so a
+    jump onto another structure under the same point is not taken.
+    """
+    for _ in range(3):
+        candidates = {sk: first}
+        for z in range(max(sk - settings.anchor_search_slices, 0), min(sk + settings.anchor_search_slices + 1, n_slices)):
+            if z == sk:
+                continue
+            centre = tuple(int(round(v)) for v in ndimage.center_of_mass(first))
+            region = _slice_region(inside, z, None, centre, spacing, settings)
+            if region is not None and dice(region, first) >= 0.5:
+                candidates[z] = region
+        zs = np.array(sorted(candidates))
+        areas = np.array([candidates[z].sum() for z in zs], dtype=float)
+        best = int(zs[int(np.argmax(areas))])
+        if best == sk:
+            break
+        sk, first = best, candidates[best]
+    return sk, first
 
 
 def _held_by_prior(region: np.ndarray, outside_distance: np.ndarray, limit_mm: float, spacing,
@@ -411,3 +449,14 @@ def _near_seed(plane: np.ndarray, seed_rc, max_px: int = 8):
     rr, cc = rr + rs.start, cc + cs.start
     i = int(np.argmin((rr - r) ** 2 + (cc - c) ** 2))
     return int(rr[i]), int(cc[i])
+
+
+def pseudo_hu_from_grey(grey: np.ndarray, width: float = 400.0, level: float = 40.0) -> np.ndarray:
+    """Approximate HU of an 8-bit windowed export (the paper's BMP), inverting the linear window.
+
+    A 2-D image upload has no HU; assuming it was exported with the model's window (W 400 / L 40 by
+    default), ``hu ~ level - width / 2 + grey * width / 255``, so that the same HU thresholds of the
+    seeded segmentation apply. Values clipped by the window stay at its ends.
+    """
+    grey = np.asarray(grey, dtype=np.float32)
+    return (level - width / 2.0 + grey * (width / 255.0)).astype(np.float32)

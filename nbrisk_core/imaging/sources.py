@@ -140,15 +140,27 @@ def collect_sources(source) -> list[SourceFile]:
         if not path.exists():
             raise InputError(f"{path}: no such file or folder", source=str(path))
         if path.is_dir():
-            return [SourceFile(str(p.relative_to(path)), path=p)
-                    for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+            files: list[SourceFile] = []
+            for p in sorted(path.rglob("*")):
+                if not p.is_file() or p.name.startswith("."):
+                    continue
+                member = SourceFile(str(p.relative_to(path)), path=p)
+                if p.stat().st_size >= 4 and is_zip(member.head(4)):
+                    # a zip inside a folder (e.g. an upload directory) is expanded like an uploaded zip
+                    try:
+                        files.extend(read_zip(str(p), member.name))
+                    except InputError as error:
+                        files.append(SourceFile(member.name, error=str(error)))
+                else:
+                    files.append(member)
+            return files
         single = SourceFile(path.name, path=path)
         if is_zip(single.head(4)):
             return read_zip(str(path), path.name)
         return [single]
     if isinstance(source, bytes | bytearray):
         raise InputError("expected a path or a list of (name, bytes) uploads, got raw bytes without a name")
-    files: list[SourceFile] = []
+    files = []
     for item in _iter_uploads(source):
         name, data = item
         if is_zip(data[:4]):

@@ -87,7 +87,9 @@ def write_ct_series(out_dir, hu: np.ndarray, *, pixel_spacing=(0.8, 0.8), slice_
 def phantom_volume(n_slices: int = 12, rows: int = 64, cols: int = 64, *, centre=None, radii=(4.0, 14.0, 12.0),
                    tumour_hu: float = 30.0, background_hu: float = -80.0, aorta_hu: float = 40.0,
                    seed: int = 0, noise_hu: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
-    """A small abdomen-like phantom: body, aorta, spine and an ellipsoid tumour; returns ``(hu, mask)``.
+    """A small abdomen-like phantom: muscle wall, visceral fat, aorta, spine and an ellipsoid tumour.
+
+    Returns ``(hu, mask)``.
 
     ``radii`` are (slices, rows, cols) of the tumour ellipsoid, so its cross-section is largest at
     the centre slice: the known max-area slice.
@@ -96,13 +98,14 @@ def phantom_volume(n_slices: int = 12, rows: int = 64, cols: int = 64, *, centre
     z, y, x = np.mgrid[0:n_slices, 0:rows, 0:cols].astype(np.float32)
     cz, cy, cx = centre if centre is not None else ((n_slices - 1) / 2, rows * 0.45, cols * 0.6)
     body = ((y - rows / 2) / (rows * 0.45)) ** 2 + ((x - cols / 2) / (cols * 0.47)) ** 2 <= 1
-    hu = np.where(body, 70.0, -1000.0).astype(np.float32)
-    fat = body & (((y - rows / 2) / (rows * 0.45)) ** 2 + ((x - cols / 2) / (cols * 0.47)) ** 2 > 0.75)
-    hu[fat] = background_hu
+    # abdominal wall (muscle) around a cavity of visceral fat, where a neuroblastoma grows
+    hu = np.where(body, 55.0, -1000.0).astype(np.float32)
+    cavity = body & (((y - rows / 2) / (rows * 0.45)) ** 2 + ((x - cols / 2) / (cols * 0.47)) ** 2 <= 0.8)
+    hu[cavity] = background_hu
     aorta = (y - rows * 0.6) ** 2 + (x - cols * 0.42) ** 2 <= (rows * 0.05) ** 2
     hu[aorta] = aorta_hu
     spine = (y - rows * 0.75) ** 2 + (x - cols * 0.5) ** 2 <= (rows * 0.08) ** 2
-    hu[spine] = 450.0
+    hu[spine] = 900.0  # cortical bone (the phase cue leaves bone out)
     mask = ((z - cz) / radii[0]) ** 2 + ((y - cy) / radii[1]) ** 2 + ((x - cx) / radii[2]) ** 2 <= 1
     hu[mask] = tumour_hu
     hu += rng.normal(0.0, noise_hu, size=hu.shape).astype(np.float32)

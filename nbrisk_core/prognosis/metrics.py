@@ -146,13 +146,18 @@ def kaplan_meier(time, event, *, times=None) -> pd.DataFrame:
 
 
 def _km_survival_at(time: np.ndarray, event: np.ndarray, horizon: float) -> float:
-    """KM survival at ``horizon``; NaN when the follow-up stops before the horizon with S > 0."""
-    from lifelines import KaplanMeierFitter
+    """KM survival at ``horizon``; NaN when the follow-up stops before the horizon with S > 0.
+
+    Uses ``sksurv.nonparametric.kaplan_meier_estimator`` (same estimate as lifelines, tested to
+    1e-6, but about 10x faster: the decision curve calls this once per threshold).
+    """
+    from sksurv.nonparametric import kaplan_meier_estimator
 
     if len(time) == 0:
         return float("nan")
-    km = KaplanMeierFitter().fit(time, event)
-    s = float(km.survival_function_at_times(horizon).iloc[0])
+    steps, survival = kaplan_meier_estimator(event.astype(bool), time)
+    k = int(np.searchsorted(steps, horizon, side="right")) - 1
+    s = 1.0 if k < 0 else float(survival[k])
     if horizon > time.max() and s > 0:
         # nobody is followed up to the horizon: the KM is undefined there (R's
         # summary(survfit, times=) refuses too) and carrying the last value forward would be a guess
@@ -322,7 +327,8 @@ def time_dependent_auc(event, time, risk, times, *, train_event=None, train_time
         raise InputError("time-dependent AUC: give both train_event and train_time, or neither",
                          source="train_time")
     if train_event is not None:
-        train_event, train_time = _survival_arrays(train_event, train_time, what="time-dependent AUC (training)")
+        train_event, train_time = _survival_arrays(train_event, train_time,
+                                                   what="time-dependent AUC (training)")
     times = np.atleast_1d(np.asarray(times, dtype=float))
     rng = np.random.default_rng(seed)
     results = []
@@ -380,7 +386,8 @@ def time_dependent_roc(event, time, risk, t, *, train_event=None, train_time=Non
         return pd.DataFrame(columns=["threshold", "fpr", "tpr"], dtype=float)
     cens = CensoringDistributionEstimator()
     if train_event is not None:
-        train_event, train_time = _survival_arrays(train_event, train_time, what="time-dependent ROC (training)")
+        train_event, train_time = _survival_arrays(train_event, train_time,
+                                                   what="time-dependent ROC (training)")
         cens.fit(_surv(train_event, train_time))
     else:
         cens.fit(_surv(event, time))
@@ -449,7 +456,8 @@ def decision_curve(event, time, risk_probability, horizon, thresholds=None) -> p
     if (prob < 0).any() or (prob > 1).any():
         bad = prob[(prob < 0) | (prob > 1)][0]
         raise InputError(f"decision curve: risk_probability = {bad:g} is outside 0-1 (a probability of "
-                         f"death by the horizon is expected, not a raw risk score)", source="risk_probability")
+                         f"death by the horizon is expected, not a raw risk score)",
+                         source="risk_probability")
     if not np.isfinite(horizon) or horizon <= 0:
         raise InputError(f"decision curve: horizon = {horizon!r}; expected a positive number of days",
                          source="horizon")
@@ -581,9 +589,9 @@ class GroupComparison:
     p_value: float
 
     def __repr__(self) -> str:
-        return (f"GroupComparison({self.variable}: median {self.groups[0]}={self.medians[0]:.3g} (n={self.n[0]}) "
-                f"vs {self.groups[1]}={self.medians[1]:.3g} (n={self.n[1]}), W={self.statistic:.4g}, "
-                f"p={self.p_value:.3g})")
+        return (f"GroupComparison({self.variable}: median {self.groups[0]}={self.medians[0]:.3g} "
+                f"(n={self.n[0]}) vs {self.groups[1]}={self.medians[1]:.3g} (n={self.n[1]}), "
+                f"W={self.statistic:.4g}, p={self.p_value:.3g})")
 
 
 @dataclass(frozen=True)
@@ -640,7 +648,8 @@ def mlrs_associations(mlrs, clinical_df: pd.DataFrame) -> dict:
     if isinstance(mlrs, pd.Series) and "patient_id" in table.columns:
         missing = set(table["patient_id"]) - set(mlrs.index)
         if missing:
-            raise InputError(f"MLRS associations: no MLRS for patient(s) {sorted(missing)[:3]}", source="mlrs")
+            raise InputError(f"MLRS associations: no MLRS for patient(s) {sorted(missing)[:3]}",
+                             source="mlrs")
         score = mlrs.reindex(table["patient_id"]).to_numpy(dtype=float)
     elif isinstance(mlrs, pd.Series) and mlrs.index.equals(table.index):
         score = mlrs.to_numpy(dtype=float)
@@ -658,7 +667,8 @@ def mlrs_associations(mlrs, clinical_df: pd.DataFrame) -> dict:
         in_ref = values == ref_value
         in_cmp = values == cmp_value
         if in_ref.sum() == 0 or in_cmp.sum() == 0:
-            raise InputError(f"MLRS associations: column {column} needs both {ref_value!r} and {cmp_value!r}; "
+            raise InputError(f"MLRS associations: column {column} needs both {ref_value!r} and "
+                             f"{cmp_value!r}; "
                              f"got {sorted(set(map(str, values)))}", source=column)
         test = mannwhitneyu(score[in_cmp], score[in_ref], alternative="two-sided")
         out[column] = GroupComparison(column, (cmp_label, ref_label), (int(in_cmp.sum()), int(in_ref.sum())),
@@ -668,7 +678,8 @@ def mlrs_associations(mlrs, clinical_df: pd.DataFrame) -> dict:
         values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
         ok = np.isfinite(values)
         n_ok = int(ok.sum())
-        note = f"{len(values) - n_ok} patient(s) without an observed {column} left out" if n_ok < len(values) else ""
+        note = (f"{len(values) - n_ok} patient(s) without an observed {column} left out"
+                if n_ok < len(values) else "")
         if n_ok < 3:
             nan = float("nan")
             out[column] = Correlation(column, nan, nan, nan, nan, n_ok, "fewer than 3 observed values")

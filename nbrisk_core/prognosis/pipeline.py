@@ -127,19 +127,24 @@ def read_embeddings(path) -> pd.DataFrame:
 
 
 def load_cohort_embeddings(cohort_dir) -> pd.DataFrame:
-    """CT embeddings of a cohort from the classifier (InputError saying how to make them if absent)."""
+    """CT embeddings of a cohort from the classifier (InputError saying how to make them if absent).
+
+    Uses :func:`nbrisk_core.classifier.embeddings.cohort_embeddings` (cached by model SHA-256) when the
+    shipped Swin-ART model exists.
+    """
     from nbrisk_core.config import models_dir
 
-    how = (f"the CT embeddings of cohort {cohort_dir} are missing: make them with 'nbrisk embed' (needs the "
-           f"shipped classifier {models_dir() / 'swin_art_demo.safetensors'}) and pass the table with "
-           "--embeddings FILE (parquet or CSV: patient_id, ct01..ct16)")
+    how = (f"the CT embeddings of cohort {cohort_dir} are missing: make them with "
+           f"'nbrisk embed --cohort {cohort_dir} --out FILE.parquet' (needs the shipped classifier "
+           f"{models_dir() / 'swin_art_demo.safetensors'}, made by 'nbrisk train') and pass --embeddings "
+           "FILE.parquet (patient_id, ct01..ct16)")
     try:
-        from nbrisk_core.classifier.embed import cohort_embeddings
+        from nbrisk_core.classifier.embeddings import cohort_embeddings
     except ImportError as error:
         raise InputError(how) from error
     if not (models_dir() / "swin_art_demo.safetensors").exists():
         raise InputError(how)
-    return check_embeddings(cohort_embeddings(cohort_dir), source="classifier embeddings")
+    return check_embeddings(cohort_embeddings(Path(cohort_dir)), source="classifier embeddings")
 
 
 def stand_in_embeddings(truth: pd.DataFrame, seed: int = 2025, signal: float = 0.6) -> pd.DataFrame:
@@ -352,15 +357,17 @@ class PrognosisPipeline:
         t0 = _time.perf_counter()
         X = standard[self.features_].to_numpy()
         y = Surv.from_arrays(event.astype(bool), time)
+        backend = self.backend
         if self.grid == "app":
             profile = "full"
+            backend = "sequential"  # one combination: a worker pool would only add start-up time
             name = self.selected or APP_DEFAULT_COMBINATION
             pairs = [grid_module.parse_combination(name)]
         else:
             profile = self.grid
             pairs = None
         self.combinations_ = grid_module.run_grid(X[train], y[train], X[~train], y[~train], self.features_,
-                                                  pairs=pairs, profile=profile, backend=self.backend,
+                                                  pairs=pairs, profile=profile, backend=backend,
                                                   n_jobs=self.n_jobs, seed=self.seed, progress=self.progress)
         if self.grid == "app" and (self.combinations_["status"] != "fitted").all():
             reason = self.combinations_["reason"].iloc[0]

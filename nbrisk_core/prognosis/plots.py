@@ -168,7 +168,8 @@ def td_roc_figure(event, time, risk, times, *, train_event=None, train_time=None
         label = f"{res.time / time_unit_days:g} y" if time_unit_days != 1 else f"{res.time:g} d"
         if np.isnan(res.auc):
             # short form for the subtitle ("no cases" / "no controls"); the full reason is in TimeAUC
-            short = res.reason.rsplit("(", 1)[-1].rstrip(")") if res.reason.endswith(")") else "IPC weights undefined"
+            short = (res.reason.rsplit("(", 1)[-1].rstrip(")") if res.reason.endswith(")")
+                     else "IPC weights undefined")
             skipped.append(f"{label} ({short})")
             continue
         roc = time_dependent_roc(event, time, risk, res.time, train_event=train_event, train_time=train_time)
@@ -191,7 +192,8 @@ def decision_curve_figure(dca_df, horizon, *, time_unit_days: float = 365.25) ->
     steeply at high thresholds and would flatten everything else).
     """
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=dca_df["threshold"], y=dca_df["net_benefit"], mode="lines", name="Model (MLRS)",
+    fig.add_trace(go.Scatter(x=dca_df["threshold"], y=dca_df["net_benefit"], mode="lines",
+                             name="Model (MLRS)",
                              line=dict(color=GROUP_COLOURS[1], width=2)))
     fig.add_trace(go.Scatter(x=dca_df["threshold"], y=dca_df["treat_all"], mode="lines", name="Treat all",
                              line=dict(color=GROUP_COLOURS[0], width=1.5)))
@@ -225,7 +227,8 @@ def risk_factor_figure(mlrs, time, event, cutoff, *, time_unit: str = "days") ->
     for flag, name, colour in ((0, "Alive / censored", "#27ae60"), (1, "Dead", "#c0392b")):
         sel = event[order] == flag
         fig.add_trace(go.Scatter(x=rank[sel], y=time[order][sel], mode="markers", name=name,
-                                 marker=dict(color=colour, size=6, symbol="circle" if flag else "circle-open")),
+                                 marker=dict(color=colour, size=6,
+                                             symbol="circle" if flag else "circle-open")),
                       row=2, col=1)
     n_low = int((mlrs <= cutoff).sum())
     for row in (1, 2):
@@ -256,7 +259,8 @@ def association_figures(mlrs, clinical_df) -> dict[str, go.Figure]:
     else:
         score = np.asarray(mlrs, dtype=float)
     figures: dict[str, go.Figure] = {}
-    labels = {"risk_group": {"HR": "HR", "NHR": "NHR"}, "mycn_amplified": {1: "amplified", 0: "not amplified"}}
+    labels = {"risk_group": {"HR": "HR", "NHR": "NHR"},
+              "mycn_amplified": {1: "amplified", 0: "not amplified"}}
     for column in ("risk_group", "mycn_amplified"):
         res = results[column]
         fig = go.Figure()
@@ -281,7 +285,8 @@ def association_figures(mlrs, clinical_df) -> dict[str, go.Figure]:
             xs = np.linspace(values[ok].min(), values[ok].max(), 50)
             fig.add_trace(go.Scatter(x=xs, y=slope * xs + intercept, mode="lines", name="least squares",
                                      line=dict(color=GROUP_COLOURS[1], width=2)))
-        fig.update_layout(title=f"MLRS vs {nice.split(' (')[0]}: Pearson r = {res.r:.2f}, p = {res.p_value:.3g}"
+        fig.update_layout(title=f"MLRS vs {nice.split(' (')[0]}: Pearson r = {res.r:.2f}, "
+                                f"p = {res.p_value:.3g}"
                                 f" (n={res.n})",
                           template="plotly_white", xaxis_title=nice, yaxis_title="MLRS", showlegend=False,
                           margin=dict(l=60, r=20, t=50, b=40))
@@ -294,7 +299,8 @@ def risk_group_colours(groups) -> dict | None:
     labels = sorted(set(np.asarray(groups).tolist()), key=str)
     if len(labels) != 2 or not any(str(name).lower().startswith("high") for name in labels):
         return None
-    return {name: GROUP_COLOURS[1] if str(name).lower().startswith("high") else GROUP_COLOURS[0] for name in labels}
+    return {name: GROUP_COLOURS[1] if str(name).lower().startswith("high") else GROUP_COLOURS[0]
+            for name in labels}
 
 
 def individual_survival_figure(prognosis, cohort_time, cohort_event, cohort_group, *,
@@ -318,7 +324,8 @@ def individual_survival_figure(prognosis, cohort_time, cohort_event, cohort_grou
                                  fillcolor="#111", opacity=0.12, line=dict(width=0, shape="hv"),
                                  hoverinfo="skip", name="patient band", showlegend=False), row=1, col=1)
     fig.add_trace(go.Scatter(x=times, y=survival, mode="lines", line=dict(color="#111", width=3, shape="hv"),
-                             name=f"This patient (MLRS {prognosis.mlrs:.3g}, {prognosis.group})"), row=1, col=1)
+                             name=f"This patient (MLRS {prognosis.mlrs:.3g}, {prognosis.group})"),
+                  row=1, col=1)
     return fig
 
 
@@ -345,7 +352,8 @@ def imputation_density_figure(observed, imputed, variable: str) -> go.Figure:
                                        (imputed, "imputed", GROUP_COLOURS[1], "dash")):
         if len(np.unique(values)) >= 2:
             fig.add_trace(go.Scatter(x=grid, y=gaussian_kde(values)(grid), mode="lines",
-                                     name=f"{name} (n={len(values)})", line=dict(color=colour, dash=dash, width=2)))
+                                     name=f"{name} (n={len(values)})",
+                                     line=dict(color=colour, dash=dash, width=2)))
         if len(values):
             fig.add_trace(go.Scatter(x=values, y=np.zeros(len(values)), mode="markers", showlegend=False,
                                      marker=dict(symbol="line-ns-open", color=colour, size=8), hoverinfo="x"))

@@ -28,7 +28,7 @@ def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def slice_png(hu: np.ndarray, cam: np.ndarray | None = None, *, width: float = MODEL_WINDOW.width,
-              level: float = MODEL_WINDOW.level, max_side: int = 384) -> bytes:
+              level: float = MODEL_WINDOW.level, max_side: int = 384, is_hu: bool = True) -> bytes:
     """PNG of a HU slice in the model's window (W400/L40), with a Grad-CAM overlay when given.
 
     Parameters
@@ -41,7 +41,10 @@ def slice_png(hu: np.ndarray, cam: np.ndarray | None = None, *, width: float = M
     from matplotlib import colormaps
     from PIL import Image
 
-    grey = window_to_uint8(np.asarray(hu), width, level).astype(np.float32) / 255.0
+    if is_hu:
+        grey = window_to_uint8(np.asarray(hu), width, level).astype(np.float32) / 255.0
+    else:  # already an 8-bit grey image (a BMP/PNG export): shown as it is
+        grey = np.clip(np.asarray(hu, dtype=np.float32), 0, 255) / 255.0
     rgb = np.repeat(grey[..., None], 3, axis=2)
     if cam is not None:
         cam = np.asarray(cam, dtype=np.float32)

@@ -177,7 +177,7 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
                 pdf.set_font("DejaVu", "I", 8)
                 pdf.cell(width, 5, "not chosen", align="C")
                 continue
-            png = slice_png(sl.hu, cams.get(phase))
+            png = slice_png(sl.hu, cams.get(phase), is_hu=sl.meta.get("units", "HU") == "HU")
             pdf.image(png, x=x, y=top + 6, w=width, h=width)
             pdf.set_xy(x, top + 7 + width)
             pdf.set_font("DejaVu", "", 7)

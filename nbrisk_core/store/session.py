@@ -19,6 +19,9 @@ from nbrisk_core.store import codec
 from nbrisk_core.store.cases import CaseRecord, PredictionRecord, SliceRecord
 from nbrisk_core.store.models import PHASES
 
+#: ``SliceRecord.meta["units"]`` of a slice that is an 8-bit grey image rather than HU
+GREY_UNITS = "grey8"
+
 #: logical names of the working objects, as stored in ``CaseRecord.session``
 SESSION_OBJECTS: tuple[str, ...] = ("case", "chosen_slices", "risk_result", "clinical_values",
                                     "prognosis_result")
@@ -108,19 +111,24 @@ def slices_from(chosen_slices: Any) -> dict[str, SliceRecord]:
         phase = _phase_key(key)
         if phase is None or value is None:
             continue
+        units = "HU"
         if isinstance(value, np.ndarray):
             hu, info = value, {}
         else:
             info = fields_of(value)
             hu = lookup(value, "hu")
+            if hu is None and info.get("grey") is not None:
+                # a 2-D image upload (BMP/PNG export): 8-bit grey, not Hounsfield units
+                hu, units = info["grey"], GREY_UNITS
         if hu is None:
             continue
         hu = np.asarray(hu)
         if hu.ndim != 2:
             continue
-        used = {n for f in ("hu", "slice_index", "slice_position_mm") for n in FIELD_NAMES[f]}
-        meta = {k: v for k, v in info.items() if k not in used and not isinstance(v, np.ndarray)
-                or (isinstance(v, np.ndarray) and v.ndim <= 1 and v.size <= 16)}
+        used = {n for f in ("hu", "slice_index", "slice_position_mm") for n in FIELD_NAMES[f]} | {"grey"}
+        meta = {k: v for k, v in info.items()
+                if k not in used and (not isinstance(v, np.ndarray) or (v.ndim <= 1 and v.size <= 16))}
+        meta["units"] = units
         out[phase] = SliceRecord(phase, hu, _int_or_none(lookup(value, "slice_index")),
                                  _float_or_none(lookup(value, "slice_position_mm")), meta)
     return dict(sorted(out.items(), key=lambda kv: PHASES.index(kv[0])))
@@ -211,6 +219,8 @@ def record_from_session(*, case: Any = None, chosen_slices: Any = None, risk_res
     if age is None:
         age = _float_or_none(lookup(case, "age_months"))
     sex = entered.get("sex") if entered else None
+    if sex not in ("F", "M"):
+        sex = lookup(case, "sex")
     sex = sex if sex in ("F", "M") else None
 
     predictions: list[PredictionRecord] = list(base.predictions) if base is not None else []
@@ -228,7 +238,12 @@ def record_from_session(*, case: Any = None, chosen_slices: Any = None, risk_res
             input_sha256=_str_or_none(lookup(prognosis_result, "input_sha256")) or codec.sha256_of(
                 {"clinical": entered, "risk": p_high_risk})))
 
-    phase_meta = {p: s.meta for p, s in slices.items()}
+    phase_meta = {p: dict(s.meta) for p, s in slices.items()}
+    for key, info in fields_of(fields_of(case).get("phases")).items():
+        phase = _phase_key(key)
+        if phase is not None:
+            phase_meta.setdefault(phase, {}).update({k: v for k, v in fields_of(info).items()
+                                                     if k not in phase_meta.get(phase, {})})
     record = CaseRecord(
         label=(label or (base.label if base else None) or _str_or_none(lookup(case, "label")) or "case").strip(),
         age_months=age, sex=sex, status=status, notes=notes, clinical_entered=entered,

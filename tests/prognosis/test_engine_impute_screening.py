@@ -109,3 +109,20 @@ def test_screening_fallback_is_reported():
     table = cox_screening(X, time, event, p_univariate=1e-9)
     assert table["kept"].sum() == 2
     assert any("kept the 2 with the smallest univariate p" in note for note in table.attrs["notes"])
+
+
+def test_screening_statistics_equal_lifelines_without_ties():
+    """Without tied times Breslow = Efron: HR, CI and Wald p equal lifelines' CoxPHFitter."""
+    from lifelines import CoxPHFitter
+
+    X, time, event = _survival(n=150, seed=8)
+    time = time + np.random.default_rng(0).uniform(0, 1e-3, len(time))  # no ties
+    table = cox_screening(X, time, event, p_univariate=1.0, p_multivariate=1.0).set_index("feature")
+    for feature in ("x0", "x3"):
+        reference = CoxPHFitter().fit(pd.DataFrame({feature: X[feature], "t": time, "e": event}), "t", "e")
+        row = reference.summary.loc[feature]
+        assert table.loc[feature, "hr"] == pytest.approx(row["exp(coef)"], rel=1e-6)
+        assert table.loc[feature, "low"] == pytest.approx(row["exp(coef) lower 95%"], rel=1e-5)
+        assert table.loc[feature, "p_univariate"] == pytest.approx(row["p"], rel=1e-4, abs=1e-12)
+    multi = CoxPHFitter().fit(X.assign(t=time, e=event), "t", "e").summary
+    np.testing.assert_allclose(table.loc[multi.index, "p_multivariate"], multi["p"], rtol=1e-3, atol=1e-12)

@@ -96,20 +96,26 @@ def test_missing_labs_are_imputed_and_noted(pipeline, embeddings):
     assert any("imputed" in note and "ferritin" in note for note in result.notes)
 
 
-def test_bad_inputs_raise_input_errors(pipeline, cohort_dir):
+def test_bad_inputs_raise_input_errors(pipeline, cohort_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NBRISK_MODELS_DIR", str(tmp_path))  # no shipped classifier here
     with pytest.raises(InputError, match="16"):
         pipeline.predict_patient(np.zeros(15), {})
     with pytest.raises(InputError, match="nse = -1"):
         pipeline.predict_patient(np.zeros(16), {"nse": -1})
-    with pytest.raises(InputError, match="CT embeddings of cohort .* are missing"):
+    with pytest.raises(InputError, match="CT embeddings of cohort .* are missing: make them with 'nbrisk embed"):
         fit_cohort_pipeline(cohort_dir, None, grid="test")
     with pytest.raises(InputError, match="no CT features for 1 of 120"):
         emb = pd.read_parquet(cohort_dir / "embeddings_standin.parquet").iloc[1:]
         PrognosisPipeline(grid="test").fit(read_cohort(cohort_dir)[0], emb)
 
 
-def test_app_grid_fits_one_combination_and_predict_from_labs(cohort_dir, embeddings, tmp_path):
+def test_app_grid_fits_one_combination_and_predict_from_labs(cohort_dir, embeddings, tmp_path, monkeypatch):
+    from nbrisk_core.prognosis import grid
     from nbrisk_core.prognosis.individual import _cached_pipeline, predict_from_labs
+
+    # the app fits its combination with the full profile; small trees and folds keep the test fast
+    monkeypatch.setitem(grid.PROFILES, "full", grid.PROFILES["test"])
+    _cached_pipeline.cache_clear()
 
     labs = tmp_path / "labs.json"
     labs.write_text(json.dumps({"nse": {"value": 80, "unit": "ug/L"}, "ferritin": 150}))
@@ -128,7 +134,7 @@ def test_nbrisk_benchmark_writes_the_tables(cohort_dir, tmp_path):
 
     out = tmp_path / "out"
     code = main(["benchmark", "--data", str(cohort_dir), "--out", str(out), "--stand-in-embeddings",
-                 "--grid", "test", "--n-jobs", "2", "--quiet"])
+                 "--grid", "test", "--n-jobs", "1", "--quiet"])
     assert code == 0
     patients = pd.read_csv(out / "patients.csv")
     assert list(patients.columns) == ["patient_id", "cohort", "time", "event", "mlrs", "mlrs_group"]

@@ -88,7 +88,8 @@ def test_logrank_separated_groups_is_significant_and_identical_groups_are_not():
     event = np.ones(40, dtype=int)
     groups = ["short"] * 20 + ["long"] * 20
     assert metrics.logrank_test(time, event, groups).p_value < 1e-4
-    assert metrics.logrank_test(np.r_[time[:20], time[:20]], event, groups).statistic == pytest.approx(0, abs=1e-12)
+    same = metrics.logrank_test(np.r_[time[:20], time[:20]], event, groups)
+    assert same.statistic == pytest.approx(0, abs=1e-12)
 
 
 def test_logrank_rejects_a_single_group():
@@ -278,7 +279,8 @@ def test_integrated_brier_score_true_model_beats_uninformative():
     poor = metrics.integrated_brier_score(event[train], time[train], event[test], time[test], flat, times)
     assert 0 < good < poor < 0.25
     with pytest.raises(InputError, match="shape"):
-        metrics.integrated_brier_score(event[train], time[train], event[test], time[test], truth[:, :3], times)
+        metrics.integrated_brier_score(event[train], time[train], event[test], time[test], truth[:, :3],
+                                       times)
 
 
 # ------------------------------------------------------------------ associations
@@ -317,3 +319,16 @@ def test_risk_probability_from_score_is_monotone_and_close_to_truth():
     truth = 1 - np.exp(-hazard[1000:] * 365.0)
     assert np.all(np.diff(prob[np.argsort(score[1000:])]) >= 0)
     np.testing.assert_allclose(prob, truth, atol=0.05)
+
+
+def test_km_survival_at_horizon_agrees_with_lifelines(veterans):
+    from lifelines import KaplanMeierFitter
+
+    _, event, time = veterans
+    km = KaplanMeierFitter().fit(time, event)
+    for horizon in (0.5, 30, 100, 365, 587.5):
+        ours = metrics._km_survival_at(time, event, horizon)
+        assert ours == pytest.approx(float(km.survival_function_at_times(horizon).iloc[0]), abs=1e-9)
+    # beyond the last follow-up with survivors left: undefined, not carried forward
+    assert math.isnan(metrics._km_survival_at(np.array([10.0, 20.0]), np.array([1, 0]), 30.0))
+    assert metrics._km_survival_at(np.array([10.0, 20.0]), np.array([1, 1]), 30.0) == 0.0

@@ -95,7 +95,8 @@ def test_pages_explain_missing_embeddings(page, cohort, tmp_path, monkeypatch):
     _clear_caches()
     at = _page(page).run()
     assert not at.exception
-    assert any("embeddings" in e.value and "missing" in e.value for e in at.error), [e.value for e in at.error]
+    messages = [e.value for e in at.error]
+    assert any("embeddings" in m and "missing" in m for m in messages), messages
     assert any("nbrisk embed" in i.value for i in at.info)
     assert not at.get("plotly_chart")
     _clear_caches()
@@ -116,7 +117,7 @@ def test_prognosis_page_demo_patient(fitted_app):
     at = _page("3_Prognosis.py").run()
     assert not at.exception
     assert any("Demo" in i.value and "P0003" in i.value for i in at.info)
-    assert at.selectbox(key="prognosis.demo_patient").value == "P0003"
+    assert at.selectbox(key=state.PROGNOSIS_DEMO_PATIENT).value == "P0003"
     # fill the form with the demo patient's values, then predict
     _button(at, "Fill the form").click().run()
     row = clinical.set_index("patient_id").loc["P0003"]
@@ -164,7 +165,7 @@ def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
     at2.session_state[state.RISK_RESULT] = {"embedding": vector.tolist()}
     at2.run()
     _number_input(at2, "Age at diagnosis").set_value(2.5)
-    at2.selectbox(key="prognosis.age_months.unit").set_value("years")
+    at2.selectbox(key=state.PROGNOSIS_FORM + "age_months.unit").set_value("years")
     _button(at2, "Predict survival").click().run()
     assert at2.session_state[state.PROGNOSIS_RESULT]["mlrs"] == pytest.approx(expected.mlrs)
 
@@ -196,7 +197,7 @@ def test_cohort_page_renders_and_marks_the_current_patient(fitted_app):
     tables = at.dataframe
     assert any({"cohort", "years", "auc", "low", "high"} <= set(t.value.columns) for t in tables)
     # subgroup filter: MYCN-amplified only; the MYCN comparison then cannot be made, and says so
-    at.multiselect(key="cohort.mycn").set_value(["amplified"]).run()
+    at.multiselect(key=state.COHORT_WIDGETS + "mycn").set_value(["amplified"]).run()
     assert not at.exception
     n_sub = int(clinical["mycn_amplified"].eq(1).sum())
     assert any(c.value.startswith(f"{n_sub} of {len(pipeline.patients_)} patients") for c in at.caption)
@@ -234,3 +235,20 @@ def test_cohort_page_td_auc_matches_the_pipeline_summary(fitted_app):
             assert (row["low"].iloc[0], row["high"].iloc[0]) == pytest.approx((low, high), abs=1e-12)
             compared += 1
     assert compared >= 4
+
+
+def test_summary_csv_round_trips(fitted_app):
+    import dataclasses
+    import io
+
+    _, embeddings, pipeline, _ = fitted_app
+    prognosis = pipeline.predict_patient(embeddings.iloc[2].to_numpy(), {"age_months": 40})
+    result = dataclasses.asdict(prognosis) | {"embedding_source": "demo patient P0003"}
+    text = ui_prognosis.summary_csv(result, {"name": "tiny-test", "synthetic": True})
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert "synthetic=True" in header[0] and "research use only" in header[0]
+    assert f"mlrs={prognosis.mlrs:.6g}" in header[1] and f"group={prognosis.group}" in header[1]
+    assert "imputed=sex;" in header[2]
+    curve = pd.read_csv(io.StringIO(text), comment="#")
+    np.testing.assert_allclose(curve["time_days"], prognosis.times)
+    np.testing.assert_allclose(curve["survival"], prognosis.survival)

@@ -146,7 +146,8 @@ def test_individual_survival_figure_and_png(tiny):
     png = plots.individual_survival_png(prognosis, time, event, groups)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     # no band when the engine gives none
-    bare = plots.individual_survival_figure(_Prognosis(t, s, None, None, 0.1, 10.0, "low"), time, event, groups)
+    bare = plots.individual_survival_figure(_Prognosis(t, s, None, None, 0.1, 10.0, "low"), time, event,
+                                            groups)
     assert "patient band" not in _names(bare)
 
 

@@ -76,7 +76,9 @@ def test_slices_from_accepts_the_shapes_pages_use():
                        "NC": hu * 2, "pv": None, "bogus": hu})
     assert list(got) == ["NC", "ART"]
     assert (got["ART"].slice_index, got["ART"].slice_position_mm) == (4, 12.5)
-    assert got["ART"].meta == {"pixel_spacing": (0.7, 0.7)}
+    assert got["ART"].meta == {"pixel_spacing": (0.7, 0.7), "units": "HU"}
+    grey = slices_from({"pv": {"hu": None, "grey": np.zeros((4, 4), np.uint8), "index": 0}})
+    assert grey["PV"].meta["units"] == "grey8" and grey["PV"].hu.dtype == np.uint8
 
 
 def test_record_from_session_reads_risk_prognosis_and_clinical_values():

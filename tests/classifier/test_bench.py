@@ -1,0 +1,21 @@
+"""`nbrisk bench classifier` runs end to end on a tiny model and reports every figure (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+from nbrisk_core.cli import main
+
+
+def test_bench_classifier_json(tiny_cohort, tiny_models_dir, monkeypatch, capsys):
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(tiny_cohort))
+    code = main(["bench", "classifier", "--json", "--model", str(tiny_models_dir / "swin_art_demo.safetensors"),
+                 "--repeats", "2", "--agreement-cases", "6", "--no-compile", "--threads", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    figures = json.loads(out[out.index("{"):])
+    assert set(figures) >= {"eager_ms", "optimized_ms", "speedup", "max_abs_diff", "gradcam_ms", "device", "threads"}
+    assert figures["eager_ms"] > 0 and figures["threads"] == 1
+    if "bf16" not in figures["optimized_path"]:  # fp32 on both paths: they must agree closely
+        assert figures["max_abs_diff"] < 1e-5
+        assert figures["auc_eager"] == figures["auc_optimized"]
