@@ -172,7 +172,7 @@ def _exports(url: str, case_uid: str, version: int, cohort_path: str) -> dict[st
     from nbrisk_core.store import cases
 
     record = cases.load_case(_engine_for(url), case_uid, "-", record_open=False)
-    return {"pdf": render_pdf(record, cohort_curves=cohort_curves(cohort_path)),
+    return {"pdf": render_pdf(record, cohort_curves=cohort_curves(cohort_path), models_dir=config.models_dir()),
             "csv": case_to_csv(record).encode(), "json": case_to_json(record).encode()}
 
 
@@ -185,7 +185,7 @@ def export_buttons(case_uid: str, version: int, label: str, *, key: str = "expor
     stem = f"nbrisk_{case_uid}_v{version}_{safe}"
     columns = st.columns(3)
     for column, (fmt, mime) in zip(columns, (("pdf", "application/pdf"), ("csv", "text/csv"),
-                                             ("json", "application/json"))):
+                                             ("json", "application/json")), strict=False):
         column.download_button(f"Download {fmt.upper()}", files[fmt], file_name=f"{stem}.{fmt}", mime=mime,
                                key=f"{key}.{fmt}", icon=":material/download:",
                                on_click=cases.record_export, args=(store_engine(), case_uid, _username(), fmt))

@@ -46,10 +46,10 @@ def demo_case(path: str, patient_id: str) -> dict:
 
 
 def grey_from_case(chosen: dict) -> dict:
-    from nbrisk_core.imaging.model_input import hu_to_uint8
+    # DICOM slices carry "hu", 2-D image uploads carry "grey": one builder for both (and the CLI)
+    from nbrisk_core.imaging.model_input import grey_from_chosen_slice
 
-    return {phase: hu_to_uint8(np.asarray(item["hu"])) for phase, item in chosen.items()
-            if isinstance(item, dict) and item.get("hu") is not None}
+    return {phase: grey_from_chosen_slice(item) for phase, item in chosen.items() if isinstance(item, dict)}
 
 
 def grey_from_upload(upload) -> np.ndarray:
@@ -140,6 +140,13 @@ st.session_state[state.RISK_RESULT] = {
     "variants": {v: {"p_high_risk": r.p_high_risk, "risk_class": r.risk_class, "model_sha256": r.model_sha256}
                  for v, r in results.items()},
 }
+# audit each distinct prediction once (not every rerun of the page)
+_audit_key = (case_label, art.model_sha256, round(float(art.p_high_risk), 6))
+if st.session_state.get("nbrisk.risk_audited") != _audit_key:
+    from nbrisk_ui.cases import audit_prediction
+
+    audit_prediction("risk", art.model_sha256, p_high_risk=float(art.p_high_risk), device=art.device)
+    st.session_state["nbrisk.risk_audited"] = _audit_key
 
 # ------------------------------------------------------------------ Grad-CAM
 from nbrisk_core.classifier.explain import CAM_METHODS, compute_cam, overlay  # noqa: E402
@@ -158,6 +165,8 @@ for col, variant in zip(cols, cam_variants):
     x = build_model_input(grey, variant, predictor.loaded.card["normalisation"]["mean"],
                           predictor.loaded.card["normalisation"]["std"])
     cam = compute_cam(predictor.loaded.model, x, method, target)
+    # kept with the result so a saved case and its PDF report carry the map that was shown
+    st.session_state[state.RISK_RESULT].setdefault("gradcam", {})[phase] = cam.heatmap
     col.image(overlay(grey[phase], cam.heatmap, opacity), caption=f"{results[variant].label}: {phase.upper()} slice "
               f"({grey[phase].shape[0]}×{grey[phase].shape[1]})", use_container_width=True)
 

@@ -130,7 +130,7 @@ with compare_tab:
         from nbrisk_core.report.pdf import gradcam_by_phase
 
         records = [cases.load_case(engine, uid, auth.current_username()) for uid in (first, second)]
-        for column, record in zip((c1, c2), records):
+        for column, record in zip((c1, c2), records, strict=False):
             with column:
                 st.markdown(f"### {record.label}  \n`{record.case_uid}` · version {record.version} · "
                             f"{STATUS_LABELS[record.status]}")

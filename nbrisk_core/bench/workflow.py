@@ -66,7 +66,7 @@ class AppServer:
 
 
 def start_server(users: list[tuple[str, str, str]], *, data_dir: Path | None = None,
-                 database_url: str | None = None, timeout_s: float = 120.0) -> AppServer:
+                 database_url: str | None = None, timeout_s: float = 120.0, env: dict | None = None) -> AppServer:
     """Start the app (``NBRISK_AUTH=on``) with ``users`` = [(name, password, role)] in a fresh DB."""
     workdir = Path(tempfile.mkdtemp(prefix="nbrisk-e2e-"))
     database_url = database_url or f"sqlite:///{workdir / 'nbrisk.db'}"
@@ -80,8 +80,9 @@ def start_server(users: list[tuple[str, str, str]], *, data_dir: Path | None = N
     engine.dispose()
 
     port = free_port()
-    env = {**os.environ, "NBRISK_AUTH": "on", "NBRISK_DATABASE_URL": database_url,
-           "NBRISK_HOME": str(REPO_ROOT), "NBRISK_DATA_DIR": str(data_dir or REPO_ROOT / "data" / "demo"),
+    env = {"NBRISK_HOME": str(REPO_ROOT), **os.environ, **(env or {}), "NBRISK_AUTH": "on",
+           "NBRISK_DATABASE_URL": database_url,
+           "NBRISK_DATA_DIR": str(data_dir or REPO_ROOT / "data" / "demo"),
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     streamlit = Path(sys.executable).parent / "streamlit"
     log_path = workdir / "server.log"
@@ -262,6 +263,9 @@ def step_upload_case(flow: Flow, study_zip: Path | list[Path]) -> None:
     expect(page.get_by_text("1 · Study")).to_be_visible()
     dropzone = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
     label = page.locator('[data-testid="stRadio"]').get_by_text("Upload", exact=True)
+    # the source choice (or the uploader) is drawn after the heading: wait for one of them
+    expect(page.locator('[data-testid="stRadio"]').or_(page.locator('[data-testid="stFileUploader"]')).first
+           ).to_be_visible()
     for _ in range(5):
         # a click that lands while the page is still hydrating can be lost under load: retry it
         if dropzone.count() or not label.count():
@@ -326,6 +330,11 @@ def step_risk(flow: Flow, *, demo_patient: str | None) -> None:
     flow.assert_no_exception()
 
 
+#: labs a clinician types on the Prognosis page (the rest is left empty and imputed)
+LAB_ENTRIES: tuple[tuple[str, str], ...] = (("Age at diagnosis", "36"), ("Neuron-specific enolase (NSE)", "120"),
+                                             ("Lactate dehydrogenase (LDH)", "610"))
+
+
 def step_prognosis(flow: Flow) -> None:
     """Prognosis page: predict survival from the labs (the form as the page pre-fills it)."""
     from playwright.sync_api import expect
@@ -338,6 +347,10 @@ def step_prognosis(flow: Flow) -> None:
     if fill.count():
         fill.click()
         flow.wait_idle()
+    for label, value in LAB_ENTRIES:
+        box = page.get_by_role("spinbutton", name=label, exact=True)
+        if box.count() == 1 and not box.input_value():
+            box.fill(value)
     page.get_by_role("button", name="Predict survival").click()
     expect(page.get_by_text("MLRS group")).to_be_visible()
     flow.wait_idle()

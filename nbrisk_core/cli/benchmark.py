@@ -218,7 +218,8 @@ def _write_figures(pipeline, clinical, dca, horizon, out) -> list:
     from lifelines import KaplanMeierFitter
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, (cohort, part) in zip(axes, patients.groupby("cohort")):
+    for ax, cohort in zip(axes, ("train", "test")):
+        part = patients[patients["cohort"] == cohort]
         for group, sub in part.groupby("mlrs_group"):
             KaplanMeierFitter(label=f"{group} MLRS (n={len(sub)})").fit(sub["time"], sub["event"]).plot_survival_function(ax=ax)
         p = pipeline.summary_["logrank_p"].get(cohort)

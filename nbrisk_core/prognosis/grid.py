@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from sksurv.ensemble import RandomSurvivalForest
+
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis import estimators as est
 
@@ -117,11 +119,30 @@ def parse_combination(name: str) -> tuple[str | None, str]:
                      "'LASSO + GBM'; see docs/prognosis.md)")
 
 
-def make_estimator(name: str, profile: str = "full", seed: int = 2025):
-    """A fresh, unfitted estimator of one algorithm with a profile's hyperparameters."""
+def make_estimator(name: str, profile: str = "full", seed: int = 2025, *, risk_only: bool = False):
+    """A fresh, unfitted estimator of one algorithm with a profile's hyperparameters.
+
+    ``risk_only=True`` (used inside the grid, which needs only risk scores and selected features)
+    builds forests with scikit-survival's ``low_memory`` option: the same risk scores and trees, but
+    without each leaf's survival curve over every unique time (n_leaves x n_times per tree, which grows
+    like N^2 and reaches gigabytes per forest at N = 1000).
+    """
     if profile not in PROFILES:
         raise InputError(f"profile {profile!r} is not known (expected one of {', '.join(PROFILES)})")
-    return ALGORITHMS[name].factory(PROFILES[profile], seed)
+    estimator = ALGORITHMS[name].factory(PROFILES[profile], seed)
+    if risk_only and isinstance(estimator, RandomSurvivalForest):
+        estimator.set_params(low_memory=True)
+    return estimator
+
+
+#: the selected forest keeps its leaves' survival curves (for S(t) and its band) only below this size
+FOREST_CURVE_BUDGET_BYTES = 1.5e9
+
+
+def forest_curve_bytes(n_trees: int, n_samples: int, n_unique_times: int, min_samples_leaf: int) -> float:
+    """Rough size of a forest's stored leaf curves: trees x leaves x times x (hazard, survival) x 8 B."""
+    leaves = max(1.0, 0.632 * n_samples / max(1, min_samples_leaf))  # bootstrap keeps ~63 % distinct rows
+    return float(n_trees) * leaves * n_unique_times * 2 * 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,21 +173,22 @@ class CombinationModel:
 
     @property
     def has_survival_function(self) -> bool:
-        return hasattr(self.predictor_, "predict_survival_function") and not isinstance(
-            self.predictor_, est.RankingSurvivalSVM)
+        return (hasattr(self.predictor_, "predict_survival_function")
+                and not isinstance(self.predictor_, est.RankingSurvivalSVM)
+                and not getattr(self.predictor_, "low_memory", False))
 
     def predict_survival_function(self, X, return_array=False):
         return self.predictor_.predict_survival_function(self._x(X), return_array=return_array)
 
     def predict_survival_band(self, X):
         """``(times, mean, low, high)`` from the forest's trees, or ``None`` when the model gives no band."""
-        if hasattr(self.predictor_, "predict_survival_band"):
+        if hasattr(self.predictor_, "predict_survival_band") and self.has_survival_function:
             return self.predictor_.predict_survival_band(self._x(X))
         return None
 
     def predict_with_band(self, X):
         """``(risk, (times, mean, low, high))`` in one pass for forests, else ``(risk, None)``."""
-        if hasattr(self.predictor_, "_survival_band_and_risk"):
+        if hasattr(self.predictor_, "_survival_band_and_risk") and self.has_survival_function:
             times, mean, low, high, risk = self.predictor_._survival_band_and_risk(self._x(X))
             return risk, (times, mean, low, high)
         return self.predict(X), None
@@ -198,7 +220,7 @@ def _fit_selector(name, profile, seed, X, y, X_test, y_test):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = make_estimator(name, profile, seed).fit(X, y)
+            model = make_estimator(name, profile, seed, risk_only=True).fit(X, y)
             e_tr, t_tr = est.event_time_arrays(y)
             e_te, t_te = est.event_time_arrays(y_test)
             scores = (_c_index(e_tr, t_tr, model.predict(X)),
@@ -220,7 +242,7 @@ def _fit_predictor(name, columns, profile, seed, X_train, y_train, X_test, y_tes
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = make_estimator(name, profile, seed).fit(X_train[:, columns], y_train)
+            model = make_estimator(name, profile, seed, risk_only=True).fit(X_train[:, columns], y_train)
             e_tr, t_tr = est.event_time_arrays(y_train)
             e_te, t_te = est.event_time_arrays(y_test)
             c_train = _c_index(e_tr, t_tr, model.predict(X_train[:, columns]))
@@ -390,5 +412,11 @@ def fit_combination(name: str, X_train, y_train, feature_names, *, profile: str 
             if len(columns) < 2:
                 raise InputError(f"combination {name!r}: selector {selector} kept {len(columns)} feature(s) "
                                  "on this cohort, fewer than 2; choose another combination")
-        model = make_estimator(predictor, profile, seed).fit(X_train[:, columns], y_train)
+        model = make_estimator(predictor, profile, seed)
+        if isinstance(model, RandomSurvivalForest):
+            n_times = len(np.unique(est.event_time_arrays(y_train)[1]))
+            size = forest_curve_bytes(model.n_estimators, len(X_train), n_times, model.min_samples_leaf)
+            if size > FOREST_CURVE_BUDGET_BYTES:
+                model.set_params(low_memory=True)  # same risk; S(t) then comes from a Breslow baseline
+        model.fit(X_train[:, columns], y_train)
     return CombinationModel(name, model, columns, feature_names)

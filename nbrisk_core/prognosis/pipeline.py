@@ -386,6 +386,10 @@ class PrognosisPipeline:
         self.model_ = grid_module.fit_combination(self.selected_, X[train], y[train], self.features_,
                                                   profile=profile, seed=self.seed)
         timings["refit_selected"] = _time.perf_counter() - t0
+        if getattr(self.model_.predictor_, "low_memory", False):
+            notes.append(f"{self.selected_}: the forest is too large to keep its trees' survival curves "
+                         f"(> {grid_module.FOREST_CURVE_BUDGET_BYTES / 1e9:.1f} GB); individual S(t) comes from a "
+                         "Breslow baseline on the MLRS, without a tree band")
         mlrs = self.model_.predict(X)
         row = self.combinations_.set_index("combination").loc[self.selected_]
         from nbrisk_core.prognosis.metrics import concordance_index

@@ -25,10 +25,28 @@ PHASE_TITLES = {"NC": "Non-contrast (NC)", "ART": "Arterial (ART)", "PV": "Porta
 MODEL_CARD_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Architecture", ("architecture",)),
     ("Variant", ("variant_label",)),
-    ("Trained on", ("training", "cohort")),
-    ("Test AUC", ("metrics", "test", "auc")),
+    ("Trained on", ("training_cohort", "name")),
+    ("Synthetic training data", ("synthetic_data",)),
+    ("Test AUC", ("metrics", "test", "auc", "value")),
     ("Decision threshold", ("decision_threshold",)),
+    ("Weights SHA-256", ("sha256",)),
 )
+
+
+def find_model_card(models_dir: Path | str | None, sha256: str | None) -> dict | None:
+    """The JSON model card in ``models_dir`` whose ``sha256`` is ``sha256`` (cards are JSON: no unpickling)."""
+    import json
+
+    if not models_dir or not sha256 or not Path(models_dir).is_dir():
+        return None
+    for path in sorted(Path(models_dir).glob("*.json")):
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(card, dict) and card.get("sha256") == sha256:
+            return card
+    return None
 
 
 def _font_dir() -> Path:
@@ -121,8 +139,8 @@ class _Report:
 
 
 def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-               model_card: Mapping | None = None, reviewer: str | None = None,
-               generated_at: datetime | None = None) -> bytes:
+               model_card: Mapping | None = None, models_dir: Path | str | None = None,
+               reviewer: str | None = None, generated_at: datetime | None = None) -> bytes:
     """The PDF report of a case, as bytes.
 
     Parameters
@@ -132,7 +150,8 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
     cohort_curves : mapping label -> (times, survival), optional
         Cohort Kaplan-Meier curves drawn under the patient's predicted curve.
     model_card : mapping, optional
-        The classifier's model card (default: the one in the risk result, if any).
+        The classifier's model card (default: the one in the risk result, else the card in
+        ``models_dir`` whose SHA-256 matches the risk prediction's model).
     reviewer : str, optional
         Who the report is for (default: who signed off, else who reviewed, else who saved).
     """
@@ -226,7 +245,8 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
     _clinical_table(pdf, record)
 
     report.heading("Model card")
-    card = model_card or (lookup(risk.result, "model_card") if risk else None) or {}
+    card = model_card or (lookup(risk.result, "model_card") if risk else None) \
+        or (find_model_card(models_dir, risk.model_sha256) if risk else None) or {}
     rows = [(label, _fmt(_card_value(card, path))) for label, path in MODEL_CARD_FIELDS
             if _card_value(card, path) is not None]
     rows.append(("Software", ", ".join(f"{k} {v}" for k, v in (record.software_versions or {}).items()

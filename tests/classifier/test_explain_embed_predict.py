@@ -109,7 +109,8 @@ def test_predict_cli_bad_input_exits_2(tiny_models_dir, tmp_path, capsys):
     assert "art.png" in capsys.readouterr().err
 
 
-def test_evaluate_cli_json(tiny_cohort, tiny_models_dir, capsys):
+def test_evaluate_cli_json(tiny_cohort, tiny_models_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NBRISK_HOME", str(tmp_path))  # the embedding cache it writes goes here
     code = main(["evaluate", "--model", str(tiny_models_dir / "swin_art_demo.safetensors"), "--cohort",
                  str(tiny_cohort), "--split", "train,test", "--json"])
     assert code == 0
@@ -117,3 +118,6 @@ def test_evaluate_cli_json(tiny_cohort, tiny_models_dir, capsys):
     result = out["results"]["Swin-ART"]
     assert set(result) == {"train", "test"} and result["test"]["n"] == 4
     assert 0 <= result["train"]["auc"]["ci_low"] <= result["train"]["auc"]["value"] <= result["train"]["auc"]["ci_high"]
+    # the forward pass covers the whole cohort, so it also filled the embedding cache
+    cached = list((tmp_path / "data" / "embeddings").glob("*.parquet"))
+    assert len(cached) == 1 and pd.read_parquet(cached[0]).shape == (20, 16)

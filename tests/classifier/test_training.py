@@ -98,3 +98,21 @@ def test_cli_missing_cohort_exits_2(tmp_path, capsys):
     code = main(["train", "--tiny", "--cohort", str(tmp_path / "none"), "--run", str(tmp_path / "r")])
     assert code == 2
     assert "no clinical.csv" in capsys.readouterr().err
+
+
+def test_cli_pretrain_then_finetune(tiny_cohort, tmp_path, capsys):
+    """The two stages chain: synthetic pretraining (dense-truth auxiliary head), then the paper's recipe."""
+    pre = tmp_path / "pre"
+    code = main(["train", "--stage", "pretrain", "--tiny", "--run", str(pre), "--out", str(pre / "model"),
+                 "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--no-progress", "--threads", "1"])
+    assert code == 0
+    card = json.loads((pre / "model.json").read_text())
+    assert card["training"]["stage"] == "pretrain" and card["head"]["n_aux"] == 7
+    assert card["training_cohort"]["synthetic"] is True and card["synthetic_data"] is True
+    code = main(["train", "--tiny", "--cohort", str(tiny_cohort), "--run", str(tmp_path / "ft"), "--init",
+                 str(pre / "best.safetensors"), "--epochs", "1", "--batch-size", "8", "--no-progress",
+                 "--threads", "1"])
+    assert code == 0
+    card = json.loads((tmp_path / "ft" / "run.json").read_text())["card"]
+    assert card["head"]["n_aux"] == 0 and card["pretraining"]["stage"] == "pretrain"
+    assert len(card["training"]["init_sha256"]) == 64

@@ -90,3 +90,11 @@ def test_segmentation_of_a_windowed_grey_export(phantom):
     cy, cx = ndimage.center_of_mass(mask[k])
     seg = segment_from_seed(pseudo_hu_from_grey(grey)[np.newaxis], (0, int(cy), int(cx)), (0.8, 0.8))
     assert dice(seg.mask[0], mask[k]) >= 0.85
+
+
+def test_proposal_climbs_from_the_click_to_the_local_maximum():
+    # a second, larger rise further along z is another structure, not this tumour
+    areas = np.array([0, 5, 9, 12, 8, 4, 6, 20, 30, 0], dtype=float)
+    assert propose_max_area_slice(areas, smoothing=False, start=2) == 3
+    assert propose_max_area_slice(areas, smoothing=False) == 8
+    assert propose_max_area_slice(areas, smoothing=False, start=6) == 8

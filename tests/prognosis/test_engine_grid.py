@@ -92,3 +92,15 @@ def test_unknown_backend_and_missing_package_are_input_errors():
     except ImportError:
         with pytest.raises(InputError, match="needs the package ray"):
             grid.run_grid(X[:40], y[:40], X[40:], y[40:], list("abcd"), pairs=[(None, "Ridge")], backend="ray")
+
+
+def test_large_selected_forest_keeps_its_risk_but_not_its_curves(monkeypatch):
+    X, y = _data(n=100, p=4, seed=6)
+    full = grid.fit_combination("RSF", X, y, list("abcd"), profile="test", seed=1)
+    assert full.has_survival_function and full.predict_with_band(X[:2])[1] is not None
+    monkeypatch.setattr(grid, "FOREST_CURVE_BUDGET_BYTES", 0)
+    small = grid.fit_combination("RSF", X, y, list("abcd"), profile="test", seed=1)
+    assert small.predictor_.low_memory and not small.has_survival_function
+    np.testing.assert_allclose(small.predict(X), full.predict(X))
+    risk, band = small.predict_with_band(X[:2])
+    assert band is None and np.allclose(risk, full.predict(X[:2]))

@@ -29,8 +29,7 @@ def record():
               for i, p in enumerate(("NC", "ART", "PV"))}
     cam = np.exp(-((yy - 48) ** 2 + (xx - 44) ** 2) / 400.0)[::4, ::4]  # 24x24, like a Swin stage map
     times = np.linspace(0, 2500, 40)
-    risk = {"p_high_risk": 0.8123, "gradcam": cam, "model_card": {"architecture": "swin_tiny_patch4_window7_224",
-                                                                  "variant_label": "Swin-ART"}}
+    risk = {"p_high_risk": 0.8123, "gradcam": cam}
     prognosis = {"mlrs": 1.234, "survival_curve": {"times": times, "survival": np.exp(-times / 3000)}}
     return CaseRecord(
         label="P0007", age_months=30.0, sex="F", status="signed_off", notes="Left adrenal mass, 6 cm.",
@@ -47,7 +46,12 @@ def record():
 def test_pdf_has_every_section_and_renders(record, repo_root):
     cohort = {"HR": (np.array([0, 500, 1500]), np.array([1.0, 0.7, 0.5])),
               "NHR": (np.array([0, 800, 2000]), np.array([1.0, 0.95, 0.9]))}
-    pdf = render_pdf(record, cohort_curves=cohort)
+    models = repo_root / "test-artifacts" / "report" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "swin_art_demo.json").write_text(json.dumps({
+        "architecture": "swin_tiny_patch4_window7_224", "variant_label": "Swin-ART", "sha256": "ab" * 32,
+        "training_cohort": {"name": "nbrisk-synthetic-demo"}, "metrics": {"test": {"auc": {"value": 0.7712}}}}))
+    pdf = render_pdf(record, cohort_curves=cohort, models_dir=models)
     assert pdf.startswith(b"%PDF")
     out = repo_root / "test-artifacts" / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +62,7 @@ def test_pdf_has_every_section_and_renders(record, repo_root):
     assert RESEARCH_NOTICE in flat
     for expected in ("P0007", "C0123456789", "0.812", "high risk (HR)", "1.23", "87", "high MLRS",
                      "Lactate dehydrogenase (LDH) *", "imputed", "123.4", "ab" * 32, "carol",
-                     "Swin-ART", "Left adrenal mass, 6 cm.", "Arterial (ART) + Grad-CAM", "Non-contrast (NC)"):
+                     "Swin-ART", "nbrisk-synthetic-demo", "0.771", "Left adrenal mass, 6 cm.", "Arterial (ART) + Grad-CAM", "Non-contrast (NC)"):
         assert expected in flat, expected
     assert "Non-contrast (NC) + Grad-CAM" not in flat  # only the ART map was stored
     pages = _render_pages(out / "case_report.pdf", out / "case_report")
@@ -66,7 +70,7 @@ def test_pdf_has_every_section_and_renders(record, repo_root):
     # Control: the same case without the Grad-CAM map. The overlay is the difference in strongly
     # coloured pixels between the two renders (the notice and the plot lines are in both).
     record.predictions[0].result = {k: v for k, v in record.predictions[0].result.items() if k != "gradcam"}
-    (out / "case_report_no_cam.pdf").write_bytes(render_pdf(record, cohort_curves=cohort))
+    (out / "case_report_no_cam.pdf").write_bytes(render_pdf(record, cohort_curves=cohort, models_dir=models))
     control = _render_pages(out / "case_report_no_cam.pdf", out / "case_report_no_cam")
     assert _coloured_pixels(pages[0]) - _coloured_pixels(control[0]) > 2000
 

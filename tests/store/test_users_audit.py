@@ -151,3 +151,13 @@ def test_bad_database_url_is_an_input_error():
 
     with pytest.raises(InputError, match="database 'mysql' is not supported"):
         make_engine("mysql://u:p@localhost/db")
+
+
+def test_plain_postgresql_url_uses_psycopg3():
+    from nbrisk_core.store.db import make_engine
+
+    engine = make_engine("postgresql://nbrisk:secret@localhost:5433/nbrisk")  # no connection is made here
+    try:
+        assert engine.url.drivername == "postgresql+psycopg"
+    finally:
+        engine.dispose()
