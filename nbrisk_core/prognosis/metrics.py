@@ -491,6 +491,7 @@ def risk_probability_from_score(train_event, train_time, train_score, score, hor
     so applying it to the testing cohort does not peek at the testing outcomes.
     """
     from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
 
     train_event, train_time = _survival_arrays(train_event, train_time, what="score calibration (training)")
     train_score = _score_array(train_score, len(train_time), name="train_score")
@@ -502,7 +503,12 @@ def risk_probability_from_score(train_event, train_time, train_score, score, hor
     # centre and scale for a well-conditioned fit; the prediction undoes nothing (same transform)
     centre, spread = train_score.mean(), train_score.std() or 1.0
     frame = pd.DataFrame({"time": train_time, "event": train_event, "score": (train_score - centre) / spread})
-    cox = CoxPHFitter().fit(frame, "time", "event")
+    try:
+        cox = CoxPHFitter().fit(frame, "time", "event")
+    except ConvergenceError:
+        # a score that separates deaths perfectly (small cohorts) has no finite MLE; a light ridge
+        # penalty keeps the calibration finite instead of stopping the whole evaluation
+        cox = CoxPHFitter(penalizer=0.1).fit(frame, "time", "event")
     surv = cox.predict_survival_function(pd.DataFrame({"score": (score - centre) / spread}), times=[horizon])
     return 1.0 - surv.to_numpy().ravel()
 

@@ -146,6 +146,7 @@ def stage_prognosis(ctx: Context) -> dict:
     embeddings = pd.read_parquet(ctx.path("embeddings.parquet"))
     pipeline = fit_cohort_pipeline(ctx.data_dir, embeddings, grid=PROFILES[ctx.profile]["grid"],
                                    seed=ctx.seed, progress=sys.stderr.isatty())
+    (ctx.out_dir / "prognosis").mkdir(parents=True, exist_ok=True)
     write_outputs(pipeline, ctx.data_dir, ctx.out_dir / "prognosis", figures=False)
     summary = json.loads(json.dumps(pipeline.summary_, default=_jsonable))
     summary["screening"] = pipeline.screening_.to_dict(orient="records")

@@ -1,0 +1,102 @@
+"""`nbrisk reproduce --profile quick` end to end on a small synthetic cohort, and the runner's resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from nbrisk_core.cli import main
+from nbrisk_core.reproduce.protocol import CLASSIFIERS
+from nbrisk_core.reproduce.report import format_value, paper_values
+from nbrisk_core.reproduce.runner import Context, Stage, StageFailed, run_stages
+
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory):
+    from nbrisk_core.demo import build_cohort
+
+    out = tmp_path_factory.mktemp("repro") / "cohort"
+    build_cohort(out, n_patients=20, seed=31, n_studies=0)
+    return out
+
+
+@pytest.mark.slow
+def test_quick_profile_writes_every_section_with_finite_numbers(small_cohort, tmp_path):
+    out = tmp_path / "report"
+    assert main(["reproduce", "--data", str(small_cohort), "--profile", "quick", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    html = (out / "report.html").read_text()
+    for title in ("Cohort and split", "Risk classifiers (HR vs NHR)", "Prognosis: MLRS model",
+                  "Baseline: clinical-only LASSO-Cox", "Run"):
+        assert title in report["sections"] and title in html
+    assert "Synthetic data" in html and "plotly" in html
+    stages = report["stages"]
+    assert {f"classifier_{s.key}" for s in CLASSIFIERS} <= set(stages)
+    for spec in CLASSIFIERS:
+        for cohort in ("train", "test"):
+            auc = stages[f"classifier_{spec.key}"][cohort]["auc"]["value"]
+            assert 0.0 <= auc <= 1.0
+    prognosis = stages["prognosis"]
+    assert 0.0 <= prognosis["c_index_train"] <= 1.0 and 0.0 <= prognosis["c_index_test"] <= 1.0
+    assert prognosis["combinations_fitted"] + prognosis["combinations_skipped"] == 117
+    oracle = stages["oracle"]
+    assert oracle["available"] and 0.5 <= oracle["test"]["auc"][0] <= 1.0
+    # every number in the three columns is finite where present
+    for rows in report["sections"].values():
+        for row in rows:
+            for column in ("nbrisk", "oracle"):
+                values = row[column] if isinstance(row[column], list) else [row[column]]
+                for value in values:
+                    if isinstance(value, float):
+                        assert math.isfinite(value), row
+    assert set(report["stage_seconds"]) >= {"split", "prognosis", "report"}
+    # a second run resumes: every stage is already done, nothing is recomputed
+    before = (out / "stages" / "prognosis.json").stat().st_mtime_ns
+    assert main(["reproduce", "--data", str(small_cohort), "--profile", "quick", "--out", str(out)]) == 0
+    assert (out / "stages" / "prognosis.json").stat().st_mtime_ns == before
+
+
+def test_runner_resumes_after_a_failed_stage(tmp_path):
+    calls = []
+
+    def ok(ctx):
+        calls.append("ok")
+        return {"value": 1}
+
+    def flaky(ctx):
+        calls.append("flaky")
+        if not (ctx.out_dir / "fixed").exists():
+            raise RuntimeError("disk full")
+        return {"value": 2}
+
+    stages = [Stage("first", "first stage", ok), Stage("second", "second stage", flaky)]
+    ctx = Context(data_dir=tmp_path, out_dir=tmp_path / "run")
+    with pytest.raises(StageFailed, match="stage 'second' .* disk full"):
+        run_stages(stages, ctx, log=lambda line: None)
+    assert json.loads((tmp_path / "run" / "stages" / "first.json").read_text())["status"] == "done"
+    (tmp_path / "run" / "fixed").touch()
+    ctx = run_stages(stages, Context(data_dir=tmp_path, out_dir=tmp_path / "run"), log=lambda line: None)
+    assert calls == ["ok", "flaky", "flaky"]
+    assert ctx.results == {"first": {"value": 1}, "second": {"value": 2}}
+
+
+def test_runner_refuses_to_mix_settings(tmp_path):
+    stage = [Stage("only", "only", lambda ctx: {})]
+    run_stages(stage, Context(data_dir=tmp_path, out_dir=tmp_path / "run", profile="quick"), log=lambda s: None)
+    with pytest.raises(StageFailed, match="other settings"):
+        run_stages(stage, Context(data_dir=tmp_path, out_dir=tmp_path / "run", profile="paper"), log=lambda s: None)
+
+
+def test_paper_values_are_the_method_spec_numbers():
+    paper = paper_values()
+    assert paper["classifiers"]["swin_art"]["test_auc"] == [0.770, 0.613, 0.909]
+    assert paper["prognosis"]["c_index_test"] == 0.81
+    assert format_value([0.77, 0.613, 0.909]) == "0.770 (0.613–0.909)"
+    assert format_value(None) == "—"
+
+
+def test_missing_cohort_is_an_input_error(tmp_path, capsys):
+    assert main(["reproduce", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "clinical.csv" in capsys.readouterr().err
