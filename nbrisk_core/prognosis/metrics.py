@@ -500,6 +500,13 @@ def risk_probability_from_score(train_event, train_time, train_score, score, hor
         raise InputError("score calibration: score has a missing or infinite value", source="score")
     if train_event.sum() == 0:
         raise InputError("score calibration: no deaths in the training cohort", source="train_event")
+    if np.ptp(train_score) == 0:
+        # a constant score (e.g. a model that ranks no one) carries no information: every patient
+        # gets the cohort's Kaplan-Meier risk at the horizon
+        from lifelines import KaplanMeierFitter
+
+        km = KaplanMeierFitter().fit(train_time, train_event)
+        return np.full(score.shape, 1.0 - float(km.survival_function_at_times(horizon).iloc[0]))
     # centre and scale for a well-conditioned fit; the prediction undoes nothing (same transform)
     centre, spread = train_score.mean(), train_score.std() or 1.0
     frame = pd.DataFrame({"time": train_time, "event": train_event, "score": (train_score - centre) / spread})
