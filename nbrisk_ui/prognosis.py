@@ -69,6 +69,27 @@ def pipeline_or_message(cohort_dir) -> tuple[object | None, str | None]:
         return None, str(error)
 
 
+def cohort_and_pipeline(missing_pipeline_hint: str):
+    """The shared top of the Prognosis and Cohort pages: the cohort tables (banner shown) and the
+    fitted pipeline; shows the problem and stops the page when either is missing."""
+    from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
+
+    path = cohort_dir()
+    try:
+        clinical, _, meta = load_cohort_tables(str(path))
+    except InputError as error:  # no cohort, or a damaged one: say which file and how to rebuild
+        synthetic_banner(None)
+        st.error(str(error))
+        st.stop()
+    synthetic_banner(meta)
+    pipeline, problem = pipeline_or_message(path)
+    if pipeline is None:
+        st.error(problem)
+        st.info(missing_pipeline_hint)
+        st.stop()
+    return path, clinical, meta, pipeline
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def cohort_embedding_table(cohort_dir: str) -> pd.DataFrame | None:
     """The cohort's CT embeddings (``ct01..ct16`` by ``patient_id``), or None if not available."""

@@ -12,8 +12,7 @@ import streamlit as st
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth, state
-from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
-from nbrisk_ui.prognosis import demo_embedding, pipeline_or_message, summary_csv
+from nbrisk_ui.prognosis import cohort_and_pipeline, demo_embedding, summary_csv
 
 #: Individual prediction must feel immediate (target from the Prognosis issue).
 PREDICTION_TARGET_MS = 300
@@ -21,21 +20,9 @@ FORM = state.PROGNOSIS_FORM  # prefix of the form's widget keys
 
 auth.gate()
 st.title("Prognosis")
-path = cohort_dir()
-try:
-    clinical, _, meta = load_cohort_tables(str(path))
-except InputError as error:  # no cohort, or a damaged one: say which file and how to rebuild
-    synthetic_banner(None)
-    st.error(str(error))
-    st.stop()
-synthetic_banner(meta)
-
-pipeline, problem = pipeline_or_message(path)
-if pipeline is None:
-    st.error(problem)
-    st.info("The prognosis models use the 16 CT features of the shipped Swin-ART classifier. "
-            "Train or install it (`nbrisk train`, then `nbrisk embed`) and reload this page.")
-    st.stop()
+path, clinical, meta, pipeline = cohort_and_pipeline(
+    "The prognosis models use the 16 CT features of the shipped Swin-ART classifier. "
+    "Train or install it (`nbrisk train`, then `nbrisk embed`) and reload this page.")
 
 how_chosen = ("the one combination the dashboard fits" if pipeline.config_.get("grid") == "app"
               else f"best {pipeline.config_.get('selection_rule', 'mean')} C-index of the grid")

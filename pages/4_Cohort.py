@@ -9,8 +9,7 @@ import streamlit as st
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis import metrics, plots
 from nbrisk_ui import auth, state
-from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
-from nbrisk_ui.prognosis import DAYS_PER_YEAR, ROC_YEARS, merged_patients, pipeline_or_message
+from nbrisk_ui.prognosis import DAYS_PER_YEAR, ROC_YEARS, cohort_and_pipeline, merged_patients
 
 COHORTS = (("train", "Training cohort"), ("test", "Testing cohort"))
 KEY = state.COHORT_WIDGETS  # prefix of this page's widget keys
@@ -56,21 +55,9 @@ def c_index_or_nan(part: pd.DataFrame, column: str = "mlrs") -> float:
 
 auth.gate()
 st.title("Cohort")
-path = cohort_dir()
-try:
-    clinical, _, meta = load_cohort_tables(str(path))
-except InputError as error:  # no cohort, or a damaged one: say which file and how to rebuild
-    synthetic_banner(None)
-    st.error(str(error))
-    st.stop()
-synthetic_banner(meta)
-
-pipeline, problem = pipeline_or_message(path)
-if pipeline is None:
-    st.error(problem)
-    st.info("The cohort evaluation needs the prognosis pipeline, which uses the CT features of the shipped "
-            "Swin-ART classifier. Train or install it (`nbrisk train`, then `nbrisk embed`) and reload.")
-    st.stop()
+path, clinical, meta, pipeline = cohort_and_pipeline(
+    "The cohort evaluation needs the prognosis pipeline, which uses the CT features of the shipped "
+    "Swin-ART classifier. Train or install it (`nbrisk train`, then `nbrisk embed`) and reload.")
 
 patients = merged_patients(pipeline, clinical)
 current = st.session_state.get(state.PROGNOSIS_RESULT)

@@ -87,9 +87,19 @@ def render_html(sections: list[Section], meta: dict) -> str:
     return "\n".join(parts)
 
 
+def _undefined_to_none(value: Any) -> Any:
+    # NaN marks a number that is undefined on this cohort (e.g. a correlation with a constant score):
+    # JSON null, shown as "n/a"
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_undefined_to_none(v) for v in value]
+    return value
+
+
 def sections_to_json(sections: list[Section]) -> dict:
-    return {s.title: [{"quantity": r.quantity, "paper": r.paper, "nbrisk": r.nbrisk, "oracle": r.oracle}
-                      for r in s.rows] for s in sections}
+    return {s.title: [{"quantity": r.quantity, "paper": r.paper, "nbrisk": _undefined_to_none(r.nbrisk),
+                       "oracle": _undefined_to_none(r.oracle)} for r in s.rows] for s in sections}
 
 
 def write_report(sections: list[Section], meta: dict, out_dir: Path, extra: dict | None = None) -> tuple[Path, Path]:
