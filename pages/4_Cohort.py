@@ -46,6 +46,18 @@ def roc_table(frame: pd.DataFrame, train_event: np.ndarray, train_time: np.ndarr
     return pd.DataFrame(rows)
 
 
+def cohort_columns(sub: pd.DataFrame, need_deaths: bool = False):
+    """Training and testing side by side: yields ``(cohort, label, part)`` inside each column, and
+    says so in the column instead when the subgroup has no patient (or no death, when needed)."""
+    for col, (cohort, label) in zip(st.columns(2), COHORTS):
+        part = sub[sub["cohort"] == cohort]
+        with col:
+            if part.empty or (need_deaths and part["event"].sum() == 0):
+                st.info(f"{label}: no {'deaths' if need_deaths else 'patient'} in this subgroup.")
+                continue
+            yield cohort, label, part
+
+
 def c_index_or_nan(part: pd.DataFrame, column: str = "mlrs") -> float:
     try:
         return metrics.concordance_index(part["event"], part["time"], part[column])
@@ -106,26 +118,20 @@ with tabs[0]:
 
 # ------------------------------------------------------------------ MLRS groups
 with tabs[1]:
-    cols = st.columns(2)
-    for col, (cohort, label) in zip(cols, COHORTS):
-        part = sub[sub["cohort"] == cohort]
-        with col:
-            if part.empty:
-                st.info(f"{label}: no patient in this subgroup.")
-                continue
-            try:
-                test = computed("logrank_test", part["time"], part["event"], part["mlrs_group"])
-                p_text = f"log-rank p = {test.p_value:.3g}"
-            except InputError as error:
-                p_text = f"log-rank test not possible: {error}"
-            groups = part["mlrs_group"] + " MLRS"
-            st.plotly_chart(figure("kaplan_meier_figure", part["time"], part["event"], groups,
-                                   title=f"{label}: {p_text}", colours=plots.risk_group_colours(groups)),
-                            key=KEY + f"km.{cohort}")
-            st.caption(f"C-index of the MLRS: {c_index_or_nan(part):.3f}")
-            st.plotly_chart(figure("risk_factor_figure", part["mlrs"], part["time"], part["event"],
-                                   pipeline.cutoff_),
-                            key=KEY + f"riskfactor.{cohort}")
+    for cohort, label, part in cohort_columns(sub):
+        try:
+            test = computed("logrank_test", part["time"], part["event"], part["mlrs_group"])
+            p_text = f"log-rank p = {test.p_value:.3g}"
+        except InputError as error:
+            p_text = f"log-rank test not possible: {error}"
+        groups = part["mlrs_group"] + " MLRS"
+        st.plotly_chart(figure("kaplan_meier_figure", part["time"], part["event"], groups,
+                               title=f"{label}: {p_text}", colours=plots.risk_group_colours(groups)),
+                        key=KEY + f"km.{cohort}")
+        st.caption(f"C-index of the MLRS: {c_index_or_nan(part):.3f}")
+        st.plotly_chart(figure("risk_factor_figure", part["mlrs"], part["time"], part["event"],
+                               pipeline.cutoff_),
+                        key=KEY + f"riskfactor.{cohort}")
     st.plotly_chart(figure("mlrs_distribution_figure", sub["mlrs"], sub["cohort"].map(dict(COHORTS)),
                            pipeline.cutoff_, patient_mlrs=current["mlrs"] if current else None),
                     key=KEY + "distribution")
@@ -135,16 +141,10 @@ with tabs[1]:
 
 # ------------------------------------------------------------------ td-ROC
 with tabs[2]:
-    cols = st.columns(2)
-    for col, (cohort, label) in zip(cols, COHORTS):
-        part = sub[sub["cohort"] == cohort]
-        with col:
-            if part.empty or part["event"].sum() == 0:
-                st.info(f"{label}: no deaths in this subgroup.")
-                continue
-            st.plotly_chart(figure("td_roc_figure", part["event"], part["time"], part["mlrs"],
-                                   [y * DAYS_PER_YEAR for y in ROC_YEARS], title=label, **TRAIN_CENSORING),
-                            key=KEY + f"roc.{cohort}")
+    for cohort, label, part in cohort_columns(sub, need_deaths=True):
+        st.plotly_chart(figure("td_roc_figure", part["event"], part["time"], part["mlrs"],
+                               [y * DAYS_PER_YEAR for y in ROC_YEARS], title=label, **TRAIN_CENSORING),
+                        key=KEY + f"roc.{cohort}")
     st.dataframe(roc_table(sub, **TRAIN_CENSORING), hide_index=True)
     st.caption("95 % CI: Clopper-Pearson exact interval over case-control pairs, as in the paper "
                "(narrow because pairs sharing a patient are treated as independent; see docs/prognosis.md).")
@@ -154,25 +154,19 @@ with tabs[3]:
     years = st.select_slider("Horizon (years)", options=list(DCA_YEARS), value=3,
                              key=KEY + "horizon")
     horizon = years * DAYS_PER_YEAR
-    cols = st.columns(2)
-    for col, (cohort, label) in zip(cols, COHORTS):
-        part = sub[sub["cohort"] == cohort]
-        with col:
-            if part.empty:
-                st.info(f"{label}: no patient in this subgroup.")
-                continue
-            # probability of death by the horizon from a one-covariate Cox model of the MLRS fitted on
-            # the whole training cohort, so the testing curve does not use testing outcomes
-            prob = computed("risk_probability_from_score", train_all["event"], train_all["time"],
-                            train_all["mlrs"], part["mlrs"], horizon)
-            dca = computed("decision_curve", part["event"], part["time"], prob, horizon)
-            dca_figure = figure("decision_curve_figure", dca, horizon)
-            dca_figure.update_layout(title=f"{label}: decision curve, {years} y")
-            st.plotly_chart(dca_figure, key=KEY + f"dca.{cohort}")
-            bins = min(5, max(1, len(part) // 10))
-            calibration = computed("calibration_at", part["event"], part["time"], prob, horizon, bins=bins)
-            st.plotly_chart(figure("calibration_figure", calibration, horizon),
-                            key=KEY + f"calibration.{cohort}")
+    for cohort, label, part in cohort_columns(sub):
+        # probability of death by the horizon from a one-covariate Cox model of the MLRS fitted on
+        # the whole training cohort, so the testing curve does not use testing outcomes
+        prob = computed("risk_probability_from_score", train_all["event"], train_all["time"],
+                        train_all["mlrs"], part["mlrs"], horizon)
+        dca = computed("decision_curve", part["event"], part["time"], prob, horizon)
+        dca_figure = figure("decision_curve_figure", dca, horizon)
+        dca_figure.update_layout(title=f"{label}: decision curve, {years} y")
+        st.plotly_chart(dca_figure, key=KEY + f"dca.{cohort}")
+        bins = min(5, max(1, len(part) // 10))
+        calibration = computed("calibration_at", part["event"], part["time"], prob, horizon, bins=bins)
+        st.plotly_chart(figure("calibration_figure", calibration, horizon),
+                        key=KEY + f"calibration.{cohort}")
 
 # ------------------------------------------------------------------ screening
 with tabs[4]:
