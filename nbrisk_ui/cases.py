@@ -128,6 +128,10 @@ def open_case(case_uid: str):
 
     record = cases.load_case(store_engine(), case_uid, _username())
     objects = session_from_record(record)
+    # the Case page's working study belongs to whatever was loaded before: it must not be shown
+    # under the reopened case (the Case page shows the case's stored chosen slices instead)
+    for key in state.IMAGING_KEYS:
+        st.session_state.pop(key, None)
     for key, name in state.CASE_OBJECT_KEYS.items():
         if objects.get(name) is None:
             st.session_state.pop(key, None)
@@ -165,30 +169,41 @@ def cohort_curves(path: str):
     return cohort_km_curves(clinical["os_days"], clinical["os_event"], clinical["risk_group"])
 
 
-@st.cache_data(show_spinner="Rendering the report…", max_entries=64)
-def _exports(url: str, case_uid: str, version: int, cohort_path: str) -> dict[str, bytes]:
-    # keyed by case id and version: a saved version never changes, so the files can be reused
-    from nbrisk_core.report import case_to_csv, case_to_json, render_pdf
-    from nbrisk_core.store import cases
+def export_file(case_uid: str, version: int, fmt: str):
+    """The download button's data for one export: a function of no arguments that Streamlit calls
+    when the user clicks (deferred download), which makes the file and audits it in one call.
 
-    record = cases.load_case(_engine_for(url), case_uid, "-", record_open=False)
-    return {"pdf": render_pdf(record, cohort_curves=cohort_curves(cohort_path), models_dir=config.models_dir()),
-            "csv": case_to_csv(record).encode(), "json": case_to_json(record).encode()}
+    Everything it needs (engine, user, cohort curves, models folder) is bound here, in the script
+    thread: the function runs on a worker thread with no access to the session.
+    """
+    from functools import partial
+
+    from nbrisk_core.report import export_case
+
+    return partial(export_case, store_engine(), case_uid, _username(), fmt, version=version,
+                   cohort_curves=cohort_curves(str(config.demo_cohort_dir())) if fmt == "pdf" else None,
+                   models_dir=config.models_dir())
 
 
 def export_buttons(case_uid: str, version: int, label: str, *, key: str = "export") -> None:
-    """PDF, CSV and JSON download buttons of a stored case version (each download is audited)."""
-    from nbrisk_core.store import cases
+    """PDF, CSV and JSON download buttons of a stored case version (each download is audited).
 
-    files = _exports(config.database_url(), case_uid, version, str(config.demo_cohort_dir()))
+    The file is made when the button is clicked, by :func:`nbrisk_core.report.export_case`, which
+    also writes the ``case_exported`` event; ``on_click="ignore"`` keeps the click from rerunning
+    the page. This replaces an ``on_click`` callback, which wrote the event in the rerun the click
+    starts, apart from the download itself: the event did not depend on the file being delivered,
+    and that rerun (which rendered all three files again) competed with the download and with the
+    next click. The page also no longer renders the PDF before anyone asks for it.
+    """
+    from nbrisk_core.report import EXPORT_FORMATS
+
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)[:40] or "case"
     stem = f"nbrisk_{case_uid}_v{version}_{safe}"
-    columns = st.columns(3)
-    for column, (fmt, mime) in zip(columns, (("pdf", "application/pdf"), ("csv", "text/csv"),
-                                             ("json", "application/json")), strict=False):
-        column.download_button(f"Download {fmt.upper()}", files[fmt], file_name=f"{stem}.{fmt}", mime=mime,
-                               key=f"{key}.{fmt}", icon=":material/download:",
-                               on_click=cases.record_export, args=(store_engine(), case_uid, _username(), fmt))
+    columns = st.columns(len(EXPORT_FORMATS))
+    for column, (fmt, mime) in zip(columns, EXPORT_FORMATS.items(), strict=True):
+        column.download_button(f"Download {fmt.upper()}", export_file(case_uid, version, fmt),
+                               file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}.{fmt}",
+                               icon=":material/download:", on_click="ignore")
 
 
 def audit_prediction(kind: str, model_sha256: str | None, **detail) -> None:

@@ -34,6 +34,9 @@ PHASE_SUGGESTIONS = "nbrisk.imaging.phase_suggestions"  # series_uid -> PhaseSug
 SEGMENTATIONS = "nbrisk.imaging.segmentations"    # phase -> Segmentation from the seed click
 VIEWER_SLICE = "nbrisk.imaging.viewer_slice"      # phase -> slice index shown
 CONFIRMED_SLICES = "nbrisk.imaging.confirmed"     # phase -> chosen slice (before "send to Risk")
+#: the Case page's working state of the loaded study (dropped when a saved case is reopened)
+IMAGING_KEYS = (IMAGING_STUDY, IMAGING_SOURCE, PHASE_ASSIGNMENT, PHASE_SUGGESTIONS, SEGMENTATIONS,
+                VIEWER_SLICE, CONFIRMED_SLICES)
 
 # Prognosis and Cohort pages: widget keys (the form's keys are PROGNOSIS_FORM + variable name, and
 # + ".unit" for its unit selector; the Cohort page's are COHORT_WIDGETS + age/mycn/stage/horizon/...)

@@ -20,6 +20,7 @@ from nbrisk_ui import auth, state
 from nbrisk_ui.common import cohort_dir, synthetic_banner
 
 VIEW_WIDTH = 512
+SAVED_WINDOW = "as saved"
 PHASE_CHOICES = ["—", "NC", "ART", "PV"]
 UPLOAD_TYPES = None  # DICOM files often have no extension; the reader decides what each file is
 
@@ -68,8 +69,56 @@ def upload_dir():
     return st.session_state[state.UPLOAD_DIR]
 
 
+def show_reopened_case(case_uid: str) -> None:
+    """The chosen slices of a saved case reopened from the Saved cases page (no study is loaded).
+
+    Only the chosen 2-D slice per phase is stored with a case (and the series only on request), so
+    this shows those slices, their positions, the phase assignment and the window they were
+    confirmed with; loading the study again below gives the full viewer.
+    """
+    from nbrisk_core.imaging.render import render_slice
+    from nbrisk_core.store.session import chosen_slice_views
+
+    views = chosen_slice_views(st.session_state.get(state.CHOSEN_SLICES), st.session_state.get(state.CASE))
+    with st.container(border=True):
+        st.subheader("Reopened saved case")
+        label, version = st.session_state.get(state.CASE_LABEL, ""), st.session_state.get(state.CASE_VERSION)
+        st.info(f"This is saved case **{case_uid}** ({label}, version {version}), reopened from the Saved "
+                "cases page. Shown: the slices chosen for it, as stored. To choose other slices, load its "
+                "study again below.", icon=":material/folder_open:")
+        if not views:
+            st.warning("No chosen slices are stored with this case.")
+            return
+        st.dataframe(pd.DataFrame([{
+            "phase": v.phase, "series": v.series.get("series_uid", "–"),
+            "slices in series": v.series.get("n_slices"),
+            "chosen slice": v.slice_index, "z (mm)": v.slice_position_mm,
+            "pixel (mm)": " x ".join(f"{x:.3g}" for x in v.series.get("pixel_spacing") or []) or "–",
+            "window": (f"{v.window.get('name', '')} W{v.window['width']:g}/L{v.window['level']:g}"
+                       if v.window else "–"),
+        } for v in views]), hide_index=True, width="stretch", key="case.reopened.table")
+        columns = st.columns(3)
+        for column, view in zip(columns, views):
+            with column:
+                options = ([SAVED_WINDOW] if view.window else []) + list(WINDOW_PRESETS)
+                choice = st.selectbox(f"{view.phase} window", options, disabled=not view.is_hu,
+                                      key=f"case.reopened.window.{case_uid}.{view.phase}")
+                window = view.window if choice == SAVED_WINDOW else {"width": WINDOW_PRESETS[choice].width,
+                                                                      "level": WINDOW_PRESETS[choice].level}
+                where = [f"slice {view.slice_index}" if view.slice_index is not None else None,
+                         f"z {view.slice_position_mm:.1f} mm" if view.slice_position_mm is not None else None]
+                where = " · ".join(w for w in where if w) or "position not stored"
+                width, level = float(window["width"]), float(window["level"])
+                rgb = render_slice(view.plane, width, level, is_hu=view.is_hu)
+                st.image(rgb, caption=f"{view.phase} · {where}", width="stretch")
+
+
 meta = cohort_meta(str(cohort_dir()))
 synthetic_banner(meta)
+reopened_case = (st.session_state.get(state.CASE_ID) if st.session_state.get(state.IMAGING_STUDY) is None
+                 and st.session_state.get(state.CHOSEN_SLICES) else None)
+if reopened_case:
+    show_reopened_case(reopened_case)
 
 # ---------------------------------------------------------------------------------- 1. source
 with st.container(border=True):
@@ -100,7 +149,8 @@ with st.container(border=True):
 
 study = st.session_state.get(state.IMAGING_STUDY)
 if study is None:
-    st.info("Load a demo study or upload a CT study to start.")
+    if not reopened_case:
+        st.info("Load a demo study or upload a CT study to start.")
     st.stop()
 
 st.caption(f"Loaded: {st.session_state.get(state.IMAGING_SOURCE, '')} · "
@@ -171,6 +221,7 @@ def go_to_slice(slider_key: str, value: int, n_slices: int, relative: bool) -> N
 
 def confirm_slice(phase: str, index: int, series_by_phase: dict) -> None:
     from nbrisk_core.imaging.segmentation import carry_slice
+    from nbrisk_core.store.session import VIEWER_WINDOW_KEY
 
     confirmed = st.session_state[state.CONFIRMED_SLICES]
     try:
@@ -178,6 +229,12 @@ def confirm_slice(phase: str, index: int, series_by_phase: dict) -> None:
     except InputError as error:
         st.session_state[f"case.error.{phase}"] = str(error)
         return
+    # the display window goes with the slice, so a reopened case shows it as it was confirmed
+    preset = st.session_state.get(f"case.window.{phase}", "abdomen")
+    base = WINDOW_PRESETS.get(preset, WINDOW_PRESETS["abdomen"])
+    confirmed[phase][VIEWER_WINDOW_KEY] = {
+        "name": preset, "width": float(st.session_state.get(f"case.ww.{phase}.{preset}", base.width)),
+        "level": float(st.session_state.get(f"case.wl.{phase}.{preset}", base.level))}
     # the other phases start near this position (each is still confirmed separately)
     for other, other_series in series_by_phase.items():
         if other not in confirmed and other != phase:

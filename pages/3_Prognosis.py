@@ -123,7 +123,11 @@ cols[0].metric("MLRS", f"{result['mlrs']:.3g}")
 cols[1].metric("Percentile in the training cohort", f"{result['percentile']:.0f}")
 cols[2].metric("MLRS group", "High" if result["group"] == "high" else "Low")
 if result["imputed"]:
-    st.warning("**Imputed (not entered):** " + ", ".join(result["imputed"])
+    from nbrisk_core.prognosis.individual import describe_imputed
+
+    filled = result.get("imputed_values") or {}
+    st.warning("**Imputed (not entered):** "
+               + ", ".join(describe_imputed(name, filled.get(name), label=True) for name in result["imputed"])
                + ". Their values come from similar training patients (MICE-PMM); enter them for a "
                  "prediction that depends less on imputation.", icon=":material/edit_note:")
 for note in result.get("notes") or []:

@@ -144,17 +144,23 @@ with compare_tab:
                           for p, s in record.slices.items()]
                 if images:
                     st.image([png for _, png in images], caption=[p for p, _ in images], width=150)
-        names = sorted(set(records[0].clinical_entered) | set(records[1].clinical_entered)
-                       | set(records[0].clinical_imputed) | set(records[1].clinical_imputed))
+        from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+        from nbrisk_core.report import clinical_values
 
-        def _value(record, name):
-            entered = record.clinical_entered.get(name)
-            if entered is None and name in record.clinical_imputed:
-                return f"{record.clinical_imputed[name]} (imputed)"
-            return "" if entered is None else str(entered)
+        tables = [{c.name: c for c in clinical_values(r)} for r in records]
+        names = [v.name for v in CLINICAL_VARIABLES if v.name in tables[0] or v.name in tables[1]]
+
+        def _value(table, name):
+            c = table.get(name)
+            if c is None or (c.value is None and not c.imputed):
+                return ""
+            shown = "value not stored" if c.value is None else (
+                f"{c.value:.4g}" if isinstance(c.value, float) else str(c.value))
+            return f"{shown} {c.unit}".strip() + (" (imputed)" if c.imputed else "")
 
         if names:
-            st.dataframe(pd.DataFrame({"Variable": names,
-                                       records[0].label + f" ({first})": [_value(records[0], n) for n in names],
-                                       records[1].label + f" ({second})": [_value(records[1], n) for n in names]}),
+            columns = {"Variable": names}
+            for record, uid, table in zip(records, (first, second), tables, strict=True):
+                columns[f"{record.label} ({uid})"] = [_value(table, n) for n in names]
+            st.dataframe(pd.DataFrame(columns),
                          hide_index=True, width="stretch")

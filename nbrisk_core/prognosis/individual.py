@@ -34,10 +34,21 @@ class IndividualPrognosis:
         Percent of training patients with an MLRS at or below this one (0-100).
     group : {"high", "low"}
         Above the frozen training-median cut-off = "high".
+    cutoff : float
+        The frozen MLRS cut-off (training median) that ``group`` is read against.
+    model : str
+        The selected combination of the grid (e.g. ``"StepCox[backward] + RSF"``).
     imputed : list of str
         Clinical variables that were missing and imputed (MICE-PMM from the training cohort).
     notes : list of str
         Everything the user should see next to the result (imputations, how the curve was made).
+    imputed_values : dict
+        What MICE-PMM filled in for each name of ``imputed``, in the schema's canonical unit
+        (``nbrisk_core.clinical.schema``): a float for a measurement, 0/1 for a binary variable, the
+        category for a categorical one. Each is an observed value of a training patient (PMM donor).
+    pipeline_sha256 : str or None
+        SHA-256 of the fitted pipeline that made this prediction (its configuration and the MLRS it
+        gives every cohort patient): two predictions with the same value come from the same fit.
     """
 
     times: np.ndarray
@@ -51,6 +62,8 @@ class IndividualPrognosis:
     model: str
     imputed: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    imputed_values: dict = field(default_factory=dict)
+    pipeline_sha256: str | None = None
 
     def survival_at(self, days) -> np.ndarray:
         """S(t) at given days (step function, right-continuous; 1 before the first time)."""
@@ -74,12 +87,40 @@ class IndividualPrognosis:
             "low": None if self.low is None else [float(s) for s in self.low],
             "high": None if self.high is None else [float(s) for s in self.high],
             "imputed": list(self.imputed),
+            "imputed_values": dict(self.imputed_values),
+            "pipeline_sha256": self.pipeline_sha256,
             "notes": list(self.notes),
         }
 
     def __repr__(self) -> str:
         return (f"IndividualPrognosis(model={self.model!r}, mlrs={self.mlrs:.3f}, group={self.group!r}, "
-                f"percentile={self.percentile:.0f}, imputed={self.imputed})")
+                f"percentile={self.percentile:.0f}, imputed={self.imputed_values or self.imputed})")
+
+
+def describe_imputed(name: str, value, *, label: bool = False) -> str:
+    """An imputed value with the schema's unit: ``"ldh = 667.5 U/L"`` (the label instead of the name
+    with ``label=True``; the bare name when the value is not known).
+
+    Examples
+    --------
+    >>> describe_imputed("ldh", 667.54)
+    'ldh = 667.5 U/L'
+    >>> describe_imputed("mycn_amplified", 0, label=True)
+    'MYCN amplification = no'
+    """
+    from nbrisk_core.clinical.schema import variable
+
+    spec = variable(name)
+    title = spec.label if label else name
+    if value is None:
+        return title
+    if spec.kind == "binary":
+        shown = "yes" if int(value) == 1 else "no"
+    elif isinstance(value, (float, np.floating)):
+        shown = f"{float(value):.4g}"
+    else:
+        shown = str(value)
+    return f"{title} = {shown}" + (f" {spec.unit}" if spec.unit and spec.kind == "numeric" else "")
 
 
 @functools.lru_cache(maxsize=4)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
 from nbrisk_core.errors import InputError
-from nbrisk_core.prognosis.individual import IndividualPrognosis
+from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
 
 CT_COLUMNS: list[str] = [f"ct{i:02d}" for i in range(1, 17)]
 DAYS_PER_YEAR = 365.25
@@ -460,6 +460,21 @@ class PrognosisPipeline:
         """Percent of training patients with an MLRS at or below ``mlrs``."""
         return 100.0 * np.searchsorted(self.train_mlrs_, mlrs, side="right") / len(self.train_mlrs_)
 
+    def fit_sha256(self) -> str:
+        """SHA-256 that identifies this fitted pipeline: its configuration and the MLRS of every patient.
+
+        The MLRS column depends on the data, the split, the imputation, the screening and the fitted
+        model, so two fits share the value only if they score the cohort identically. Computed on
+        demand (a shared, cached pipeline is never written to).
+        """
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps(self.config_, sort_keys=True, default=str).encode())
+        digest.update("\n".join(self.patients_["patient_id"].astype(str)).encode())
+        digest.update(np.ascontiguousarray(self.patients_[["time", "event", "mlrs"]].to_numpy(dtype=float))
+                      .tobytes())
+        return digest.hexdigest()
+
     def predict_patient(self, embedding, clinical_values) -> IndividualPrognosis:
         """Prognosis of one new patient.
 
@@ -472,7 +487,7 @@ class PrognosisPipeline:
             training cohort and listed in ``imputed`` and ``notes``.
         """
         from nbrisk_core.prognosis.individual import read_embedding_vector
-        from nbrisk_core.prognosis.validation import encode_clinical, validate_clinical
+        from nbrisk_core.prognosis.validation import decode_clinical, encode_clinical, validate_clinical
 
         vector = read_embedding_vector(embedding)
         clinical = validate_clinical(clinical_values, require=False)
@@ -482,14 +497,15 @@ class PrognosisPipeline:
                         if pd.isna(clinical[v.name].iloc[0])]
         encoded = encode_clinical(clinical)[self.clinical_columns_]
         completed = self.imputer_.transform(encoded)
+        imputed_values = decode_clinical(completed.iloc[0], missing_vars)
         standard = self._standardise(self._candidates(completed, vector[None, :]))
         X = standard[self.features_].to_numpy()
         risk, band = self.model_.predict_with_band(X)
         mlrs = float(risk[0])
         notes = []
         if missing_vars:
-            notes.append("imputed from the training cohort (MICE predictive mean matching): "
-                         + ", ".join(missing_vars))
+            filled = ", ".join(describe_imputed(name, imputed_values.get(name)) for name in missing_vars)
+            notes.append(f"imputed from the training cohort (MICE predictive mean matching): {filled}")
         low = high = None
         if band is not None:
             times, mean, band_low, band_high = band
@@ -508,7 +524,8 @@ class PrognosisPipeline:
         return IndividualPrognosis(times=times, survival=survival, low=low, high=high, mlrs=mlrs,
                                    percentile=float(self.percentile(mlrs)),
                                    group="high" if mlrs > self.cutoff_ else "low", cutoff=self.cutoff_,
-                                   model=self.selected_, imputed=missing_vars, notes=notes)
+                                   model=self.selected_, imputed=missing_vars, notes=notes,
+                                   imputed_values=imputed_values, pipeline_sha256=self.fit_sha256())
 
     def hazard_table(self) -> pd.DataFrame:
         """Univariate hazard ratios for the forest plot: ``feature, hr, low, high, p``."""

@@ -276,3 +276,47 @@ def encode_clinical(clinical: pd.DataFrame) -> pd.DataFrame:
         else:
             out[var.name] = column.astype(float)
     return out
+
+
+def decode_clinical(encoded: pd.Series | dict, names=None) -> dict:
+    """Schema values of one patient's encoded row: the inverse of :func:`encode_clinical`.
+
+    Used to report what MICE-PMM filled in, in the units a clinician entered: markers are
+    ``expm1`` of their ``log1p`` value in the schema's canonical unit, binaries 0/1, categories the
+    category whose indicator is largest (the first, reference category when every indicator is 0).
+
+    Parameters
+    ----------
+    encoded : Series or dict
+        One row with the columns of :func:`encoded_columns` (a completed, imputed row).
+    names : iterable of str, optional
+        The schema variables to decode (default: all).
+
+    Examples
+    --------
+    >>> row = encode_clinical(validate_clinical({"ldh": 455.0, "inrg_stage": "M"}, require=False)).iloc[0]
+    >>> decode_clinical(row, ["ldh", "inrg_stage"])  # in schema order
+    {'inrg_stage': 'M', 'ldh': 455.0}
+    """
+    row = dict(encoded)
+    wanted = None if names is None else set(names)
+    values: dict = {}
+    for var in CLINICAL_VARIABLES:
+        if wanted is not None and var.name not in wanted:
+            continue
+        if var.kind == "categorical":
+            indicators = [float(row.get(f"{var.name}_{c}", np.nan)) for c in var.categories[1:]]
+            if any(np.isnan(indicators)):
+                continue
+            best = int(np.argmax(indicators))
+            values[var.name] = var.categories[best + 1] if indicators[best] >= 0.5 else var.categories[0]
+            continue
+        number = float(row.get(var.name, np.nan))
+        if np.isnan(number):
+            continue
+        if var.kind == "binary":
+            values[var.name] = int(round(number))
+        else:
+            number = float(np.expm1(number)) if var.name in LOG_TRANSFORMED else number
+            values[var.name] = float(f"{number:.12g}")  # drop the log/exp round-trip's last-digit noise
+    return values

@@ -16,10 +16,12 @@ import numpy as np
 
 from nbrisk_core import RESEARCH_NOTICE, __version__
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+from nbrisk_core.report.export import VALUE_NOT_STORED, ClinicalValue, clinical_values
 from nbrisk_core.report.figures import curve_from, slice_png, survival_png
 from nbrisk_core.store.cases import CaseRecord
 from nbrisk_core.store.session import _phase_key, fields_of, lookup
 
+_BINARY = frozenset(v.name for v in CLINICAL_VARIABLES if v.kind == "binary")
 PHASE_TITLES = {"NC": "Non-contrast (NC)", "ART": "Arterial (ART)", "PV": "Portal venous (PV)"}
 #: model-card fields shown in the report, in order (label, key path)
 MODEL_CARD_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -221,11 +223,16 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
 
     report.heading("Prognosis (machine-learning risk score)")
     prognosis = record.prediction("prognosis")
-    report.pairs([
+    rows = [
         ("MLRS", _fmt(record.mlrs)),
         ("Cohort percentile", "–" if record.mlrs_percentile is None else f"{record.mlrs_percentile:.0f}"),
         ("MLRS group", {"high": "high MLRS", "low": "low MLRS"}.get(record.mlrs_group or "", "–")),
-    ])
+    ]
+    if prognosis is not None and prognosis.model_name:
+        rows.append(("Survival model", prognosis.model_name))
+    if prognosis is not None and prognosis.model_sha256:
+        rows.append(("Pipeline SHA-256", prognosis.model_sha256))
+    report.pairs(rows)
     patient_curve = None
     if prognosis is not None:
         patient_curve = curve_from(prognosis.result)
@@ -241,6 +248,8 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
         pdf.set_font("DejaVu", "I", 8)
         pdf.cell(0, 5, "No individual survival curve stored.", new_x="LMARGIN", new_y="NEXT")
 
+    if pdf.get_y() > pdf.h - 45:  # keep the heading with the first rows of its table
+        pdf.add_page()
     report.heading("Clinical values (* = imputed by MICE-PMM, not measured)")
     _clinical_table(pdf, record)
 
@@ -271,11 +280,20 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "–"
 
 
+def _shown(value: ClinicalValue) -> str:
+    if value.value is None:
+        return VALUE_NOT_STORED if value.imputed else "–"
+    if value.name in _BINARY:
+        try:
+            return "yes" if int(float(value.value)) == 1 else "no"
+        except (TypeError, ValueError):
+            return str(value.value)
+    return _fmt(value.value, 4)
+
+
 def _clinical_table(pdf, record: CaseRecord) -> None:
-    entered = record.clinical_entered or {}
-    imputed = record.clinical_imputed or {}
-    names = [v for v in CLINICAL_VARIABLES if v.name in entered or v.name in imputed]
-    if not names:
+    rows = clinical_values(record)
+    if not rows:
         pdf.cell(0, 5, "No clinical values stored.", new_x="LMARGIN", new_y="NEXT")
         return
     pdf.set_fill_color(238, 242, 246)
@@ -284,19 +302,9 @@ def _clinical_table(pdf, record: CaseRecord) -> None:
         header = table.row()
         for text in ("Variable", "Value", "Unit", "Source"):
             header.cell(text)
-        for variable in names:
-            value = entered.get(variable.name)
-            if isinstance(value, Mapping):  # {"value", "unit"} as typed on the Prognosis page
-                value, unit = value.get("value"), value.get("unit") or variable.unit
-            else:
-                unit = variable.unit
-            was_imputed = (value is None or (isinstance(value, float) and not np.isfinite(value))) \
-                and variable.name in imputed
-            shown = imputed.get(variable.name) if was_imputed else value
-            if variable.kind == "binary" and shown is not None and not was_imputed:
-                shown = "yes" if int(shown) == 1 else "no"
+        for value in rows:
             row = table.row()
-            row.cell(variable.label + (" *" if was_imputed else ""))
-            row.cell("(value not stored)" if was_imputed and shown is None else _fmt(shown, 4))
-            row.cell(unit)
-            row.cell("imputed" if was_imputed else "entered")
+            row.cell(value.label + (" *" if value.imputed else ""))
+            row.cell(_shown(value))
+            row.cell(value.unit)
+            row.cell("imputed (MICE-PMM)" if value.imputed else value.source)

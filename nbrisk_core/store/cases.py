@@ -482,6 +482,7 @@ def delete_case(engine: Engine, case_uid: str, username: str, *, version: int | 
                                 source="case_uid") from error
 
 
-def record_export(engine: Engine, case_uid: str, username: str, fmt: str) -> None:
-    """Write a ``case_exported`` event (PDF, CSV or JSON download)."""
-    audit.record(engine, username or "-", "case_exported", case_uid=case_uid, detail={"format": fmt})
+def record_export(engine: Engine, case_uid: str, username: str, fmt: str, **detail) -> None:
+    """Write a ``case_exported`` event (PDF, CSV or JSON download); ``detail`` adds version, file hash..."""
+    audit.record(engine, username or "-", "case_exported", case_uid=case_uid,
+                 detail={"format": fmt, **detail})

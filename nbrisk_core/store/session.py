@@ -33,7 +33,7 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "slice_position_mm": ("slice_position_mm", "position_mm", "z_mm", "slice_location", "z", "position"),
     "p_high_risk": ("p_high_risk", "hr_probability", "probability_hr", "p_hr", "prob_hr", "probability"),
     "risk_class": ("risk_class", "predicted_class", "prediction", "label", "class_", "klass"),
-    "model_sha256": ("model_sha256", "sha256", "model_sha", "weights_sha256"),
+    "model_sha256": ("model_sha256", "sha256", "model_sha", "weights_sha256", "pipeline_sha256"),
     "model_name": ("model_name", "model", "name", "variant"),
     "input_sha256": ("input_sha256", "input_hash", "inputs_sha256"),
     "gradcam": ("gradcam", "grad_cam", "cam", "cams", "heatmap", "heatmaps", "saliency"),
@@ -346,3 +346,76 @@ def _has_missing_arrays(obj) -> bool:
         if (dataclasses.is_dataclass(value) or isinstance(value, Mapping)) and _has_missing_arrays(value):
             return True
     return False
+
+
+#: key of a Case-page chosen slice that holds the display window it was confirmed with
+VIEWER_WINDOW_KEY = "viewer_window"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChosenSliceView:
+    """One phase's chosen slice of a reopened case, as the Case page shows it again.
+
+    Attributes
+    ----------
+    phase : {"NC", "ART", "PV"}
+    plane : ndarray
+        The stored 2-D slice: Hounsfield units, or 8-bit grey for a 2-D image upload.
+    is_hu : bool
+    slice_index : int or None
+        0-based index in the phase's series sorted by ascending z.
+    slice_position_mm : float or None
+    window : dict or None
+        ``{"name", "width", "level"}`` the slice was confirmed with (None for cases saved before
+        the window was kept, or slices that did not come from the Case page's viewer).
+    series : dict
+        The phase's series summary from the case (remapped series UID, number of slices, spacing).
+    """
+
+    phase: str
+    plane: np.ndarray
+    is_hu: bool
+    slice_index: int | None = None
+    slice_position_mm: float | None = None
+    window: dict | None = None
+    series: dict = dataclasses.field(default_factory=dict)
+
+
+def chosen_slice_views(chosen_slices: Any, case: Any = None) -> list[ChosenSliceView]:
+    """The chosen slice per phase of a (reopened) case, in NC, ART, PV order.
+
+    Reads the Case page's entries (``hu`` or ``grey``, ``index``, ``z_mm``, ``viewer_window``) as
+    well as the entries :func:`session_from_record` rebuilds from the stored slices of older cases
+    (``hu``, ``slice_index``, ``slice_position_mm``, ``units``); the phase's series summary comes
+    from ``case["phases"]`` (:func:`nbrisk_core.imaging.case.case_meta`).
+    """
+    series_by_phase = {}
+    for key, info in fields_of(fields_of(case).get("phases")).items():
+        phase = _phase_key(key)
+        if phase is not None:
+            series_by_phase[phase] = fields_of(info)
+    views = []
+    for key, value in fields_of(chosen_slices).items():
+        phase = _phase_key(key)
+        if phase is None or value is None:
+            continue
+        index = position = None
+        if isinstance(value, np.ndarray):
+            plane, is_hu, info = value, True, {}
+        else:
+            index = _int_or_none(lookup(value, "slice_index"))
+            position = _float_or_none(lookup(value, "slice_position_mm"))
+            info = fields_of(value)
+            hu = info.get("hu")
+            if hu is None:
+                hu = lookup(value, "hu")
+            plane = hu if hu is not None else info.get("grey")
+            is_hu = hu is not None and info.get("units", "HU") != GREY_UNITS
+        if plane is None or np.ndim(plane) != 2:
+            continue
+        window = fields_of(info.get(VIEWER_WINDOW_KEY))
+        if _float_or_none(window.get("width")) is None or _float_or_none(window.get("level")) is None:
+            window = None
+        views.append(ChosenSliceView(phase, np.asarray(plane), is_hu, index, position, window,
+                                     series_by_phase.get(phase, {})))
+    return sorted(views, key=lambda v: PHASES.index(v.phase))

@@ -159,7 +159,10 @@ def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
     assert result["mlrs"] == pytest.approx(expected.mlrs)
     assert result["embedding_source"] == "risk page"
     assert "sex" in result["imputed"] and "age_months" not in result["imputed"]
-    assert any("Imputed" in w.value and "sex" in w.value for w in at.warning)
+    # each imputed variable is shown with the value MICE-PMM filled in
+    imputed_sex = result["imputed_values"]["sex"]
+    assert imputed_sex in ("F", "M")
+    assert any("Imputed" in w.value and f"Sex = {imputed_sex}" in w.value for w in at.warning)
     # the same value entered in years gives the same prediction (unit-aware form)
     at2 = _page("3_Prognosis.py")
     at2.session_state[state.RISK_RESULT] = {"embedding": vector.tolist()}

@@ -117,3 +117,61 @@ def test_gradcam_lookup_by_phase(record):
     assert list(gradcam_by_phase(record)) == ["ART"]
     record.predictions[0].result = {"p_high_risk": 0.5, "gradcam": {"nc": np.ones((4, 4)), "PV": np.ones((4, 4))}}
     assert sorted(gradcam_by_phase(record)) == ["NC", "PV"]
+
+
+def _pdf_lines(pdf: bytes, tmp_path) -> list[str]:
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
+@needs_poppler
+def test_pdf_prints_the_imputed_value_marked_as_imputed(record, tmp_path):
+    record.clinical_entered["mycn_amplified"] = None
+    record.clinical_imputed["mycn_amplified"] = 1
+    lines = _pdf_lines(render_pdf(record), tmp_path)
+    ldh = next(line for line in lines if line.startswith("Lactate dehydrogenase (LDH) *"))
+    assert "456" in ldh and "U/L" in ldh and "imputed" in ldh and "not stored" not in ldh
+    mycn = next(line for line in lines if line.startswith("MYCN amplification *"))
+    assert "yes" in mycn and "imputed" in mycn
+    nse = next(line for line in lines if line.startswith("Neuron-specific enolase (NSE)"))
+    assert "123.4" in nse and "entered" in nse and "*" not in nse
+    # the survival model and the pipeline that made the prognosis are named
+    flat = " ".join(lines)
+    assert "stepcox_backward+rsf" in flat and "ef" * 32 in flat
+
+
+@needs_poppler
+def test_pdf_of_a_case_saved_without_imputed_values(record, tmp_path):
+    record.clinical_imputed = {"ldh": None}  # cases saved before the values were kept list names only
+    lines = _pdf_lines(render_pdf(record), tmp_path)
+    ldh = next(line for line in lines if line.startswith("Lactate dehydrogenase (LDH) *"))
+    assert "(value not stored)" in ldh and "imputed" in ldh
+
+
+def test_clinical_values_mark_sources_and_give_imputed_values_in_schema_units(record):
+    from nbrisk_core.report import clinical_values
+
+    # a unit chosen for a field left empty does not apply to the value imputed for it
+    record.clinical_entered["ldh"] = {"value": None, "unit": "ukat/L"}
+    record.clinical_entered["crp"] = None
+    rows = {c.name: c for c in clinical_values(record)}
+    assert [c.name for c in clinical_values(record)] == ["age_months", "sex", "nse", "ldh", "crp"]  # schema order
+    assert (rows["ldh"].value, rows["ldh"].unit, rows["ldh"].source, rows["ldh"].imputed) == (456.0, "U/L",
+                                                                                               "imputed", True)
+    assert (rows["nse"].value, rows["nse"].source) == (123.4, "entered")
+    assert (rows["crp"].value, rows["crp"].source) == (None, "not given")
+
+
+def test_exports_show_imputed_values_marked(record):
+    data = json.loads(case_to_json(record))
+    assert data["clinical"]["ldh"] == {"value": 456.0, "unit": "U/L", "source": "imputed"}
+    assert data["clinical"]["nse"] == {"value": 123.4, "unit": "ng/mL", "source": "entered"}
+    rows = dict(csv.reader(io.StringIO(case_to_csv(record))))
+    assert (rows["clinical.ldh.value"], rows["clinical.ldh.source"]) == ("456.0", "imputed")
+    assert rows["clinical.nse.source"] == "entered"
+    record.clinical_imputed = {"ldh": None}
+    old = json.loads(case_to_json(record))["clinical"]["ldh"]
+    assert old["value"] is None and old["source"] == "imputed" and "not stored" in old["note"]

@@ -224,3 +224,102 @@ def test_save_box_with_nothing_to_save(store_url):
     at = AppTest.from_function(app, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert at.info[0].value.startswith("Nothing to save yet")
+
+
+def test_export_buttons_make_and_audit_the_file_only_when_clicked(store_url, repo_root, monkeypatch):
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    # the deferred download's data function, as Streamlit registers it for the click
+    registered = {}
+    add_deferred = MediaFileManager.add_deferred
+
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        registered[file_name] = data_callable
+        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    saved = _saved_case(store_url, "P0123", "HR", 0.7)
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    buttons = at.get("download_button")
+    assert len(buttons) == 3 and all(b.proto.deferred_file_id and not b.proto.url for b in buttons)
+    engine = get_engine(store_url)
+    assert audit.list_events(engine, action="case_exported") == []  # showing the page exports nothing
+    pdf_name = next(name for name in registered if name.endswith(".pdf"))
+    assert pdf_name == f"nbrisk_{saved.case_uid}_v1_P0123.pdf"
+    data = registered[pdf_name]()  # what Streamlit runs on its worker thread when the button is clicked
+    assert data.startswith(b"%PDF")
+    events = audit.list_events(engine, action="case_exported")
+    assert [(e.username, e.case_uid, e.detail["format"], e.detail["version"]) for e in events] == [
+        ("local", saved.case_uid, "pdf", 1)]
+
+
+def _open_from_cases_page(repo_root, case_uid, before: dict | None = None) -> AppTest:
+    """Click "Open case" on the Saved cases page; returns that AppTest (its session holds the case)."""
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT)
+    for key, value in (before or {}).items():
+        at.session_state[key] = value
+    at.run()
+    at.selectbox(key="cases.chosen").select(case_uid).run()
+    at.button(key="cases.open").click().run()
+    return at
+
+
+def _case_page_with_session_of(repo_root, other: AppTest) -> AppTest:
+    """The Case page in the same browser session as ``other`` (AppTests do not share sessions)."""
+    from nbrisk_ui import state
+
+    at = AppTest.from_file(str(repo_root / "pages" / "1_Case.py"), default_timeout=TIMEOUT)
+    for key in (*state.CASE_OBJECT_KEYS, *state.IMAGING_KEYS, state.CASE_ID, state.CASE_VERSION, state.CASE_LABEL):
+        if key in other.session_state:
+            at.session_state[key] = other.session_state[key]
+    return at.run()
+
+
+def test_case_page_shows_the_chosen_slices_of_a_reopened_case(store_url, repo_root):
+    from nbrisk_core.store.session import chosen_slice_views, record_from_session
+    from nbrisk_ui import state
+
+    rng = np.random.default_rng(3)
+    art, nc = (rng.integers(-100, 300, (32, 32)).astype(np.int16) for _ in range(2))
+    chosen = {"art": {"hu": art, "index": 17, "z_mm": 42.5, "pixel_spacing": (0.8, 0.8), "series_uid": "2.25.7",
+                      "viewer_window": {"name": "liver", "width": 150.0, "level": 30.0}},
+              "nc": {"hu": nc, "index": 16, "z_mm": 40.0, "pixel_spacing": (0.8, 0.8), "series_uid": "2.25.5"}}
+    case = {"age_months": 30.0, "sex": "F", "deidentified": True,
+            "phases": {"nc": {"series_uid": "2.25.5", "n_slices": 40, "pixel_spacing": [0.8, 0.8]},
+                       "art": {"series_uid": "2.25.7", "n_slices": 41, "pixel_spacing": [0.8, 0.8]}}}
+    record = record_from_session(case=case, chosen_slices=chosen, label="P0314")
+    saved = cases.save_case(get_engine(store_url), record, "alice")
+    other = _saved_case(store_url, "P0999", "NHR", 0.2)
+
+    # a study loaded earlier in this session must not be shown under the reopened case
+    opened = _open_from_cases_page(repo_root, saved.case_uid, before={
+        state.IMAGING_STUDY: "the study of another case", state.CONFIRMED_SLICES: {"art": {"index": 1}}})
+    assert opened.session_state[state.CASE_ID] == saved.case_uid
+    assert state.IMAGING_STUDY not in opened.session_state and state.CONFIRMED_SLICES not in opened.session_state
+
+    at = _case_page_with_session_of(repo_root, opened)
+    assert not at.exception
+    assert "Reopened saved case" in [h.value for h in at.subheader]
+    assert any(saved.case_uid in i.value and "reopened" in i.value for i in at.info)
+    assert not any("Load a demo study" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    assert list(table["phase"]) == ["NC", "ART"] and list(table["chosen slice"]) == [16, 17]
+    assert list(table["z (mm)"]) == [40.0, 42.5] and list(table["slices in series"]) == [40, 41]
+    assert list(table["window"]) == ["–", "liver W150/L30"]
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert captions == ["NC · slice 16 · z 40.0 mm", "ART · slice 17 · z 42.5 mm"]
+    # ART opens in the window it was confirmed with; another window can be chosen
+    window = at.selectbox(key=f"case.reopened.window.{saved.case_uid}.ART")
+    assert window.value == "as saved"
+    window.select("bone").run()
+    assert not at.exception
+    # the slices shown are the stored HU arrays, unchanged
+    views = chosen_slice_views(at.session_state[state.CHOSEN_SLICES], at.session_state[state.CASE])
+    np.testing.assert_array_equal(views[1].plane, art)
+    np.testing.assert_array_equal(views[0].plane, nc)
+
+    # a case saved without the Case page's objects (only its slices) shows them too
+    at = _case_page_with_session_of(repo_root, _open_from_cases_page(repo_root, other.case_uid))
+    assert not at.exception
+    assert [caption for image in at.get("image") for caption in image.captions] == ["ART · slice 7 · z 35.0 mm"]
