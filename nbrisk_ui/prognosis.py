@@ -87,6 +87,9 @@ def cohort_and_pipeline(missing_pipeline_hint: str):
         st.error(problem)
         st.info(missing_pipeline_hint)
         st.stop()
+    weak_ct = pipeline.ct_signal_note()
+    if weak_ct:
+        st.warning(weak_ct)
     return path, clinical, meta, pipeline
 
 

@@ -49,6 +49,20 @@ def _pmm_draw(design_obs, y_obs, design_mis, k_pmm, rng):
     return y_obs[chosen]
 
 
+def ks_critical_d(n: int, m: int, alpha: float = 0.05) -> float:
+    """Large-sample critical D of the two-sample Kolmogorov-Smirnov test (Smirnov's asymptotic form).
+
+    ``c(alpha) * sqrt((n + m) / (n * m))`` with ``c(alpha) = sqrt(-log(alpha / 2) / 2)``, 1.358 at 5 %.
+
+    Examples
+    --------
+    >>> round(ks_critical_d(180, 20), 3)
+    0.32
+    """
+    c = np.sqrt(-np.log(alpha / 2) / 2)
+    return float(c * np.sqrt((n + m) / (n * m)))
+
+
 class MICEPMMImputer(TransformerMixin, BaseEstimator):
     """Multiple imputation by chained equations with predictive mean matching.
 
@@ -84,8 +98,10 @@ class MICEPMMImputer(TransformerMixin, BaseEstimator):
     history_ : pandas.DataFrame
         Mean of the imputed values per variable (columns) after each cycle (rows).
     ks_ : pandas.DataFrame
-        ``variable, d_statistic, p_value, n_imputed``: two-sample Kolmogorov-Smirnov test of observed
-        vs imputed training values per imputed variable.
+        ``variable, d_statistic, p_value, n_imputed, d_critical_05``: two-sample Kolmogorov-Smirnov
+        test of observed vs imputed training values per imputed variable. ``d_critical_05`` is the D
+        above which the two samples differ at the 5 % level (:func:`ks_critical_d`): with a few dozen
+        imputed values, D of 0.2-0.3 is still sampling noise, so read D against it, not against 0.1.
     """
 
     def __init__(self, max_iter: int = 50, min_iter: int = 20, k_pmm: int = 5, z_max: float = 3.0,
@@ -134,8 +150,9 @@ class MICEPMMImputer(TransformerMixin, BaseEstimator):
         for c in self.imputed_variables_:
             observed, imputed = self.observed_and_imputed(c)
             result = ks_2samp(observed, imputed)
-            rows.append((c, float(result.statistic), float(result.pvalue), int(len(imputed))))
-        self.ks_ = pd.DataFrame(rows, columns=["variable", "d_statistic", "p_value", "n_imputed"])
+            rows.append((c, float(result.statistic), float(result.pvalue), int(len(imputed)),
+                         ks_critical_d(len(observed), len(imputed))))
+        self.ks_ = pd.DataFrame(rows, columns=["variable", "d_statistic", "p_value", "n_imputed", "d_critical_05"])
         return self
 
     def _stationary(self, history: np.ndarray) -> bool:

@@ -532,6 +532,20 @@ class PrognosisPipeline:
         table = self.screening_[["feature", "hr", "low", "high", "p_univariate", "kept"]]
         return table.rename(columns={"p_univariate": "p"})
 
+    def ct_signal_note(self) -> str | None:
+        """A warning to show next to the MLRS when the CT features carry little survival signal here.
+
+        None when at least one CT feature passed screening and is used by the selected model.
+        """
+        kept = [c for c in self.features_ if c in CT_COLUMNS]
+        if kept:
+            return None
+        p_best = float(self.screening_.loc[self.screening_["feature"].isin(CT_COLUMNS), "p_univariate"].min())
+        return (f"None of the {len(CT_COLUMNS)} CT features passed Cox screening in this training cohort "
+                f"(smallest univariate p = {p_best:.2g}, threshold {self.p_univariate:g}): the MLRS here rests "
+                "on the clinical variables alone, and the classifier that produced the CT features should be "
+                "checked (its model card gives its AUC on the demo cohort).")
+
 
 def fit_cohort_pipeline(cohort_dir, embeddings: pd.DataFrame | None = None, *, grid: str = "full",
                         backend: str = "loky", n_jobs: int = 2, seed: int = 2025, selected: str | None = None,

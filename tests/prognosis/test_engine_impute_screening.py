@@ -38,7 +38,7 @@ def test_pmm_imputes_only_observed_values_and_converges():
     # the chains are stationary: the last block of cycles does not drift from the one before
     history = imputer.history_.to_numpy()
     assert np.all(np.abs(history[-10:].mean(0) - history[-20:-10].mean(0)) < 3 * history.std(0) + 1e-12)
-    assert list(imputer.ks_.columns) == ["variable", "d_statistic", "p_value", "n_imputed"]
+    assert list(imputer.ks_.columns) == ["variable", "d_statistic", "p_value", "n_imputed", "d_critical_05"]
     assert imputer.ks_.set_index("variable").loc["b", "n_imputed"] == frame["b"].isna().sum()
 
 
@@ -126,3 +126,15 @@ def test_screening_statistics_equal_lifelines_without_ties():
         assert table.loc[feature, "p_univariate"] == pytest.approx(row["p"], rel=1e-4, abs=1e-12)
     multi = CoxPHFitter().fit(X.assign(t=time, e=event), "t", "e").summary
     np.testing.assert_allclose(table.loc[multi.index, "p_multivariate"], multi["p"], rtol=1e-3, atol=1e-12)
+
+
+def test_ks_critical_d_is_the_five_percent_point_of_the_asymptotic_distribution():
+    from scipy.stats import kstwobign
+
+    from nbrisk_core.prognosis.impute import ks_critical_d
+
+    for n, m in [(180, 20), (150, 50), (1000, 1000)]:
+        d = ks_critical_d(n, m)
+        # P(sqrt(nm/(n+m)) D > c) = 0.05 under the null
+        assert abs(kstwobign.sf(d * np.sqrt(n * m / (n + m))) - 0.05) < 1e-3
+    assert ks_critical_d(180, 20) > ks_critical_d(1000, 1000)

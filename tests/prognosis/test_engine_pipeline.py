@@ -41,7 +41,7 @@ def test_fitted_attributes(pipeline):
     assert len(p.combinations_) == 117
     assert p.selected_ in set(p.combinations_.loc[p.combinations_["status"] == "fitted", "combination"])
     assert set(p.features_) == set(p.screening_.loc[p.screening_["kept"], "feature"])
-    assert set(p.imputer_.ks_.columns) == {"variable", "d_statistic", "p_value", "n_imputed"}
+    assert set(p.imputer_.ks_.columns) == {"variable", "d_statistic", "p_value", "n_imputed", "d_critical_05"}
     json.dumps(p.config_)  # JSON-able
     assert p.config_["seed"] == 7 and p.config_["software"]["scikit-survival"]
     for key in ("selected", "c_index_train", "c_index_test", "cutoff", "logrank_p", "td_auc", "baseline_lasso_cox",
@@ -162,3 +162,15 @@ def test_nbrisk_benchmark_bad_input_exits_2(tmp_path, capsys):
 
     assert main(["benchmark", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--grid", "test"]) == 2
     assert "clinical.csv: not found" in capsys.readouterr().err
+
+
+def test_ct_signal_note_only_when_no_ct_feature_is_used(pipeline):
+    import copy
+
+    # the stand-ins carry the latent score, so screening keeps at least one of them
+    assert any(c in CT_COLUMNS for c in pipeline.features_)
+    assert pipeline.ct_signal_note() is None
+    clinical_only = copy.copy(pipeline)
+    clinical_only.features_ = [c for c in pipeline.features_ if c not in CT_COLUMNS]
+    note = clinical_only.ct_signal_note()
+    assert note is not None and "None of the 16 CT features" in note and "clinical variables alone" in note
