@@ -57,6 +57,17 @@ def get_pipeline(cohort_dir: str, grid: str = APP_GRID, selected: str | None = A
     return fit_pipeline(str(cohort_dir), grid, selected)
 
 
+#: Grid fitted when a user asks the Cohort page for the paper's whole search.
+FULL_SEARCH_GRID = "full"
+
+
+def session_grid() -> str:
+    """The grid this session's pages use: :data:`APP_GRID`, or the full search once asked for."""
+    from nbrisk_ui import state
+
+    return st.session_state.get(state.PROGNOSIS_GRID, APP_GRID)
+
+
 def pipeline_or_message(cohort_dir) -> tuple[object | None, str | None]:
     """``(pipeline, None)``, or ``(None, message)`` when it cannot be fitted from this cohort."""
     path = Path(cohort_dir)
@@ -64,7 +75,8 @@ def pipeline_or_message(cohort_dir) -> tuple[object | None, str | None]:
         return None, (f"No cohort found at `{path}`. Build the demo cohort with "
                       f"`nbrisk demo build --out {path}`.")
     try:
-        return get_pipeline(str(path)), None
+        grid = session_grid()
+        return get_pipeline(str(path), grid, APP_MODEL if grid == "app" else None), None
     except InputError as error:
         return None, str(error)
 

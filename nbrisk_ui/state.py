@@ -43,3 +43,4 @@ IMAGING_KEYS = (IMAGING_STUDY, IMAGING_SOURCE, PHASE_ASSIGNMENT, PHASE_SUGGESTIO
 PROGNOSIS_FORM = "nbrisk.prognosis.form."
 PROGNOSIS_DEMO_PATIENT = "nbrisk.prognosis.demo_patient"  # cohort patient whose CT features the demo uses
 COHORT_WIDGETS = "nbrisk.cohort."
+PROGNOSIS_GRID = "nbrisk.prognosis.grid"  # grid this session asked for ("full" after the Cohort page's button)

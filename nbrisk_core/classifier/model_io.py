@@ -196,8 +196,12 @@ def load_backbone_weights(model, weights_file: Path) -> list[str]:
         except Exception as error:  # torch raises several types for a bad or unsafe file
             raise InputError(f"--pretrained {weights_file}: not a plain tensor checkpoint ({error})") from None
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    from nbrisk_core.classifier.architectures import ARCHITECTURES
+
+    head_prefix = ARCHITECTURES[model.nbrisk_arch].classifier_path + "."
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    usable = {k: v for k, v in state.items()
+              if k in own and not k.startswith(head_prefix) and tuple(v.shape) == tuple(own[k].shape)}
     if not usable:
         raise InputError(f"--pretrained {weights_file}: no tensor fits this architecture")
     model.load_state_dict(usable, strict=False)

@@ -101,3 +101,22 @@ def test_missing_card_is_refused(tiny_model, tmp_path):
     (tmp_path / "m.json").unlink()
     with pytest.raises(InputError, match="model card not found"):
         load_model(tmp_path / "m.safetensors")
+
+
+def test_pretrained_backbone_file_leaves_the_head_fresh(tiny_model, tmp_path):
+    from safetensors.torch import save_file
+
+    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS
+    from nbrisk_core.classifier.model_io import load_backbone_weights
+
+    path = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_model.state_dict().items()}, str(path))
+    torch.manual_seed(123)
+    fresh = build_model("swin_t", backbone_kwargs=dict(TINY_SWIN_KWARGS))
+    head_before = {k: v.clone() for k, v in fresh.state_dict().items() if k.startswith("head.fc.")}
+    skipped = load_backbone_weights(fresh, path)
+    state, source = fresh.state_dict(), tiny_model.state_dict()
+    assert head_before and all(k in skipped for k in head_before)
+    assert all(torch.equal(state[k], head_before[k]) for k in head_before)  # the paper's head starts fresh
+    backbone = [k for k in state if not k.startswith("head.fc.")]
+    assert all(torch.equal(state[k], source[k]) for k in backbone)

@@ -255,3 +255,28 @@ def test_summary_csv_round_trips(fitted_app):
     curve = pd.read_csv(io.StringIO(text), comment="#")
     np.testing.assert_allclose(curve["time_days"], prognosis.times)
     np.testing.assert_allclose(curve["survival"], prognosis.survival)
+
+
+def test_cohort_page_full_search_button_switches_the_session_to_the_full_grid(cohort, monkeypatch):
+    path, embeddings, pipeline, _ = cohort
+    asked = []
+
+    def fake_fit(cohort_dir, grid, selected=None):
+        asked.append((grid, selected))
+        return pipeline
+
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(path))
+    monkeypatch.setattr(ui_prognosis, "load_embeddings", lambda cohort_dir: embeddings)
+    monkeypatch.setattr(ui_prognosis, "fit_pipeline", fake_fit)
+    _clear_caches()
+    try:
+        at = _page("4_Cohort.py")
+        at.run()
+        assert not at.exception, at.exception
+        assert asked == [("app", ui_prognosis.APP_MODEL)]
+        _button(at, "Run the full model search").click().run()
+        assert not at.exception, at.exception
+        assert at.session_state[state.PROGNOSIS_GRID] == "full"
+        assert asked[-1] == ("full", None)  # fitted once, then served from the cache
+    finally:
+        _clear_caches()
