@@ -42,9 +42,11 @@ def home() -> None:
     cols[0].metric("Patients", n)
     cols[1].metric("High risk / non-high risk", f"{n_hr} / {n - n_hr}")
     q1, med, q3 = np.percentile(age, [25, 50, 75])
-    cols[2].metric("Median age (IQR)", f"{med:.1f} mo", f"{q1:.1f}–{q3:.1f} mo", delta_color="off")
+    cols[2].metric("Median age (IQR)", f"{med:.1f} mo", f"{q1:.1f}–{q3:.1f} mo",
+                   delta_color="off", delta_arrow="off")
     f1, fmed, f3 = np.percentile(follow_up, [25, 50, 75])
-    cols[3].metric("Median follow-up (IQR)", f"{fmed:.0f} d", f"{f1:.0f}–{f3:.0f} d", delta_color="off")
+    cols[3].metric("Median follow-up (IQR)", f"{fmed:.0f} d", f"{f1:.0f}–{f3:.0f} d",
+                   delta_color="off", delta_arrow="off")
 
     from nbrisk_core.prognosis.plots import kaplan_meier_figure
 
