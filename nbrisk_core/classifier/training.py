@@ -134,7 +134,7 @@ def cohort_batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
 
 def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndarray, val_labels: np.ndarray,
         resume: bool = False, progress: bool = True, log: Callable[[str], None] = print,
-        aux_scale: np.ndarray | None = None) -> list[EpochRecord]:
+        aux_scale: np.ndarray | None = None, aux_center: np.ndarray | None = None) -> list[EpochRecord]:
     """Train ``model`` in place; return the epoch history. Best weights end up in the model.
 
     Parameters
@@ -167,6 +167,7 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         history = [EpochRecord(**json.loads(h)) for h in state["history"]]
         log(f"resuming {recipe.stage} at epoch {start_epoch + 1} (best monitored loss {best_loss:.4f})")
     aux_scale_t = None if aux_scale is None else torch.as_tensor(aux_scale, dtype=torch.float32)
+    aux_center_t = None if aux_center is None else torch.as_tensor(aux_center, dtype=torch.float32)
     from nbrisk_core.classifier.architectures import forward_with_embedding, risk_head
 
     for epoch in range(start_epoch, recipe.max_epochs):
@@ -191,6 +192,8 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             head = risk_head(model)
             if recipe.aux_weight and aux is not None and head.aux is not None:
                 target = torch.as_tensor(aux, dtype=torch.float32)
+                if aux_center_t is not None:
+                    target = target - aux_center_t
                 if aux_scale_t is not None:
                     target = target / aux_scale_t
                 loss = loss + recipe.aux_weight * torch.nn.functional.smooth_l1_loss(head.aux(embedding), target)

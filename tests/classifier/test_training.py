@@ -109,6 +109,9 @@ def test_cli_pretrain_then_finetune(tiny_cohort, tmp_path, capsys):
     card = json.loads((pre / "model.json").read_text())
     assert card["training"]["stage"] == "pretrain" and card["head"]["n_aux"] == 7
     assert card["training_cohort"]["synthetic"] is True and card["synthetic_data"] is True
+    # auxiliary targets are z-scored (centre and scale of the synthetic validation set, kept with the run)
+    center, scale = np.loadtxt(pre / "aux_center.txt"), np.loadtxt(pre / "aux_scale.txt")
+    assert center.shape == scale.shape == (7,) and center[0] > 100 and (scale > 0).all()  # [0]: area in mm^2
     code = main(["train", "--tiny", "--cohort", str(tiny_cohort), "--run", str(tmp_path / "ft"), "--init",
                  str(pre / "best.safetensors"), "--epochs", "1", "--batch-size", "8", "--no-progress",
                  "--threads", "1"])
