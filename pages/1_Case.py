@@ -243,6 +243,19 @@ def confirm_slice(phase: str, index: int, series_by_phase: dict) -> None:
             st.session_state[f"case.slice.{other}"] = start
 
 
+def companion_phases(phase: str) -> list:
+    """The study's other HU phases aligned onto this phase's slices: edges seen in any phase help
+    the contour (see ``segment_from_seed``); a phase of another in-plane size is left out."""
+    from nbrisk_core.imaging.segmentation import align_phase
+
+    series = series_by_phase[phase]
+    if not series.is_hu:
+        return []
+    aligned = (align_phase(series.hu, series.z_mm, other.hu, other.z_mm)
+               for name, other in series_by_phase.items() if name != phase and other.is_hu)
+    return [a for a in aligned if a is not None]
+
+
 @st.fragment
 def phase_viewer(phase: str) -> None:
     """Viewer of one phase; a fragment, so moving the slider reruns only this block."""
@@ -305,7 +318,7 @@ def phase_viewer(phase: str) -> None:
         volume = series.hu if series.is_hu else pseudo_hu_from_grey(series.hu)
         try:
             segmentations[phase] = segment_from_seed(volume, (index, row, col), series.pixel_spacing,
-                                                     series.slice_spacing_mm)
+                                                     series.slice_spacing_mm, companions=companion_phases(phase))
         except InputError as error:
             st.error(str(error))
         st.rerun(scope="fragment")

@@ -61,7 +61,7 @@ def run(args) -> dict:
 
     from nbrisk_core.imaging.dicom_io import load_study
     from nbrisk_core.imaging.render import render_slice
-    from nbrisk_core.imaging.segmentation import segment_from_seed
+    from nbrisk_core.imaging.segmentation import align_phase, segment_from_seed
     from nbrisk_core.imaging.synthetic import write_ct_series
 
     n, size, repeats = args.slices, args.size, max(1, args.repeats)
@@ -108,6 +108,20 @@ def run(args) -> dict:
               f"ratio {grow_s / TARGET_GROW_S:.2f}); proposed slice {segmentation.max_area_slice} "
               f"(phantom centre {seed[0]})")
 
+        # as on the Case page: the two other phases aligned (bone overlap) and used as companions;
+        # stand-ins here are the same series shifted one slice and enhanced by 60 HU
+        others = [np.roll(series.hu, 1, axis=0) + np.int16(60), np.roll(series.hu, -1, axis=0) + np.int16(30)]
+        multi_times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            companions = [align_phase(series.hu, series.z_mm, other, series.z_mm) for other in others]
+            segment_from_seed(series.hu, seed, series.pixel_spacing, series.slice_spacing_mm, companions=companions)
+            multi_times.append(time.perf_counter() - start)
+        del others, companions
+        multi_s = statistics.median(multi_times)
+        print(f"align two other phases + grow with them + area curve (what the Case page runs): {multi_s:.3f} s "
+              f"wall (target < {TARGET_GROW_S} s, ratio {multi_s / TARGET_GROW_S:.2f})")
+
         k = segmentation.max_area_slice
         render_times = []
         for i in range(max(20, repeats)):
@@ -122,7 +136,7 @@ def run(args) -> dict:
     figures.update(load_s=round(load_s, 3), load_cpu_s=round(load_cpu_s, 3), load_target_s=TARGET_LOAD_S,
                    grow_cpu_s=round(grow_cpu_s, 3), load_average=round(os.getloadavg()[0], 2),
                    peak_memory_ratio=round(ratio, 3), peak_memory_target_ratio=TARGET_MEMORY_RATIO,
-                   grow_s=round(grow_s, 3), grow_target_s=TARGET_GROW_S,
+                   grow_s=round(grow_s, 3), grow_multiphase_s=round(multi_s, 3), grow_target_s=TARGET_GROW_S,
                    render_ms=round(render_ms, 2), render_target_ms=TARGET_RENDER_MS,
                    proposed_slice=int(k), phantom_centre_slice=int(seed[0]), volume_mb=round(volume_bytes / 1e6, 1),
                    np_version=np.__version__)
