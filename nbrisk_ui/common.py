@@ -30,3 +30,12 @@ def load_cohort_tables(path: str):
 
     cohort = load_cohort(Path(path))
     return cohort.clinical, cohort.truth, cohort.meta
+
+
+def switch_page_or_say(page: str, message: str) -> None:
+    """``st.switch_page(page)``; where the page runs outside the app's navigation (an AppTest, a bare
+    ``streamlit run pages/X.py``) there is nothing to switch to, so ``message`` is shown instead."""
+    try:
+        st.switch_page(page)
+    except st.errors.StreamlitAPIException:
+        st.success(message)

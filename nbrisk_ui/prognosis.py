@@ -150,7 +150,37 @@ def summary_csv(result: dict, meta: dict | None) -> str:
                  f"cohort={meta.get('name', '?')} synthetic={bool(meta.get('synthetic', True))}\n")
     buffer.write(f"# model={result['model']} mlrs={result['mlrs']:.6g} percentile={result['percentile']:.1f} "
                  f"group={result['group']} cutoff={result['cutoff']:.6g}\n")
-    buffer.write(f"# ct_features={result.get('embedding_source', '?')} "
-                 f"imputed={';'.join(result['imputed']) or 'none'}\n")
+    filled = result.get("imputed_values") or {}
+    imputed = ";".join(f"{name}={filled[name]}" if name in filled else name for name in result["imputed"])
+    buffer.write(f"# ct_features={result.get('embedding_source', '?')} imputed={imputed or 'none'}\n")
     curve.to_csv(buffer, index=False)
     return buffer.getvalue()
+
+
+def header_prefill(case: dict | None) -> dict:
+    """Form values known from the study's (de-identified) DICOM header: ``age_months`` and ``sex``.
+
+    The Prognosis form starts from these so that MICE never imputes an age or a sex that
+    contradicts the images; the user can still change them. Values outside the schema's
+    accepted range or categories are left out (the form then shows the field empty).
+
+    Examples
+    --------
+    >>> header_prefill({"age_months": 30.0, "sex": "F"})
+    {'age_months': 30.0, 'sex': 'F'}
+    >>> header_prefill({"age_months": None, "sex": "O"})
+    {}
+    """
+    from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+
+    spec = {v.name: v for v in CLINICAL_VARIABLES}
+    case = case if isinstance(case, dict) else {}
+    values = {}
+    age = case.get("age_months")
+    low, high = spec["age_months"].low, spec["age_months"].high
+    if isinstance(age, (int, float)) and np.isfinite(age) and low <= age <= high:
+        values["age_months"] = float(age)
+    sex = case.get("sex")
+    if isinstance(sex, str) and sex.upper() in spec["sex"].categories:
+        values["sex"] = sex.upper()
+    return values

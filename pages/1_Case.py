@@ -17,7 +17,7 @@ from nbrisk_core.imaging.case import PHASE_ORDER, case_meta, check_assignment, c
 from nbrisk_core.imaging.model_input import PHASE_LABELS
 from nbrisk_core.imaging.windowing import WINDOW_PRESETS
 from nbrisk_ui import auth, state
-from nbrisk_ui.common import cohort_dir, synthetic_banner
+from nbrisk_ui.common import cohort_dir, switch_page_or_say, synthetic_banner
 
 VIEW_WIDTH = 512
 SAVED_WINDOW = "as saved"
@@ -374,8 +374,4 @@ with st.container(border=True):
     if st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send"):
         st.session_state[state.CHOSEN_SLICES] = dict(confirmed)
         st.session_state[state.CASE] = case_meta(study, st.session_state[state.PHASE_ASSIGNMENT])
-        try:
-            st.switch_page("pages/2_Risk.py")
-        except st.errors.StreamlitAPIException:
-            # the page runs outside the app's navigation (tests, a bare ``streamlit run pages/1_Case.py``)
-            st.success("Chosen slices stored for the Risk page.")
+        switch_page_or_say("pages/2_Risk.py", "Chosen slices stored for the Risk page.")

@@ -12,7 +12,7 @@ import streamlit as st
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth, state
-from nbrisk_ui.prognosis import cohort_and_pipeline, demo_embedding, summary_csv
+from nbrisk_ui.prognosis import cohort_and_pipeline, demo_embedding, header_prefill, summary_csv
 
 #: Individual prediction must feel immediate (target from the Prognosis issue).
 PREDICTION_TARGET_MS = 300
@@ -63,6 +63,22 @@ if demo_patient is not None and st.button("Fill the form with this demo patient'
             st.session_state[f"{FORM}{v.name}"] = None if missing else yes_no
         else:
             st.session_state[f"{FORM}{v.name}"] = None if missing else str(value)
+
+if demo_patient is None:
+    # age and sex come from the study's header: prefill them once per case so that MICE never
+    # imputes values that contradict the images (the user can still change them)
+    prefill = header_prefill(st.session_state.get(state.CASE))
+    marker = f"{FORM}prefilled"
+    if prefill and st.session_state.get(marker) != prefill:
+        for name, value in prefill.items():
+            st.session_state[f"{FORM}{name}"] = value
+            if name == "age_months":
+                st.session_state[f"{FORM}{name}.unit"] = "months"
+        st.session_state[marker] = prefill
+    if prefill:
+        st.caption("Prefilled from the study's DICOM header: "
+                   + ", ".join(f"{name.replace('_', ' ')} {value:g}" if isinstance(value, float)
+                               else f"{name} {value}" for name, value in prefill.items()) + ".")
 
 with st.form("nbrisk.prognosis.form"):
     st.markdown("**Clinical values at diagnosis.** Leave a field empty when it is not known: missing "

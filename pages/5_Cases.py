@@ -13,7 +13,7 @@ from nbrisk_core.store import cases
 from nbrisk_core.store.models import CASE_STATUSES
 from nbrisk_ui import auth, state
 from nbrisk_ui.cases import STATUS_LABELS, close_case, export_buttons, open_case, store_engine
-from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
+from nbrisk_ui.common import cohort_dir, load_cohort_tables, switch_page_or_say, synthetic_banner
 
 #: where "Open" sends the user, first page that exists
 OPEN_TARGETS = ("pages/2_Risk.py", "pages/3_Prognosis.py", "pages/1_Case.py")
@@ -96,9 +96,11 @@ with open_tab:
             st.error(str(error))
         else:
             target = next((p for p in OPEN_TARGETS if (Path(__file__).parent.parent / p).exists()), None)
+            message = f"Case {chosen} is open in this session."
             if target is not None:
-                st.switch_page(target)
-            st.success(f"Case {chosen} is open in this session.")
+                switch_page_or_say(target, message)
+            else:
+                st.success(message)
     b2.caption("Opening puts the chosen slices, the risk and prognosis results and the clinical values back "
                "into the Case, Risk and Prognosis pages.")
     export_buttons(summary.case_uid, summary.version, summary.label, key=f"cases.export.{chosen}")

@@ -454,12 +454,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--screenshots", action="store_true", help="save screenshots of every step")
     parser.add_argument("--upload", choices=("zip", "files"), default="zip",
                         help="upload the demo study as one zip (default) or as its DICOM files")
+    parser.add_argument("--step-timeout", type=float, default=None, metavar="S",
+                        help="seconds one step may wait (default: 90 s times sessions per CPU core, at least 90 s: "
+                             "N browsers on fewer cores are starved, and a timeout there measures the machine)")
+
+
+def step_timeout_s(sessions: int, cores: int | None = None) -> float:
+    """Default step timeout of the benchmark: 90 s scaled by the browser sessions per core.
+
+    >>> step_timeout_s(1, cores=2), step_timeout_s(10, cores=2)
+    (90.0, 450.0)
+    """
+    cores = cores or os.cpu_count() or 1
+    return STEP_TIMEOUT_MS / 1000 * max(1.0, sessions / cores)
 
 
 def _session_worker(base_url: str, index: int, username: str, password: str, demo_patient: str,
-                    study_zip, screenshots: bool) -> dict:
+                    study_zip, screenshots: bool, step_timeout_ms: int = STEP_TIMEOUT_MS) -> dict:
     from playwright.sync_api import sync_playwright
 
+    global STEP_TIMEOUT_MS  # this worker is its own (spawned) process: the setting stays in it
+    STEP_TIMEOUT_MS = int(step_timeout_ms)
     started = time.perf_counter()
     try:
         with sync_playwright() as pw, browser_context(pw) as context:
@@ -491,6 +506,7 @@ def run(args) -> dict:
         print(f"workflow benchmark skipped: {reason}")
         return {"skipped": reason}
     n = int(getattr(args, "sessions", 10))
+    timeout_s = getattr(args, "step_timeout", None) or step_timeout_s(n)
     cohort = config.demo_cohort_dir()
     meta_path = cohort / "cohort.json"
     if not meta_path.exists():
@@ -509,13 +525,14 @@ def run(args) -> dict:
                     zips[pid] = sorted((cohort / "studies" / pid).rglob("*.dcm"))
                 else:
                     zips[pid] = make_demo_zip(cohort, pid, server.workdir / "studies")
-        print(f"server {server.url}: {n} concurrent sessions")
+        print(f"server {server.url}: {n} concurrent sessions, step timeout {timeout_s:.0f} s")
         started = time.perf_counter()
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
             futures = [pool.submit(_session_worker, server.url, i, accounts[i][0], accounts[i][1],
                                    examples[i % len(examples)], zips.get(examples[i % len(examples)]),
-                                   bool(getattr(args, "screenshots", False))) for i in range(n)]
+                                   bool(getattr(args, "screenshots", False)), int(timeout_s * 1000))
+                       for i in range(n)]
             outcomes = [f.result() for f in futures]
         wall = time.perf_counter() - started
         isolation = _check_isolation(server.database_url, outcomes)
@@ -526,7 +543,8 @@ def run(args) -> dict:
     for o in outcomes:
         for step, seconds in o["timings"].items():
             steps.setdefault(step, []).append(seconds)
-    figures = {"sessions": n, "wall_s": round(wall, 2), "errors": errors, "isolation_problems": isolation,
+    figures = {"sessions": n, "step_timeout_s": round(timeout_s, 1), "wall_s": round(wall, 2), "errors": errors,
+               "isolation_problems": isolation,
                "skipped_steps": sorted({f"{k}: {v}" for o in outcomes for k, v in o["skipped"].items()}),
                "steps": {k: {"n": len(v), "p50_s": round(float(np.percentile(v, 50)), 2),
                              "p95_s": round(float(np.percentile(v, 95)), 2), "max_s": round(max(v), 2)}

@@ -173,6 +173,32 @@ def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
     assert at2.session_state[state.PROGNOSIS_RESULT]["mlrs"] == pytest.approx(expected.mlrs)
 
 
+def test_prognosis_page_prefills_age_and_sex_from_the_study_header(fitted_app):
+    _, embeddings, pipeline, _ = fitted_app
+    vector = embeddings.iloc[4].to_numpy()
+    at = _page("3_Prognosis.py")
+    at.session_state[state.RISK_RESULT] = {"embedding": vector.tolist()}
+    at.session_state[state.CASE] = {"age_months": 27.0, "sex": "F", "phases": {}}
+    at.run()
+    assert not at.exception
+    assert _number_input(at, "Age at diagnosis").value == 27.0
+    assert at.selectbox(key=state.PROGNOSIS_FORM + "sex").value == "F"
+    assert any("DICOM header" in c.value for c in at.caption)
+    _button(at, "Predict survival").click().run()
+    result = at.session_state[state.PROGNOSIS_RESULT]
+    # age and sex are entered from the header, never imputed against it
+    assert "sex" not in result["imputed"] and "age_months" not in result["imputed"]
+    expected = pipeline.predict_patient(vector, {"age_months": {"value": 27.0, "unit": "months"}, "sex": "F"})
+    assert result["mlrs"] == pytest.approx(expected.mlrs)
+    # a user's change is used and survives the rerun (the header fills the form once per case)
+    at.selectbox(key=state.PROGNOSIS_FORM + "sex").set_value("M")
+    _button(at, "Predict survival").click().run()
+    assert at.selectbox(key=state.PROGNOSIS_FORM + "sex").value == "M"
+    assert at.session_state[state.CLINICAL_VALUES]["sex"] == "M"
+    # a header value the schema does not accept is not prefilled
+    assert ui_prognosis.header_prefill({"age_months": 400.0, "sex": "O"}) == {}
+
+
 def test_prognosis_page_shows_validation_errors(fitted_app):
     at = _page("3_Prognosis.py").run()
     _number_input(at, "Age at diagnosis").set_value(500.0)
@@ -251,7 +277,8 @@ def test_summary_csv_round_trips(fitted_app):
     header = [line for line in text.splitlines() if line.startswith("#")]
     assert "synthetic=True" in header[0] and "research use only" in header[0]
     assert f"mlrs={prognosis.mlrs:.6g}" in header[1] and f"group={prognosis.group}" in header[1]
-    assert "imputed=sex;" in header[2]
+    # each imputed variable carries the value MICE-PMM filled in
+    assert f"imputed=sex={prognosis.imputed_values['sex']};" in header[2]
     curve = pd.read_csv(io.StringIO(text), comment="#")
     np.testing.assert_allclose(curve["time_days"], prognosis.times)
     np.testing.assert_allclose(curve["survival"], prognosis.survival)

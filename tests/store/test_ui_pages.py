@@ -262,6 +262,9 @@ def _open_from_cases_page(repo_root, case_uid, before: dict | None = None) -> Ap
     at.run()
     at.selectbox(key="cases.chosen").select(case_uid).run()
     at.button(key="cases.open").click().run()
+    # outside the app's navigation there is no page to switch to: a message, not a page-not-found error
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("is open in this session" in m.value for m in at.success)
     return at
 
 
