@@ -39,22 +39,68 @@ class RiskHead(nn.Module):
     n_aux : int
         Auxiliary regression outputs read from the embedding (synthetic pretraining stage only;
         0 means none). They never enter the class logits.
+    n_dense : int
+        Outputs per final-stage token (``dense``, a linear layer on the backbone's last feature
+        map; synthetic pretraining only: the tumour fraction of each token's patch). 0 means none;
+        never part of the class path or of a shipped model.
+    dense_in_features : int, optional
+        Channels of that feature map when they differ from ``in_features`` (VGG, AlexNet).
+    pool_norm : bool
+        Standardise the pooled features (``norm``, a ``BatchNorm1d`` without affine parameters) before
+        ``hidden``; synthetic pretraining only. A pooled feature is an average over 49 tokens of which a
+        tumour covers a few, so its spread between images is ~0.05 against a common offset of ~1; without
+        the standardisation a from-scratch Swin-T's embedding either stays flat (small learning rate) or
+        its GELU units die (large one). :func:`fold_pool_norm` folds it into ``hidden`` afterwards, which
+        gives the paper's head exactly (an affine map followed by a linear layer is a linear layer).
     """
 
     def __init__(self, in_features: int, hidden_units: int = HIDDEN_UNITS,
-                 n_classes: int = len(CLASS_ORDER), n_aux: int = 0):
+                 n_classes: int = len(CLASS_ORDER), n_aux: int = 0, n_dense: int = 0,
+                 dense_in_features: int | None = None, pool_norm: bool = False):
         super().__init__()
         self.hidden = nn.Linear(in_features, hidden_units)
         self.act = nn.GELU()
         self.out = nn.Linear(hidden_units, n_classes)
         self.aux = nn.Linear(hidden_units, n_aux) if n_aux > 0 else None
+        self.dense = nn.Linear(dense_in_features or in_features, n_dense) if n_dense > 0 else None
+        self.norm = nn.BatchNorm1d(in_features, affine=False) if pool_norm else None
 
     def embed(self, pooled: torch.Tensor) -> torch.Tensor:
         """The 16-d CT embedding (after the activation) of pooled backbone features."""
+        if self.norm is not None:
+            pooled = self.norm(pooled)
         return self.act(self.hidden(pooled))
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.out(self.embed(pooled))
+
+    def fold_norm(self) -> None:
+        """Fold ``norm`` (its running statistics) into ``hidden`` and drop it: same outputs in eval mode."""
+        if self.norm is None:
+            return
+        state = fold_pool_norm({f"norm.{k}": v for k, v in self.norm.state_dict().items()}
+                               | {f"hidden.{k}": v for k, v in self.hidden.state_dict().items()}, "", self.norm.eps)
+        self.hidden.load_state_dict({"weight": state["hidden.weight"], "bias": state["hidden.bias"]})
+        self.norm = None
+
+
+def fold_pool_norm(state: dict, prefix: str, eps: float = 1e-5) -> dict:
+    """A state dict with ``<prefix>norm.*`` (running mean / variance) folded into ``<prefix>hidden.*``.
+
+    ``hidden(norm(x)) = W (x - m) / s + b = (W / s) x + (b - (W / s) m)``. Returns a new dict; a state
+    without the norm is returned unchanged.
+    """
+    if f"{prefix}norm.running_mean" not in state:
+        return state
+    state = dict(state)
+    mean = state.pop(f"{prefix}norm.running_mean").double()
+    var = state.pop(f"{prefix}norm.running_var").double()
+    state.pop(f"{prefix}norm.num_batches_tracked", None)
+    weight, bias = state[f"{prefix}hidden.weight"], state[f"{prefix}hidden.bias"]
+    scaled = weight.double() / torch.sqrt(var + eps)
+    state[f"{prefix}hidden.weight"] = scaled.to(weight.dtype)
+    state[f"{prefix}hidden.bias"] = (bias.double() - scaled @ mean).to(bias.dtype)
+    return state
 
 
 def _timm_backbone(name: str, **kwargs) -> nn.Module:
@@ -69,13 +115,20 @@ def _torchvision_alexnet(**kwargs) -> nn.Module:
     return alexnet(weights=None, **kwargs)
 
 
-def _timm_pre_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model.forward_head(model.forward_features(x), pre_logits=True)
+def _timm_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.forward_features(x)
 
 
-def _alexnet_pre_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    x = torch.flatten(model.avgpool(model.features(x)), 1)
-    return model.classifier[:-1](x)
+def _timm_pool(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    return model.forward_head(features, pre_logits=True)
+
+
+def _alexnet_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.features(x)
+
+
+def _alexnet_pool(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    return model.classifier[:-1](torch.flatten(model.avgpool(features), 1))
 
 
 def _swin_reshape(tensor: torch.Tensor) -> torch.Tensor:
@@ -94,7 +147,10 @@ class Architecture:
     classifier_path: str             # dotted path of the final linear layer that the head replaces
     in_features: int
     cam_layer: str                   # dotted path of the Grad-CAM target layer
-    pre_logits: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _timm_pre_logits
+    #: ``(model, x) -> last feature map`` and ``(model, feature map) -> pooled pre-logits``
+    features: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _timm_features
+    pool: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _timm_pool
+    features_nhwc: bool = False      # timm Swin stages are NHWC, CNN feature maps NCHW
     cam_reshape: Callable | None = None
     #: keyword overrides accepted by the builder (tiny test configurations)
     default_kwargs: dict = field(default_factory=dict)
@@ -105,7 +161,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     for a in (
         Architecture("swin_t", "Swin-T", lambda **kw: _timm_backbone("swin_tiny_patch4_window7_224", **kw),
                      "swin_tiny_patch4_window7_224", "head.fc", 768, "layers.3.blocks.-1",
-                     cam_reshape=_swin_reshape),
+                     features_nhwc=True, cam_reshape=_swin_reshape),
         Architecture("resnet50", "ResNet-50", lambda **kw: _timm_backbone("resnet50", **kw),
                      "resnet50", "fc", 2048, "layer4"),
         Architecture("densenet121", "DenseNet-121", lambda **kw: _timm_backbone("densenet121", **kw),
@@ -113,7 +169,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("vgg16", "VGG-16", lambda **kw: _timm_backbone("vgg16", **kw),
                      "vgg16", "head.fc", 4096, "features.29"),
         Architecture("alexnet", "AlexNet", _torchvision_alexnet, None, "classifier.6", 4096, "features.11",
-                     pre_logits=_alexnet_pre_logits),
+                     features=_alexnet_features, pool=_alexnet_pool),
     )
 }
 
@@ -144,7 +200,8 @@ def _set_submodule(model: nn.Module, path: str, new: nn.Module) -> None:
         setattr(parent, leaf, new)
 
 
-def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | None = None) -> nn.Module:
+def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | None = None,
+                n_dense: int = 0, pool_norm: bool = False) -> nn.Module:
     """A backbone of :data:`ARCHITECTURES` with its classifier replaced by :class:`RiskHead`.
 
     Parameters
@@ -155,6 +212,11 @@ def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | No
         Auxiliary regression outputs of the head (synthetic pretraining; 0 for the paper's head).
     backbone_kwargs : dict, optional
         Passed to the builder (e.g. :data:`TINY_SWIN_KWARGS` in tests). Stored in the model card.
+    n_dense : int
+        Outputs per final-stage token of the head's ``dense`` layer (synthetic pretraining; 0 otherwise).
+    pool_norm : bool
+        Standardise the pooled features before the head's hidden layer (synthetic pretraining; see
+        :class:`RiskHead`).
 
     Examples
     --------
@@ -167,7 +229,9 @@ def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | No
     old = get_submodule(backbone, spec.classifier_path)
     if not isinstance(old, nn.Linear):
         raise RuntimeError(f"{spec.name}: {spec.classifier_path} is {type(old).__name__}, expected Linear")
-    _set_submodule(backbone, spec.classifier_path, RiskHead(old.in_features, n_aux=n_aux))
+    head = RiskHead(old.in_features, n_aux=n_aux, n_dense=n_dense, dense_in_features=_feature_map_width(backbone),
+                    pool_norm=pool_norm)
+    _set_submodule(backbone, spec.classifier_path, head)
     backbone.nbrisk_arch = spec.name
     return backbone
 
@@ -179,7 +243,27 @@ def risk_head(model: nn.Module) -> RiskHead:
 
 def forward_with_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits, embedding)`` in one pass: class logits ``(N, 2)`` and the 16-d embedding ``(N, 16)``."""
-    pooled = ARCHITECTURES[model.nbrisk_arch].pre_logits(model, x)
+    spec = ARCHITECTURES[model.nbrisk_arch]
+    pooled = spec.pool(model, spec.features(model, x))
     head = risk_head(model)
     embedding = head.embed(pooled)
     return head.out(embedding), embedding
+
+
+def forward_with_tokens(model: nn.Module, x: torch.Tensor):
+    """``(logits, embedding, dense)`` in one pass; ``dense`` is the head's per-token output
+    ``(N, h, w, n_dense)`` on the last feature map (``None`` when the head has no dense layer)."""
+    spec = ARCHITECTURES[model.nbrisk_arch]
+    features = spec.features(model, x)
+    head = risk_head(model)
+    embedding = head.embed(spec.pool(model, features))
+    dense = None
+    if head.dense is not None:
+        dense = head.dense(features if spec.features_nhwc else features.permute(0, 2, 3, 1))
+    return head.out(embedding), embedding, dense
+
+
+def _feature_map_width(model: nn.Module) -> int:
+    """Channels of the last feature map (what the head's dense layer reads): timm's ``num_features``;
+    torchvision's AlexNet ends its features with 256 channels."""
+    return int(getattr(model, "num_features", 256))

@@ -8,6 +8,7 @@ shares between sessions (``st.cache_resource``), so one lock serialises CAM comp
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -18,6 +19,26 @@ from nbrisk_core.classifier import CLASS_ORDER
 from nbrisk_core.errors import InputError
 
 _CAM_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _gradients_only_in(model, layer):
+    """Let only ``layer``'s parameters require gradients while a CAM runs.
+
+    Grad-CAM needs the gradient at the target layer's output, nothing upstream of it. With every
+    parameter requiring gradients, the backward pass would also walk the whole backbone for weight
+    gradients nobody reads (about twice the forward's cost); with only the target layer's, it stops
+    there. The heat map is the same; the flags are restored afterwards.
+    """
+    keep = {id(p) for p in layer.parameters()}
+    changed = [p for p in model.parameters() if p.requires_grad and id(p) not in keep]
+    for parameter in changed:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in changed:
+            parameter.requires_grad_(True)
 
 
 def _cam_classes() -> dict:
@@ -65,7 +86,8 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     if tensor.ndim == 3:
         tensor = tensor[None]
     device = next(model.parameters()).device
-    with _CAM_LOCK, classes[method](model=model, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam:
+    with (_CAM_LOCK, _gradients_only_in(model, layer),
+          classes[method](model=model, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam):
         if method == "scorecam":
             cam.batch_size = 32
         heat = cam(input_tensor=tensor.to(device), targets=[ClassifierOutputTarget(CLASS_ORDER.index(target_class))])

@@ -51,7 +51,7 @@ def software_versions() -> dict:
             "python": platform.python_version()}
 
 
-def base_card(arch: str, variant: str, backbone_kwargs: dict | None = None, n_aux: int = 0) -> dict:
+def base_card(arch: str, variant: str, backbone_kwargs: dict | None = None) -> dict:
     """The model card fields fixed by the architecture and input (training fills in the rest)."""
     if variant not in INPUT_VARIANTS:
         raise InputError(f"unknown variant {variant!r}; expected one of {sorted(INPUT_VARIANTS)}")
@@ -60,7 +60,7 @@ def base_card(arch: str, variant: str, backbone_kwargs: dict | None = None, n_au
         "architecture": arch,
         "backbone_kwargs": dict(backbone_kwargs or {}),
         "head": {"hidden_units": HIDDEN_UNITS, "activation": "GELU", "embedding": "after activation",
-                 "n_aux": n_aux},
+                 "n_aux": 0},
         "variant": variant,
         "variant_label": INPUT_VARIANTS[variant].label,
         "phases": list(INPUT_VARIANTS[variant].phases),

@@ -18,9 +18,35 @@ from nbrisk_core.errors import InputError
 #: synthetic validation patients watched during pretraining (AUC on 32 was too noisy to read)
 PRETRAIN_VAL_SIZE = 128
 
-#: dense truth of the generator used as auxiliary pretraining targets (read from the embedding)
+#: dense truth of the generator used as auxiliary pretraining targets (read from the embedding);
+#: ``latent_score`` is the generator's latent aggressiveness, the continuous truth behind the label
 AUX_TARGETS: tuple[str, ...] = ("tumour_area_mm2", "longest_diameter_mm", "calcification_count",
-                                "necrotic_fraction", "enhancement_hu", "encasement", "crosses_midline")
+                                "necrotic_fraction", "enhancement_hu", "encasement", "crosses_midline",
+                                "latent_score")
+#: per-token pretraining target: the tumour fraction of each cell of a TOKEN_GRID x TOKEN_GRID grid
+#: over the slice (Swin-T's last stage is 7 x 7 tokens of 32 x 32 input pixels)
+TOKEN_GRID = 7
+
+
+def token_fractions(masks: np.ndarray, grid: int = TOKEN_GRID) -> np.ndarray:
+    """Fraction of each grid cell covered by the mask: ``(N, H, W)`` -> ``(N, grid, grid)`` float32.
+
+    The model input is the whole slice resized (:func:`nbrisk_core.imaging.model_input.to_model_image`),
+    so cells of the slice map onto the same cells of the input.
+
+    >>> m = np.zeros((1, 14, 14), dtype=np.uint8); m[0, :2, :2] = 1
+    >>> token_fractions(m)[0, 0, 0], token_fractions(m)[0, 1, 1]
+    (1.0, 0.0)
+    """
+    masks = np.asarray(masks, dtype=np.float32)
+    n, h, w = masks.shape
+    rows = np.linspace(0, h, grid + 1).round().astype(int)
+    cols = np.linspace(0, w, grid + 1).round().astype(int)
+    out = np.empty((n, grid, grid), dtype=np.float32)
+    for i in range(grid):
+        for j in range(grid):
+            out[:, i, j] = masks[:, rows[i]:rows[i + 1], cols[j]:cols[j + 1]].mean(axis=(1, 2))
+    return out
 
 
 def cohort_hash(cohort_dir: Path) -> str:
@@ -53,7 +79,7 @@ def split_cohort(patient_ids, risk_group, split_seed: int | None, val_fraction: 
 
 
 def synthetic_source(variant: str, seed: int, batch_size: int):
-    """``(epoch, step) -> (uint8 images, labels, aux targets)`` from the demo generator's
+    """``(epoch, step) -> (uint8 images, labels, aux targets, token fractions)`` from the demo generator's
     ``synth_training_batch``; each batch seeded from (seed, epoch, step), so resuming repeats it."""
     from nbrisk_core.demo import synth_training_batch
 
@@ -63,7 +89,8 @@ def synthetic_source(variant: str, seed: int, batch_size: int):
 
 
 def synthetic_arrays(generate, variant: str, n: int, seed: int):
-    """Model images, labels and dense targets of ``n`` synthetic patients."""
+    """Model images, labels, auxiliary targets and token tumour fractions (of the first phase's
+    mask; the generator places the tumour alike in every phase) of ``n`` synthetic patients."""
     from nbrisk_core.classifier import CLASS_ORDER
     from nbrisk_core.imaging.model_input import INPUT_VARIANTS, hu_to_uint8, to_model_image
 
@@ -75,13 +102,14 @@ def synthetic_arrays(generate, variant: str, n: int, seed: int):
     labels = np.where(batch.targets["label"].to_numpy() == 1, CLASS_ORDER.index("HR"),
                       CLASS_ORDER.index("NHR")).astype(np.int64)
     aux = batch.targets[list(AUX_TARGETS)].to_numpy(dtype=np.float32)
-    return images, labels, aux
+    return images, labels, aux, token_fractions(batch.mask[phases[0]])
 
 
 def _initial_weights(model, args) -> str | None:
-    """Load ``--init`` (run or model safetensors; the aux head is dropped if absent here)."""
+    """Load ``--init`` (run or model safetensors; the aux and dense outputs are dropped if absent here)."""
     from safetensors.torch import load_file
 
+    from nbrisk_core.classifier.architectures import ARCHITECTURES, fold_pool_norm
     from nbrisk_core.classifier.model_io import load_backbone_weights, read_card, sha256_file
 
     if args.pretrained:
@@ -93,10 +121,14 @@ def _initial_weights(model, args) -> str | None:
         raise InputError(f"--init {path}: file not found")
     if path.with_suffix(".json").exists():
         read_card(path)  # a shipped model: load_model would verify; here the hash is recorded
+    head_prefix = f"{ARCHITECTURES[model.nbrisk_arch].classifier_path}."
     state = load_file(str(path))
     own = model.state_dict()
+    if f"{head_prefix}norm.running_mean" not in own:  # a pretraining run's standardisation -> the paper's head
+        state = fold_pool_norm(state, head_prefix)
     usable = {k: v.float() for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    missing = [k for k in own if k not in usable and ".aux." not in k]
+    missing = [k for k in own if k not in usable
+               and not any(k.startswith(f"{head_prefix}{p}.") for p in ("aux", "dense", "norm"))]
     if missing:
         raise InputError(f"--init {path}: weights do not fit this architecture (missing {missing[:3]})")
     model.load_state_dict(usable, strict=False)
@@ -107,7 +139,7 @@ def train_run(args, recipe) -> dict:
     """Train one stage as the CLI asked; returns ``{"summary": str, "card": dict | None, ...}``."""
     import torch
 
-    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
+    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model, risk_head
     from nbrisk_core.classifier.data import load_cohort_images
     from nbrisk_core.classifier.model_io import base_card, save_model
     from nbrisk_core.classifier.training import cohort_batches, fit
@@ -117,11 +149,14 @@ def train_run(args, recipe) -> dict:
     run_dir = Path(args.run)
     run_dir.mkdir(parents=True, exist_ok=True)
     backbone_kwargs = dict(TINY_SWIN_KWARGS) if args.tiny else {}
-    n_aux = len(AUX_TARGETS) if recipe.stage == "pretrain" else 0
+    pretrain = recipe.stage == "pretrain"
+    n_aux = len(AUX_TARGETS) if pretrain else 0
+    n_dense = 1 if pretrain and recipe.dense_weight else 0
     torch.manual_seed(recipe.seed)
-    model = build_model(args.arch, n_aux=n_aux, backbone_kwargs=backbone_kwargs)
+    model = build_model(args.arch, n_aux=n_aux, backbone_kwargs=backbone_kwargs, n_dense=n_dense,
+                        pool_norm=pretrain and recipe.pool_norm)
     init_sha = _initial_weights(model, args)
-    card = base_card(args.arch, args.variant, backbone_kwargs, n_aux)
+    card = base_card(args.arch, args.variant, backbone_kwargs)
     log_lines: list[str] = []
 
     def log(line: str) -> None:
@@ -131,7 +166,8 @@ def train_run(args, recipe) -> dict:
     if recipe.stage == "pretrain":
         from nbrisk_core.demo import synth_training_batch
 
-        val_images, val_labels, val_aux = synthetic_arrays(synth_training_batch, args.variant, PRETRAIN_VAL_SIZE, recipe.seed + 1)
+        val_images, val_labels, val_aux, _ = synthetic_arrays(synth_training_batch, args.variant, PRETRAIN_VAL_SIZE,
+                                                              recipe.seed + 1)
         # z-scores: uncentred targets (areas of ~2,000 mm^2 / SD) made the embedding spend itself on
         # constant offsets (Adam moves the aux bias ~lr per step), leaving almost no image-dependent spread
         aux_center = val_aux.mean(axis=0)
@@ -150,7 +186,9 @@ def train_run(args, recipe) -> dict:
             "a random stream the demo cohorts never use"}
         card["synthetic_data"] = True
         card.update(training={"stage": "pretrain", "source": "nbrisk_core.demo.synth_training_batch (on the fly)",
-                              "aux_targets": list(AUX_TARGETS), "recipe": recipe.to_dict(),
+                              "aux_targets": list(AUX_TARGETS),
+                              "dense_target": f"tumour fraction per token ({TOKEN_GRID} x {TOKEN_GRID})"
+                              if n_dense else None, "recipe": recipe.to_dict(),
                               "epochs_run": len(history), "init_sha256": init_sha})
     else:
         cohort_dir = Path(args.cohort) if args.cohort else demo_cohort_dir()
@@ -198,6 +236,10 @@ def train_run(args, recipe) -> dict:
             "training")
     (run_dir / "run.json").write_text(json.dumps({"card": card}, indent=2, default=str))
     if args.out:
+        # a written model carries the paper's head only: the pretraining-only outputs stay in the run
+        head = risk_head(model)
+        head.fold_norm()
+        head.aux = head.dense = None
         card = save_model(model, Path(args.out), card)
     summary = "; ".join(f"{c}: AUC {r['auc']['value']:.3f} ({r['auc']['ci_low']:.3f}-{r['auc']['ci_high']:.3f}) "
                         f"acc {r['accuracy']:.3f}" for c, r in evaluation.items())

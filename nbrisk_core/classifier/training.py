@@ -8,9 +8,10 @@ stratified validation split carved from the training cohort; monitoring the test
 
 Pretraining (``stage="pretrain"``) stands where ImageNet pretraining stands in the paper: no
 weights can be downloaded here, so the backbone first learns from unlimited on-the-fly synthetic
-images with the generator's dense truth (tumour size, calcifications, ...) as auxiliary
-regression targets read from the 16-d embedding, next to the class loss, with linear warm-up and
-gradient clipping (a from-scratch Swin-T on a plain schedule stays at the class prior).
+images with the generator's dense truth next to the class loss: scalar targets (tumour size,
+calcifications, ...) read from the 16-d embedding, and the tumour fraction of every final-stage
+token; pooled features are standardised before the head (folded into it afterwards), with linear
+warm-up and gradient clipping (a from-scratch Swin-T on a plain schedule stays at the class prior).
 
 Every epoch writes ``checkpoint.safetensors`` (weights, fp32) and ``state.pt`` (optimizer,
 scheduler, RNG, history; plain tensors and dicts, read back with ``weights_only=True``), appends
@@ -50,6 +51,9 @@ class Recipe:
     patience: int = 10
     grad_clip: float | None = None
     aux_weight: float = 0.0
+    dense_weight: float = 0.0          # per-token tumour-fraction loss (pretrain)
+    head_lr_mult: float = 1.0          # the head's learning rate relative to the backbone's
+    pool_norm: bool = False            # standardise pooled features before the head (pretrain; folded after)
     weight_decay: float = 0.0
     steps_per_epoch: int | None = None  # pretrain: synthetic batches per epoch
     seed: int = 2025
@@ -60,9 +64,17 @@ class Recipe:
         return asdict(self)
 
 
-PRETRAIN_RECIPE = Recipe(stage="pretrain", optimizer="adamw", max_lr=3e-4, min_lr=1e-6, t_max=12, warmup_steps=20,
-                         batch_size=8, max_epochs=12, early_stop_after=12, patience=100, grad_clip=1.0,
-                         aux_weight=1.0, weight_decay=0.05, steps_per_epoch=25)
+#: Synthetic pretraining (measured on 2 CPU cores, docs/classifier.md): AdamW 1e-4 (3e-4 collapsed the
+#: tokens), warm-up 60 steps, clipping 1.0, z-scored auxiliary targets, the per-token tumour fraction
+#: (dense supervision: 49 targets per image instead of a few scalars) and standardised pooled features
+#: before the head (``pool_norm``, folded into the hidden layer afterwards; see ``RiskHead``).
+#: Photometric augmentation only: a rotated image would no longer match its token targets, and the
+#: stream has unlimited distinct patients anyway.
+PRETRAIN_RECIPE = Recipe(stage="pretrain", optimizer="adamw", max_lr=1e-4, min_lr=1e-6, t_max=12, warmup_steps=60,
+                         batch_size=16, max_epochs=12, early_stop_after=12, patience=100, grad_clip=1.0,
+                         aux_weight=1.0, dense_weight=2.0, head_lr_mult=3.0, pool_norm=True, weight_decay=0.05,
+                         steps_per_epoch=50,
+                         augmentation=Augmentation(rotation_deg=0.0, translate_fraction=0.0))
 
 
 @dataclass
@@ -77,13 +89,34 @@ class EpochRecord:
 
 
 def _make_optimizer(model, recipe: Recipe):
+    """Adam / AdamW with two parameter groups: the backbone, and the head at ``head_lr_mult`` times
+    the learning rate (each group's ``lr_mult``; :func:`fit` sets ``lr = schedule * lr_mult``)."""
     import torch
 
+    from nbrisk_core.classifier.architectures import risk_head
+
+    head_ids = {id(p) for p in risk_head(model).parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr_mult": 1.0},
+              {"params": [p for p in model.parameters() if id(p) in head_ids], "lr_mult": recipe.head_lr_mult}]
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
+        return torch.optim.Adam(groups, lr=recipe.max_lr, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
+        return torch.optim.AdamW(groups, lr=recipe.max_lr, weight_decay=recipe.weight_decay)
     raise InputError(f"--optimizer {recipe.optimizer!r}: expected 'adam' or 'adamw'")
+
+
+def dense_loss(dense_logits, target):
+    """Binary cross-entropy of per-token logits ``(N, h, w, k)`` against token fractions in [0, 1]
+    ``(N, H, W[, k])``, the target area-averaged onto the token grid when the grids differ."""
+    import torch
+
+    target = torch.as_tensor(target, dtype=torch.float32)
+    if target.ndim == 3:
+        target = target.unsqueeze(-1)
+    if tuple(target.shape[1:3]) != tuple(dense_logits.shape[1:3]):
+        target = torch.nn.functional.adaptive_avg_pool2d(target.permute(0, 3, 1, 2), dense_logits.shape[1:3])
+        target = target.permute(0, 2, 3, 1)
+    return torch.nn.functional.binary_cross_entropy_with_logits(dense_logits, target)
 
 
 def _lr_at(recipe: Recipe, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
@@ -140,7 +173,8 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
     Parameters
     ----------
     epoch_batches : callable
-        ``epoch -> iterable of (uint8 images (B,224,224,3), labels (B,), aux targets (B,k) or None)``.
+        ``epoch -> iterable of (uint8 images (B,224,224,3), labels (B,), aux targets (B,k) or None[,
+        token fractions (B,h,w) or None])``.
     val_images, val_labels : ndarray
         The monitored cohort (validation split, or the testing cohort when ``recipe.monitor == "test"``).
     """
@@ -168,7 +202,7 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         log(f"resuming {recipe.stage} at epoch {start_epoch + 1} (best monitored loss {best_loss:.4f})")
     aux_scale_t = None if aux_scale is None else torch.as_tensor(aux_scale, dtype=torch.float32)
     aux_center_t = None if aux_center is None else torch.as_tensor(aux_center, dtype=torch.float32)
-    from nbrisk_core.classifier.architectures import forward_with_embedding, risk_head
+    from nbrisk_core.classifier.architectures import forward_with_tokens, risk_head
 
     for epoch in range(start_epoch, recipe.max_epochs):
         if epoch >= recipe.early_stop_after and bad_epochs >= recipe.patience:
@@ -181,15 +215,17 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         bar = tqdm(iterator, total=n_steps, desc=f"{recipe.stage} epoch {epoch + 1}/{recipe.max_epochs}",
                    disable=not progress, leave=False)
         total, count = 0.0, 0
-        for step, (images, labels, aux) in enumerate(bar):
+        for step, (images, labels, aux, *dense_target) in enumerate(bar):
             lr = _lr_at(recipe, epoch, step, n_steps)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)
             x = to_tensor_batch(images, augment)
             y = torch.as_tensor(labels, dtype=torch.long)
-            logits, embedding = forward_with_embedding(model, x)
+            logits, embedding, dense = forward_with_tokens(model, x)
             loss = torch.nn.functional.cross_entropy(logits, y)
             head = risk_head(model)
+            if recipe.dense_weight and dense is not None and dense_target and dense_target[0] is not None:
+                loss = loss + recipe.dense_weight * dense_loss(dense, dense_target[0])
             if recipe.aux_weight and aux is not None and head.aux is not None:
                 target = torch.as_tensor(aux, dtype=torch.float32)
                 if aux_center_t is not None:

@@ -46,6 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--warmup-steps", type=int)
     p.add_argument("--grad-clip", type=float)
     p.add_argument("--aux-weight", type=float)
+    p.add_argument("--dense-weight", type=float, help="pretrain: weight of the per-token tumour-fraction loss")
+    p.add_argument("--head-lr-mult", type=float, help="the head's learning rate relative to the backbone's")
     p.add_argument("--steps-per-epoch", type=int, help="pretrain: synthetic batches per epoch")
     p.add_argument("--optimizer", choices=("adam", "adamw"))
     p.add_argument("--weight-decay", type=float)
@@ -61,7 +63,6 @@ def build_recipe(args):
     """Recipe from the stage defaults overridden by every flag given."""
     import dataclasses
 
-    from nbrisk_core.classifier.data import Augmentation
     from nbrisk_core.classifier.training import PRETRAIN_RECIPE, Recipe
 
     recipe = PRETRAIN_RECIPE if args.stage == "pretrain" else Recipe()
@@ -69,12 +70,12 @@ def build_recipe(args):
                  "max_epochs": args.epochs, "early_stop_after": args.early_stop_after, "patience": args.patience,
                  "warmup_steps": args.warmup_steps, "grad_clip": args.grad_clip, "aux_weight": args.aux_weight,
                  "steps_per_epoch": args.steps_per_epoch, "optimizer": args.optimizer,
+                 "dense_weight": args.dense_weight, "head_lr_mult": args.head_lr_mult,
                  "weight_decay": args.weight_decay, "seed": args.seed}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.monitor_test:
         overrides["monitor"] = "test"
-    aug = Augmentation()
-    aug = dataclasses.replace(aug, **{k: v for k, v in {"rotation_deg": args.rotation,
+    aug = dataclasses.replace(recipe.augmentation, **{k: v for k, v in {"rotation_deg": args.rotation,
                                                          "translate_fraction": args.translate}.items()
                                       if v is not None})
     return dataclasses.replace(recipe, augmentation=aug, **overrides)

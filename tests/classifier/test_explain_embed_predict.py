@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from nbrisk_core.classifier import embeddings as emb
@@ -28,6 +29,35 @@ def test_cam_shape_and_finiteness(tiny_model, method):
     assert result.heatmap.shape == (224, 224) and np.isfinite(result.heatmap).all()
     assert result.heatmap.min() >= 0 and result.heatmap.max() <= 1 + 1e-6
     assert set(CAM_METHODS) >= {"gradcam", "gradcam++", "eigencam", "scorecam"}
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_cam_backward_stops_at_the_target_layer_and_gives_the_same_map(tiny_model, method):
+    import contextlib
+
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from nbrisk_core.classifier import explain
+    from nbrisk_core.classifier.architectures import ARCHITECTURES, get_submodule
+
+    tiny_model.eval()
+    x = np.random.default_rng(1).normal(size=(1, 3, 224, 224)).astype(np.float32)
+    spec = ARCHITECTURES[tiny_model.nbrisk_arch]
+    layer = get_submodule(tiny_model, spec.cam_layer)
+    cls = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}[method]
+    with cls(model=tiny_model, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam:  # every grad
+        reference = cam(input_tensor=torch.as_tensor(x), targets=[ClassifierOutputTarget(0)])[0]
+    seen = []
+    first = next(tiny_model.parameters())
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(explain._gradients_only_in(tiny_model, layer))
+        seen.append(first.requires_grad)
+    result = compute_cam(tiny_model, x, method, "HR")
+    np.testing.assert_allclose(result.heatmap, reference, atol=1e-5)
+    # upstream weights are frozen during the CAM only, and no gradient was accumulated in them
+    assert seen == [False] and first.requires_grad and first.grad is None
+    assert all(p.requires_grad for p in tiny_model.parameters())
 
 
 def test_overlay_keeps_slice_resolution_and_opacity():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from nbrisk_core.classifier import CLASS_ORDER
-from nbrisk_core.classifier.architectures import (ARCHITECTURES, RiskHead, build_model, forward_with_embedding,
-                                                  risk_head)
+from nbrisk_core.classifier.architectures import (ARCHITECTURES, TINY_SWIN_KWARGS, RiskHead, build_model,
+                                                  forward_with_embedding, forward_with_tokens, risk_head)
 from nbrisk_core.classifier.model_io import base_card, load_model, save_model
 from nbrisk_core.errors import InputError
 
@@ -36,6 +36,42 @@ def test_cnn_baselines_take_the_same_head(arch):
     head = risk_head(model)
     assert head.hidden.in_features == ARCHITECTURES[arch].in_features
     assert head.out.out_features == 2
+
+
+@pytest.mark.parametrize("arch, grid", [("swin_t", 7), ("resnet50", 7), ("alexnet", 6)])
+def test_dense_pretraining_output_reads_the_last_feature_map(arch, grid):
+    kwargs = TINY_SWIN_KWARGS if arch == "swin_t" else None
+    model = build_model(arch, n_aux=3, n_dense=1, backbone_kwargs=kwargs).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        logits, embedding, dense = forward_with_tokens(model, x)
+        plain_logits, plain_embedding = forward_with_embedding(model, x)
+    assert dense.shape == (2, grid, grid, 1)
+    # the class path is the paper's whatever the pretraining outputs
+    torch.testing.assert_close(logits, plain_logits)
+    torch.testing.assert_close(embedding, plain_embedding)
+    assert forward_with_tokens(build_model(arch, backbone_kwargs=kwargs).eval(), x)[2] is None
+
+
+def test_pool_norm_folds_into_the_papers_hidden_layer():
+    from nbrisk_core.classifier.architectures import fold_pool_norm
+
+    torch.manual_seed(0)
+    head = RiskHead(32, pool_norm=True)
+    head.train()
+    for _ in range(20):  # running statistics of features with a large common offset and a small spread
+        head.embed(1.0 + 0.05 * torch.randn(16, 32))
+    head.eval()
+    x = 1.0 + 0.05 * torch.randn(8, 32)
+    with torch.no_grad():
+        before = head(x)
+        state = fold_pool_norm(head.state_dict(), "")
+        head.fold_norm()
+        after = head(x)
+    assert head.norm is None and set(head.state_dict()) == {"hidden.weight", "hidden.bias", "out.weight", "out.bias"}
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(state["hidden.weight"], head.hidden.weight)
+    assert fold_pool_norm({"hidden.weight": 1}, "") == {"hidden.weight": 1}
 
 
 def test_unknown_architecture_is_an_input_error():

@@ -8,9 +8,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
+from safetensors.torch import load_file
 
-from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
+from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model, risk_head
 from nbrisk_core.classifier.data import Augmentation, load_cohort_images
 from nbrisk_core.classifier.training import Recipe, cohort_batches, evaluate_loss_auc, fit
 from nbrisk_core.cli import main
@@ -94,6 +96,38 @@ def test_cli_monitor_test_is_marked_optimistic(tiny_cohort, tmp_path, capsys):
     assert card["optimistic"] is True
 
 
+def test_token_fractions_and_dense_loss():
+    from nbrisk_core.classifier.pipeline import token_fractions
+    from nbrisk_core.classifier.training import dense_loss
+
+    mask = np.zeros((1, 224, 224), dtype=np.uint8)  # 7 cells of 32 pixels
+    mask[0, 96:136, 96:130] = 1
+    fractions = token_fractions(mask)
+    assert fractions.shape == (1, 7, 7)
+    # equal cells tiling the slice: the mean fraction is the mask's share of the slice
+    assert fractions.mean() == pytest.approx(mask.mean(), rel=1e-5)
+    assert fractions[0, 3, 3] > 0.5 and fractions[0, 0, 0] == 0
+    # a 7x7 target on a 14x14 token grid is spread evenly over the 2x2 tokens of each cell
+    logits = torch.zeros(1, 14, 14, 1, requires_grad=True)
+    target = torch.zeros(1, 7, 7)
+    target[0, 2, 3] = 1.0
+    dense_loss(logits, target).backward()
+    grad = logits.grad[0, ..., 0]
+    assert (grad[4:6, 6:8] < 0).all() and (grad[:4] > 0).all()
+
+
+def test_pretrain_recipe_gives_the_head_its_own_learning_rate(tiny_model):
+    from nbrisk_core.classifier.training import PRETRAIN_RECIPE, _make_optimizer
+
+    optimizer = _make_optimizer(tiny_model, PRETRAIN_RECIPE)
+    multipliers = [g["lr_mult"] for g in optimizer.param_groups]
+    assert multipliers == [1.0, PRETRAIN_RECIPE.head_lr_mult]
+    n_head = sum(p.numel() for p in optimizer.param_groups[1]["params"])
+    assert n_head == sum(p.numel() for p in risk_head(tiny_model).parameters())
+    # geometric augmentation would move the tumour away from its token targets
+    assert PRETRAIN_RECIPE.augmentation.rotation_deg == 0 and PRETRAIN_RECIPE.augmentation.translate_fraction == 0
+
+
 def test_cli_missing_cohort_exits_2(tmp_path, capsys):
     code = main(["train", "--tiny", "--cohort", str(tmp_path / "none"), "--run", str(tmp_path / "r")])
     assert code == 2
@@ -107,11 +141,18 @@ def test_cli_pretrain_then_finetune(tiny_cohort, tmp_path, capsys):
                  "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--no-progress", "--threads", "1"])
     assert code == 0
     card = json.loads((pre / "model.json").read_text())
-    assert card["training"]["stage"] == "pretrain" and card["head"]["n_aux"] == 7
+    assert card["training"]["stage"] == "pretrain" and len(card["training"]["aux_targets"]) == 8
+    assert "tumour fraction per token" in card["training"]["dense_target"]
+    # the written model carries the paper's head only; the run keeps the pretraining outputs
+    assert card["head"]["n_aux"] == 0
+    head_keys = {k.split(".")[2] for k in load_file(str(pre / "model.safetensors")) if k.startswith("head.fc.")}
+    assert head_keys == {"hidden", "out"}
+    run_head = {k.split(".")[2] for k in load_file(str(pre / "best.safetensors")) if k.startswith("head.fc.")}
+    assert run_head == {"hidden", "out", "aux", "dense", "norm"}
     assert card["training_cohort"]["synthetic"] is True and card["synthetic_data"] is True
     # auxiliary targets are z-scored (centre and scale of the synthetic validation set, kept with the run)
     center, scale = np.loadtxt(pre / "aux_center.txt"), np.loadtxt(pre / "aux_scale.txt")
-    assert center.shape == scale.shape == (7,) and center[0] > 100 and (scale > 0).all()  # [0]: area in mm^2
+    assert center.shape == scale.shape == (8,) and center[0] > 100 and (scale > 0).all()  # [0]: area in mm^2
     code = main(["train", "--tiny", "--cohort", str(tiny_cohort), "--run", str(tmp_path / "ft"), "--init",
                  str(pre / "best.safetensors"), "--epochs", "1", "--batch-size", "8", "--no-progress",
                  "--threads", "1"])
