@@ -142,7 +142,8 @@ def train_run(args, recipe) -> dict:
     from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model, risk_head
     from nbrisk_core.classifier.data import load_cohort_images
     from nbrisk_core.classifier.model_io import base_card, save_model
-    from nbrisk_core.classifier.training import cohort_batches, fit
+    from nbrisk_core.classifier.inference import cpu_name
+    from nbrisk_core.classifier.training import cohort_batches, fit, resolve_precision
     from nbrisk_core.config import demo_cohort_dir
 
     started = time.perf_counter()
@@ -163,6 +164,8 @@ def train_run(args, recipe) -> dict:
         log_lines.append(line)
         print(line, flush=True)
 
+    hardware = _hardware(args)
+
     if recipe.stage == "pretrain":
         from nbrisk_core.demo import synth_training_batch
 
@@ -176,7 +179,7 @@ def train_run(args, recipe) -> dict:
         np.savetxt(run_dir / "aux_scale.txt", aux_scale)
         history = fit(model, run_dir, recipe, synthetic_source(args.variant, recipe.seed, recipe.batch_size),
                       val_images, val_labels, resume=args.resume, progress=not args.no_progress, log=log,
-                      aux_scale=aux_scale, aux_center=aux_center)
+                      aux_scale=aux_scale, aux_center=aux_center, **hardware)
         evaluation = {"synthetic_validation": _evaluate(model, val_images, val_labels)}
         n_seen = sum(recipe.steps_per_epoch * recipe.batch_size for _ in history)
         card["training_cohort"] = {
@@ -208,7 +211,7 @@ def train_run(args, recipe) -> dict:
         history = fit(model, run_dir, recipe,
                       cohort_batches(data.images[by["train"]], data.labels[by["train"]], recipe.batch_size),
                       data.images[by[monitor]], data.labels[by[monitor]], resume=args.resume,
-                      progress=not args.no_progress, log=log)
+                      progress=not args.no_progress, log=log, **hardware)
         evaluation = {c: _evaluate(model, data.images[m], data.labels[m]) for c, m in by.items() if m.any()}
         meta = cohort_meta(cohort_dir)
         card.update(
@@ -226,6 +229,9 @@ def train_run(args, recipe) -> dict:
         )
         if meta.get("synthetic", False):
             card["synthetic_data"] = True
+    card["training"]["hardware"] = {"device": hardware["device"], "precision": "bf16 autocast"
+                                    if resolve_precision(hardware["precision"], hardware["device"]) else "fp32",
+                                    "cpu": cpu_name()}
     card["metrics"] = evaluation
     card["optimistic"] = recipe.monitor == "test"
     card["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -246,6 +252,14 @@ def train_run(args, recipe) -> dict:
     if recipe.monitor == "test":
         summary += "  [OPTIMISTIC: early stopping watched the testing cohort]"
     return {"summary": summary, "card": card, "history": history}
+
+
+def _hardware(args) -> dict:
+    """``fit``'s device and precision from the CLI flags (older Namespaces: auto)."""
+    from nbrisk_core.classifier.training import resolve_device
+
+    return {"device": resolve_device(getattr(args, "device", "auto")),
+            "precision": getattr(args, "precision", "auto")}
 
 
 def _evaluate(model, images: np.ndarray, labels: np.ndarray) -> dict:

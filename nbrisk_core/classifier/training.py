@@ -17,6 +17,11 @@ Every epoch writes ``checkpoint.safetensors`` (weights, fp32) and ``state.pt`` (
 scheduler, RNG, history; plain tensors and dicts, read back with ``weights_only=True``), appends
 to ``history.csv``, and keeps ``best.safetensors``; ``resume=True`` continues from them and gives
 the same weights as an uninterrupted run.
+
+Precision: ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs with native bf16
+matrix instructions (AVX512-BF16 / AMX: measured 75 ms vs 240 ms per Swin-T image at batch 16 on 2
+cores), fp32 elsewhere (oneDNN's bf16 emulation is slower than fp32). Weights, optimizer state and
+the losses stay fp32; only the matrix products run in bf16.
 """
 
 from __future__ import annotations
@@ -110,7 +115,7 @@ def dense_loss(dense_logits, target):
     ``(N, H, W[, k])``, the target area-averaged onto the token grid when the grids differ."""
     import torch
 
-    target = torch.as_tensor(target, dtype=torch.float32)
+    target = torch.as_tensor(target, dtype=torch.float32, device=dense_logits.device)
     if target.ndim == 3:
         target = target.unsqueeze(-1)
     if tuple(target.shape[1:3]) != tuple(dense_logits.shape[1:3]):
@@ -129,21 +134,49 @@ def _lr_at(recipe: Recipe, epoch: int, step_in_epoch: int, steps_per_epoch: int)
     return cosine
 
 
-def evaluate_loss_auc(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 16):
-    """Cross-entropy and AUC of p(HR) on uint8 images, no augmentation."""
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; an unavailable ``cuda`` is an InputError."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available here (expected auto or cpu)")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> bool:
+    """True when training should run under bf16 autocast (see the module docstring)."""
+    from nbrisk_core.classifier.inference import cpu_has_native_bf16
+
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return device == "cuda" or cpu_has_native_bf16()
+    return precision == "bf16"
+
+
+def evaluate_loss_auc(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 16, bf16: bool = False):
+    """Cross-entropy and AUC of p(HR) on uint8 images, no augmentation (on the model's device)."""
     import torch
 
     from nbrisk_core.classifier.metrics import roc_auc
 
     model.eval()
+    device = next(model.parameters()).device
     losses, scores = [], []
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(images), batch_size):
-            x = to_tensor_batch(images[start:start + batch_size])
-            y = torch.from_numpy(labels[start:start + batch_size])
-            logits = model(x)
+            x = to_tensor_batch(images[start:start + batch_size]).to(device)
+            y = torch.from_numpy(labels[start:start + batch_size]).to(device)
+            logits = model(x).float()
             losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
-            scores.append(torch.softmax(logits, 1)[:, 0].numpy())
+            scores.append(torch.softmax(logits, 1)[:, 0].cpu().numpy())
     score = np.concatenate(scores)
     is_hr = (labels == 0).astype(int)
     auc = roc_auc(is_hr, score) if 0 < is_hr.sum() < len(is_hr) else float("nan")
@@ -167,7 +200,8 @@ def cohort_batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
 
 def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndarray, val_labels: np.ndarray,
         resume: bool = False, progress: bool = True, log: Callable[[str], None] = print,
-        aux_scale: np.ndarray | None = None, aux_center: np.ndarray | None = None) -> list[EpochRecord]:
+        aux_scale: np.ndarray | None = None, aux_center: np.ndarray | None = None,
+        device: str = "auto", precision: str = "auto") -> list[EpochRecord]:
     """Train ``model`` in place; return the epoch history. Best weights end up in the model.
 
     Parameters
@@ -177,6 +211,10 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         token fractions (B,h,w) or None])``.
     val_images, val_labels : ndarray
         The monitored cohort (validation split, or the testing cohort when ``recipe.monitor == "test"``).
+    device : {"auto", "cpu", "cuda"}
+        Where to train; the model is moved there and, at the end, back to the CPU.
+    precision : {"auto", "bf16", "fp32"}
+        ``auto``: bf16 autocast where the hardware has native bf16 (:func:`resolve_precision`).
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -184,6 +222,9 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device)
+    bf16 = resolve_precision(precision, device)
+    model.to(device)
     optimizer = _make_optimizer(model, recipe)
     augment = recipe.augmentation.transform()
     history: list[EpochRecord] = []
@@ -193,15 +234,16 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
     if resume:
         if not (checkpoint.exists() and state_path.exists()):
             raise InputError(f"--resume: no checkpoint in {run_dir} (expected checkpoint.safetensors and state.pt)")
-        model.load_state_dict(load_file(str(checkpoint)))
-        state = torch.load(state_path, weights_only=True)
+        model.load_state_dict(load_file(str(checkpoint), device=device))
+        state = torch.load(state_path, weights_only=True, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, best_loss, bad_epochs = state["epoch"] + 1, state["best_loss"], state["bad_epochs"]
         history = [EpochRecord(**json.loads(h)) for h in state["history"]]
         log(f"resuming {recipe.stage} at epoch {start_epoch + 1} (best monitored loss {best_loss:.4f})")
-    aux_scale_t = None if aux_scale is None else torch.as_tensor(aux_scale, dtype=torch.float32)
-    aux_center_t = None if aux_center is None else torch.as_tensor(aux_center, dtype=torch.float32)
+    aux_scale_t = None if aux_scale is None else torch.as_tensor(aux_scale, dtype=torch.float32, device=device)
+    aux_center_t = None if aux_center is None else torch.as_tensor(aux_center, dtype=torch.float32, device=device)
+    log(f"{recipe.stage}: training on {device}, {'bf16 autocast' if bf16 else 'fp32'}")
     from nbrisk_core.classifier.architectures import forward_with_tokens, risk_head
 
     for epoch in range(start_epoch, recipe.max_epochs):
@@ -219,20 +261,24 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             lr = _lr_at(recipe, epoch, step, n_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_mult", 1.0)
-            x = to_tensor_batch(images, augment)
-            y = torch.as_tensor(labels, dtype=torch.long)
-            logits, embedding, dense = forward_with_tokens(model, x)
-            loss = torch.nn.functional.cross_entropy(logits, y)
+            x = to_tensor_batch(images, augment).to(device)
+            y = torch.as_tensor(labels, dtype=torch.long, device=device)
             head = risk_head(model)
+            with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+                logits, embedding, dense = forward_with_tokens(model, x)
+                aux_pred = head.aux(embedding) if recipe.aux_weight and aux is not None and head.aux is not None \
+                    else None
+            # the losses in fp32 (autocast covers the matrix products only)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
             if recipe.dense_weight and dense is not None and dense_target and dense_target[0] is not None:
-                loss = loss + recipe.dense_weight * dense_loss(dense, dense_target[0])
-            if recipe.aux_weight and aux is not None and head.aux is not None:
-                target = torch.as_tensor(aux, dtype=torch.float32)
+                loss = loss + recipe.dense_weight * dense_loss(dense.float(), dense_target[0])
+            if aux_pred is not None:
+                target = torch.as_tensor(aux, dtype=torch.float32, device=device)
                 if aux_center_t is not None:
                     target = target - aux_center_t
                 if aux_scale_t is not None:
                     target = target / aux_scale_t
-                loss = loss + recipe.aux_weight * torch.nn.functional.smooth_l1_loss(head.aux(embedding), target)
+                loss = loss + recipe.aux_weight * torch.nn.functional.smooth_l1_loss(aux_pred.float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip:
@@ -241,17 +287,17 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             total += loss.item() * len(labels)
             count += len(labels)
             bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}")
-        val_loss, val_auc = evaluate_loss_auc(model, val_images, val_labels)
+        val_loss, val_auc = evaluate_loss_auc(model, val_images, val_labels, bf16=bf16)
         record = EpochRecord(epoch + 1, recipe.stage, lr, total / max(count, 1), val_loss, val_auc,
                              time.perf_counter() - started)
         history.append(record)
         improved = val_loss < best_loss
         if improved:
             best_loss, bad_epochs = val_loss, 0
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "best.safetensors"))
+            save_file(_cpu_state(model), str(run_dir / "best.safetensors"))
         else:
             bad_epochs += 1
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
+        save_file(_cpu_state(model), str(checkpoint))
         torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
                     "best_loss": best_loss, "bad_epochs": bad_epochs,
                     "history": [json.dumps(asdict(h)) for h in history]}, state_path)
@@ -260,8 +306,13 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             f"{'test' if recipe.monitor == 'test' else 'val'} loss {val_loss:.4f}  AUC {val_auc:.3f}  "
             f"lr {lr:.2e}  {record.seconds:.0f}s{'  *best' if improved else ''}")
     if (run_dir / "best.safetensors").exists():
-        model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
+        model.load_state_dict(load_file(str(run_dir / "best.safetensors"), device=device))
+    model.to("cpu")
     return history
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
 def _write_history(path: Path, history: list[EpochRecord]) -> None:

@@ -17,6 +17,10 @@ def register(subparsers) -> None:
                         "paper: the paper's full recipe and grid (hours on CPU)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="training device (auto: CUDA when available)")
+    parser.add_argument("--swin-init", type=Path, default=None,
+                        help="weights the four Swin-T variants start from (a pretraining run's best.safetensors "
+                        "or a model file): the synthetic stand-in for the paper's ImageNet weights; "
+                        "default from scratch")
     parser.add_argument("--seed", type=int, default=2025, help="split and training seed (default 2025)")
     parser.add_argument("--out", type=Path, default=Path("reports/reproduce"), help="output directory")
     parser.set_defaults(handler=run)
@@ -40,7 +44,13 @@ def run(args) -> int:
     data = (args.data or demo_cohort_dir()).resolve()
     if not (data / "clinical.csv").exists():
         raise InputError(f"--data {data}: no clinical.csv (build the demo cohort with `nbrisk demo build`)")
-    ctx = Context(data_dir=data, out_dir=args.out.resolve(), profile=args.profile, device=args.device, seed=args.seed)
+    swin_init = None
+    if args.swin_init is not None:
+        swin_init = args.swin_init.resolve()
+        if not swin_init.is_file():
+            raise InputError(f"--swin-init {args.swin_init}: file not found (expected a .safetensors weights file)")
+    ctx = Context(data_dir=data, out_dir=args.out.resolve(), profile=args.profile, device=args.device, seed=args.seed,
+                  swin_init=swin_init)
     try:
         run_stages(protocol_stages(), ctx)
     except StageFailed as error:

@@ -54,6 +54,10 @@ def register(subparsers) -> None:
     p.add_argument("--rotation", type=float, help="max rotation in degrees (paper 10)")
     p.add_argument("--translate", type=float, help="max translation fraction (paper 0.1)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: CUDA when available, else the CPU")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32")
     p.add_argument("--tiny", action="store_true", help="tiny Swin configuration (tests)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)

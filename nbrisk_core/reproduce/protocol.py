@@ -94,9 +94,11 @@ def _classifier_stage(spec: ClassifierSpec) -> Stage:
         model_stem = ctx.out_dir / "models" / spec.key
         argv = ["train", "--arch", spec.arch, "--variant", spec.variant, "--cohort", str(ctx.data_dir),
                 "--run", str(run_dir), "--out", str(model_stem), "--split-seed", str(ctx.seed),
-                "--seed", str(ctx.seed), "--no-progress", *profile["train_args"]]
+                "--seed", str(ctx.seed), "--device", ctx.device, "--no-progress", *profile["train_args"]]
         if profile["tiny_swin"] and spec.arch == "swin_t":
             argv.append("--tiny")
+        if ctx.swin_init is not None and spec.arch == "swin_t":
+            argv += ["--init", str(ctx.swin_init)]
         if (run_dir / "checkpoint.safetensors").exists():
             argv.append("--resume")  # an interrupted paper-profile run continues at its last epoch
         status = cli_main(argv)
@@ -114,6 +116,8 @@ def _classifier_stage(spec: ClassifierSpec) -> Stage:
         scores.to_csv(ctx.path("classifiers", f"{spec.key}_scores.csv"), index=False)
         result = {"label": spec.label, "arch": spec.arch, "variant": spec.variant, "sha256": loaded.sha256,
                   "tiny_configuration": bool(profile["tiny_swin"] and spec.arch == "swin_t"),
+                  "init_sha256": loaded.card.get("training", {}).get("init_sha256"),
+                  "training_hardware": loaded.card.get("training", {}).get("hardware"),
                   "epochs_run": loaded.card.get("training", {}).get("epochs_run")}
         for cohort, part in scores.groupby("cohort"):
             result[cohort] = evaluate_scores(part["is_hr"], part["p_high_risk"])

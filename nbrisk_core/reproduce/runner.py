@@ -29,6 +29,9 @@ class Context:
     profile: str = "quick"
     device: str = "auto"
     seed: int = 2025
+    #: weights the Swin-T variants start from (``nbrisk train --init``): the synthetic pretraining
+    #: stage stands where the paper's ImageNet weights stand; None = from scratch
+    swin_init: Path | None = None
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -52,6 +55,8 @@ def _marker(ctx: Context, stage: Stage) -> Path:
 def run_stages(stages: list[Stage], ctx: Context, log: Callable[[str], None] = print) -> Context:
     """Run ``stages`` in order, resuming after the last finished one. Returns the context."""
     settings = {"profile": ctx.profile, "seed": ctx.seed, "data_dir": str(ctx.data_dir)}
+    if ctx.swin_init is not None:
+        settings["swin_init"] = str(ctx.swin_init)
     settings_file = ctx.path("stages", "settings.json")
     if settings_file.exists():
         previous = json.loads(settings_file.read_text())

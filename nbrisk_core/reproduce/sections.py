@@ -141,13 +141,15 @@ def _run_section(ctx: Context) -> Section:
 def build_sections(ctx: Context) -> tuple[list[Section], dict]:
     import torch
 
+    from nbrisk_core.classifier.inference import cpu_name
     from nbrisk_core.classifier.model_io import software_versions
 
     paper = paper_values()
     meta = {"nbrisk": __version__, "profile": ctx.profile,
             "profile description": _profile_description(ctx.profile), "cohort": str(Path(ctx.data_dir)),
             "seed": ctx.seed, "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "python": platform.python_version(), "machine": platform.machine(),
+            "python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name(),
+            "Swin-T initialisation": str(ctx.swin_init) if ctx.swin_init is not None else "from scratch (pretrained=False)",
             "total wall time (s)": round(sum(ctx.timings.values()), 1),
             **{f"version {k}": v for k, v in software_versions().items()}}
     for key, result in ctx.results.items():

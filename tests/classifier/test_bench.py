@@ -19,3 +19,19 @@ def test_bench_classifier_json(tiny_cohort, tiny_models_dir, monkeypatch, capsys
     if "bf16" not in figures["optimized_path"]:  # fp32 on both paths: they must agree closely
         assert figures["max_abs_diff"] < 1e-5
         assert figures["auc_eager"] == figures["auc_optimized"]
+
+
+def test_compiled_frozen_predictor_matches_eager(tiny_models_dir):
+    """The optimised path's torch.compile (with Inductor freezing on CPU) gives the eager model's
+    probabilities and embedding (fp32 here, so only compilation differs)."""
+    import numpy as np
+
+    from nbrisk_core.classifier.inference import InferenceConfig, Predictor
+    from nbrisk_core.classifier.model_io import load_model
+
+    path = tiny_models_dir / "swin_art_demo.safetensors"
+    x = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    p_eager, e_eager = Predictor(load_model(path), InferenceConfig()).logits_and_embedding(x)
+    p_comp, e_comp = Predictor(load_model(path), InferenceConfig(compiled=True)).logits_and_embedding(x)
+    np.testing.assert_allclose(p_comp, p_eager, atol=1e-4)
+    np.testing.assert_allclose(e_comp, e_eager, atol=1e-3)

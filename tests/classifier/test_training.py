@@ -160,3 +160,42 @@ def test_cli_pretrain_then_finetune(tiny_cohort, tmp_path, capsys):
     card = json.loads((tmp_path / "ft" / "run.json").read_text())["card"]
     assert card["head"]["n_aux"] == 0 and card["pretraining"]["stage"] == "pretrain"
     assert len(card["training"]["init_sha256"]) == 64
+
+
+def test_precision_and_device_choice():
+    from nbrisk_core.classifier.inference import cpu_has_native_bf16
+    from nbrisk_core.classifier.training import resolve_device, resolve_precision
+    from nbrisk_core.errors import InputError
+
+    assert resolve_precision("fp32", "cpu") is False and resolve_precision("bf16", "cpu") is True
+    assert resolve_precision("auto", "cpu") is cpu_has_native_bf16()
+    assert resolve_precision("auto", "cuda") is True
+    with pytest.raises(InputError, match="--precision 'fp16'"):
+        resolve_precision("fp16", "cpu")
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_bf16_autocast_training_learns_and_is_recorded(tiny_cohort, tmp_path, capsys):
+    """Training under bf16 autocast (the fast path on AVX512-BF16/AMX CPUs and CUDA) lowers the loss
+    like fp32 does, keeps fp32 weights, and the card says which precision and device trained it."""
+    data = load_cohort_images(tiny_cohort, "art")
+    images, labels = data.images[:8], data.labels[:8]
+    torch.manual_seed(0)
+    model = build_model("swin_t", backbone_kwargs=TINY_SWIN_KWARGS)
+    before, _ = evaluate_loss_auc(model, images, labels)
+    fit(model, tmp_path / "fit", _recipe(max_lr=3e-4, max_epochs=5), cohort_batches(images, labels, 4), images,
+        labels, progress=False, log=lambda _: None, precision="bf16")
+    after, _ = evaluate_loss_auc(model, images, labels)
+    assert after < before - 0.015, (before, after)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    code = main(["train", "--tiny", "--cohort", str(tiny_cohort), "--run", str(tmp_path / "r"), "--epochs", "1",
+                 "--batch-size", "8", "--no-progress", "--threads", "1", "--precision", "bf16", "--device", "cpu"])
+    assert code == 0
+    assert "training on cpu, bf16 autocast" in capsys.readouterr().out
+    card = json.loads((tmp_path / "r" / "run.json").read_text())["card"]
+    assert card["training"]["hardware"]["precision"] == "bf16 autocast"
+    assert card["training"]["hardware"]["device"] == "cpu" and card["training"]["hardware"]["cpu"]

@@ -24,8 +24,16 @@ def small_cohort(tmp_path_factory):
 
 @pytest.mark.slow
 def test_quick_profile_writes_every_section_with_finite_numbers(small_cohort, tmp_path):
+    import hashlib
+
+    # the Swin variants start from a (one-step, tiny) synthetic pretraining run, as --swin-init allows
+    pre = tmp_path / "pre"
+    assert main(["train", "--stage", "pretrain", "--tiny", "--run", str(pre), "--epochs", "1", "--steps-per-epoch",
+                 "1", "--batch-size", "2", "--no-progress", "--threads", "1"]) == 0
+    init = pre / "best.safetensors"
     out = tmp_path / "report"
-    assert main(["reproduce", "--data", str(small_cohort), "--profile", "quick", "--out", str(out)]) == 0
+    argv = ["reproduce", "--data", str(small_cohort), "--profile", "quick", "--out", str(out), "--swin-init", str(init)]
+    assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     html = (out / "report.html").read_text()
     for title in ("Cohort and split", "Risk classifiers (HR vs NHR)", "Prognosis: MLRS model",
@@ -41,6 +49,10 @@ def test_quick_profile_writes_every_section_with_finite_numbers(small_cohort, tm
     prognosis = stages["prognosis"]
     assert 0.0 <= prognosis["c_index_train"] <= 1.0 and 0.0 <= prognosis["c_index_test"] <= 1.0
     assert prognosis["combinations_fitted"] + prognosis["combinations_skipped"] == 117
+    init_sha = hashlib.sha256(init.read_bytes()).hexdigest()
+    assert all(stages[f"classifier_{s.key}"]["init_sha256"] == (init_sha if s.arch == "swin_t" else None)
+               for s in CLASSIFIERS)
+    assert report["meta"]["Swin-T initialisation"] == str(init.resolve())
     oracle = stages["oracle"]
     assert oracle["available"] and 0.0 <= oracle["test"]["auc"][0] <= 1.0
     # every number in the three columns is finite where present
@@ -55,7 +67,7 @@ def test_quick_profile_writes_every_section_with_finite_numbers(small_cohort, tm
     assert set(report["stage_seconds"]) >= {"split", "embeddings", "prognosis", "oracle"}
     # a second run resumes: every stage is already done, nothing is recomputed
     before = (out / "stages" / "prognosis.json").stat().st_mtime_ns
-    assert main(["reproduce", "--data", str(small_cohort), "--profile", "quick", "--out", str(out)]) == 0
+    assert main(argv) == 0
     assert (out / "stages" / "prognosis.json").stat().st_mtime_ns == before
 
 
@@ -101,3 +113,10 @@ def test_paper_values_are_the_method_spec_numbers():
 def test_missing_cohort_is_an_input_error(tmp_path, capsys):
     assert main(["reproduce", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "clinical.csv" in capsys.readouterr().err
+
+
+def test_missing_swin_init_is_an_input_error(small_cohort, tmp_path, capsys):
+    argv = ["reproduce", "--data", str(small_cohort), "--out", str(tmp_path / "o"), "--swin-init",
+            str(tmp_path / "absent.safetensors")]
+    assert main(argv) == 2
+    assert "--swin-init" in capsys.readouterr().err and not (tmp_path / "o").exists()
