@@ -54,6 +54,10 @@ def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delon
         label = loaded.card.get("variant_label", Path(path).stem)
         if loaded.card["architecture"] != "swin_t":
             label = f"{loaded.card['architecture']}-{loaded.card['variant'].upper()}"
+        if label in results:  # two models of one kind: each keeps its own row (and --record its own card)
+            label = f"{label} ({Path(path).stem})"
+            label = next(f"{label} #{n}" for n in range(2, len(model_paths) + 2)
+                         if f"{label} #{n}" not in results) if label in results else label
         data = load_cohort_images(cohort_dir, loaded.variant)
         x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
                             std=loaded.card["normalisation"]["std"]).numpy()

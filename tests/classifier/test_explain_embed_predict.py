@@ -151,3 +151,30 @@ def test_evaluate_cli_json(tiny_cohort, tiny_models_dir, tmp_path, monkeypatch, 
     # the forward pass covers the whole cohort, so it also filled the embedding cache
     cached = list((tmp_path / "data" / "embeddings").glob("*.parquet"))
     assert len(cached) == 1 and pd.read_parquet(cached[0]).shape == (20, 16)
+
+
+def test_evaluate_two_models_of_one_kind_keep_their_own_rows(tiny_cohort, tiny_models_dir, tmp_path, monkeypatch,
+                                                             capsys):
+    """Two Swin-ART files side by side (say a pretraining and a fine-tuned stage) are two rows, and
+    --record writes each model's own numbers into its own card."""
+    import shutil
+
+    monkeypatch.setenv("NBRISK_HOME", str(tmp_path))
+    first = tmp_path / "a" / "swin_art_demo.safetensors"
+    shutil.copytree(tiny_models_dir, first.parent)
+    other = tmp_path / "b"
+    other.mkdir()
+    second = other / "finetuned.safetensors"
+    shutil.copy(first, second)
+    card = json.loads(first.with_suffix(".json").read_text())
+    card["weights_file"] = second.name
+    second.with_suffix(".json").write_text(json.dumps(card))
+    code = main(["evaluate", "--model", str(first), "--model", str(second), "--cohort", str(tiny_cohort),
+                 "--split", "test", "--json", "--record", "--threshold", "0.5"])
+    assert code == 0
+    out = capsys.readouterr().out
+    results = json.loads(out[out.index("{"):])["results"]
+    assert set(results) == {"Swin-ART", "Swin-ART (finetuned)"}
+    for path in (first, second):
+        recorded = json.loads(path.with_suffix(".json").read_text())["evaluations"][-1]
+        assert recorded["results"]["test"]["n"] == 4
