@@ -114,6 +114,10 @@ def stop_server(server: AppServer) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait(timeout=5)
+    # the server's log (tracebacks the browser only shows redacted) stays with the screenshots
+    with contextlib.suppress(OSError):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(server.log_path, ARTIFACTS / f"server-{server.url.rsplit(':', 1)[-1]}.log")
     shutil.rmtree(server.workdir, ignore_errors=True)
 
 
@@ -388,6 +392,9 @@ def step_saved_cases(flow: Flow, case_uid: str | None, label: str | None) -> byt
     expect(page.get_by_text(f"Case {case_uid} ({label}) is open in this session")).to_be_visible()
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Case").first
     box.click()
+    # type to filter: the drop-down renders only the options in view, and with many saved cases
+    # (ten sessions saving at once) this session's case may be far down the list
+    page.keyboard.type(case_uid)
     page.get_by_role("option", name=__import__("re").compile(f"^{case_uid}")).click()
     flow.wait_idle()
     with page.expect_download() as download_info:

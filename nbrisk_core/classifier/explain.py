@@ -2,14 +2,21 @@
 
 The CAM classes are used as context managers (their hooks are removed on exit) with an explicit
 target layer from the architecture table and the reshape transform that layer needs (timm Swin
-blocks output NHWC; the library wants NCHW). Hooks live on the model object, which the dashboard
-shares between sessions (``st.cache_resource``), so one lock serialises CAM computations.
+blocks output NHWC; the library wants NCHW).
+
+The dashboard shares one model between sessions (``st.cache_resource``) and serves predictions
+from it concurrently. CAM hooks on that model would also record the activations of another
+session's forward pass running at the same time (a wrong heat map, or a bf16 tensor the library
+cannot read), so CAMs run on a private copy of the model (:func:`_cam_model`, made once and
+renewed when the weights change), and one lock serialises the CAMs on it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +26,23 @@ from nbrisk_core.classifier import CLASS_ORDER
 from nbrisk_core.errors import InputError
 
 _CAM_LOCK = threading.Lock()
+#: model -> (weights fingerprint, its private copy for CAM hooks); guarded by _CAM_LOCK
+_CAM_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cam_model(model):
+    """The private copy of ``model`` that CAMs hook into (call with ``_CAM_LOCK`` held).
+
+    Made on first use and again whenever a parameter or buffer of ``model`` was replaced or changed
+    in place (storage pointer and version counter), so the copy always has the model's weights.
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    fingerprint = tuple((t.data_ptr(), t._version) for t in tensors)
+    cached = _CAM_COPIES.get(model)
+    if cached is None or cached[0] != fingerprint:
+        private = copy.deepcopy(model).eval()
+        _CAM_COPIES[model] = cached = (fingerprint, private)
+    return cached[1]
 
 
 @contextlib.contextmanager
@@ -81,16 +105,19 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     if target_class not in CLASS_ORDER:
         raise InputError(f"CAM target class {target_class!r}: expected one of {list(CLASS_ORDER)}")
     spec = ARCHITECTURES[model.nbrisk_arch]
-    layer = get_submodule(model, spec.cam_layer)
     tensor = torch.as_tensor(np.asarray(x, dtype=np.float32))
     if tensor.ndim == 3:
         tensor = tensor[None]
     device = next(model.parameters()).device
-    with (_CAM_LOCK, _gradients_only_in(model, layer),
-          classes[method](model=model, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam):
-        if method == "scorecam":
-            cam.batch_size = 32
-        heat = cam(input_tensor=tensor.to(device), targets=[ClassifierOutputTarget(CLASS_ORDER.index(target_class))])
+    with _CAM_LOCK:
+        private = _cam_model(model)
+        layer = get_submodule(private, spec.cam_layer)
+        with (_gradients_only_in(private, layer),
+              classes[method](model=private, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam):
+            if method == "scorecam":
+                cam.batch_size = 32
+            heat = cam(input_tensor=tensor.to(device),
+                       targets=[ClassifierOutputTarget(CLASS_ORDER.index(target_class))])
     return CamResult(np.nan_to_num(heat[0]).astype(np.float32), method, target_class)
 
 

@@ -53,11 +53,15 @@ def test_cam_backward_stops_at_the_target_layer_and_gives_the_same_map(tiny_mode
     with contextlib.ExitStack() as stack:
         stack.enter_context(explain._gradients_only_in(tiny_model, layer))
         seen.append(first.requires_grad)
+    grad_before = first.grad.clone()  # the reference run's backward walked every weight
     result = compute_cam(tiny_model, x, method, "HR")
     np.testing.assert_allclose(result.heatmap, reference, atol=1e-5)
-    # upstream weights are frozen during the CAM only, and no gradient was accumulated in them
-    assert seen == [False] and first.requires_grad and first.grad is None
+    # the CAM runs on a private copy: the shared model's weights and gradients are untouched
+    torch.testing.assert_close(first.grad, grad_before, rtol=0, atol=0)
     assert all(p.requires_grad for p in tiny_model.parameters())
+    # on the copy, upstream weights are frozen during the CAM only, and no gradient was accumulated in them
+    private_first = next(explain._CAM_COPIES[tiny_model][1].parameters())
+    assert seen == [False] and private_first.requires_grad and private_first.grad is None
 
 
 def test_overlay_keeps_slice_resolution_and_opacity():
@@ -178,3 +182,46 @@ def test_evaluate_two_models_of_one_kind_keep_their_own_rows(tiny_cohort, tiny_m
     for path in (first, second):
         recorded = json.loads(path.with_suffix(".json").read_text())["evaluations"][-1]
         assert recorded["results"]["test"]["n"] == 4
+
+
+def test_cam_is_not_disturbed_by_concurrent_predictions(tiny_model):
+    """The dashboard serves predictions from the shared model while another session computes a CAM:
+    the CAM's hooks must not record the other forward passes (bf16 ones broke the CAM; fp32 ones
+    could give one session a heat map made of another's image)."""
+    import threading
+
+    import torch
+
+    rng = np.random.default_rng(3)
+    x_cam = rng.normal(size=(3, 224, 224)).astype(np.float32)
+    x_other = torch.from_numpy(rng.normal(size=(1, 3, 224, 224)).astype(np.float32))
+    alone = compute_cam(tiny_model, x_cam, "gradcam", "HR").heatmap
+    stop, failures = threading.Event(), []
+
+    def other_session():
+        try:
+            while not stop.is_set():
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    tiny_model(x_other)
+        except Exception as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    thread = threading.Thread(target=other_session)
+    thread.start()
+    try:
+        maps = [compute_cam(tiny_model, x_cam, "gradcam", "HR").heatmap for _ in range(8)]
+    finally:
+        stop.set()
+        thread.join()
+    assert not failures
+    for heat in maps:
+        np.testing.assert_allclose(heat, alone, atol=1e-5)
+    # the private copy follows the model's weights when they change
+    with torch.no_grad():
+        next(tiny_model.parameters()).mul_(1.5)
+    changed = compute_cam(tiny_model, x_cam, "gradcam", "HR").heatmap
+    from nbrisk_core.classifier import explain
+
+    private = explain._CAM_COPIES[tiny_model][1]
+    torch.testing.assert_close(next(private.parameters()), next(tiny_model.parameters()))
+    assert changed.shape == alone.shape
