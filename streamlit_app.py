@@ -53,7 +53,7 @@ def home() -> None:
     st.plotly_chart(
         kaplan_meier_figure(clinical["os_days"], clinical["os_event"], clinical["risk_group"],
                             title="Overall survival by risk group"),
-        use_container_width=True,
+        width="stretch",
     )
     st.markdown(
         "**Workflow.** *Case*: upload a three-phase CT study and pick the max-area tumour slice per phase. "

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 from PIL import Image
 
@@ -168,7 +169,7 @@ for col, variant in zip(cols, cam_variants):
     # kept with the result so a saved case and its PDF report carry the map that was shown
     st.session_state[state.RISK_RESULT].setdefault("gradcam", {})[phase] = cam.heatmap
     col.image(overlay(grey[phase], cam.heatmap, opacity), caption=f"{results[variant].label}: {phase.upper()} slice "
-              f"({grey[phase].shape[0]}×{grey[phase].shape[1]})", use_container_width=True)
+              f"({grey[phase].shape[0]}×{grey[phase].shape[1]})", width="stretch")
 
 # ------------------------------------------------------------------ model card
 with st.expander("Model card (Swin-ART)"):
@@ -185,8 +186,10 @@ with st.expander("Model card (Swin-ART)"):
     rows = {c: {"AUC": m["auc"]["value"], "95% CI": f"{m['auc']['ci_low']:.3f}-{m['auc']['ci_high']:.3f}",
                 "accuracy": m.get("accuracy"), "n": m.get("n")}
             for c, m in metrics.items() if isinstance(m, dict) and "auc" in m}
-    if rows:
-        st.dataframe(rows)
+    if rows:  # one row per cohort: each column holds one type (Arrow cannot mix the CI text with floats)
+        st.dataframe(pd.DataFrame.from_dict(rows, orient="index"),
+                     column_config={"AUC": st.column_config.NumberColumn(format="%.3f"),
+                                    "accuracy": st.column_config.NumberColumn(format="%.3f")})
     for evaluation in card.get("evaluations", []):
         for cohort_name, m in evaluation.get("results", {}).items():
             oracle = evaluation.get("oracle_auc")
