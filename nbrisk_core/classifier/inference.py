@@ -44,10 +44,28 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def choose_device() -> str:
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; an unavailable ``cuda`` is an InputError."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from nbrisk_core.errors import InputError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available here (expected auto or cpu)")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
+    return device
+
+
+def choose_device() -> str:
+    return resolve_device("auto")
+
+
+def bf16_pays_off(device: str) -> bool:
+    """bf16 autocast is faster than fp32 here: CUDA, or a CPU with native bf16 (module docstring)."""
+    return device == "cuda" or cpu_has_native_bf16()
 
 
 @dataclass
@@ -69,8 +87,7 @@ def optimized_config(device: str | None = None, compile: bool = False) -> Infere
     import torch
 
     device = device or choose_device()
-    bf16 = device == "cuda" or cpu_has_native_bf16()
-    return InferenceConfig(device=device, autocast_bf16=bf16, compiled=compile, threads=torch.get_num_threads())
+    return InferenceConfig(device=device, autocast_bf16=bf16_pays_off(device), compiled=compile, threads=torch.get_num_threads())
 
 
 @dataclass

@@ -256,7 +256,7 @@ def train_run(args, recipe) -> dict:
 
 def _hardware(args) -> dict:
     """``fit``'s device and precision from the CLI flags (older Namespaces: auto)."""
-    from nbrisk_core.classifier.training import resolve_device
+    from nbrisk_core.classifier.inference import resolve_device
 
     return {"device": resolve_device(getattr(args, "device", "auto")),
             "precision": getattr(args, "precision", "auto")}

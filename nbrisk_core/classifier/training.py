@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from nbrisk_core.classifier.data import Augmentation, to_tensor_batch
+from nbrisk_core.classifier.inference import resolve_device  # the one device rule (also re-exported here)
 from nbrisk_core.errors import InputError
 
 
@@ -137,27 +138,14 @@ def _lr_at(recipe: Recipe, epoch: int, step_in_epoch: int, steps_per_epoch: int)
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; an unavailable ``cuda`` is an InputError."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available here (expected auto or cpu)")
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
-    return device
-
-
 def resolve_precision(precision: str, device: str) -> bool:
     """True when training should run under bf16 autocast (see the module docstring)."""
-    from nbrisk_core.classifier.inference import cpu_has_native_bf16
+    from nbrisk_core.classifier.inference import bf16_pays_off
 
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return device == "cuda" or cpu_has_native_bf16()
+        return bf16_pays_off(device)
     return precision == "bf16"
 
 

@@ -55,9 +55,10 @@ def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delon
         if loaded.card["architecture"] != "swin_t":
             label = f"{loaded.card['architecture']}-{loaded.card['variant'].upper()}"
         if label in results:  # two models of one kind: each keeps its own row (and --record its own card)
-            label = f"{label} ({Path(path).stem})"
-            label = next(f"{label} #{n}" for n in range(2, len(model_paths) + 2)
-                         if f"{label} #{n}" not in results) if label in results else label
+            label = base = f"{label} ({Path(path).stem})"
+            n = 2
+            while label in results:
+                label, n = f"{base} #{n}", n + 1
         data = load_cohort_images(cohort_dir, loaded.variant)
         x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
                             std=loaded.card["normalisation"]["std"]).numpy()

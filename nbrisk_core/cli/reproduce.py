@@ -36,11 +36,10 @@ def run(args) -> int:
 
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    elif args.device == "cuda":
-        import torch
+    else:
+        from nbrisk_core.classifier.inference import resolve_device
 
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available on this machine")
+        resolve_device(args.device)  # an unavailable --device cuda is an InputError here, not mid-run
     data = (args.data or demo_cohort_dir()).resolve()
     if not (data / "clinical.csv").exists():
         raise InputError(f"--data {data}: no clinical.csv (build the demo cohort with `nbrisk demo build`)")
