@@ -169,41 +169,54 @@ def cohort_curves(path: str):
     return cohort_km_curves(clinical["os_days"], clinical["os_event"], clinical["risk_group"])
 
 
-def export_file(case_uid: str, version: int, fmt: str):
-    """The download button's data for one export: a function of no arguments that Streamlit calls
-    when the user clicks (deferred download), which makes the file and audits it in one call.
+#: session key of the export files made in this session: ``{(case_uid, version, fmt): bytes}``
+_EXPORTS = "nbrisk.exports"
 
-    Everything it needs (engine, user, cohort curves, models folder) is bound here, in the script
-    thread: the function runs on a worker thread with no access to the session.
-    """
-    from functools import partial
 
+def make_export(case_uid: str, version: int, fmt: str) -> bytes:
+    """Make one export file of a stored case version and audit it (:func:`nbrisk_core.report.export_case`)."""
     from nbrisk_core.report import export_case
 
-    return partial(export_case, store_engine(), case_uid, _username(), fmt, version=version,
-                   cohort_curves=cohort_curves(str(config.demo_cohort_dir())) if fmt == "pdf" else None,
-                   models_dir=config.models_dir())
+    return export_case(store_engine(), case_uid, _username(), fmt, version=version,
+                       cohort_curves=cohort_curves(str(config.demo_cohort_dir())) if fmt == "pdf" else None,
+                       models_dir=config.models_dir())
 
 
 def export_buttons(case_uid: str, version: int, label: str, *, key: str = "export") -> None:
-    """PDF, CSV and JSON download buttons of a stored case version (each download is audited).
+    """PDF, CSV and JSON of a stored case version: a "Make" button per format, then its download.
 
-    The file is made when the button is clicked, by :func:`nbrisk_core.report.export_case`, which
-    also writes the ``case_exported`` event; ``on_click="ignore"`` keeps the click from rerunning
-    the page. This replaces an ``on_click`` callback, which wrote the event in the rerun the click
-    starts, apart from the download itself: the event did not depend on the file being delivered,
-    and that rerun (which rendered all three files again) competed with the download and with the
-    next click. The page also no longer renders the PDF before anyone asks for it.
+    A file is made (and its ``case_exported`` event written) only when the user asks for it, in the
+    run of that click, and is kept in the session for the case version on screen; the download button
+    then hands over those bytes. The button is an ordinary one with its file referenced by this
+    session, so the file stays until the session's next run. This replaces a deferred download
+    (``data=`` a function run on the click), which lost files under load: Streamlit leaves a deferred
+    file unreferenced and deletes it after any two runs of any sessions end, and with ten sessions at
+    once that happened between the click and the browser's request, so the download was cancelled.
     """
+    from nbrisk_core.errors import InputError
     from nbrisk_core.report import EXPORT_FORMATS
 
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)[:40] or "case"
     stem = f"nbrisk_{case_uid}_v{version}_{safe}"
+    made: dict = st.session_state.setdefault(_EXPORTS, {})
+    for stale in [k for k in made if k[:2] != (case_uid, version)]:
+        del made[stale]  # only the case version on screen keeps its files in the session
     columns = st.columns(len(EXPORT_FORMATS))
     for column, (fmt, mime) in zip(columns, EXPORT_FORMATS.items(), strict=True):
-        column.download_button(f"Download {fmt.upper()}", export_file(case_uid, version, fmt),
+        slot = column.empty()  # the Make button, replaced by the download once the file is made
+        if (case_uid, version, fmt) not in made:
+            if not slot.button(f"Make {fmt.upper()}", key=f"{key}.make.{fmt}", icon=":material/description:"):
+                continue
+            try:
+                with column, st.spinner(f"Making the {fmt.upper()} of case {case_uid}..."):
+                    made[(case_uid, version, fmt)] = make_export(case_uid, version, fmt)
+            except InputError as error:
+                column.error(str(error))
+                continue
+        slot.download_button(f"Download {fmt.upper()}", made[(case_uid, version, fmt)],
                                file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}.{fmt}",
-                               icon=":material/download:", on_click="ignore")
+                               icon=":material/download:", on_click="ignore", type="primary")
+    st.caption(f"Downloads of case {case_uid}, version {version}. Making a file writes it to the audit trail.")
 
 
 def audit_prediction(kind: str, model_sha256: str | None, **detail) -> None:

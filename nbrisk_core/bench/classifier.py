@@ -2,7 +2,8 @@
 and Grad-CAM time, all measured in one run on the same weights.
 
 The optimised path is :func:`nbrisk_core.classifier.inference.optimized_config`: inference mode,
-bf16 autocast where the hardware has native bf16 (CUDA, AVX512-BF16, AMX), ``torch.compile``
+bf16 autocast where the hardware has native bf16 (CUDA, AVX512-BF16, AMX; ``--precision`` picks
+another), ``torch.compile``
 (``--no-compile`` to skip) and threads = the cores this process may use. Agreement is checked on
 probabilities (max absolute difference) over the demo cohort's images when present, with the AUC
 of both paths on that cohort.
@@ -17,6 +18,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--agreement-cases", type=int, default=24, help="demo images for the agreement check")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the optimised path")
     parser.add_argument("--threads", type=int, help="torch threads (default: the usable cores)")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                        help="autocast of the optimised path (default auto: bf16 where the hardware has it); "
+                             "fp16 is the closer one to fp32 (docs/classifier.md)")
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -75,7 +79,7 @@ def run(args) -> dict:
     eager_ms = _median_ms(eager, args.repeats)
     print(f"eager fp32 (timm, no_grad): {eager_ms:.1f} ms / image")
 
-    config = optimized_config(device="cpu", compile=not args.no_compile)
+    config = optimized_config(device="cpu", compile=not args.no_compile, precision=getattr(args, "precision", "auto"))
     config.threads = threads
     predictor = Predictor(loaded, config)
     import time

@@ -199,9 +199,8 @@ def export_case(engine, case_uid: str, username: str, fmt: str, *, version: int 
     """Make the ``fmt`` file of a stored case and write its ``case_exported`` audit event.
 
     The event is written after the file was made and only then, in the call that makes it: the
-    dashboard passes this (bound to its arguments) as the download button's data, which Streamlit
-    calls when the user clicks, so there is no separate click callback to race with the download.
-    Nothing here reads the Streamlit session: it runs on a worker thread.
+    dashboard calls this when the user asks for the file ("Make PDF"), then offers its bytes for
+    download. Nothing here reads the Streamlit session.
 
     Parameters
     ----------

@@ -35,3 +35,27 @@ def test_compiled_frozen_predictor_matches_eager(tiny_models_dir):
     p_comp, e_comp = Predictor(load_model(path), InferenceConfig(compiled=True)).logits_and_embedding(x)
     np.testing.assert_allclose(p_comp, p_eager, atol=1e-4)
     np.testing.assert_allclose(e_comp, e_eager, atol=1e-3)
+
+
+def test_inference_precision_choice(tiny_models_dir):
+    """``--precision``: auto follows the hardware rule, fp16/bf16 autocast stay close to fp32, and
+    fp16 (10 mantissa bits) is closer than bf16 (7); an unknown choice names the flag."""
+    import numpy as np
+    import pytest
+
+    from nbrisk_core.classifier.inference import Predictor, bf16_pays_off, optimized_config
+    from nbrisk_core.classifier.model_io import load_model
+    from nbrisk_core.errors import InputError
+
+    assert optimized_config("cpu").autocast == ("bfloat16" if bf16_pays_off("cpu") else None)
+    assert optimized_config("cpu", precision="fp32").describe() == "cpu fp32"
+    assert optimized_config("cpu", precision="fp16").describe() == "cpu fp16 autocast"
+    with pytest.raises(InputError, match="--precision 'int4'"):
+        optimized_config("cpu", precision="int4")
+    path = tiny_models_dir / "swin_art_demo.safetensors"
+    x = np.random.default_rng(1).normal(size=(4, 3, 224, 224)).astype(np.float32)
+    p = {name: Predictor(load_model(path), optimized_config("cpu", precision=name)).logits_and_embedding(x)[0]
+         for name in ("fp32", "fp16", "bf16")}
+    fp16_diff, bf16_diff = (float(np.abs(p[name] - p["fp32"]).max()) for name in ("fp16", "bf16"))
+    assert fp16_diff < 1e-2 and bf16_diff < 5e-2
+    assert fp16_diff <= bf16_diff

@@ -45,7 +45,8 @@ def test_cases_page_lists_filters_and_compares(store_url, repo_root):
     assert not at.exception
     opened = {e.case_uid for e in audit.list_events(get_engine(store_url), action="case_opened")}
     assert opened == {a.case_uid, b.case_uid}
-    assert len(at.get("download_button")) == 3
+    # each format has its Make button (a file is made only when asked for)
+    assert {b.label for b in at.button if b.label.startswith("Make ")} == {"Make PDF", "Make CSV", "Make JSON"}
 
 
 def test_cases_page_opens_a_case_into_the_session(store_url, repo_root):
@@ -226,32 +227,46 @@ def test_save_box_with_nothing_to_save(store_url):
     assert at.info[0].value.startswith("Nothing to save yet")
 
 
-def test_export_buttons_make_and_audit_the_file_only_when_clicked(store_url, repo_root, monkeypatch):
-    from streamlit.runtime.media_file_manager import MediaFileManager
-
-    # the deferred download's data function, as Streamlit registers it for the click
-    registered = {}
-    add_deferred = MediaFileManager.add_deferred
-
-    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        registered[file_name] = data_callable
-        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+def test_export_buttons_make_and_audit_the_file_only_when_asked(store_url, repo_root):
     saved = _saved_case(store_url, "P0123", "HR", 0.7)
     at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
-    buttons = at.get("download_button")
-    assert len(buttons) == 3 and all(b.proto.deferred_file_id and not b.proto.url for b in buttons)
     engine = get_engine(store_url)
-    assert audit.list_events(engine, action="case_exported") == []  # showing the page exports nothing
-    pdf_name = next(name for name in registered if name.endswith(".pdf"))
-    assert pdf_name == f"nbrisk_{saved.case_uid}_v1_P0123.pdf"
-    data = registered[pdf_name]()  # what Streamlit runs on its worker thread when the button is clicked
-    assert data.startswith(b"%PDF")
+    assert at.get("download_button") == []  # showing the page makes no file
+    assert audit.list_events(engine, action="case_exported") == []
+    make_pdf = at.button(key=f"cases.export.{saved.case_uid}.make.pdf")
+    make_pdf.click().run()
+    assert not at.exception
+    buttons = at.get("download_button")
+    assert len(buttons) == 1  # only the PDF was asked for
+    pdf = buttons[0].proto
+    assert pdf.label == "Download PDF" and pdf.url and not pdf.deferred_file_id  # a file referenced by the session
     events = audit.list_events(engine, action="case_exported")
     assert [(e.username, e.case_uid, e.detail["format"], e.detail["version"]) for e in events] == [
         ("local", saved.case_uid, "pdf", 1)]
+    # the session keeps the file for this case version: a rerun neither remakes nor audits it again
+    at.run()
+    assert len(at.get("download_button")) == 1
+    assert len(audit.list_events(engine, action="case_exported")) == 1
+    made = at.session_state["nbrisk.exports"]
+    assert list(made) == [(saved.case_uid, 1, "pdf")] and made[(saved.case_uid, 1, "pdf")].startswith(b"%PDF")
+
+
+def test_export_of_a_case_changed_meanwhile_is_of_the_version_shown_after_the_click(store_url, repo_root):
+    saved = _saved_case(store_url, "P0124", "HR", 0.7)
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
+    assert any("version 1" in c.value for c in at.caption)
+    engine = get_engine(store_url)
+    changed = cases.load_case(engine, saved.case_uid, "bob", record_open=False)
+    changed.notes = "changed elsewhere"
+    cases.save_case(engine, changed, "bob")  # now version 2; the page still shows version 1
+    at.button(key=f"cases.export.{saved.case_uid}.make.json").click().run()
+    assert not at.exception
+    assert len(at.get("download_button")) == 1
+    assert any(f"Downloads of case {saved.case_uid}, version 2" in c.value for c in at.caption)
+    events = audit.list_events(engine, action="case_exported")
+    assert [(e.detail["format"], e.detail["version"]) for e in events] == [("json", 2)]
+    assert "changed elsewhere" in at.session_state["nbrisk.exports"][(saved.case_uid, 2, "json")].decode()
 
 
 def _open_from_cases_page(repo_root, case_uid, before: dict | None = None) -> AppTest:
