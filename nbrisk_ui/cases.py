@@ -216,7 +216,8 @@ def export_buttons(case_uid: str, version: int, label: str, *, key: str = "expor
         slot.download_button(f"Download {fmt.upper()}", made[(case_uid, version, fmt)],
                                file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}.{fmt}",
                                icon=":material/download:", on_click="ignore", type="primary")
-    st.caption(f"Downloads of case {case_uid}, version {version}. Making a file writes it to the audit trail.")
+    st.caption(f"Downloads of case {case_uid}, version {version}. "
+               "Making a file writes it to the audit trail.")
 
 
 def audit_prediction(kind: str, model_sha256: str | None, **detail) -> None:

@@ -79,7 +79,8 @@ def run(args) -> dict:
     eager_ms = _median_ms(eager, args.repeats)
     print(f"eager fp32 (timm, no_grad): {eager_ms:.1f} ms / image")
 
-    config = optimized_config(device="cpu", compile=not args.no_compile, precision=getattr(args, "precision", "auto"))
+    config = optimized_config(device="cpu", compile=not args.no_compile,
+                              precision=getattr(args, "precision", "auto"))
     config.threads = threads
     predictor = Predictor(loaded, config)
     import time

@@ -86,7 +86,8 @@ class InferenceConfig:
         return f"{self.device} {precision}{' compiled' if self.compiled else ''}"
 
 
-def optimized_config(device: str | None = None, compile: bool = False, precision: str = "auto") -> InferenceConfig:
+def optimized_config(device: str | None = None, compile: bool = False,
+                     precision: str = "auto") -> InferenceConfig:
     """The fastest sound configuration for this machine (see the module docstring).
 
     ``precision``: ``auto`` (bf16 where it pays off, else fp32), or ``bf16``, ``fp16``, ``fp32``. On
@@ -147,7 +148,8 @@ class Predictor:
         x = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32)).to(self.config.device)
         device_type = "cuda" if self.config.device.startswith("cuda") else "cpu"
         dtype = getattr(torch, self.config.autocast or "bfloat16")
-        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=self.config.autocast is not None):
+        autocast = torch.autocast(device_type, dtype=dtype, enabled=self.config.autocast is not None)
+        with torch.inference_mode(), autocast:
             logits, embedding = self._forward(x)
         proba = torch.softmax(logits.float(), 1).cpu().numpy()
         return proba, embedding.float().cpu().numpy()
