@@ -23,11 +23,13 @@ def register(subparsers) -> None:
         p.add_argument(f"--slice-{phase}", type=int, metavar="N", help=f"slice index in the {phase.upper()} series")
     p.add_argument("--labs", metavar="FILE", help="labs (JSON or one-row CSV): adds the individual prognosis")
     p.add_argument("--models", metavar="DIR", help="model directory (default models/)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                   help="autocast of the forward pass (default auto: bf16 where the hardware has it)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 
 
-def predict_paths(paths: dict, slices: dict, models_dir=None) -> dict:
+def predict_paths(paths: dict, slices: dict, models_dir=None, precision: str = "auto") -> dict:
     """Library entry behind the CLI: read each phase, run each available variant."""
     import time
     from pathlib import Path
@@ -41,7 +43,7 @@ def predict_paths(paths: dict, slices: dict, models_dir=None) -> dict:
     started = time.perf_counter()
     grey = {phase: read_phase_input(path, slices.get(phase))[0] for phase, path in paths.items() if path}
     folder = Path(models_dir) if models_dir else default_models_dir()
-    config = optimized_config()
+    config = optimized_config(precision=precision)
     variants, art = {}, None
     for variant, stem in SHIPPED_MODELS.items():
         weights = folder / f"{stem}.safetensors"
@@ -73,7 +75,7 @@ def run(args) -> int:
 
     paths = {phase: getattr(args, phase) for phase in PHASES}
     slices = {phase: getattr(args, f"slice_{phase}") for phase in PHASES}
-    result = predict_paths(paths, slices, args.models)
+    result = predict_paths(paths, slices, args.models, getattr(args, "precision", "auto"))
     # --- prognosis hook (owned by the prognosis engine) ---------------------------------------
     if args.labs:
         if importlib.util.find_spec("nbrisk_core.prognosis.individual") is None:

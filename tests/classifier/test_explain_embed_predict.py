@@ -132,6 +132,14 @@ def test_predict_cli_json(tiny_cohort, tiny_models_dir, tmp_path, capsys):
     assert set(result) >= {"variants", "embedding", "model_sha256", "device", "seconds"}
     assert len(result["embedding"]) == 16 and 0 <= result["variants"]["art"]["p_high_risk"] <= 1
     assert result["variants"]["art"]["risk_class"] in ("HR", "NHR") and "nc" not in result["variants"]
+    # --precision fp32 and fp16 give nearly the same probability, and the device says which ran
+    command = ["predict", "--art", str(png), "--models", str(tiny_models_dir), "--json", "--precision"]
+    assert main([*command, "fp16"]) == 0
+    fp16 = json.loads(capsys.readouterr().out)
+    assert main([*command, "fp32"]) == 0
+    fp32 = json.loads(capsys.readouterr().out)
+    assert "fp16 autocast" in fp16["device"] and "fp32" in fp32["device"]
+    assert abs(fp16["variants"]["art"]["p_high_risk"] - fp32["variants"]["art"]["p_high_risk"]) < 1e-2
 
 
 def test_predict_cli_bad_input_exits_2(tiny_models_dir, tmp_path, capsys):
