@@ -604,6 +604,7 @@ def run(args) -> dict:
             outcomes = [f.result() for f in futures]
         wall = time.perf_counter() - started
         isolation = _check_isolation(server.database_url, outcomes)
+        sign_in_audit = _audit_counts(server.database_url)
     finally:
         stop_server(server)
     errors = [f"session {o['index']}: {o['error']}" for o in outcomes if o["error"]]
@@ -614,6 +615,7 @@ def run(args) -> dict:
     figures = {"sessions": n, "step_timeout_s": round(timeout_s, 1), "wall_s": round(wall, 2), "errors": errors,
                "isolation_problems": isolation,
                "retries": {f"session {o['index']}": o["retries"] for o in outcomes if o.get("retries")},
+               "sign_in_audit": sign_in_audit,
                "skipped_steps": sorted({f"{k}: {v}" for o in outcomes for k, v in o["skipped"].items()}),
                "steps": {k: {"n": len(v), "p50_s": round(float(np.percentile(v, 50)), 2),
                              "p95_s": round(float(np.percentile(v, 95)), 2), "max_s": round(max(v), 2)}
@@ -622,7 +624,8 @@ def run(args) -> dict:
     for step, f in figures["steps"].items():
         print(f"  {step:<12} n={f['n']:<3} p50 {f['p50_s']:6.2f} s   p95 {f['p95_s']:6.2f} s   max {f['max_s']:6.2f} s")
     for session, retried in figures["retries"].items():
-        print(f"  retried {session}: {retried}")
+        user = f"bench{int(session.split()[-1]):02d}"
+        print(f"  retried {session}: {retried}; audit trail of {user}: {sign_in_audit.get(user, {})}")
     for line in figures["skipped_steps"]:
         print(f"  skipped {line}")
     for line in errors + isolation:
@@ -653,3 +656,23 @@ def _check_isolation(database_url: str, outcomes: list[dict]) -> list[str]:
     finally:
         engine.dispose()
     return problems
+
+
+def _audit_counts(database_url: str) -> dict[str, dict[str, int]]:
+    """Sign-in events per bench user from the audit trail: what the server saw, beside what the browsers
+    did (one sign-in and one sign-out each, plus each reported retry)."""
+    from collections import Counter
+
+    from nbrisk_core.store import audit
+    from nbrisk_core.store.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        events = audit.list_events(engine, limit=None)
+    finally:
+        engine.dispose()
+    counts: dict[str, Counter] = {}
+    for event in events:
+        if event.action in ("sign_in", "sign_in_failed", "sign_in_blocked", "sign_out"):
+            counts.setdefault(event.username, Counter())[event.action] += 1
+    return {user: dict(sorted(c.items())) for user, c in sorted(counts.items())}
