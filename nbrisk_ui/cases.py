@@ -204,16 +204,17 @@ def export_buttons(case_uid: str, version: int, label: str, *, key: str = "expor
     columns = st.columns(len(EXPORT_FORMATS))
     for column, (fmt, mime) in zip(columns, EXPORT_FORMATS.items(), strict=True):
         slot = column.empty()  # the Make button, replaced by the download once the file is made
-        if (case_uid, version, fmt) not in made:
+        entry = (case_uid, version, fmt)
+        if entry not in made:
             if not slot.button(f"Make {fmt.upper()}", key=f"{key}.make.{fmt}", icon=":material/description:"):
                 continue
             try:
                 with column, st.spinner(f"Making the {fmt.upper()} of case {case_uid}..."):
-                    made[(case_uid, version, fmt)] = make_export(case_uid, version, fmt)
+                    made[entry] = make_export(case_uid, version, fmt)
             except InputError as error:
                 column.error(str(error))
                 continue
-        slot.download_button(f"Download {fmt.upper()}", made[(case_uid, version, fmt)],
+        slot.download_button(f"Download {fmt.upper()}", made[entry],
                                file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}.{fmt}",
                                icon=":material/download:", on_click="ignore", type="primary")
     st.caption(f"Downloads of case {case_uid}, version {version}. "
