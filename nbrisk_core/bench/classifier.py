@@ -2,9 +2,9 @@
 and Grad-CAM time, all measured in one run on the same weights.
 
 The optimised path is :func:`nbrisk_core.classifier.inference.optimized_config`: inference mode,
-bf16 autocast where the hardware has native bf16 (CUDA, AVX512-BF16, AMX; ``--precision`` picks
-another), ``torch.compile``
-(``--no-compile`` to skip) and threads = the cores this process may use. Agreement is checked on
+bf16 autocast on CUDA, fp32 with bf16 matrix products on a CPU with native bf16 (AVX512-BF16, AMX;
+``--precision`` picks another), ``torch.compile`` (``--no-compile`` to skip) and threads = the cores
+this process may use. Agreement is checked on
 probabilities (max absolute difference) over the demo cohort's images when present, with the AUC
 of both paths on that cohort.
 """
@@ -18,9 +18,94 @@ def add_arguments(parser) -> None:
     parser.add_argument("--agreement-cases", type=int, default=24, help="demo images for the agreement check")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the optimised path")
     parser.add_argument("--threads", type=int, help="torch threads (default: the usable cores)")
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
-                        help="autocast of the optimised path (default auto: bf16 where the hardware has it); "
-                             "fp16 is the closer one to fp32 (docs/classifier.md)")
+    from nbrisk_core.classifier.inference import PRECISION_CHOICES
+
+    parser.add_argument("--throughput", choices=("auto", "on", "off"), default="auto",
+                        help="images/s of bf16 inference and training at large batch (auto: on a CUDA device)")
+    parser.add_argument("--throughput-batch", type=int, default=256, help="batch size of the throughput runs")
+    parser.add_argument("--throughput-steps", type=int, default=20, help="timed steps of each throughput run")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="precision of the optimised path (default auto: bf16 autocast on CUDA, bf16-matmul "
+                             "on a CPU with native bf16, else fp32; docs/classifier.md)")
+
+
+#: timm's own Swin-T throughput figures (huggingface/pytorch-image-models, ``results/`` at commit
+#: aa4b5850c154, 2026-08-08): what ``--throughput`` is reported beside. Other GPUs and software than
+#: any lent here, so a frame of reference, not a target.
+TIMM_SWIN_T_REFERENCE = [
+    {"what": "inference", "images_per_s": 2748.8, "batch": 1024, "precision": "AMP (fp16)", "gpu": "RTX 4090",
+     "software": "torch 2.9.1, CUDA 12.8", "file": "results/benchmark-infer-amp-nchw-pt291-cu128-4090.csv"},
+    {"what": "inference", "images_per_s": 4239.14, "batch": 1024, "precision": "AMP (fp16)", "gpu": "RTX 5090",
+     "software": "torch 2.9.1, CUDA 13.0", "file": "results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv"},
+    {"what": "inference", "images_per_s": 7080.3, "batch": 2048, "precision": "AMP bf16, torch.compile",
+     "gpu": "RTX Pro 6000 Max-Q", "software": "torch 2.9.1, CUDA 13.0",
+     "file": "results/benchmark-infer-amp_bf16-nchw-pt291-cu130-pro6000maxq-dynamo.csv"},
+    {"what": "training", "images_per_s": 646.76, "batch": 256, "precision": "AMP (fp16)", "gpu": "RTX 3090",
+     "software": "torch 1.12, CUDA 11.3", "file": "results/benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv"},
+]
+
+
+def measure_throughput(model, device: str, batch_size: int, steps: int, train: bool) -> float:
+    """Images per second of ``model`` under bf16 autocast on random ``(batch, 3, 224, 224)`` inputs,
+    as timm's benchmark does: a forward pass in inference mode, or a training step (forward,
+    cross-entropy through the paper's head, backward, the recipe's Adam step). Warm-up steps first;
+    CUDA is synchronised around the timed loop."""
+    import time
+
+    import torch
+
+    from nbrisk_core.classifier.architectures import forward_with_embedding
+    from nbrisk_core.classifier.training import Recipe, _make_optimizer
+
+    model = model.to(device)
+    x = torch.randn(batch_size, 3, 224, 224, device=device)
+    y = torch.randint(0, 2, (batch_size,), device=device)
+    device_type = device.split(":")[0]
+    optimizer = _make_optimizer(model, Recipe()) if train else None
+    model.train(train)
+
+    def step():
+        if not train:
+            with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16):
+                return forward_with_embedding(model, x)
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            logits, _ = forward_with_embedding(model, x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def sync():
+        if device_type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(min(3, steps)):
+        step()
+    sync()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    model.eval()
+    return batch_size * steps / (time.perf_counter() - started)
+
+
+def throughput_figures(path, device: str, batch_size: int, steps: int) -> dict:
+    """Inference and training images/s of fresh copies of the model at ``path`` on ``device``."""
+    import torch
+
+    from nbrisk_core.classifier.model_io import load_model
+
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+    figures = {"device": device, "device_name": name, "batch": batch_size, "steps": steps, "precision": "bf16 autocast"}
+    for what in ("inference", "training"):
+        model = load_model(path).model  # fresh weights: the training run changes them
+        figures[f"{what}_images_per_s"] = measure_throughput(model, device, batch_size, steps, what == "training")
+        del model
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    figures["timm_reference"] = TIMM_SWIN_T_REFERENCE
+    return figures
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -44,7 +129,12 @@ def run(args) -> dict:
 
     from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
     from nbrisk_core.classifier.explain import compute_cam
-    from nbrisk_core.classifier.inference import Predictor, cpu_has_native_bf16, optimized_config
+    from nbrisk_core.classifier.inference import (
+        Predictor,
+        cpu_has_native_bf16,
+        onednn_matmul_precision,
+        optimized_config,
+    )
     from nbrisk_core.classifier.metrics import roc_auc
     from nbrisk_core.classifier.model_io import load_model, shipped_model_path
     from nbrisk_core.config import demo_cohort_dir
@@ -59,10 +149,10 @@ def run(args) -> dict:
     if (cohort / "clinical.csv").exists():
         data = load_cohort_images(cohort, loaded.variant)
         n = min(args.agreement_cases, len(data.labels))
-        # both classes in the agreement set: take alternating HR / NHR patients
+        # both classes in the agreement set: as many HR as NHR patients, or the whole cohort
         order = np.argsort(data.labels, kind="stable")
         hr, nhr = order[data.labels[order] == 0], order[data.labels[order] == 1]
-        index = np.concatenate([hr[: n // 2], nhr[: n - n // 2]])
+        index = order if n == len(order) else np.concatenate([hr[: n // 2], nhr[: n - n // 2]])
         x_all = to_tensor_batch(data.images[index]).numpy()
         is_hr = (data.labels[index] == 0).astype(int)
     else:
@@ -72,7 +162,7 @@ def run(args) -> dict:
     model = loaded.model.eval()
 
     def eager():
-        with torch.no_grad():
+        with torch.no_grad(), onednn_matmul_precision(None):
             return model(x1)
 
     eager()
@@ -91,7 +181,7 @@ def run(args) -> dict:
     optimized_ms = _median_ms(lambda: predictor.logits_and_embedding(x_all[:1]), args.repeats)
     print(f"optimised ({config.describe()}): {optimized_ms:.1f} ms / image (first call {warmup_s:.1f} s)")
 
-    with torch.no_grad():
+    with torch.no_grad(), onednn_matmul_precision(None):  # the reference: exact fp32 products
         p_eager = np.concatenate([torch.softmax(model(torch.from_numpy(x_all[i:i + 8])), 1).numpy()
                                   for i in range(0, len(x_all), 8)])
     p_opt = np.concatenate([predictor.logits_and_embedding(x_all[i:i + 1])[0] for i in range(len(x_all))])
@@ -110,4 +200,17 @@ def run(args) -> dict:
     figures.update(gradcam_ms=gradcam_ms, gradcam_over_forward=gradcam_ms / eager_ms, device=config.device,
                    threads=threads)
     print(f"Grad-CAM: {gradcam_ms:.1f} ms ({gradcam_ms / eager_ms:.2f}x the eager forward)")
+
+    mode = getattr(args, "throughput", "auto")
+    if mode == "on" or (mode == "auto" and torch.cuda.is_available()):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        tp = throughput_figures(path, device, args.throughput_batch, args.throughput_steps)
+        figures["throughput"] = tp
+        print(f"throughput on {tp['device_name']} (bf16 autocast, batch {tp['batch']}): inference "
+              f"{tp['inference_images_per_s']:.0f} images/s, training {tp['training_images_per_s']:.0f} images/s")
+        for ref in TIMM_SWIN_T_REFERENCE:
+            print(f"  timm reference, {ref['what']}: {ref['images_per_s']:.0f} images/s on {ref['gpu']} "
+                  f"({ref['precision']}, batch {ref['batch']}, {ref['software']})")
+    elif mode == "auto":
+        print("throughput: no CUDA device here (--throughput on measures it on this CPU)")
     return figures

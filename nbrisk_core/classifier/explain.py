@@ -98,6 +98,7 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from nbrisk_core.classifier.architectures import ARCHITECTURES, get_submodule
+    from nbrisk_core.classifier.inference import onednn_matmul_precision
 
     classes = _cam_classes()
     if method not in classes:
@@ -109,7 +110,8 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     if tensor.ndim == 3:
         tensor = tensor[None]
     device = next(model.parameters()).device
-    with _CAM_LOCK:
+    # exact fp32 products: another thread's bf16-matmul prediction waits (inference.onednn_matmul_precision)
+    with _CAM_LOCK, onednn_matmul_precision(None):
         private = _cam_model(model)
         layer = get_submodule(private, spec.cam_layer)
         with (_gradients_only_in(private, layer),

@@ -1,15 +1,30 @@
 """Inference: device choice, the optimised path, and scoring one case.
 
-On CUDA the model runs under bf16 autocast. On CPU, bf16 autocast is used only where the CPU has
-native bf16 matrix instructions (AVX512-BF16 or AMX); without them oneDNN emulates bf16 and it is
-slower than fp32, so fp32 stays. ``torch.compile`` is optional (``compile=True``): it costs tens
-of seconds once per process, worth it for a server, not for a one-shot CLI call. On CPU it compiles
-with Inductor's ``freezing`` (parameters folded as constants, weights prepacked for oneDNN), which
-is what makes bf16 pay off at batch 1: without it autocast re-casts every weight on every call.
+On CUDA the model runs under bf16 autocast. On a CPU with native bf16 matrix instructions
+(AVX512-BF16 or AMX) the model stays fp32 and only its matrix products run on the bf16 units:
+oneDNN's fpmath mode (``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) rounds the two
+operands of each linear layer and attention product to bf16, accumulates in fp32 and writes fp32.
+Everything else (the patch-embedding convolution, so the input image is not rounded; LayerNorm,
+softmax, GELU, the residual stream, the biases) stays fp32. Measured on the shipped Swin-ART
+(docs/classifier.md): about 2.2x the eager fp32 speed compiled with probabilities within 6e-4 of
+fp32, where full bf16 autocast is 3x but 1.6e-3 away. Without native bf16, oneDNN emulates bf16 and
+it is slower than fp32, so fp32 stays. ``--precision`` picks another path (``PRECISIONS``).
+
+``torch.compile`` is optional (``compile=True``): it costs tens of seconds once per process, worth it
+for a server, not for a one-shot CLI call. On CPU it compiles with Inductor's ``freezing``
+(parameters folded as constants, weights prepacked for oneDNN); without it autocast re-casts every
+weight on every call.
+
+The oneDNN setting is process-wide, not per thread. :func:`onednn_matmul_precision` sets it for one
+block under a lock, and every forward pass of a :class:`Predictor` and every CAM runs inside such a
+block, so an fp32 pass never sees another thread's bf16 setting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -68,21 +83,55 @@ def bf16_pays_off(device: str) -> bool:
     return device == "cuda" or cpu_has_native_bf16()
 
 
-#: ``--precision`` of inference -> autocast dtype (None = fp32); ``auto`` is :func:`bf16_pays_off`
-PRECISIONS = {"bf16": "bfloat16", "fp16": "float16", "fp32": None}
+#: ``--precision`` of inference -> (autocast dtype or None, oneDNN fp32 matmul precision or None);
+#: ``auto`` chooses by the hardware (:func:`optimized_config`)
+PRECISIONS = {
+    "bf16-matmul": (None, "bf16"),  # fp32 model, matrix products on the bf16 units (CPU, oneDNN)
+    "bf16": ("bfloat16", None),  # bf16 autocast: fastest, furthest from fp32
+    "fp16": ("float16", None),  # fp16 autocast: close to fp32; slow on CPUs without AMX-FP16
+    "fp32": (None, None),
+}
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+_MATMUL_PRECISION_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def onednn_matmul_precision(value: str | None):
+    """Run a block with oneDNN's fp32 matrix-product precision set to ``value`` (``"bf16"``), or
+    exact fp32 (``None``), restoring the previous setting afterwards.
+
+    The setting (``torch.backends.mkldnn.matmul.fp32_precision``) is process-wide, so the block
+    holds a lock: two blocks never overlap, and an exact block cannot run while another thread has
+    bf16 set. CUDA is unaffected.
+    """
+    import torch
+
+    setting = torch.backends.mkldnn.matmul
+    with _MATMUL_PRECISION_LOCK:
+        previous = setting.fp32_precision
+        setting.fp32_precision = value or "ieee"
+        try:
+            yield
+        finally:
+            setting.fp32_precision = previous
 
 
 @dataclass
 class InferenceConfig:
-    """How a forward pass runs: device, autocast dtype (None = fp32), compiled or not."""
+    """How a forward pass runs: device, autocast dtype (None = fp32), oneDNN's precision for fp32
+    matrix products (``"bf16"`` or None = exact), compiled or not."""
 
     device: str = "cpu"
     autocast: str | None = None  # "bfloat16" or "float16" (torch dtype names); None = fp32
     compiled: bool = False
     threads: int | None = None
+    matmul: str | None = None  # "bf16": oneDNN fpmath mode for the fp32 matrix products (CPU)
 
     def describe(self) -> str:
         precision = {"bfloat16": "bf16 autocast", "float16": "fp16 autocast"}.get(self.autocast, "fp32")
+        if self.matmul:
+            precision += f" + {self.matmul} matmul"
         return f"{self.device} {precision}{' compiled' if self.compiled else ''}"
 
 
@@ -90,9 +139,11 @@ def optimized_config(device: str | None = None, compile: bool = False,
                      precision: str = "auto") -> InferenceConfig:
     """The fastest sound configuration for this machine (see the module docstring).
 
-    ``precision``: ``auto`` (bf16 where it pays off, else fp32), or ``bf16``, ``fp16``, ``fp32``. On
-    CPUs with AVX512-FP16 (Sapphire Rapids and later) fp16 autocast is ~8x closer to fp32 than bf16
-    (10 mantissa bits against 7) but uses no AMX, so it is slower (docs/classifier.md).
+    ``precision``: ``auto`` = bf16 autocast on CUDA, ``bf16-matmul`` on a CPU with native bf16, else
+    fp32; or one of :data:`PRECISIONS`. ``bf16-matmul`` needs a CPU with native bf16 (elsewhere
+    oneDNN would silently compute in fp32, or emulate bf16 slowly). On CPUs with AVX512-FP16
+    (Sapphire Rapids and later) fp16 autocast is ~8x closer to fp32 than bf16 autocast but uses no
+    AMX, so it is slower (docs/classifier.md).
     """
     import torch
 
@@ -100,12 +151,69 @@ def optimized_config(device: str | None = None, compile: bool = False,
 
     device = device or choose_device()
     if precision == "auto":
-        autocast = "bfloat16" if bf16_pays_off(device) else None
-    elif precision in PRECISIONS:
-        autocast = PRECISIONS[precision]
-    else:
-        raise InputError(f"--precision {precision!r}: expected auto or one of {sorted(PRECISIONS)}")
-    return InferenceConfig(device=device, autocast=autocast, compiled=compile, threads=torch.get_num_threads())
+        if device == "cuda":
+            precision = "bf16"
+        else:
+            precision = "bf16-matmul" if cpu_has_native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: expected one of {list(PRECISION_CHOICES)}")
+    autocast, matmul = PRECISIONS[precision]
+    if matmul and (device != "cpu" or not cpu_has_native_bf16()):
+        where = "a CUDA device" if device != "cpu" else f"this CPU ({cpu_name()}), which has no AVX512-BF16 or AMX"
+        raise InputError(f"--precision {precision}: oneDNN's bf16 matrix products need a CPU with native bf16, "
+                         f"not {where}; expected auto, bf16, fp16 or fp32 here")
+    return InferenceConfig(device=device, autocast=autocast, compiled=compile, threads=torch.get_num_threads(),
+                           matmul=matmul)
+
+
+def _bias_after_matmul(model):
+    """A copy of ``model`` whose linear layers add their bias after the matrix product.
+
+    Same function in fp32. What it changes is the compiled graph: Inductor's freezing passes fuse a
+    linear layer with the GELU after it (and with a residual addition) into one oneDNN primitive
+    with post-ops; with the bias as a separate addition the patterns no longer match, the product
+    runs alone and Inductor fuses bias and GELU into its own elementwise kernel. Under bf16 matmul
+    the fused form was further from fp32 on the shipped Swin-ART (all 202 demo images, measured:
+    max |dp| 9.9e-4 fused, 6.6e-4 unfused, the linear+GELU fusion alone accounting for it) at the
+    same speed. The mechanism inside oneDNN was not traced (one MLP block alone shows no difference).
+    A copy, so the caller's model (the eager reference, the CAMs) stays as timm built it.
+    """
+    import torch.nn.functional as F
+    from torch import nn
+
+    class BiasAfterLinear(nn.Linear):
+        def forward(self, x):
+            return F.linear(x, self.weight) + self.bias
+
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear and child.bias is not None:
+                replacement = BiasAfterLinear(child.in_features, child.out_features, device="meta")
+                replacement.weight, replacement.bias = child.weight, child.bias
+                setattr(parent, name, replacement)
+    return model
+
+
+def compile_for_inference(fn, device: str):
+    """``torch.compile`` of an inference function; on CPU with Inductor's freezing.
+
+    Freezing makes the weights constants, so their casts are folded once and oneDNN prepacks them
+    (measured 51 -> 35 ms per Swin-T image under bf16 autocast on 2 AMX cores); inference only.
+    Compilation happens at the first call, so the setting is applied around every call of the
+    compiled function (torch.compile's ``options={"freezing": True}`` is not honoured).
+    """
+    import torch
+
+    compiled = torch.compile(fn, dynamic=False)
+    if device != "cpu":
+        return compiled
+    from torch._inductor import config as inductor_config
+
+    def frozen(*args):
+        with inductor_config.patch(freezing=True):
+            return compiled(*args)
+    return frozen
 
 
 @dataclass
@@ -116,30 +224,18 @@ class Predictor:
     config: InferenceConfig = field(default_factory=InferenceConfig)
 
     def __post_init__(self):
-        import torch
-
         self.loaded.model.to(self.config.device).eval()
+        self._model = self.loaded.model
+        if self.config.compiled and self.config.matmul:
+            self._model = _bias_after_matmul(self._model)
         self._forward = self._plain_forward
         if self.config.compiled:
-            # freezing: weights become constants, so their bf16 casts are folded once and oneDNN
-            # prepacks them (measured 51 -> 35 ms per Swin-T image on 2 AMX cores); inference only
-            # (compilation happens at the first call, so the setting is applied around every call of
-            # the compiled function: torch.compile's ``options={"freezing": True}`` is not honoured)
-            compiled = torch.compile(self._plain_forward, dynamic=False)
-            if self.config.device == "cpu":
-                from torch._inductor import config as inductor_config
-
-                def frozen(x):
-                    with inductor_config.patch(freezing=True):
-                        return compiled(x)
-                self._forward = frozen
-            else:
-                self._forward = compiled
+            self._forward = compile_for_inference(self._plain_forward, self.config.device)
 
     def _plain_forward(self, x):
         from nbrisk_core.classifier.architectures import forward_with_embedding
 
-        return forward_with_embedding(self.loaded.model, x)
+        return forward_with_embedding(self._model, x)
 
     def logits_and_embedding(self, x_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised float32 ``(N, 3, 224, 224)`` -> ``(softmax (N, 2), embedding (N, 16))``."""
@@ -149,7 +245,7 @@ class Predictor:
         device_type = "cuda" if self.config.device.startswith("cuda") else "cpu"
         dtype = getattr(torch, self.config.autocast or "bfloat16")
         autocast = torch.autocast(device_type, dtype=dtype, enabled=self.config.autocast is not None)
-        with torch.inference_mode(), autocast:
+        with onednn_matmul_precision(self.config.matmul), torch.inference_mode(), autocast:
             logits, embedding = self._forward(x)
         proba = torch.softmax(logits.float(), 1).cpu().numpy()
         return proba, embedding.float().cpu().numpy()

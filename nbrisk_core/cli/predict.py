@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from nbrisk_core.classifier.inference import PRECISION_CHOICES
+
 PHASES = ("nc", "art", "pv")
 
 
@@ -23,8 +25,9 @@ def register(subparsers) -> None:
         p.add_argument(f"--slice-{phase}", type=int, metavar="N", help=f"slice index in the {phase.upper()} series")
     p.add_argument("--labs", metavar="FILE", help="labs (JSON or one-row CSV): adds the individual prognosis")
     p.add_argument("--models", metavar="DIR", help="model directory (default models/)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
-                   help="autocast of the forward pass (default auto: bf16 where the hardware has it)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="precision of the forward pass (default auto: bf16 autocast on CUDA, bf16-matmul on a "
+                        "CPU with native bf16, else fp32)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nbrisk_core.cli import main
 
 
@@ -16,6 +18,7 @@ def test_bench_classifier_json(tiny_cohort, tiny_models_dir, monkeypatch, capsys
     figures = json.loads(out[out.index("{"):])
     assert set(figures) >= {"eager_ms", "optimized_ms", "speedup", "max_abs_diff", "gradcam_ms", "device", "threads"}
     assert figures["eager_ms"] > 0 and figures["threads"] == 1
+    assert "throughput" not in figures  # --throughput auto: only on a CUDA device
     if "bf16" not in figures["optimized_path"]:  # fp32 on both paths: they must agree closely
         assert figures["max_abs_diff"] < 1e-5
         assert figures["auc_eager"] == figures["auc_optimized"]
@@ -43,11 +46,12 @@ def test_inference_precision_choice(tiny_models_dir):
     import numpy as np
     import pytest
 
-    from nbrisk_core.classifier.inference import Predictor, bf16_pays_off, optimized_config
+    from nbrisk_core.classifier.inference import Predictor, cpu_has_native_bf16, optimized_config
     from nbrisk_core.classifier.model_io import load_model
     from nbrisk_core.errors import InputError
 
-    assert optimized_config("cpu").autocast == ("bfloat16" if bf16_pays_off("cpu") else None)
+    auto = optimized_config("cpu")
+    assert auto.autocast is None and auto.matmul == ("bf16" if cpu_has_native_bf16() else None)
     assert optimized_config("cpu", precision="fp32").describe() == "cpu fp32"
     assert optimized_config("cpu", precision="fp16").describe() == "cpu fp16 autocast"
     with pytest.raises(InputError, match="--precision 'int4'"):
@@ -59,3 +63,142 @@ def test_inference_precision_choice(tiny_models_dir):
     fp16_diff, bf16_diff = (float(np.abs(p[name] - p["fp32"]).max()) for name in ("fp16", "bf16"))
     assert fp16_diff < 1e-2 and bf16_diff < 5e-2
     assert fp16_diff <= bf16_diff
+
+
+def test_onednn_matmul_precision_is_scoped():
+    """The process-wide oneDNN setting is set for the block only, restored after it (also when the
+    block raises), and inside an exact block fp32 products are exact."""
+    import pytest
+    import torch
+
+    from nbrisk_core.classifier.inference import cpu_has_native_bf16, onednn_matmul_precision
+
+    setting = torch.backends.mkldnn.matmul
+    before = setting.fp32_precision
+    a, b = torch.randn(64, 256, generator=torch.Generator().manual_seed(0)), torch.randn(256, 64)
+    exact = (a.double() @ b.double()).float()
+    with onednn_matmul_precision("bf16"):
+        assert setting.fp32_precision == "bf16"
+        reduced = a @ b
+        with onednn_matmul_precision(None):  # nested (same thread): exact again
+            assert setting.fp32_precision == "ieee"
+            torch.testing.assert_close(a @ b, exact, rtol=1e-5, atol=1e-4)
+        assert setting.fp32_precision == "bf16"
+    assert setting.fp32_precision == before
+    with pytest.raises(RuntimeError), onednn_matmul_precision("bf16"):
+        raise RuntimeError("inside")
+    assert setting.fp32_precision == before
+    if cpu_has_native_bf16():  # the setting really changes the arithmetic here
+        assert float((reduced - exact).abs().max()) > 1e-3
+
+
+def test_bf16_matmul_rejected_without_native_bf16(monkeypatch):
+    """Where oneDNN has no bf16 units, ``bf16-matmul`` is refused with the reason, not silently fp32;
+    ``auto`` falls back to fp32."""
+    import pytest
+
+    from nbrisk_core.classifier import inference
+    from nbrisk_core.errors import InputError
+
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(InputError, match="--precision bf16-matmul: .*native bf16.*AVX512-BF16 or AMX"):
+        inference.optimized_config("cpu", precision="bf16-matmul")
+    with pytest.raises(InputError, match="CUDA"):
+        inference.optimized_config("cuda", precision="bf16-matmul")
+    assert inference.optimized_config("cpu").describe() == "cpu fp32"
+
+
+def test_bias_after_matmul_same_function_without_gelu_fusion():
+    """:func:`_bias_after_matmul`: the same fp32 function, the caller's model unchanged, and in the
+    frozen compiled graph under bf16 matmul the linear layer is no longer fused with the GELU after
+    it (Inductor's counter of such fusions: one for the original, none for the copy)."""
+    import torch
+    from torch import nn
+    from torch._dynamo.utils import counters
+
+    from nbrisk_core.classifier.inference import (
+        _bias_after_matmul,
+        compile_for_inference,
+        cpu_has_native_bf16,
+        onednn_matmul_precision,
+    )
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 8)).eval()
+    x = torch.randn(1, 49, 32)  # tokens (batch, tokens, channels), as in Swin's MLPs
+    copy_ = _bias_after_matmul(model)
+    assert all(type(m) is nn.Linear for m in model if isinstance(m, nn.Linear))
+    assert copy_[0].weight is not model[0].weight  # a copy, not shared
+    with torch.inference_mode():
+        torch.testing.assert_close(copy_(x), model(x), rtol=0, atol=1e-6)
+        if not cpu_has_native_bf16():
+            pytest.skip("the fusion is on oneDNN's bf16 path: needs AVX512-BF16 or AMX")
+        fused = {}
+        for name, candidate in (("original", model), ("copy", copy_)):
+            torch._dynamo.reset()
+            counters.clear()
+            with onednn_matmul_precision("bf16"):
+                out = compile_for_inference(candidate, "cpu")(x)
+            torch.testing.assert_close(out, model(x), rtol=0, atol=2e-2)
+            fused[name] = counters["inductor"]["mkldnn_unary_fusion_matcher_count"]
+    assert fused == {"original": 1, "copy": 0}
+
+
+def test_bf16_matmul_predictor_close_to_fp32(tiny_models_dir):
+    """The default optimised path on a native-bf16 CPU (bf16-matmul), eager and compiled, stays close
+    to fp32 and leaves the loaded model (the eager reference, the CAMs) as it was."""
+    import numpy as np
+    import pytest
+    from torch import nn
+
+    from nbrisk_core.classifier.inference import Predictor, cpu_has_native_bf16, optimized_config
+    from nbrisk_core.classifier.model_io import load_model
+
+    if not cpu_has_native_bf16():
+        pytest.skip("oneDNN bf16 matrix products need AVX512-BF16 or AMX")
+    path = tiny_models_dir / "swin_art_demo.safetensors"
+    x = np.random.default_rng(2).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    p32 = Predictor(load_model(path), optimized_config("cpu", precision="fp32")).logits_and_embedding(x)[0]
+    loaded = load_model(path)
+    for compiled in (False, True):
+        predictor = Predictor(loaded, optimized_config("cpu", compile=compiled, precision="bf16-matmul"))
+        assert "bf16 matmul" in predictor.config.describe()
+        np.testing.assert_allclose(predictor.logits_and_embedding(x)[0], p32, atol=5e-3)
+    assert all(type(m) is nn.Linear for m in loaded.model.modules() if isinstance(m, nn.Linear))
+
+
+def test_bench_throughput_section(tiny_cohort, tiny_models_dir, monkeypatch, capsys):
+    """``--throughput on`` (what a CUDA device gets by default) measures inference and training
+    images/s and reports them beside timm's reference figures; the training step changes only a
+    fresh copy of the weights."""
+    import hashlib
+
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(tiny_cohort))
+    path = tiny_models_dir / "swin_art_demo.safetensors"
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    code = main(["bench", "classifier", "--json", "--model", str(path), "--repeats", "1", "--agreement-cases", "2",
+                 "--no-compile", "--threads", "1", "--throughput", "on", "--throughput-batch", "2",
+                 "--throughput-steps", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    tp = json.loads(out[out.index("{"):])["throughput"]
+    assert tp["device"] in ("cpu", "cuda") and tp["batch"] == 2 and tp["precision"] == "bf16 autocast"
+    assert tp["inference_images_per_s"] > 0 and tp["training_images_per_s"] > 0
+    assert {ref["what"] for ref in tp["timm_reference"]} == {"inference", "training"}
+    assert "timm reference, training: 647 images/s on RTX 3090" in out
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_measure_throughput_training_updates_weights():
+    """A training step of the throughput run is a real one: the weights move."""
+    import torch
+
+    from nbrisk_core.bench.classifier import measure_throughput
+    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
+
+    torch.manual_seed(0)
+    model = build_model("swin_t", backbone_kwargs=TINY_SWIN_KWARGS)
+    before = [p.detach().clone() for p in model.parameters()]
+    assert measure_throughput(model, "cpu", batch_size=2, steps=1, train=True) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert not model.training
