@@ -72,7 +72,6 @@ pages += [st.Page(f"pages/{file}", title=title, icon=icon)
           for file, title, icon in PAGES if (PAGES_DIR / file).exists()]
 # navigation is declared before the sign-in gate, so that every run (the sign-in form's too) has the same
 # page structure; the menu stays hidden until someone is signed in
-signed_in = not auth.auth_required() or auth.current_user() is not None
-navigation = st.navigation(pages, position="sidebar" if signed_in else "hidden")
+navigation = st.navigation(pages, position="sidebar" if auth.signed_in() else "hidden")
 user = auth.gate()
 navigation.run()

@@ -114,6 +114,12 @@ def _user_box(user: dict) -> None:
         st.rerun()
 
 
+def signed_in() -> bool:
+    """True when this session may see the pages: sign-in is off, or someone is signed in (whether
+    that user is still active is checked by :func:`gate`)."""
+    return not auth_required() or current_user() is not None
+
+
 def gate():
     """Return the signed-in user (``{"username", "role"}``), or None when sign-in is off.
 

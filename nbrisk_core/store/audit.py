@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -95,6 +95,22 @@ def list_events(engine: Engine, *, username: str | None = None, action: str | No
     with transaction(engine) as session:
         return [AuditEntry(e.id, as_utc(e.at), e.username, e.action, e.case_uid, e.model_sha256,
                            dict(e.detail or {})) for e in session.scalars(query)]
+
+
+def count_events(engine: Engine, actions: tuple[str, ...] = ACTIONS) -> dict[str, dict[str, int]]:
+    """Number of events per user and action (one ``GROUP BY`` query), only for ``actions``."""
+    unknown = sorted(set(actions) - set(ACTIONS))
+    if unknown:
+        raise InputError(f"audit count actions = {unknown} are unknown (expected some of {', '.join(ACTIONS)})")
+    query = (select(AuditEvent.username, AuditEvent.action, func.count())
+             .where(AuditEvent.action.in_(actions))
+             .group_by(AuditEvent.username, AuditEvent.action)
+             .order_by(AuditEvent.username, AuditEvent.action))
+    counts: dict[str, dict[str, int]] = {}
+    with transaction(engine) as session:
+        for username, action, n in session.execute(query):
+            counts.setdefault(username, {})[action] = int(n)
+    return counts
 
 
 def events_to_csv(events: list[AuditEntry]) -> str:

@@ -109,6 +109,7 @@ def _gated_app():
 
     from nbrisk_ui import auth
 
+    st.write(f"menu shown: {auth.signed_in()}")  # what the entry point decides before the gate
     user = auth.gate()
     st.write(f"content for {user['username'] if user else 'everyone'}")
 
@@ -116,7 +117,7 @@ def _gated_app():
 def test_gate_is_open_when_sign_in_is_off(store_url):
     at = AppTest.from_function(_gated_app, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert at.markdown[0].value == "content for everyone"
+    assert [m.value for m in at.markdown] == ["menu shown: True", "content for everyone"]
 
 
 def test_gate_signs_in_rejects_bad_passwords_and_signs_out(store_url, monkeypatch):
@@ -128,6 +129,7 @@ def test_gate_signs_in_rejects_bad_passwords_and_signs_out(store_url, monkeypatc
     at = AppTest.from_function(_gated_app, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert not [m for m in at.markdown if "content for" in m.value]  # nothing behind the gate
+    assert at.markdown[0].value == "menu shown: False"
     at.text_input(key="nbrisk.auth.username").input("alice")
     at.text_input(key="nbrisk.auth.password").input("wrong password")
     at.button[0].click().run()
@@ -137,6 +139,8 @@ def test_gate_signs_in_rejects_bad_passwords_and_signs_out(store_url, monkeypatc
     assert not at.exception
     assert at.session_state[state.USER] == {"username": "alice", "role": "admin"}
     assert any(m.value == "content for alice" for m in at.markdown)
+    at.run()  # the next run (the menu is decided before the gate signs in within a run)
+    assert at.markdown[0].value == "menu shown: True"
     at.button(key="nbrisk.auth.sign_out").click().run()
     assert not at.exception
     assert state.USER not in at.session_state

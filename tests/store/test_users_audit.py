@@ -102,6 +102,18 @@ def test_audit_csv_export(engine):
     assert lines[1].endswith(',alice,case_exported,C0000000001,,"{""format"":""pdf""}"')
 
 
+def test_audit_counts_per_user_and_action(engine):
+    """``count_events``: one GROUP BY, only the asked actions, an unknown action named."""
+    for username, action in [("alice", "sign_in"), ("alice", "sign_in"), ("alice", "sign_out"),
+                             ("bob", "sign_in_failed"), ("bob", "case_opened")]:
+        audit.record(engine, username, action)
+    assert audit.count_events(engine, ("sign_in", "sign_in_failed", "sign_out")) == {
+        "alice": {"sign_in": 2, "sign_out": 1}, "bob": {"sign_in_failed": 1}}
+    assert audit.count_events(engine)["bob"] == {"case_opened": 1, "sign_in_failed": 1}
+    with pytest.raises(InputError, match="'log_in'"):
+        audit.count_events(engine, ("sign_in", "log_in"))
+
+
 def test_unknown_action_is_a_bug(engine):
     with pytest.raises(ValueError, match="unknown audit action"):
         audit.record(engine, "alice", "case_teleported")
