@@ -21,12 +21,14 @@ def add_arguments(parser) -> None:
     from nbrisk_core.classifier.inference import PRECISION_CHOICES
 
     parser.add_argument("--throughput", choices=("auto", "on", "off"), default="auto",
-                        help="images/s of bf16 inference and training at large batch (auto: on a CUDA device)")
-    parser.add_argument("--throughput-batch", type=int, default=256, help="batch size of the throughput runs")
+                        help="images/s of bf16 inference and training at large batch "
+                             "(auto: on a CUDA device)")
+    parser.add_argument("--throughput-batch", type=int,
+                        help="batch size of the throughput runs (default 256 on CUDA, 16 on the CPU)")
     parser.add_argument("--throughput-steps", type=int, default=20, help="timed steps of each throughput run")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                        help="precision of the optimised path (default auto: bf16 autocast on CUDA, bf16-matmul "
-                             "on a CPU with native bf16, else fp32; docs/classifier.md)")
+                        help="precision of the optimised path (default auto: bf16 autocast on CUDA, "
+                             "bf16-matmul on a CPU with native bf16, else fp32; docs/classifier.md)")
 
 
 #: timm's own Swin-T throughput figures (huggingface/pytorch-image-models, ``results/`` at commit
@@ -35,8 +37,9 @@ def add_arguments(parser) -> None:
 TIMM_SWIN_T_REFERENCE = [
     {"what": "inference", "images_per_s": 2748.8, "batch": 1024, "precision": "AMP (fp16)", "gpu": "RTX 4090",
      "software": "torch 2.9.1, CUDA 12.8", "file": "results/benchmark-infer-amp-nchw-pt291-cu128-4090.csv"},
-    {"what": "inference", "images_per_s": 4239.14, "batch": 1024, "precision": "AMP (fp16)", "gpu": "RTX 5090",
-     "software": "torch 2.9.1, CUDA 13.0", "file": "results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv"},
+    {"what": "inference", "images_per_s": 4239.14, "batch": 1024, "precision": "AMP (fp16)",
+     "gpu": "RTX 5090", "software": "torch 2.9.1, CUDA 13.0",
+     "file": "results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv"},
     {"what": "inference", "images_per_s": 7080.3, "batch": 2048, "precision": "AMP bf16, torch.compile",
      "gpu": "RTX Pro 6000 Max-Q", "software": "torch 2.9.1, CUDA 13.0",
      "file": "results/benchmark-infer-amp_bf16-nchw-pt291-cu130-pro6000maxq-dynamo.csv"},
@@ -49,7 +52,8 @@ def measure_throughput(model, device: str, batch_size: int, steps: int, train: b
     """Images per second of ``model`` under bf16 autocast on random ``(batch, 3, 224, 224)`` inputs,
     as timm's benchmark does: a forward pass in inference mode, or a training step (forward,
     cross-entropy through the paper's head, backward, the recipe's Adam step). Warm-up steps first;
-    CUDA is synchronised around the timed loop."""
+    CUDA is synchronised around the timed loop. The model is moved to ``device`` and, with
+    ``train``, trained in place: pass a copy you can spare. It is left in eval mode."""
     import time
 
     import torch
@@ -79,15 +83,17 @@ def measure_throughput(model, device: str, batch_size: int, steps: int, train: b
         if device_type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(min(3, steps)):
-        step()
-    sync()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    model.eval()
-    return batch_size * steps / (time.perf_counter() - started)
+    try:
+        for _ in range(min(3, steps)):
+            step()
+        sync()
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        return batch_size * steps / (time.perf_counter() - started)
+    finally:
+        model.eval()
 
 
 def throughput_figures(path, device: str, batch_size: int, steps: int) -> dict:
@@ -96,13 +102,21 @@ def throughput_figures(path, device: str, batch_size: int, steps: int) -> dict:
 
     from nbrisk_core.classifier.model_io import load_model
 
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-    figures = {"device": device, "device_name": name, "batch": batch_size, "steps": steps, "precision": "bf16 autocast"}
+    cuda = device.startswith("cuda")
+    name = torch.cuda.get_device_name(device) if cuda else "cpu"
+    figures = {"device": device, "device_name": name, "batch": batch_size, "steps": steps,
+               "precision": "bf16 autocast"}
     for what in ("inference", "training"):
         model = load_model(path).model  # fresh weights: the training run changes them
-        figures[f"{what}_images_per_s"] = measure_throughput(model, device, batch_size, steps, what == "training")
+        try:
+            figures[f"{what}_images_per_s"] = measure_throughput(model, device, batch_size, steps,
+                                                                 what == "training")
+        except torch.cuda.OutOfMemoryError as error:  # keep what was measured; say what did not fit
+            figures[f"{what}_images_per_s"] = None
+            first_line = str(error).splitlines()[0]
+            figures[f"{what}_error"] = f"out of GPU memory at batch {batch_size}: {first_line}"
         del model
-        if device.startswith("cuda"):
+        if cuda:
             torch.cuda.empty_cache()
     figures["timm_reference"] = TIMM_SWIN_T_REFERENCE
     return figures
@@ -127,6 +141,7 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
+    from nbrisk_core.classifier.architectures import forward_with_embedding
     from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
     from nbrisk_core.classifier.explain import compute_cam
     from nbrisk_core.classifier.inference import (
@@ -184,16 +199,27 @@ def run(args) -> dict:
     with torch.no_grad(), onednn_matmul_precision(None):  # the reference: exact fp32 products
         p_eager = np.concatenate([torch.softmax(model(torch.from_numpy(x_all[i:i + 8])), 1).numpy()
                                   for i in range(0, len(x_all), 8)])
-    p_opt = np.concatenate([predictor.logits_and_embedding(x_all[i:i + 1])[0] for i in range(len(x_all))])
+    optimised = [predictor.logits_and_embedding(x_all[i:i + 1]) for i in range(len(x_all))]
+    p_opt = np.concatenate([p for p, _ in optimised])
     max_abs_diff = float(np.abs(p_eager - p_opt).max())
+    # what the clinician sees and what the prognosis engine reads: the risk class at the card's
+    # threshold and the 16-d embedding
+    threshold = float(loaded.card.get("decision_threshold", 0.5))
+    with torch.no_grad(), onednn_matmul_precision(None):
+        e_eager = np.concatenate([forward_with_embedding(model, torch.from_numpy(x_all[i:i + 8]))[1].numpy()
+                                  for i in range(0, len(x_all), 8)])
+    e_opt = np.concatenate([e for _, e in optimised])
     figures = {"eager_ms": eager_ms, "optimized_ms": optimized_ms, "speedup": eager_ms / optimized_ms,
-               "max_abs_diff": max_abs_diff, "optimized_path": config.describe(), "compile_s": warmup_s}
+               "max_abs_diff": max_abs_diff, "optimized_path": config.describe(), "compile_s": warmup_s,
+               "class_flips": int(((p_eager[:, 0] >= threshold) != (p_opt[:, 0] >= threshold)).sum()),
+               "max_abs_diff_embedding": float(np.abs(e_eager - e_opt).max())}
     if is_hr is not None and 0 < is_hr.sum() < len(is_hr):
         figures["auc_eager"] = roc_auc(is_hr, p_eager[:, 0])
         figures["auc_optimized"] = roc_auc(is_hr, p_opt[:, 0])
         figures["agreement_cases"] = int(len(is_hr))
     print(f"speedup {figures['speedup']:.2f}x; max |p_eager - p_optimised| = {max_abs_diff:.2e} "
-          f"over {len(x_all)} images")
+          f"over {len(x_all)} images; risk class changed at {threshold:g}: {figures['class_flips']}; "
+          f"max |embedding difference| {figures['max_abs_diff_embedding']:.2e}")
 
     compute_cam(model, x_all[0], "gradcam", "HR")
     gradcam_ms = _median_ms(lambda: compute_cam(model, x_all[0], "gradcam", "HR"), max(3, args.repeats // 2))
@@ -204,10 +230,13 @@ def run(args) -> dict:
     mode = getattr(args, "throughput", "auto")
     if mode == "on" or (mode == "auto" and torch.cuda.is_available()):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        tp = throughput_figures(path, device, args.throughput_batch, args.throughput_steps)
+        batch = getattr(args, "throughput_batch", None) or (256 if device == "cuda" else 16)
+        tp = throughput_figures(path, device, batch, getattr(args, "throughput_steps", 20))
         figures["throughput"] = tp
-        print(f"throughput on {tp['device_name']} (bf16 autocast, batch {tp['batch']}): inference "
-              f"{tp['inference_images_per_s']:.0f} images/s, training {tp['training_images_per_s']:.0f} images/s")
+        rates = ", ".join(f"{what} " + (f"{tp[f'{what}_images_per_s']:.0f} images/s"
+                                        if tp[f"{what}_images_per_s"] else tp[f"{what}_error"])
+                          for what in ("inference", "training"))
+        print(f"throughput on {tp['device_name']} (bf16 autocast, batch {tp['batch']}): {rates}")
         for ref in TIMM_SWIN_T_REFERENCE:
             print(f"  timm reference, {ref['what']}: {ref['images_per_s']:.0f} images/s on {ref['gpu']} "
                   f"({ref['precision']}, batch {ref['batch']}, {ref['software']})")

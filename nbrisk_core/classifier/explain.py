@@ -110,8 +110,9 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     if tensor.ndim == 3:
         tensor = tensor[None]
     device = next(model.parameters()).device
-    # exact fp32 products: another thread's bf16-matmul prediction waits (inference.onednn_matmul_precision)
-    with _CAM_LOCK, onednn_matmul_precision(None):
+    # exact fp32 products: another thread's bf16-matmul prediction waits (inference.onednn_matmul_precision);
+    # that block is taken before _CAM_LOCK, always in this order
+    with onednn_matmul_precision(None, device.type), _CAM_LOCK:
         private = _cam_model(model)
         layer = get_submodule(private, spec.cam_layer)
         with (_gradients_only_in(private, layer),

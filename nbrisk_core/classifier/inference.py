@@ -16,8 +16,9 @@ for a server, not for a one-shot CLI call. On CPU it compiles with Inductor's ``
 weight on every call.
 
 The oneDNN setting is process-wide, not per thread. :func:`onednn_matmul_precision` sets it for one
-block under a lock, and every forward pass of a :class:`Predictor` and every CAM runs inside such a
-block, so an fp32 pass never sees another thread's bf16 setting.
+block; blocks of the same value run together and a block of another value waits for them. Every CPU
+forward pass of a :class:`Predictor` and every CPU CAM runs inside such a block, so an fp32 pass
+never sees another thread's bf16 setting.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import copy
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -93,28 +95,91 @@ PRECISIONS = {
 }
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 
-_MATMUL_PRECISION_LOCK = threading.RLock()
+class _SharedSetting:
+    """Who may run under which value of one process-wide setting.
 
-
-@contextlib.contextmanager
-def onednn_matmul_precision(value: str | None):
-    """Run a block with oneDNN's fp32 matrix-product precision set to ``value`` (``"bf16"``), or
-    exact fp32 (``None``), restoring the previous setting afterwards.
-
-    The setting (``torch.backends.mkldnn.matmul.fp32_precision``) is process-wide, so the block
-    holds a lock: two blocks never overlap, and an exact block cannot run while another thread has
-    bf16 set. CUDA is unaffected.
+    Blocks that want the value in force run together (concurrent bf16 predictions, concurrent exact
+    CAMs); a block that wants another value waits until none is running, and while it waits no new
+    block of the value in force is let in (so neither kind starves the other). The setting is
+    applied by the first block in and restored by the last one out.
     """
-    import torch
 
-    setting = torch.backends.mkldnn.matmul
-    with _MATMUL_PRECISION_LOCK:
-        previous = setting.fp32_precision
-        setting.fp32_precision = value or "ieee"
+    def __init__(self, read, write):
+        self._read, self._write = read, write
+        self._cond = threading.Condition()
+        self._value: str | None = None  # in force while _holders > 0
+        self._last: str | None = None  # the value of the last blocks that ran
+        self._holders = 0
+        self._previous: str | None = None
+        self._waiting: Counter = Counter()  # value -> blocks waiting for it
+        self._depth: dict[int, int] = {}  # thread -> blocks it holds (nesting)
+
+    def _may_enter(self, value: str, thread: int) -> bool:
+        others_wait = any(n for v, n in self._waiting.items() if v != value)
+        if self._holders == 0:
+            # free: the value that just ran lets a waiting block of another value go first
+            return not (value == self._last and others_wait)
+        if value != self._value:
+            return False
+        # the value in force: join, unless a block of another value waits (then it goes first);
+        # a thread already inside joins always (it would otherwise wait for itself)
+        return bool(self._depth.get(thread)) or not others_wait
+
+    @contextlib.contextmanager
+    def hold(self, value: str):
+        me = threading.get_ident()
+        with self._cond:
+            if self._depth.get(me) and value != self._value:
+                raise RuntimeError(f"oneDNN matmul precision {value!r} asked inside a {self._value!r} "
+                                   "block of the same thread: finish that block first")
+            self._waiting[value] += 1
+            try:
+                while not self._may_enter(value, me):
+                    self._cond.wait()
+            finally:
+                self._waiting[value] -= 1
+            if self._holders == 0:
+                self._previous = self._read()
+                self._write(value)
+                self._value = value
+            self._holders += 1
+            self._depth[me] = self._depth.get(me, 0) + 1
         try:
             yield
         finally:
-            setting.fp32_precision = previous
+            with self._cond:
+                self._holders -= 1
+                self._depth[me] -= 1
+                if not self._depth[me]:
+                    del self._depth[me]
+                if self._holders == 0:
+                    self._write(self._previous)
+                    self._last, self._value = self._value, None
+                    self._cond.notify_all()
+
+
+@lru_cache(maxsize=1)
+def _matmul_setting() -> _SharedSetting:
+    import torch
+
+    setting = torch.backends.mkldnn.matmul
+    return _SharedSetting(lambda: setting.fp32_precision,
+                          lambda value: setattr(setting, "fp32_precision", value))
+
+
+def onednn_matmul_precision(value: str | None, device: str = "cpu"):
+    """Context manager: run a block with oneDNN's fp32 matrix-product precision set to ``value``
+    (``"bf16"``), or exact fp32 (``None``), restoring the previous setting afterwards.
+
+    The setting (``torch.backends.mkldnn.matmul.fp32_precision``) is process-wide, not per thread:
+    blocks of the same value run together, a block of another value waits for them
+    (:class:`_SharedSetting`), so an exact block never runs while another thread has bf16 set. Nested
+    blocks of one thread must keep the value. Other devices than the CPU do not use the setting: a
+    no-op there.
+    """
+    if device != "cpu":
+        return contextlib.nullcontext()
+    return _matmul_setting().hold(value or "ieee")
 
 
 @dataclass
@@ -159,11 +224,12 @@ def optimized_config(device: str | None = None, compile: bool = False,
         raise InputError(f"--precision {precision!r}: expected one of {list(PRECISION_CHOICES)}")
     autocast, matmul = PRECISIONS[precision]
     if matmul and (device != "cpu" or not cpu_has_native_bf16()):
-        where = "a CUDA device" if device != "cpu" else f"this CPU ({cpu_name()}), which has no AVX512-BF16 or AMX"
-        raise InputError(f"--precision {precision}: oneDNN's bf16 matrix products need a CPU with native bf16, "
-                         f"not {where}; expected auto, bf16, fp16 or fp32 here")
-    return InferenceConfig(device=device, autocast=autocast, compiled=compile, threads=torch.get_num_threads(),
-                           matmul=matmul)
+        where = ("a CUDA device" if device != "cpu"
+                 else f"this CPU ({cpu_name()}), which has no AVX512-BF16 or AMX")
+        raise InputError(f"--precision {precision}: oneDNN's bf16 matrix products need a CPU with native "
+                         f"bf16, not {where}; expected auto, bf16, fp16 or fp32 here")
+    return InferenceConfig(device=device, autocast=autocast, compiled=compile,
+                           threads=torch.get_num_threads(), matmul=matmul)
 
 
 def _bias_after_matmul(model):
@@ -191,7 +257,7 @@ def _bias_after_matmul(model):
             if type(child) is nn.Linear and child.bias is not None:
                 replacement = BiasAfterLinear(child.in_features, child.out_features, device="meta")
                 replacement.weight, replacement.bias = child.weight, child.bias
-                setattr(parent, name, replacement)
+                setattr(parent, name, replacement.train(child.training))
     return model
 
 
@@ -201,7 +267,10 @@ def compile_for_inference(fn, device: str):
     Freezing makes the weights constants, so their casts are folded once and oneDNN prepacks them
     (measured 51 -> 35 ms per Swin-T image under bf16 autocast on 2 AMX cores); inference only.
     Compilation happens at the first call, so the setting is applied around every call of the
-    compiled function (torch.compile's ``options={"freezing": True}`` is not honoured).
+    compiled function (torch.compile's ``options={"freezing": True}`` is not honoured). What the first
+    call finds is what the graph keeps: under :func:`onednn_matmul_precision` ``"bf16"`` the freezing
+    passes pack the linear layers for bf16 products, so call the function under the same setting
+    every time (a :class:`Predictor` does).
     """
     import torch
 
@@ -245,7 +314,8 @@ class Predictor:
         device_type = "cuda" if self.config.device.startswith("cuda") else "cpu"
         dtype = getattr(torch, self.config.autocast or "bfloat16")
         autocast = torch.autocast(device_type, dtype=dtype, enabled=self.config.autocast is not None)
-        with onednn_matmul_precision(self.config.matmul), torch.inference_mode(), autocast:
+        precision = onednn_matmul_precision(self.config.matmul, self.config.device)
+        with precision, torch.inference_mode(), autocast:
             logits, embedding = self._forward(x)
         proba = torch.softmax(logits.float(), 1).cpu().numpy()
         return proba, embedding.float().cpu().numpy()

@@ -101,7 +101,8 @@ def count_events(engine: Engine, actions: tuple[str, ...] = ACTIONS) -> dict[str
     """Number of events per user and action (one ``GROUP BY`` query), only for ``actions``."""
     unknown = sorted(set(actions) - set(ACTIONS))
     if unknown:
-        raise InputError(f"audit count actions = {unknown} are unknown (expected some of {', '.join(ACTIONS)})")
+        raise InputError(f"audit count actions = {unknown} are unknown "
+                         f"(expected some of {', '.join(ACTIONS)})")
     query = (select(AuditEvent.username, AuditEvent.action, func.count())
              .where(AuditEvent.action.in_(actions))
              .group_by(AuditEvent.username, AuditEvent.action)
