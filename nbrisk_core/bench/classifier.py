@@ -196,19 +196,19 @@ def run(args) -> dict:
     optimized_ms = _median_ms(lambda: predictor.logits_and_embedding(x_all[:1]), args.repeats)
     print(f"optimised ({config.describe()}): {optimized_ms:.1f} ms / image (first call {warmup_s:.1f} s)")
 
-    with torch.no_grad(), onednn_matmul_precision(None):  # the reference: exact fp32 products
-        p_eager = np.concatenate([torch.softmax(model(torch.from_numpy(x_all[i:i + 8])), 1).numpy()
-                                  for i in range(0, len(x_all), 8)])
+    # the reference, one eager fp32 pass with exact products: probabilities and 16-d embeddings
+    with torch.no_grad(), onednn_matmul_precision(None):
+        reference = [forward_with_embedding(model, torch.from_numpy(x_all[i:i + 8]))
+                     for i in range(0, len(x_all), 8)]
+    p_eager = np.concatenate([torch.softmax(logits, 1).numpy() for logits, _ in reference])
+    e_eager = np.concatenate([embedding.numpy() for _, embedding in reference])
     optimised = [predictor.logits_and_embedding(x_all[i:i + 1]) for i in range(len(x_all))]
     p_opt = np.concatenate([p for p, _ in optimised])
+    e_opt = np.concatenate([e for _, e in optimised])
     max_abs_diff = float(np.abs(p_eager - p_opt).max())
     # what the clinician sees and what the prognosis engine reads: the risk class at the card's
     # threshold and the 16-d embedding
     threshold = float(loaded.card.get("decision_threshold", 0.5))
-    with torch.no_grad(), onednn_matmul_precision(None):
-        e_eager = np.concatenate([forward_with_embedding(model, torch.from_numpy(x_all[i:i + 8]))[1].numpy()
-                                  for i in range(0, len(x_all), 8)])
-    e_opt = np.concatenate([e for _, e in optimised])
     figures = {"eager_ms": eager_ms, "optimized_ms": optimized_ms, "speedup": eager_ms / optimized_ms,
                "max_abs_diff": max_abs_diff, "optimized_path": config.describe(), "compile_s": warmup_s,
                "class_flips": int(((p_eager[:, 0] >= threshold) != (p_opt[:, 0] >= threshold)).sum()),

@@ -543,10 +543,11 @@ def _session_worker(base_url: str, index: int, username: str, password: str, dem
     global STEP_TIMEOUT_MS  # this worker is its own (spawned) process: the setting stays in it
     STEP_TIMEOUT_MS = int(step_timeout_ms)
     started = time.perf_counter()
+    label = f"BENCH-{index:02d}"
     try:
         with sync_playwright() as pw, browser_context(pw) as context:
-            flow = Flow(context.new_page(), base_url, name=f"bench{index:02d}", screenshots=screenshots)
-            outcome = clinician_flow(flow, username, password, label=f"BENCH-{index:02d}", demo_patient=demo_patient,
+            flow = Flow(context.new_page(), base_url, name=username, screenshots=screenshots)
+            outcome = clinician_flow(flow, username, password, label=label, demo_patient=demo_patient,
                                      study_zip=study_zip)
             outcome["error"] = None
     except Exception as error:  # noqa: BLE001 - a benchmark reports every session's failure
@@ -555,8 +556,7 @@ def _session_worker(base_url: str, index: int, username: str, password: str, dem
                             f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
                    "timings": {}, "skipped": {}, "case_uid": None,
                    "retries": dict(flow.retries) if "flow" in locals() else {}}
-    outcome["index"] = index
-    outcome["wall_s"] = time.perf_counter() - started
+    outcome.update(index=index, username=username, label=label, wall_s=time.perf_counter() - started)
     return outcome
 
 
@@ -568,6 +568,7 @@ def run(args) -> dict:
     import numpy as np
 
     from nbrisk_core import config
+    from nbrisk_core.store.db import make_engine
 
     reason = chromium_missing_reason()
     if reason:
@@ -603,8 +604,12 @@ def run(args) -> dict:
                        for i in range(n)]
             outcomes = [f.result() for f in futures]
         wall = time.perf_counter() - started
-        isolation = _check_isolation(server.database_url, outcomes)
-        sign_in_audit = _audit_counts(server.database_url)
+        engine = make_engine(server.database_url)
+        try:
+            isolation = _check_isolation(engine, outcomes)
+            sign_in_audit = _audit_counts(engine)
+        finally:
+            engine.dispose()
     finally:
         stop_server(server)
     errors = [f"session {o['index']}: {o['error']}" for o in outcomes if o["error"]]
@@ -623,9 +628,10 @@ def run(args) -> dict:
     print(f"{n} sessions in {wall:.1f} s wall; {len(errors)} with errors; isolation problems: {len(isolation)}")
     for step, f in figures["steps"].items():
         print(f"  {step:<12} n={f['n']:<3} p50 {f['p50_s']:6.2f} s   p95 {f['p95_s']:6.2f} s   max {f['max_s']:6.2f} s")
-    for session, retried in figures["retries"].items():
-        user = f"bench{int(session.split()[-1]):02d}"
-        print(f"  retried {session}: {retried}; audit trail of {user}: {sign_in_audit.get(user, {})}")
+    for o in outcomes:
+        if o.get("retries"):
+            print(f"  retried session {o['index']}: {o['retries']}; "
+                  f"audit trail of {o['username']}: {sign_in_audit.get(o['username'], {})}")
     for line in figures["skipped_steps"]:
         print(f"  skipped {line}")
     for line in errors + isolation:
@@ -633,39 +639,29 @@ def run(args) -> dict:
     return figures
 
 
-def _check_isolation(database_url: str, outcomes: list[dict]) -> list[str]:
+def _check_isolation(engine, outcomes: list[dict]) -> list[str]:
     """Each session's saved case carries its own label and user; no case was saved twice or crossed."""
     from nbrisk_core.store import cases as store_cases
-    from nbrisk_core.store.db import make_engine
 
-    engine = make_engine(database_url)
     problems = []
-    try:
-        for o in outcomes:
-            uid = o.get("case_uid")
-            if not uid:
-                continue
-            record = store_cases.load_case(engine, uid, "bench", record_open=False)
-            expected = (f"BENCH-{o['index']:02d}", f"bench{o['index']:02d}")
-            if (record.label, record.created_by) != expected:
-                problems.append(f"session {o['index']} saved {uid} as {record.label!r} by {record.created_by!r}, "
-                                f"expected {expected}")
-        uids = [o.get("case_uid") for o in outcomes if o.get("case_uid")]
-        if len(set(uids)) != len(uids):
-            problems.append("two sessions reported the same case id")
-    finally:
-        engine.dispose()
+    for o in outcomes:
+        uid = o.get("case_uid")
+        if not uid:
+            continue
+        record = store_cases.load_case(engine, uid, "bench", record_open=False)
+        expected = (o["label"], o["username"])
+        if (record.label, record.created_by) != expected:
+            problems.append(f"session {o['index']} saved {uid} as {record.label!r} by {record.created_by!r}, "
+                            f"expected {expected}")
+    uids = [o.get("case_uid") for o in outcomes if o.get("case_uid")]
+    if len(set(uids)) != len(uids):
+        problems.append("two sessions reported the same case id")
     return problems
 
 
-def _audit_counts(database_url: str) -> dict[str, dict[str, int]]:
+def _audit_counts(engine) -> dict[str, dict[str, int]]:
     """Sign-in events per bench user from the audit trail: what the server saw, beside what the browsers
     did (one sign-in and one sign-out each, plus each reported retry)."""
     from nbrisk_core.store import audit
-    from nbrisk_core.store.db import make_engine
 
-    engine = make_engine(database_url)
-    try:
-        return audit.count_events(engine, ("sign_in", "sign_in_failed", "sign_in_blocked", "sign_out"))
-    finally:
-        engine.dispose()
+    return audit.count_events(engine, ("sign_in", "sign_in_failed", "sign_in_blocked", "sign_out"))
