@@ -11,6 +11,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "data" / "demo"
 
 
+def pytest_report_header(config):
+    """One line naming the CPU the run is on and what the probe measured, so that a reader of a CI
+    log knows which branch of the precision code (``bf16-matmul`` or fp32) the run exercised."""
+    from nbrisk_core.classifier.probe import cpu_probe
+
+    return f"cpu: {cpu_probe().summary()}"
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -2,7 +2,8 @@
 and Grad-CAM time, all measured in one run on the same weights.
 
 The optimised path is :func:`nbrisk_core.classifier.inference.optimized_config`: inference mode,
-bf16 autocast on CUDA, fp32 with bf16 matrix products on a CPU with native bf16 (AVX512-BF16, AMX;
+bf16 autocast on CUDA, fp32 with bf16 matrix products on a CPU where the probe
+(:mod:`nbrisk_core.classifier.probe`, printed first) measured them effective and faster (AMX;
 ``--precision`` picks another), ``torch.compile`` (``--no-compile`` to skip) and threads = the cores
 this process may use. Agreement is checked on
 probabilities (max absolute difference) over the demo cohort's images when present, with the AUC
@@ -18,6 +19,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--agreement-cases", type=int, default=24, help="demo images for the agreement check")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the optimised path")
     parser.add_argument("--threads", type=int, help="torch threads (default: the usable cores)")
+    parser.add_argument("--record", action="store_true",
+                        help="record the optimised path and its figures in the model card's inference "
+                             "section, under this CPU's kind (weights untouched)")
     from nbrisk_core.classifier.inference import PRECISION_CHOICES
 
     parser.add_argument("--throughput", choices=("auto", "on", "off"), default="auto",
@@ -28,7 +32,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--throughput-steps", type=int, default=20, help="timed steps of each throughput run")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                         help="precision of the optimised path (default auto: bf16 autocast on CUDA, "
-                             "bf16-matmul on a CPU with native bf16, else fp32; docs/classifier.md)")
+                             "bf16-matmul where the CPU probe measured it effective and faster, "
+                             "else fp32; docs/classifier.md)")
 
 
 #: timm's own Swin-T throughput figures (huggingface/pytorch-image-models, ``results/`` at commit
@@ -146,20 +151,21 @@ def run(args) -> dict:
     from nbrisk_core.classifier.explain import compute_cam
     from nbrisk_core.classifier.inference import (
         Predictor,
-        cpu_has_native_bf16,
         onednn_matmul_precision,
         optimized_config,
     )
     from nbrisk_core.classifier.metrics import roc_auc
     from nbrisk_core.classifier.model_io import load_model, shipped_model_path
+    from nbrisk_core.classifier.probe import cpu_probe
     from nbrisk_core.config import demo_cohort_dir
 
     threads = getattr(args, "threads", None) or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     path = Path(args.model) if getattr(args, "model", None) else shipped_model_path("art")
     loaded = load_model(path)
-    print(f"model {path.name} ({loaded.sha256[:16]}), {threads} threads, "
-          f"native bf16: {cpu_has_native_bf16() or torch.cuda.is_available()}")
+    probe = cpu_probe()
+    print(f"model {path.name} ({loaded.sha256[:16]}), {threads} threads")
+    print(f"cpu probe: {probe.summary()}")
     cohort = demo_cohort_dir()
     if (cohort / "clinical.csv").exists():
         data = load_cohort_images(cohort, loaded.variant)
@@ -224,8 +230,20 @@ def run(args) -> dict:
     compute_cam(model, x_all[0], "gradcam", "HR")
     gradcam_ms = _median_ms(lambda: compute_cam(model, x_all[0], "gradcam", "HR"), max(3, args.repeats // 2))
     figures.update(gradcam_ms=gradcam_ms, gradcam_over_forward=gradcam_ms / eager_ms, device=config.device,
-                   threads=threads)
+                   threads=threads, cpu_kind=probe.kind, cpu=probe.cpu, cpu_probe=probe.to_dict())
     print(f"Grad-CAM: {gradcam_ms:.1f} ms ({gradcam_ms / eager_ms:.2f}x the eager forward)")
+
+    if getattr(args, "record", False):
+        from datetime import date
+
+        from nbrisk_core.classifier.model_io import record_inference
+
+        keys = ("optimized_path", "eager_ms", "optimized_ms", "speedup", "max_abs_diff", "class_flips",
+                "max_abs_diff_embedding", "agreement_cases", "auc_eager", "auc_optimized", "gradcam_ms",
+                "threads", "cpu", "cpu_kind", "cpu_probe")
+        record_inference(path, {**{k: figures[k] for k in keys if k in figures},
+                                "measured": date.today().isoformat()})
+        print(f"recorded in the model card of {path.name} (inference, kind {probe.kind})")
 
     mode = getattr(args, "throughput", "auto")
     if mode == "on" or (mode == "auto" and torch.cuda.is_available()):

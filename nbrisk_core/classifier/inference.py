@@ -1,14 +1,14 @@
 """Inference: device choice, the optimised path, and scoring one case.
 
-On CUDA the model runs under bf16 autocast. On a CPU with native bf16 matrix instructions
-(AVX512-BF16 or AMX) the model stays fp32 and only its matrix products run on the bf16 units:
-oneDNN's fpmath mode (``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) rounds the two
+On CUDA the model runs under bf16 autocast. On a CPU where oneDNN really runs fp32 matrix products
+on bf16 units (measured by :mod:`nbrisk_core.classifier.probe`: AMX does, AVX512-BF16 alone does not)
+the model stays fp32 and only its matrix products run on the bf16 units: oneDNN's fpmath mode (``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) rounds the two
 operands of each linear layer and attention product to bf16, accumulates in fp32 and writes fp32.
 Everything else (the patch-embedding convolution, so the input image is not rounded; LayerNorm,
 softmax, GELU, the residual stream, the biases) stays fp32. Measured on the shipped Swin-ART
 (docs/classifier.md): about 2.2x the eager fp32 speed compiled with probabilities within 6e-4 of
-fp32, where full bf16 autocast is 3x but 1.6e-3 away. Without native bf16, oneDNN emulates bf16 and
-it is slower than fp32, so fp32 stays. ``--precision`` picks another path (``PRECISIONS``).
+fp32, where full bf16 autocast is 3x but 1.6e-3 away. Where the probe finds the setting without
+effect or without gain, fp32 stays. ``--precision`` picks another path (``PRECISIONS``).
 
 ``torch.compile`` is optional (``compile=True``): it costs tens of seconds once per process, worth it
 for a server, not for a one-shot CLI call. On CPU it compiles with Inductor's ``freezing``
@@ -34,16 +34,6 @@ from functools import lru_cache
 import numpy as np
 
 from nbrisk_core.classifier import CLASS_ORDER
-
-
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True if the CPU advertises AVX512-BF16 or AMX-BF16 (``/proc/cpuinfo`` flags)."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @lru_cache(maxsize=1)
@@ -81,8 +71,11 @@ def choose_device() -> str:
 
 
 def bf16_pays_off(device: str) -> bool:
-    """bf16 autocast is faster than fp32 here: CUDA, or a CPU with native bf16 (module docstring)."""
-    return device == "cuda" or cpu_has_native_bf16()
+    """bf16 autocast is faster than fp32 here: CUDA, or a CPU where the probe measured bf16 products
+    faster than fp32 (:mod:`nbrisk_core.classifier.probe`)."""
+    from nbrisk_core.classifier.probe import cpu_probe
+
+    return device == "cuda" or cpu_probe().pays_off("bf16")
 
 
 #: ``--precision`` of inference -> (autocast dtype or None, oneDNN fp32 matmul precision or None);
@@ -204,9 +197,10 @@ def optimized_config(device: str | None = None, compile: bool = False,
                      precision: str = "auto") -> InferenceConfig:
     """The fastest sound configuration for this machine (see the module docstring).
 
-    ``precision``: ``auto`` = bf16 autocast on CUDA, ``bf16-matmul`` on a CPU with native bf16, else
-    fp32; or one of :data:`PRECISIONS`. ``bf16-matmul`` needs a CPU with native bf16 (elsewhere
-    oneDNN would silently compute in fp32, or emulate bf16 slowly). On CPUs with AVX512-FP16
+    ``precision``: ``auto`` = bf16 autocast on CUDA, ``bf16-matmul`` on a CPU where the probe
+    (:func:`nbrisk_core.classifier.probe.cpu_probe`) found that setting effective and faster than
+    fp32, else fp32; or one of :data:`PRECISIONS`. ``bf16-matmul`` is refused where the probe found
+    it without effect (oneDNN would silently compute in fp32: the AVX512-BF16-only kind). On CPUs with AVX512-FP16
     (Sapphire Rapids and later) fp16 autocast is ~8x closer to fp32 than bf16 autocast but uses no
     AMX, so it is slower (docs/classifier.md).
     """
@@ -214,20 +208,23 @@ def optimized_config(device: str | None = None, compile: bool = False,
 
     from nbrisk_core.errors import InputError
 
+    from nbrisk_core.classifier.probe import cpu_probe
+
     device = device or choose_device()
     if precision == "auto":
         if device == "cuda":
             precision = "bf16"
         else:
-            precision = "bf16-matmul" if cpu_has_native_bf16() else "fp32"
+            precision = "bf16-matmul" if cpu_probe().pays_off("bf16-matmul") else "fp32"
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: expected one of {list(PRECISION_CHOICES)}")
     autocast, matmul = PRECISIONS[precision]
-    if matmul and (device != "cpu" or not cpu_has_native_bf16()):
+    if matmul and (device != "cpu" or not cpu_probe().effect(precision)):
         where = ("a CUDA device" if device != "cpu"
-                 else f"this CPU ({cpu_name()}), which has no AVX512-BF16 or AMX")
-        raise InputError(f"--precision {precision}: oneDNN's bf16 matrix products need a CPU with native "
-                         f"bf16, not {where}; expected auto, bf16, fp16 or fp32 here")
+                 else f"this CPU ({cpu_name()}), where it was measured to have no effect (the products "
+                      f"stay fp32: oneDNN applies it on AMX only)")
+        raise InputError(f"--precision {precision}: oneDNN's bf16 matrix products need a CPU whose oneDNN "
+                         f"kernels apply them, not {where}; expected auto, bf16, fp16 or fp32 here")
     return InferenceConfig(device=device, autocast=autocast, compiled=compile,
                            threads=torch.get_num_threads(), matmul=matmul)
 

@@ -223,3 +223,14 @@ def record_evaluation(path: Path, evaluation: dict) -> dict:
     card.setdefault("evaluations", []).append(evaluation)
     card_path.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
     return card
+
+
+def record_inference(path: Path, figures: dict) -> dict:
+    """Record the optimised inference path measured on one CPU kind in the model card's ``inference``
+    section (``{cpu kind: figures}``: the last measurement per kind is kept); the weights stay
+    untouched. Returns the updated card."""
+    card_path = Path(path).with_suffix(".json")
+    card = read_card(card_path)
+    card.setdefault("inference", {})[figures["cpu_kind"]] = figures
+    card_path.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    return card

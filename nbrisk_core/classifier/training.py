@@ -18,9 +18,9 @@ scheduler, RNG, history; plain tensors and dicts, read back with ``weights_only=
 to ``history.csv``, and keeps ``best.safetensors``; ``resume=True`` continues from them and gives
 the same weights as an uninterrupted run.
 
-Precision: ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs with native bf16
-matrix instructions (AVX512-BF16 / AMX: measured 75 ms vs 240 ms per Swin-T image at batch 16 on 2
-cores), fp32 elsewhere (oneDNN's bf16 emulation is slower than fp32). Weights, optimizer state and
+Precision: ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs where the probe
+(:mod:`nbrisk_core.classifier.probe`) measured bf16 products faster than fp32 (AMX: 75 ms vs 240 ms
+per Swin-T image at batch 16 on 2 cores), fp32 elsewhere (oneDNN's bf16 emulation is slower). Weights, optimizer state and
 the losses stay fp32; only the matrix products run in bf16.
 """
 
@@ -202,7 +202,7 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
     device : {"auto", "cpu", "cuda"}
         Where to train; the model is moved there and, at the end, back to the CPU.
     precision : {"auto", "bf16", "fp32"}
-        ``auto``: bf16 autocast where the hardware has native bf16 (:func:`resolve_precision`).
+        ``auto``: bf16 autocast where the CPU probe measured it faster (:func:`resolve_precision`).
     """
     import torch
     from safetensors.torch import load_file, save_file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
@@ -40,7 +41,9 @@ def run(args) -> int:
     except ModuleNotFoundError:
         print(f"nbrisk bench {args.bench_target}: this benchmark is not implemented yet", file=sys.stderr)
         return 1
-    figures = mod.run(args)
+    # with --json, stdout carries the one JSON object and nothing else: the progress lines go to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        figures = mod.run(args)
     if args.json:
         print(json.dumps(figures, indent=2, default=float))
     return 0
@@ -61,8 +64,9 @@ def run_all(args) -> int:
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(parser)
             sub_args = parser.parse_args([], namespace=sub_args)
-        print(f"== {target}")
-        results[target] = mod.run(sub_args)
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            print(f"== {target}")
+            results[target] = mod.run(sub_args)
     if args.json:
         print(json.dumps(results, indent=2, default=float))
     return status

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--models", metavar="DIR", help="model directory (default models/)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="precision of the forward pass (default auto: bf16 autocast on CUDA, "
-                        "bf16-matmul on a CPU with native bf16, else fp32)")
+                        "bf16-matmul where the CPU probe measured it effective and faster, else fp32)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 

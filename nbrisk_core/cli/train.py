@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CUDA when available, else the CPU")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32")
+                   help="auto: bf16 autocast on CUDA and where the CPU probe measured bf16 faster, else fp32")
     p.add_argument("--tiny", action="store_true", help="tiny Swin configuration (tests)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)

@@ -16,14 +16,39 @@ def test_bench_classifier_json(tiny_cohort, tiny_models_dir, monkeypatch, capsys
                  "--throughput", "off"])
     assert code == 0
     out = capsys.readouterr().out
-    figures = json.loads(out[out.index("{"):])
+    figures = json.loads(out)  # stdout is the one JSON object; the progress lines went to stderr
     assert set(figures) >= {"eager_ms", "optimized_ms", "speedup", "max_abs_diff", "gradcam_ms", "device", "threads",
-                            "class_flips", "max_abs_diff_embedding"}
+                            "class_flips", "max_abs_diff_embedding", "optimized_path", "cpu_kind", "cpu_probe"}
+    assert figures["cpu_probe"]["kind"] == figures["cpu_kind"]
+    assert set(figures["cpu_probe"]["paths"]) == {"bf16-matmul", "bf16"}
     assert figures["eager_ms"] > 0 and figures["threads"] == 1
     assert "throughput" not in figures
     if "bf16" not in figures["optimized_path"]:  # fp32 on both paths: they must agree closely
         assert figures["max_abs_diff"] < 1e-5 and figures["max_abs_diff_embedding"] < 1e-4
         assert figures["auc_eager"] == figures["auc_optimized"] and figures["class_flips"] == 0
+
+
+def test_bench_classifier_records_the_path_in_the_card(tiny_cohort, tiny_models_dir, tmp_path, monkeypatch,
+                                                       capsys):
+    """``--record`` writes the measured path under this CPU's kind in the card's inference section;
+    the weights (and so the card's SHA-256) stay as they were."""
+    import shutil
+
+    from nbrisk_core.classifier.model_io import load_model
+
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(tiny_cohort))
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_models_dir / f"swin_art_demo{suffix}", tmp_path)
+    model = tmp_path / "swin_art_demo.safetensors"
+    assert main(["bench", "classifier", "--json", "--record", "--model", str(model), "--repeats", "1",
+                 "--agreement-cases", "2", "--no-compile", "--threads", "1", "--throughput", "off"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    card = json.loads((tmp_path / "swin_art_demo.json").read_text())
+    recorded = card["inference"][figures["cpu_kind"]]
+    assert recorded["optimized_path"] == figures["optimized_path"]
+    assert recorded["max_abs_diff"] == figures["max_abs_diff"] and "measured" in recorded
+    assert recorded["cpu_probe"]["paths"].keys() == {"bf16-matmul", "bf16"}
+    assert load_model(model).sha256 == card["sha256"]  # still verifies
 
 
 def test_compiled_frozen_predictor_matches_eager(tiny_models_dir):
@@ -43,17 +68,18 @@ def test_compiled_frozen_predictor_matches_eager(tiny_models_dir):
 
 
 def test_inference_precision_choice(tiny_models_dir):
-    """``--precision``: auto follows the hardware rule, fp16/bf16 autocast stay close to fp32, and
+    """``--precision``: auto follows the CPU probe, fp16/bf16 autocast stay close to fp32, and
     fp16 (10 mantissa bits) is closer than bf16 (7); an unknown choice names the flag."""
     import numpy as np
     import pytest
 
-    from nbrisk_core.classifier.inference import Predictor, cpu_has_native_bf16, optimized_config
+    from nbrisk_core.classifier.inference import Predictor, optimized_config
     from nbrisk_core.classifier.model_io import load_model
+    from nbrisk_core.classifier.probe import cpu_probe
     from nbrisk_core.errors import InputError
 
     auto = optimized_config("cpu")
-    assert auto.autocast is None and auto.matmul == ("bf16" if cpu_has_native_bf16() else None)
+    assert auto.autocast is None and auto.matmul == ("bf16" if cpu_probe().pays_off("bf16-matmul") else None)
     assert optimized_config("cpu", precision="fp32").describe() == "cpu fp32"
     assert optimized_config("cpu", precision="fp16").describe() == "cpu fp16 autocast"
     with pytest.raises(InputError, match="--precision 'int4'"):
@@ -73,7 +99,7 @@ def test_onednn_matmul_precision_is_scoped():
     import pytest
     import torch
 
-    from nbrisk_core.classifier.inference import cpu_has_native_bf16, onednn_matmul_precision
+    from nbrisk_core.classifier.inference import onednn_matmul_precision
 
     setting = torch.backends.mkldnn.matmul
     before = setting.fp32_precision
@@ -81,7 +107,6 @@ def test_onednn_matmul_precision_is_scoped():
     exact = (a.double() @ b.double()).float()
     with onednn_matmul_precision("bf16"):
         assert setting.fp32_precision == "bf16"
-        reduced = a @ b
         with onednn_matmul_precision("bf16"):  # nested, same value: fine
             assert setting.fp32_precision == "bf16"
         assert setting.fp32_precision == "bf16"
@@ -98,8 +123,26 @@ def test_onednn_matmul_precision_is_scoped():
     with pytest.raises(RuntimeError), onednn_matmul_precision("bf16"):
         raise RuntimeError("inside")
     assert setting.fp32_precision == before
-    if cpu_has_native_bf16():  # the setting really changes the arithmetic here
-        assert float((reduced - exact).abs().max()) > 1e-3
+
+
+def test_onednn_bf16_matmul_changes_the_arithmetic_where_the_probe_says_so():
+    """Where the probe measured an effect, a product under the block is bf16-rounded (and exact
+    again after it); elsewhere (the AVX512-BF16-only kind) the test says why it cannot apply."""
+    import torch
+
+    from nbrisk_core.classifier.inference import onednn_matmul_precision
+    from nbrisk_core.classifier.probe import cpu_probe
+
+    probe = cpu_probe()
+    if not probe.effect("bf16-matmul"):
+        pytest.skip(f"oneDNN's bf16 fpmath setting has no effect on this CPU (probe: {probe.summary()})")
+    a, b = torch.randn(64, 256, generator=torch.Generator().manual_seed(0)), torch.randn(256, 64)
+    exact = (a.double() @ b.double()).float()
+    with onednn_matmul_precision("bf16"):
+        reduced = a @ b
+    assert float((reduced - exact).abs().max()) > 1e-3
+    with onednn_matmul_precision(None):
+        torch.testing.assert_close(a @ b, exact, rtol=1e-5, atol=1e-4)
 
 
 def test_onednn_matmul_precision_across_threads():
@@ -142,16 +185,18 @@ def test_onednn_matmul_precision_across_threads():
     assert seen == {"same": "bf16", "exact": "ieee"}
 
 
-def test_bf16_matmul_rejected_without_native_bf16(monkeypatch):
-    """Where oneDNN has no bf16 units, ``bf16-matmul`` is refused with the reason, not silently fp32;
+def test_bf16_matmul_rejected_where_the_probe_finds_no_effect(monkeypatch):
+    """Where oneDNN's setting does nothing (measured with the setting forced off, as on the
+    AVX512-BF16-only kind), ``bf16-matmul`` is refused with the reason, not silently fp32;
     ``auto`` falls back to fp32."""
     import pytest
 
-    from nbrisk_core.classifier import inference
+    from nbrisk_core.classifier import inference, probe
     from nbrisk_core.errors import InputError
 
-    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
-    with pytest.raises(InputError, match="--precision bf16-matmul: .*native bf16.*AVX512-BF16 or AMX"):
+    without_effect = probe.measure(repeats=2, matmul_precision=probe.no_op_precision)
+    monkeypatch.setattr(probe, "cpu_probe", lambda: without_effect)
+    with pytest.raises(InputError, match="--precision bf16-matmul: .*measured to have no effect"):
         inference.optimized_config("cpu", precision="bf16-matmul")
     with pytest.raises(InputError, match="CUDA"):
         inference.optimized_config("cuda", precision="bf16-matmul")
@@ -169,9 +214,9 @@ def test_bias_after_matmul_same_function_without_gelu_fusion():
     from nbrisk_core.classifier.inference import (
         _bias_after_matmul,
         compile_for_inference,
-        cpu_has_native_bf16,
         onednn_matmul_precision,
     )
+    from nbrisk_core.classifier.probe import cpu_probe
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 8)).eval()
@@ -181,8 +226,9 @@ def test_bias_after_matmul_same_function_without_gelu_fusion():
     assert copy_[0].weight is not model[0].weight  # a copy, not shared
     with torch.inference_mode():
         torch.testing.assert_close(copy_(x), model(x), rtol=0, atol=1e-6)
-        if not cpu_has_native_bf16():
-            pytest.skip("the fusion is on oneDNN's bf16 path: needs AVX512-BF16 or AMX")
+        if not cpu_probe().effect("bf16-matmul"):
+            pytest.skip("the fusion matters on oneDNN's bf16 path, which has no effect on this CPU "
+                        f"(probe: {cpu_probe().summary()})")
         fused = {}
         for name, candidate in (("original", model), ("copy", copy_)):
             torch._dynamo.reset()
@@ -195,17 +241,18 @@ def test_bias_after_matmul_same_function_without_gelu_fusion():
 
 
 def test_bf16_matmul_predictor_close_to_fp32(tiny_models_dir):
-    """The default optimised path on a native-bf16 CPU (bf16-matmul), eager and compiled, stays close
+    """The default optimised path where the probe finds it effective (bf16-matmul), eager and compiled, stays close
     to fp32 and leaves the loaded model (the eager reference, the CAMs) as it was."""
     import numpy as np
     import pytest
     from torch import nn
 
-    from nbrisk_core.classifier.inference import Predictor, cpu_has_native_bf16, optimized_config
+    from nbrisk_core.classifier.inference import Predictor, optimized_config
     from nbrisk_core.classifier.model_io import load_model
+    from nbrisk_core.classifier.probe import cpu_probe
 
-    if not cpu_has_native_bf16():
-        pytest.skip("oneDNN bf16 matrix products need AVX512-BF16 or AMX")
+    if not cpu_probe().effect("bf16-matmul"):
+        pytest.skip(f"oneDNN's bf16 matrix products have no effect on this CPU (probe: {cpu_probe().summary()})")
     path = tiny_models_dir / "swin_art_demo.safetensors"
     x = np.random.default_rng(2).normal(size=(2, 3, 224, 224)).astype(np.float32)
     p32 = Predictor(load_model(path), optimized_config("cpu", precision="fp32")).logits_and_embedding(x)[0]
@@ -226,12 +273,12 @@ def test_bench_throughput_section(tiny_cohort, tiny_models_dir, monkeypatch, cap
                  "--no-compile", "--threads", "1", "--throughput", "on", "--throughput-batch", "2",
                  "--throughput-steps", "1"])
     assert code == 0
-    out = capsys.readouterr().out
-    tp = json.loads(out[out.index("{"):])["throughput"]
+    out, err = capsys.readouterr()
+    tp = json.loads(out)["throughput"]
     assert tp["device"] in ("cpu", "cuda") and tp["batch"] == 2 and tp["precision"] == "bf16 autocast"
     assert tp["inference_images_per_s"] > 0 and tp["training_images_per_s"] > 0
     assert {ref["what"] for ref in tp["timm_reference"]} == {"inference", "training"}
-    assert "timm reference, training: 647 images/s on RTX 3090" in out
+    assert "timm reference, training: 647 images/s on RTX 3090" in err  # the report's lines: stderr
 
 
 def test_measure_throughput_training_updates_weights():

@@ -163,12 +163,12 @@ def test_cli_pretrain_then_finetune(tiny_cohort, tmp_path, capsys):
 
 
 def test_precision_and_device_choice():
-    from nbrisk_core.classifier.inference import cpu_has_native_bf16
+    from nbrisk_core.classifier.probe import cpu_probe
     from nbrisk_core.classifier.training import resolve_device, resolve_precision
     from nbrisk_core.errors import InputError
 
     assert resolve_precision("fp32", "cpu") is False and resolve_precision("bf16", "cpu") is True
-    assert resolve_precision("auto", "cpu") is cpu_has_native_bf16()
+    assert resolve_precision("auto", "cpu") is cpu_probe().pays_off("bf16")
     assert resolve_precision("auto", "cuda") is True
     with pytest.raises(InputError, match="--precision 'fp16'"):
         resolve_precision("fp16", "cpu")
