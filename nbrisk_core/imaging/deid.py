@@ -263,7 +263,10 @@ class Deidentifier:
                 value = clean_descriptor(keyword, value)
                 if value is None:
                     continue
-            header[keyword] = _plain(value)
+            value = _plain(value)
+            if isinstance(value, list) and _single_valued(keyword):
+                value = "\\".join(str(v) for v in value)  # a malformed multi-value is kept as one text
+            header[keyword] = value
         if "PatientAge" not in header:
             age = age_from_dates(_text(ds, "PatientBirthDate"), _text(ds, "StudyDate"))
             if age is not None:
@@ -386,6 +389,12 @@ def _code(value: str, meaning: str) -> Dataset:
 def _da(day: date) -> str:
     # strftime does not zero-pad years below 1000 on every platform
     return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def _single_valued(keyword: str) -> bool:
+    from pydicom.datadict import dictionary_VM, tag_for_keyword
+
+    return dictionary_VM(tag_for_keyword(keyword)) == "1"
 
 
 def _plain(value):

@@ -207,7 +207,10 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
                 continue
             image_series.append(_image_series(sf.name, grey, deid))
             continue
-        result = _read_instances(sf, deid, headers, raw_times)
+        try:
+            result = _read_instances(sf, deid, headers, raw_times)
+        except Exception as error:  # noqa: BLE001 - a bad file never sinks the upload; the reason says what broke
+            result = SkippedFile(sf.name, f"header cannot be read (unexpected {type(error).__name__}: {error})")
         if isinstance(result, SkippedFile):
             skipped.append(result)
         else:
@@ -299,8 +302,17 @@ def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times
         if rows is None or columns is None:
             return SkippedFile(sf.name, "image without (0028,0010) Rows / (0028,0011) Columns")
         n_frames = _checked(ds, "NumberOfFrames", notes) or 1
+        bits = _PIXEL_BITS[pixel_keyword] or _checked(ds, "BitsAllocated", notes)
+        if bits is None:
+            return SkippedFile(sf.name, "image without (0028,0100) BitsAllocated")
         _check_transfer_syntax(ds)
-        _check_pixel_data_size(ds, pixel_keyword, rows, columns, n_frames)
+        _check_pixel_data_size(ds, pixel_keyword, rows, columns, bits, n_frames)
+        # pydicom's decoder reads these itself: it must see the checked values, not the file's text
+        ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, columns, samples
+        if pixel_keyword == "PixelData":
+            ds.BitsAllocated = bits
+        if "NumberOfFrames" in ds:
+            ds.NumberOfFrames = n_frames
         rescale = _rescale(ds, notes)
         if n_frames > 1:
             instances = _frames(sf, ds, rows, columns, n_frames, rescale, notes)
@@ -395,7 +407,7 @@ def _check_transfer_syntax(ds) -> None:
         raise InputError(f"no installed decoder for transfer syntax {syntax.name} ({syntax})")
 
 
-def _check_pixel_data_size(ds, keyword: str, rows: int, columns: int, n_frames: int) -> None:
+def _check_pixel_data_size(ds, keyword: str, rows: int, columns: int, bits: int, n_frames: int) -> None:
     """Refuse a header that claims more frames than the pixel data holds, before anything is allocated.
 
     Native (uncompressed) pixel data holds exactly ``frames x rows x columns x bits / 8`` bytes
@@ -426,11 +438,10 @@ def _check_pixel_data_size(ds, keyword: str, rows: int, columns: int, n_frames: 
             raise InputError(f"(0028,0008) NumberOfFrames = {n_frames}, but the compressed (7FE0,0010) "
                              f"PixelData holds {fragments} fragments (at least one per frame)")
         return
-    bits = _PIXEL_BITS[keyword] or header_value(ds, "BitsAllocated")
-    if bits is None:
-        raise InputError("image without (0028,0100) BitsAllocated")
     needed = -(-n_frames * rows * columns * bits // 8)
-    if length < needed:
+    frame = -(-rows * columns * bits // 8)
+    # less than declared cannot be decoded; a whole frame more than declared means the header is wrong
+    if length < needed or length >= needed + max(frame, 2):
         raise InputError(f"pixel data holds {length} bytes, but NumberOfFrames {n_frames} x Rows {rows} x "
                          f"Columns {columns} x {bits} bits needs {needed}: the header does not match the "
                          "pixel data")

@@ -32,7 +32,7 @@ IGNORE = "ignore"
 class HeaderRule:
     """What one attribute must hold.
 
-    ``kind`` is ``"int"``, ``"float"`` or ``"time"`` (a DICOM TM); ``count`` the number of values
+    ``kind`` is ``"int"``, ``"float"``, ``"time"`` (a DICOM TM) or ``"age"`` (a DICOM AS); ``count`` the number of values
     (1, or e.g. 2 for PixelSpacing); ``low``/``high`` the accepted range of each value (inclusive,
     ``low_open`` makes the lower bound exclusive); ``choices`` a closed set of accepted values.
     ``identifying`` values (clock times) are never echoed in a message.
@@ -49,10 +49,11 @@ class HeaderRule:
     identifying: bool = False
 
     def expected(self) -> str:
-        what = {"int": "integer", "float": "number", "time": "DICOM time HHMMSS.FFFFFF"}[self.kind]
+        what = {"int": "integer", "float": "number", "time": "DICOM time HHMMSS.FFFFFF",
+                "age": "DICOM age nnnD, nnnW, nnnM or nnnY"}[self.kind]
         if self.count > 1:
             what = f"{self.count} {what}s separated by '\\'"
-        elif self.kind != "time":
+        elif self.kind in ("int", "float"):
             what = f"one {what}"
         if self.choices is not None:
             return f"{what} in {{{', '.join(f'{c:g}' for c in self.choices)}}}"
@@ -61,7 +62,7 @@ class HeaderRule:
                    f"{self.high:g}"
         if self.low is not None:
             return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
-        return f"finite {what}" if self.kind != "time" else what
+        return f"finite {what}" if self.kind in ("int", "float") else what
 
 
 _MM = 1e6  # positions and distances beyond a kilometre are not a patient
@@ -90,6 +91,7 @@ HEADER_RULES: dict[str, HeaderRule] = {
     "ContrastBolusVolume": HeaderRule("(0018,1041)", "float", IGNORE, low=0, high=1e4),
     "PatientSize": HeaderRule("(0010,1020)", "float", IGNORE, low=0, low_open=True, high=3),
     "PatientWeight": HeaderRule("(0010,1030)", "float", IGNORE, low=0, low_open=True, high=1000),
+    "PatientAge": HeaderRule("(0010,1010)", "age", IGNORE),
     "AcquisitionTime": HeaderRule("(0008,0032)", "time", IGNORE, identifying=True),
     "ContentTime": HeaderRule("(0008,0033)", "time", IGNORE, identifying=True),
     "SeriesTime": HeaderRule("(0008,0031)", "time", IGNORE, identifying=True),
@@ -121,7 +123,7 @@ def header_value(ds, keyword: str, where: str = ""):
     Returns
     -------
     None when the attribute is absent or empty; else an ``int`` / ``float`` (``count`` 1), a tuple
-    of ``count`` floats, or seconds since midnight (``kind`` ``"time"``).
+    of ``count`` floats, seconds since midnight (``kind`` ``"time"``) or an age string (``"age"``).
 
     Raises
     ------
@@ -151,6 +153,8 @@ def header_value(ds, keyword: str, where: str = ""):
             raise ValueError
         if rule.kind == "time":
             return _seconds_of_day(values[0])
+        if rule.kind == "age":
+            return _age_string(values[0])
         numbers = [_number(v) for v in values]
         for number in numbers:
             _check_range(number, rule)
@@ -220,6 +224,14 @@ def _seconds_of_day(value) -> float:
     if hours > 23 or minutes > 59 or seconds >= 61:  # 60 is a leap second
         raise ValueError
     return hours * 3600 + minutes * 60 + seconds
+
+
+def _age_string(value) -> str:
+    """A DICOM Age String (PS3.5 6.2, AS): three digits and D, W, M or Y."""
+    text = str(value).strip().upper()
+    if len(text) != 4 or not text[:3].isdigit() or text[3] not in "DWMY":
+        raise ValueError
+    return text
 
 
 def _shown(value, rule: HeaderRule) -> str:
