@@ -26,7 +26,7 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.deid import Deidentifier
 from nbrisk_core.imaging.header import IGNORE, HeaderValueError, header_text, header_texts, header_value
 from nbrisk_core.imaging.images2d import IMAGE_SUFFIXES, looks_like_image, read_image_2d
-from nbrisk_core.imaging.sources import SourceFile, collect_sources
+from nbrisk_core.imaging.sources import Scratch, SourceFile, collect_sources
 
 #: (0008,0008) ImageType values of projection images that are not axial slices
 LOCALIZER_TYPES = frozenset({"LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM"})
@@ -177,10 +177,22 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
     ------
     InputError
         Only when the source itself is unusable (path missing, unsafe zip).
+
+    Notes
+    -----
+    Zip members are inflated into a private scratch folder that is removed before this returns;
+    decoded volumes are held within :data:`MAX_STUDY_BYTES`, checked before each is allocated.
     """
-    deid = deidentifier or Deidentifier()
+    scratch = Scratch()
+    try:
+        return _load_study(source, deidentifier or Deidentifier(), scratch)
+    finally:
+        scratch.close()
+
+
+def _load_study(source, deid: Deidentifier, scratch: Scratch) -> Study:
     budget = _MemoryBudget(MAX_STUDY_BYTES)
-    files = _expand_dicomdir(source)
+    files = _expand_dicomdir(source, scratch)
     skipped: list[SkippedFile] = []
     study_warnings: list[str] = []
     instances: list[_Instance] = []
@@ -202,6 +214,7 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
         if head[128:132] != b"DICM" and looks_like_image(sf.name, head):
             try:
                 grey = read_image_2d(sf)
+                budget.take(grey.nbytes, f"2-D image {sf.name} of {grey.shape[0]} x {grey.shape[1]} pixels")
             except InputError as error:
                 skipped.append(SkippedFile(sf.name, str(error)))
                 continue
@@ -241,7 +254,7 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
 # --------------------------------------------------------------------------------------------
 # reading instances
 
-def _expand_dicomdir(source) -> list[SourceFile]:
+def _expand_dicomdir(source, scratch: Scratch) -> list[SourceFile]:
     """Files of ``source``; a DICOMDIR given as the source is replaced by the files it references."""
     if isinstance(source, str | Path) and Path(source).is_file() and Path(source).name.upper() == "DICOMDIR":
         import pydicom
@@ -258,7 +271,7 @@ def _expand_dicomdir(source) -> list[SourceFile]:
             files.append(SourceFile(str(ref.relative_to(path.parent)) if ref.is_relative_to(path.parent)
                                     else ref.name, path=ref))
         return files
-    return collect_sources(source)
+    return collect_sources(source, scratch=scratch)
 
 
 def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times: dict):
