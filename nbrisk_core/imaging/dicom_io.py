@@ -221,7 +221,9 @@ def _load_study(source, deid: Deidentifier, scratch: Scratch) -> Study:
             image_series.append(_image_series(sf.name, grey, deid))
             continue
         try:
-            result = _read_instances(sf, deid, headers, raw_times)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom warns per invalid value; reasons say it once
+                result = _read_instances(sf, deid, headers, raw_times)
         except Exception as error:  # noqa: BLE001 - a bad file never sinks the upload; the reason says what broke
             result = SkippedFile(sf.name, f"header cannot be read (unexpected {type(error).__name__}: {error})")
         if isinstance(result, SkippedFile):

@@ -20,6 +20,7 @@ its documented default. :func:`header_text` reads string attributes without ever
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 from nbrisk_core.errors import InputError
@@ -140,7 +141,7 @@ def header_value(ds, keyword: str, where: str = ""):
     """
     rule = HEADER_RULES[keyword]
     try:
-        value = ds.get(keyword)
+        value = _get(ds, keyword)
     except Exception:  # noqa: BLE001 - pydicom raises ValueError/OverflowError/... converting bad text
         raise HeaderValueError(keyword, _shown_raw(ds, keyword, rule), rule.expected(), where) from None
     if value is None or (isinstance(value, str | bytes) and not value.strip()):
@@ -168,7 +169,7 @@ def header_value(ds, keyword: str, where: str = ""):
 def header_text(ds, keyword: str, default: str = "") -> str:
     """A string attribute as text (``default`` when absent, empty or unreadable); never raises."""
     try:
-        value = ds.get(keyword)
+        value = _get(ds, keyword)
     except Exception:  # noqa: BLE001 - an unreadable descriptor is treated as absent
         return default
     if value is None:
@@ -181,12 +182,19 @@ def header_text(ds, keyword: str, default: str = "") -> str:
 def header_texts(ds, keyword: str) -> list[str]:
     """A multi-valued string attribute (e.g. (0008,0008) ImageType) as a list; never raises."""
     try:
-        value = ds.get(keyword)
+        value = _get(ds, keyword)
     except Exception:  # noqa: BLE001
         return []
     if value is None:
         return []
     return [str(v) for v in value] if _is_multi(value) else [str(value)]
+
+
+def _get(ds, keyword: str):
+    # pydicom warns on every invalid value it converts; the reader reports them itself, once, by name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ds.get(keyword)
 
 
 def _is_multi(value) -> bool:
