@@ -26,7 +26,7 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.deid import Deidentifier
 from nbrisk_core.imaging.header import IGNORE, HeaderValueError, header_text, header_texts, header_value
 from nbrisk_core.imaging.images2d import IMAGE_SUFFIXES, looks_like_image, read_image_2d
-from nbrisk_core.imaging.sources import Scratch, SourceFile, collect_sources
+from nbrisk_core.imaging.sources import Scratch, SourceFile, collect_sources, format_bytes
 
 #: (0008,0008) ImageType values of projection images that are not axial slices
 LOCALIZER_TYPES = frozenset({"LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM"})
@@ -709,8 +709,8 @@ class _MemoryBudget:
 
     def take(self, n_bytes: int, what: str) -> None:
         if n_bytes > self.left:
-            raise InputError(f"{what} need {n_bytes / 2**30:.2f} GiB of memory; one study may use at most "
-                             f"{self.limit / 2**30:.2f} GiB ({self.left / 2**30:.2f} GiB left): refused before "
+            raise InputError(f"{what} need {format_bytes(n_bytes)} of memory; one study may use at most "
+                             f"{format_bytes(self.limit)} ({format_bytes(self.left)} left): refused before "
                              "allocating")
         self.left -= n_bytes
 

@@ -34,6 +34,14 @@ ZIP_MAX_RATIO: float = 200.0
 _CHUNK = 1 << 20
 
 
+def format_bytes(n_bytes: float) -> str:
+    """``1.5 GiB``, ``3.0 MiB``, ``512 bytes``: sizes in messages, in binary units."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n_bytes) >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{int(n_bytes)} bytes"
+
+
 class InflateBudget:
     """Bytes the zips of one upload may still inflate to (shared by every zip of the upload)."""
 
@@ -46,8 +54,8 @@ class InflateBudget:
         return self.limit - self.used
 
     def describe(self) -> str:
-        return (f"the upload's budget of {self.limit / 2**30:.2f} GiB of unzipped content "
-                f"({self.used / 2**30:.2f} GiB already used)")
+        return (f"the upload's budget of {format_bytes(self.limit)} of unzipped content "
+                f"({format_bytes(self.used)} already used)")
 
 
 class Scratch:
@@ -154,7 +162,7 @@ def read_zip(data_or_path, zip_name: str, max_members: int | None = None,
                              source=zip_name)
         declared = sum(info.file_size for info in infos)
         if declared > budget.left:
-            raise InputError(f"{zip_name}: unsafe zip, declares {declared / 2**30:.2f} GiB uncompressed, "
+            raise InputError(f"{zip_name}: unsafe zip, declares {format_bytes(declared)} uncompressed, "
                              f"beyond {budget.describe()} (zip bomb?)", source=zip_name)
         for info in infos:
             try:
@@ -183,7 +191,7 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, zip_name: str, max
                 size += len(chunk)
                 if size > ratio_limit:
                     raise InputError(f"{zip_name}: unsafe zip, member {info.filename!r} inflates beyond "
-                                     f"{ratio_limit / 1e6:.1f} MB, more than {max_ratio:.0f} times its "
+                                     f"{format_bytes(ratio_limit)}, more than {max_ratio:.0f} times its "
                                      f"{info.compress_size} compressed bytes (zip bomb?)", source=zip_name)
                 if size > budget.left:
                     raise InputError(f"{zip_name}: unsafe zip, member {info.filename!r} inflates beyond "
