@@ -224,8 +224,9 @@ def _load_study(source, deid: Deidentifier, scratch: Scratch) -> Study:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom warns per invalid value; reasons say it once
                 result = _read_instances(sf, deid, headers, raw_times)
-        except Exception as error:  # noqa: BLE001 - a bad file never sinks the upload; the reason says what broke
-            result = SkippedFile(sf.name, f"header cannot be read (unexpected {type(error).__name__}: {error})")
+        except Exception as error:  # noqa: BLE001 - a bad file never sinks the upload; the reason names it
+            result = SkippedFile(sf.name,
+                                 f"header cannot be read (unexpected {type(error).__name__}: {error})")
         if isinstance(result, SkippedFile):
             skipped.append(result)
         else:
@@ -311,8 +312,9 @@ def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times
     try:
         samples = _checked(ds, "SamplesPerPixel", notes) or 1
         if samples != 1:
+            photometric = header_text(ds, "PhotometricInterpretation", "?")
             return SkippedFile(sf.name, f"colour image (SamplesPerPixel {samples}, PhotometricInterpretation "
-                               f"{header_text(ds, 'PhotometricInterpretation', '?')}); CT slices are greyscale")
+                               f"{photometric}); CT slices are greyscale")
         rows, columns = _checked(ds, "Rows", notes), _checked(ds, "Columns", notes)
         if rows is None or columns is None:
             return SkippedFile(sf.name, "image without (0028,0010) Rows / (0028,0011) Columns")
@@ -401,8 +403,8 @@ def _rescale(ds, notes: list[str], where: str = "") -> tuple[float, float]:
     slope = _checked(ds, "RescaleSlope", notes, where)
     intercept = _checked(ds, "RescaleIntercept", notes, where)
     if slope == 0:
-        raise HeaderValueError("RescaleSlope", "'0'", "a non-zero number (every pixel would be the intercept)",
-                               where)
+        raise HeaderValueError("RescaleSlope", "'0'",
+                               "a non-zero number (every pixel would be the intercept)", where)
     return (1.0 if slope is None else float(slope)), (0.0 if intercept is None else float(intercept))
 
 
@@ -470,8 +472,9 @@ def _frames(sf: SourceFile, ds, rows: int, columns: int, n_frames: int, rescale,
     spacing = _checked(ds, "PixelSpacing", notes)
     rescale_shared = None
     if shared is not None:
-        shared_orientation = _orientation(_group_value(shared, "PlaneOrientationSequence",
-                                                       "ImageOrientationPatient", notes, " (shared)"), " (shared)")
+        shared_orientation = _orientation(
+            _group_value(shared, "PlaneOrientationSequence", "ImageOrientationPatient", notes, " (shared)"),
+            " (shared)")
         orientation = shared_orientation if shared_orientation is not None else orientation
         spacing = _group_value(shared, "PixelMeasuresSequence", "PixelSpacing", notes, " (shared)") or spacing
         rescale_shared = _group_rescale(shared, notes, " (shared)")
@@ -481,9 +484,10 @@ def _frames(sf: SourceFile, ds, rows: int, columns: int, n_frames: int, rescale,
     for index in range(n_frames):
         where = f" (frame {index + 1})"
         group = per_frame[index] if index < len(per_frame) else None
-        position = _position(_group_value(group, "PlanePositionSequence", "ImagePositionPatient", notes, where))
-        frame_orientation = _orientation(_group_value(group, "PlaneOrientationSequence", "ImageOrientationPatient",
-                                                      notes, where), where)
+        position = _position(
+            _group_value(group, "PlanePositionSequence", "ImagePositionPatient", notes, where))
+        frame_orientation = _orientation(
+            _group_value(group, "PlaneOrientationSequence", "ImageOrientationPatient", notes, where), where)
         frame_orientation = frame_orientation if frame_orientation is not None else orientation
         if position is None and base_position is not None and frame_orientation is not None and step:
             normal = np.cross(frame_orientation[:3], frame_orientation[3:])

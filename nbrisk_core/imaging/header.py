@@ -33,7 +33,8 @@ IGNORE = "ignore"
 class HeaderRule:
     """What one attribute must hold.
 
-    ``kind`` is ``"int"``, ``"float"``, ``"time"`` (a DICOM TM) or ``"age"`` (a DICOM AS); ``count`` the number of values
+    ``kind`` is ``"int"``, ``"float"``, ``"time"`` (a DICOM TM) or ``"age"`` (a DICOM AS); ``count``
+    the number of values
     (1, or e.g. 2 for PixelSpacing); ``low``/``high`` the accepted range of each value (inclusive,
     ``low_open`` makes the lower bound exclusive); ``choices`` a closed set of accepted values.
     ``identifying`` values (clock times) are never echoed in a message.
@@ -59,8 +60,9 @@ class HeaderRule:
         if self.choices is not None:
             return f"{what} in {{{', '.join(f'{c:g}' for c in self.choices)}}}"
         if self.low is not None and self.high is not None:
-            return f"{what} {'>' if self.low_open else 'from'} {self.low:g} {'and <=' if self.low_open else 'to'} " \
-                   f"{self.high:g}"
+            if self.low_open:
+                return f"{what} > {self.low:g} and <= {self.high:g}"
+            return f"{what} from {self.low:g} to {self.high:g}"
         if self.low is not None:
             return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
         return f"finite {what}" if self.kind in ("int", "float") else what

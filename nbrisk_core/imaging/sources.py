@@ -211,7 +211,8 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, zip_name: str, max
     return SourceFile(name, data=b"".join(chunks)) if path is None else SourceFile(name, path=path)
 
 
-def collect_sources(source, scratch: Scratch | None = None, budget: InflateBudget | None = None) -> list[SourceFile]:
+def collect_sources(source, scratch: Scratch | None = None,
+                    budget: InflateBudget | None = None) -> list[SourceFile]:
     """Flatten a study source into files.
 
     Parameters

@@ -124,7 +124,7 @@ class UploadDir:
         return dict(self._names)
 
     def read_study(self, deidentifier=None):
-        """Read the saved uploads as one study (:func:`~nbrisk_core.imaging.dicom_io.load_study`), then delete them.
+        """Read the saved uploads as one study (:func:`~.dicom_io.load_study`), then delete them.
 
         Files are reported under their display names. The raw files are deleted before this
         returns or raises, so they exist only while the study is being read.

@@ -47,8 +47,8 @@ ATTRIBUTES = tuple(HEADER_RULES) + UNCHECKED
 
 #: raw values of text VRs (IS, DS, TM, AS)
 TEXT_MUTATIONS = (b"1A", b"", b" ", b"-5", b"0", b"99999999999999999999", b"1e9999", b"-1e9999", b"nan",
-                  b"inf", b"1\\2", b"1\\2\\3\\4\\5\\6\\7", b"0.5", b"1.5", b"\\", b"\xff\xfe\x00", b"12:30:99",
-                  b"2.5e3\\x")
+                  b"inf", b"1\\2", b"1\\2\\3\\4\\5\\6\\7", b"0.5", b"1.5", b"\\", b"\xff\xfe\x00",
+                  b"12:30:99", b"2.5e3\\x")
 #: raw values of binary VRs (US)
 BINARY_MUTATIONS = (b"", b"\x00\x00", b"\xff\xff", b"\x01\x00\x02\x00", b"\x01", b"\x00\x80\x00\x80")
 
@@ -150,8 +150,12 @@ def test_load_study_survives_every_mutation(bases, keyword):
             _check_study([(f"{base}-{i}.dcm", m) for i, m in enumerate(mutated)], keyword, verdict)
 
 
-@pytest.mark.parametrize("keyword", ["NumberOfFrames", "Rows", "PixelSpacing", "InstanceNumber",
-                                     "ImagePositionPatient", "RescaleSlope", "AcquisitionTime", "SeriesNumber"])
+INSPECTED = ("NumberOfFrames", "Rows", "PixelSpacing", "InstanceNumber", "ImagePositionPatient",
+             "RescaleSlope",
+             "AcquisitionTime", "SeriesNumber")
+
+
+@pytest.mark.parametrize("keyword", INSPECTED)
 def test_inspect_prints_no_traceback(bases, keyword, tmp_path, capsys):
     blobs = bases["synthetic"]
     for n, (vr, raw) in enumerate(_mutations(keyword)):

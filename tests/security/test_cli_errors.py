@@ -43,7 +43,8 @@ def _closed_port() -> int:
 def test_unreachable_postgresql_is_one_line(tmp_path):
     pytest.importorskip("psycopg")
     url = f"postgresql+psycopg://nbrisk:s3cret-pw@127.0.0.1:{_closed_port()}/nbrisk"
-    line = _assert_one_line(_nbrisk("users", "list", env={"NBRISK_DATABASE_URL": url}), "database", "127.0.0.1")
+    done = _nbrisk("users", "list", env={"NBRISK_DATABASE_URL": url})
+    line = _assert_one_line(done, "database", "127.0.0.1")
     assert "s3cret-pw" not in line  # the password in the URL is never printed
     line = _assert_one_line(_nbrisk("users", "--database-url", url, "list"), "database")
     assert "s3cret-pw" not in line
@@ -78,7 +79,8 @@ def test_inspect_empty_path_is_refused_not_the_current_folder(tmp_path, series_i
 
 @pytest.mark.parametrize("weights_file", ["../x.safetensors", "/abs/x.safetensors", "sub/x.safetensors"])
 @pytest.mark.xfail(strict=True, reason="the check belongs in nbrisk_core/classifier/model_io.py (read_card: "
-                   "weights_file must be a bare file name next to the card), owned by the classifier engineer; "
+                   "weights_file must be a bare file name next to the card), owned by the classifier "
+                   "engineer; "
                    "today pathlib's ValueError escapes as a traceback")
 def test_model_card_weights_file_with_a_path_is_refused(tmp_path, weights_file):
     card = {"architecture": "swin_art", "variant": "art", "sha256": "0" * 64, "class_order": ["nonHR", "HR"],
