@@ -151,8 +151,7 @@ def test_load_study_survives_every_mutation(bases, keyword):
 
 
 INSPECTED = ("NumberOfFrames", "Rows", "PixelSpacing", "InstanceNumber", "ImagePositionPatient",
-             "RescaleSlope",
-             "AcquisitionTime", "SeriesNumber")
+             "RescaleSlope", "AcquisitionTime", "SeriesNumber")
 
 
 @pytest.mark.parametrize("keyword", INSPECTED)
