@@ -440,6 +440,8 @@ def _check_pixel_data_size(ds, keyword: str, rows: int, columns: int, bits: int,
         value = element.value
         length = 0xFFFFFFFF if isinstance(value, list) else len(value or b"")
     encapsulated = length == 0xFFFFFFFF or bool(syntax is not None and syntax.is_encapsulated)
+    if encapsulated and n_frames == 1:
+        return  # one frame needs one fragment; the decoder reports an empty one (data stays deferred)
     if encapsulated:
         import io
 

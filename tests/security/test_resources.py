@@ -177,7 +177,10 @@ def test_image_claiming_too_many_pixels_is_refused_before_decoding(tmp_path):
 def test_raw_upload_is_numbered_private_and_deleted_once_read(slices):
     folder = UploadDir()
     try:
-        saved = [folder.save(f"Doe^John {i}.dcm", p.read_bytes()) for i, p in enumerate(slices)]
+        saved = [folder.save(f"Doe^John {i}.dcm", p.read_bytes()) for i, p in enumerate(slices[:3])]
+        uploaded = io.BytesIO(slices[3].read_bytes())  # what Streamlit's UploadedFile is
+        uploaded.read(10)
+        saved.append(folder.save("Doe^John 3.dcm", uploaded))  # streamed from its start, not via getvalue()
         saved.append(folder.save("../arterial phase.png", _png()))
         assert [p.name for p in saved] == [f"{i:04d}.upload" for i in range(1, 6)]
         assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in saved)
