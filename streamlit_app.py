@@ -66,7 +66,16 @@ def home() -> None:
     st.caption(f"Cohort: `{path}` · {meta.get('name', 'cohort')} · seed {meta.get('seed', '?')}. {RESEARCH_NOTICE}")
 
 
+@st.cache_resource(show_spinner=False)
+def sweep_stale_uploads() -> int:
+    """Once per server process, at its first run: raw uploads a crashed or killed server left behind."""
+    from nbrisk_core.imaging.upload import sweep_stale_uploads
+
+    return len(sweep_stale_uploads())
+
+
 st.set_page_config(page_title="NBRisk", page_icon=":material/health_and_safety:", layout="wide")
+sweep_stale_uploads()
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(f"pages/{file}", title=title, icon=icon)
           for file, title, icon in PAGES if (PAGES_DIR / file).exists()]

@@ -135,17 +135,18 @@ with st.container(border=True):
             "DICOM files, a zip, a DICOMDIR folder's files, or one BMP/PNG/JPEG/TIFF per phase",
             accept_multiple_files=True, type=UPLOAD_TYPES, key="case.uploads")
         if st.button("Read upload", type="primary", disabled=not files, key="case.load_upload"):
-            from nbrisk_core.imaging.dicom_io import load_study
-
             folder = upload_dir()
             folder.clear()
             try:
                 for f in files:
-                    folder.save(f.name, f.getvalue())
+                    folder.save(f.name, f)
                 with st.spinner("Reading and de-identifying the upload…"):
-                    reset_case(load_study(folder.path), f"upload of {len(files)} files")
+                    # the raw files (numbered names, 0600) are deleted as soon as they are read
+                    reset_case(folder.read_study(), f"upload of {len(files)} files")
             except InputError as error:
                 st.error(str(error))
+            finally:
+                folder.clear()
 
 study = st.session_state.get(state.IMAGING_STUDY)
 if study is None:

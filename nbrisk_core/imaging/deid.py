@@ -230,25 +230,45 @@ class Deidentifier:
             return self.shift_datetime(value)
         return str(value).strip() if seconds_of_day(value) is not None else None
 
-    def kept_header(self, ds: Dataset) -> dict:
+    def kept_header(self, ds: Dataset, notes: list[str] | None = None) -> dict:
         """The whitelisted header values of ``ds`` as plain Python values, with age derived.
 
         ``PatientAge`` (0010,1010) is kept under the Retain Patient Characteristics option; when it is
         missing it is derived from (0010,0030) PatientBirthDate and (0008,0020) StudyDate, and both
-        dates are then dropped. Descriptors are cleaned as in :meth:`deidentify_dataset`.
+        dates are then dropped. Descriptors are cleaned as in :meth:`deidentify_dataset`. Numbers
+        are read with :func:`~nbrisk_core.imaging.header.header_value`: a malformed one is left out
+        and described in ``notes`` (when given), so no consumer of the header meets a bad value.
         """
+        from nbrisk_core.imaging.header import HEADER_RULES, HeaderValueError, header_value
+
         header: dict = {}
         for keyword in KEPT_ATTRIBUTES:
-            value = ds.get(keyword)
+            if keyword in HEADER_RULES:
+                try:
+                    value = header_value(ds, keyword)
+                except HeaderValueError as error:
+                    if notes is not None:
+                        notes.append(f"{error}; ignored")
+                    continue
+                if value is not None:
+                    header[keyword] = list(value) if isinstance(value, tuple) else value
+                continue
+            try:
+                value = ds.get(keyword)
+            except Exception:  # noqa: BLE001 - an unreadable descriptor is treated as absent
+                continue
             if value is None or value == "":
                 continue
             if OPTION_ACTIONS.get(keyword, ("K", ""))[0] == "C":
                 value = clean_descriptor(keyword, value)
                 if value is None:
                     continue
-            header[keyword] = _plain(value)
+            value = _plain(value)
+            if isinstance(value, list) and _single_valued(keyword):
+                value = "\\".join(str(v) for v in value)  # a malformed multi-value is kept as one text
+            header[keyword] = value
         if "PatientAge" not in header:
-            age = age_from_dates(ds.get("PatientBirthDate"), ds.get("StudyDate"))
+            age = age_from_dates(_text(ds, "PatientBirthDate"), _text(ds, "StudyDate"))
             if age is not None:
                 header["PatientAge"] = age
         return header
@@ -371,6 +391,12 @@ def _da(day: date) -> str:
     return f"{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
+def _single_valued(keyword: str) -> bool:
+    from pydicom.datadict import dictionary_VM, tag_for_keyword
+
+    return dictionary_VM(tag_for_keyword(keyword)) == "1"
+
+
 def _plain(value):
     """A pydicom value as a JSON-friendly Python value (MultiValue -> list, DSfloat -> float)."""
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
@@ -380,6 +406,12 @@ def _plain(value):
     if isinstance(value, float):
         return float(value)
     return str(value)
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    from nbrisk_core.imaging.header import header_text
+
+    return header_text(ds, keyword)
 
 
 def age_from_dates(birth_date, study_date) -> str | None:

@@ -23,14 +23,20 @@ from pathlib import Path
 import numpy as np
 
 from nbrisk_core.errors import InputError
-from nbrisk_core.imaging.deid import Deidentifier, seconds_of_day
+from nbrisk_core.imaging.deid import Deidentifier
+from nbrisk_core.imaging.header import IGNORE, HeaderValueError, header_text, header_texts, header_value
 from nbrisk_core.imaging.images2d import IMAGE_SUFFIXES, looks_like_image, read_image_2d
-from nbrisk_core.imaging.sources import SourceFile, collect_sources
+from nbrisk_core.imaging.sources import Scratch, SourceFile, collect_sources, format_bytes
 
 #: (0008,0008) ImageType values of projection images that are not axial slices
 LOCALIZER_TYPES = frozenset({"LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM"})
 #: relative tolerance on slice spacing before it is reported as non-uniform
 SPACING_TOLERANCE = 0.05
+#: bytes of decoded volume (all series of one study together) the reader may allocate: a
+#: 3-phase 512 x 512 x 1000 study in int16 is 1.5 GiB; a header claiming more is refused before allocating
+MAX_STUDY_BYTES: int = 4 * 1024**3
+#: pixel data element -> bits per sample (None: from (0028,0100) BitsAllocated)
+_PIXEL_BITS: dict[str, int | None] = {"PixelData": None, "FloatPixelData": 32, "DoubleFloatPixelData": 64}
 #: pixel data above this size is read lazily from disk, so a study never sits twice in memory
 _DEFER_SIZE = "64 KB"
 
@@ -146,7 +152,8 @@ class _Instance:
     orientation: np.ndarray | None
     pixel_spacing: tuple[float, float] | None
     instance_number: int | None
-    rescale: tuple[float, float] | None = None  # per-frame rescale for enhanced multi-frame objects
+    rescale: tuple[float, float] = (1.0, 0.0)  # checked (0028,1053) slope, (0028,1052) intercept
+    notes: list[str] = field(default_factory=list)  # header values that were malformed and ignored
 
 
 def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
@@ -170,9 +177,22 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
     ------
     InputError
         Only when the source itself is unusable (path missing, unsafe zip).
+
+    Notes
+    -----
+    Zip members are inflated into a private scratch folder that is removed before this returns;
+    decoded volumes are held within :data:`MAX_STUDY_BYTES`, checked before each is allocated.
     """
-    deid = deidentifier or Deidentifier()
-    files = _expand_dicomdir(source)
+    scratch = Scratch()
+    try:
+        return _load_study(source, deidentifier or Deidentifier(), scratch)
+    finally:
+        scratch.close()
+
+
+def _load_study(source, deid: Deidentifier, scratch: Scratch) -> Study:
+    budget = _MemoryBudget(MAX_STUDY_BYTES)
+    files = _expand_dicomdir(source, scratch)
     skipped: list[SkippedFile] = []
     study_warnings: list[str] = []
     instances: list[_Instance] = []
@@ -194,12 +214,19 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
         if head[128:132] != b"DICM" and looks_like_image(sf.name, head):
             try:
                 grey = read_image_2d(sf)
+                budget.take(grey.nbytes, f"2-D image {sf.name} of {grey.shape[0]} x {grey.shape[1]} pixels")
             except InputError as error:
                 skipped.append(SkippedFile(sf.name, str(error)))
                 continue
             image_series.append(_image_series(sf.name, grey, deid))
             continue
-        result = _read_instances(sf, deid, headers, raw_times)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom warns per invalid value; reasons say it once
+                result = _read_instances(sf, deid, headers, raw_times)
+        except Exception as error:  # noqa: BLE001 - a bad file never sinks the upload; the reason names it
+            result = SkippedFile(sf.name,
+                                 f"header cannot be read (unexpected {type(error).__name__}: {error})")
         if isinstance(result, SkippedFile):
             skipped.append(result)
         else:
@@ -210,7 +237,7 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
         groups[inst.series_key].append(inst)
     series: list[CTSeries] = []
     for key, members in groups.items():
-        built = _build_series(key, members, headers[key], skipped)
+        built = _build_series(key, members, headers[key], skipped, budget)
         if built is not None:
             series.append(built)
     _relative_times(series, raw_times)
@@ -230,7 +257,7 @@ def load_study(source, deidentifier: Deidentifier | None = None) -> Study:
 # --------------------------------------------------------------------------------------------
 # reading instances
 
-def _expand_dicomdir(source) -> list[SourceFile]:
+def _expand_dicomdir(source, scratch: Scratch) -> list[SourceFile]:
     """Files of ``source``; a DICOMDIR given as the source is replaced by the files it references."""
     if isinstance(source, str | Path) and Path(source).is_file() and Path(source).name.upper() == "DICOMDIR":
         import pydicom
@@ -247,7 +274,7 @@ def _expand_dicomdir(source) -> list[SourceFile]:
             files.append(SourceFile(str(ref.relative_to(path.parent)) if ref.is_relative_to(path.parent)
                                     else ref.name, path=ref))
         return files
-    return collect_sources(source)
+    return collect_sources(source, scratch=scratch)
 
 
 def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times: dict):
@@ -271,49 +298,114 @@ def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times
 
     if "DirectoryRecordSequence" in ds:
         return SkippedFile(sf.name, "DICOMDIR index (the image files it lists are read directly)")
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        sop = getattr(ds.get("SOPClassUID"), "name", None) or str(ds.get("SOPClassUID", "unknown SOP class"))
+    pixel_keyword = next((k for k in _PIXEL_BITS if k in ds), None)
+    if pixel_keyword is None:
+        from pydicom.uid import UID
+
+        sop = header_text(ds, "SOPClassUID")
+        sop = UID(sop).name if sop else "unknown SOP class"
         return SkippedFile(sf.name, f"not an image ({sop}, no pixel data)")
-    image_type = {str(v).upper() for v in (ds.get("ImageType") or [])}
+    image_type = {v.upper() for v in header_texts(ds, "ImageType")}
     if image_type & LOCALIZER_TYPES:
         return SkippedFile(sf.name, f"localizer/scout image (ImageType {'/'.join(sorted(image_type))})")
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if samples != 1:
-        return SkippedFile(sf.name, f"colour image (SamplesPerPixel {samples}, PhotometricInterpretation "
-                           f"{ds.get('PhotometricInterpretation', '?')}); CT slices are greyscale")
+    notes: list[str] = []
     try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-    except (AttributeError, TypeError, ValueError):
-        return SkippedFile(sf.name, "image without (0028,0010) Rows / (0028,0011) Columns")
-    try:
+        samples = _checked(ds, "SamplesPerPixel", notes) or 1
+        if samples != 1:
+            photometric = header_text(ds, "PhotometricInterpretation", "?")
+            return SkippedFile(sf.name, f"colour image (SamplesPerPixel {samples}, PhotometricInterpretation "
+                               f"{photometric}); CT slices are greyscale")
+        rows, columns = _checked(ds, "Rows", notes), _checked(ds, "Columns", notes)
+        if rows is None or columns is None:
+            return SkippedFile(sf.name, "image without (0028,0010) Rows / (0028,0011) Columns")
+        n_frames = _checked(ds, "NumberOfFrames", notes) or 1
+        bits = _PIXEL_BITS[pixel_keyword] or _checked(ds, "BitsAllocated", notes)
+        if bits is None:
+            return SkippedFile(sf.name, "image without (0028,0100) BitsAllocated")
         _check_transfer_syntax(ds)
-    except InputError as error:
+        _check_pixel_data_size(ds, pixel_keyword, rows, columns, bits, n_frames)
+        # pydicom's decoder reads these itself: it must see the checked values, not the file's text
+        ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, columns, samples
+        if pixel_keyword == "PixelData":
+            ds.BitsAllocated = bits
+        if "NumberOfFrames" in ds:
+            ds.NumberOfFrames = n_frames
+        rescale = _rescale(ds, notes)
+        if n_frames > 1:
+            instances = _frames(sf, ds, rows, columns, n_frames, rescale, notes)
+        else:
+            instances = [_Instance(
+                name=sf.name, ds=ds, frame=None, series_key="", rows=rows, columns=columns,
+                position=_position(_checked(ds, "ImagePositionPatient", notes)),
+                orientation=_orientation(_checked(ds, "ImageOrientationPatient", notes)),
+                pixel_spacing=_checked(ds, "PixelSpacing", notes),
+                instance_number=_checked(ds, "InstanceNumber", notes), rescale=rescale,
+            )]
+    except InputError as error:  # a HeaderValueError, or pixel data that does not match the header
         return SkippedFile(sf.name, str(error))
 
-    original_uid = str(ds.get("SeriesInstanceUID", "") or "")
+    original_uid = header_text(ds, "SeriesInstanceUID")
     key = deid.uid(original_uid) if original_uid else "unknown-series"
     if key not in headers:
-        header = deid.kept_header(ds)
+        header_notes: list[str] = []
+        header = deid.kept_header(ds, notes=header_notes)
         from nbrisk_core.imaging.phases import description_keywords
 
         header["description_keywords"] = description_keywords(
-            " ".join(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName")))
+            " ".join(header_text(ds, k) for k in ("SeriesDescription", "ProtocolName")))
         header["series_label"] = _series_label(ds, header)
+        header["header_notes"] = header_notes
         if not original_uid:
             header["missing_series_uid"] = True
         headers[key] = header
-        raw_times[key] = _acquisition_seconds(ds)
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if n_frames > 1:
-        try:
-            return _frames(sf, ds, key, rows, columns, n_frames)
-        except (AttributeError, TypeError, ValueError, IndexError) as error:
-            return SkippedFile(sf.name, f"multi-frame geometry cannot be read ({type(error).__name__}: {error})")
-    return [_Instance(
-        name=sf.name, ds=ds, frame=None, series_key=key, rows=rows, columns=columns,
-        position=_floats(ds.get("ImagePositionPatient"), 3), orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-        pixel_spacing=_spacing(ds.get("PixelSpacing")), instance_number=_int(ds.get("InstanceNumber")),
-    )]
+        raw_times[key] = _acquisition_seconds(ds, header_notes)
+    for instance in instances:
+        instance.series_key = key
+        instance.notes = notes
+    return instances
+
+
+def _checked(ds, keyword: str, notes: list[str], where: str = ""):
+    """:func:`~nbrisk_core.imaging.header.header_value`, with the rule's ``on_bad`` applied.
+
+    A malformed value whose rule says ``ignore`` is returned as None (absent) and noted for the
+    series' warnings; one whose rule says ``skip`` raises, and the caller skips the file.
+    """
+    try:
+        return header_value(ds, keyword, where)
+    except HeaderValueError as error:
+        if error.on_bad != IGNORE:
+            raise
+        notes.append(f"{error}; ignored")
+        return None
+
+
+def _position(value) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, dtype=np.float64)
+
+
+def _orientation(value, where: str = "") -> np.ndarray | None:
+    """(0020,0037) as an array, refused unless its row and column cosines are unit vectors at right angles."""
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=np.float64)
+    row, column = array[:3], array[3:]
+    norms = (np.linalg.norm(row), np.linalg.norm(column))
+    if min(norms) < 0.9 or max(norms) > 1.1 or abs(float(np.dot(row, column))) > 0.1:
+        shown = "\\".join(f"{v:g}" for v in array)
+        raise HeaderValueError("ImageOrientationPatient", repr(shown),
+                               "two unit direction cosines (row, column) at right angles", where)
+    return array
+
+
+def _rescale(ds, notes: list[str], where: str = "") -> tuple[float, float]:
+    """(0028,1053) RescaleSlope and (0028,1052) RescaleIntercept, 1 and 0 when absent (PS3.3 C.11.1)."""
+    slope = _checked(ds, "RescaleSlope", notes, where)
+    intercept = _checked(ds, "RescaleIntercept", notes, where)
+    if slope == 0:
+        raise HeaderValueError("RescaleSlope", "'0'",
+                               "a non-zero number (every pixel would be the intercept)", where)
+    return (1.0 if slope is None else float(slope)), (0.0 if intercept is None else float(intercept))
 
 
 def _check_transfer_syntax(ds) -> None:
@@ -326,86 +418,117 @@ def _check_transfer_syntax(ds) -> None:
         decoder = get_decoder(syntax)
     except NotImplementedError:
         raise InputError(f"transfer syntax {syntax.name} ({syntax}) is not supported") from None
+    except Exception as error:  # noqa: BLE001 - a malformed UID
+        raise InputError(f"transfer syntax {str(syntax)[:64]!r} cannot be used ({error})") from None
     if not decoder.is_available:
         raise InputError(f"no installed decoder for transfer syntax {syntax.name} ({syntax})")
 
 
-def _frames(sf: SourceFile, ds, key: str, rows: int, columns: int, n_frames: int) -> list[_Instance]:
+def _check_pixel_data_size(ds, keyword: str, rows: int, columns: int, bits: int, n_frames: int) -> None:
+    """Refuse a header that claims more frames than the pixel data holds, before anything is allocated.
+
+    Native (uncompressed) pixel data holds exactly ``frames x rows x columns x bits / 8`` bytes
+    (PS3.5 8.1.1), so its length, known without reading it, bounds the frames; compressed
+    (encapsulated) pixel data holds at least one fragment per frame (PS3.5 A.4).
+    """
+    from pydicom.tag import Tag
+
+    element = ds.get_item(Tag(keyword), keep_deferred=True)
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    length = getattr(element, "length", None)
+    if length is None:
+        value = element.value
+        length = 0xFFFFFFFF if isinstance(value, list) else len(value or b"")
+    encapsulated = length == 0xFFFFFFFF or bool(syntax is not None and syntax.is_encapsulated)
+    if encapsulated and n_frames == 1:
+        return  # one frame needs one fragment; the decoder reports an empty one (data stays deferred)
+    if encapsulated:
+        import io
+
+        from pydicom.encaps import parse_basic_offsets, parse_fragments
+
+        try:
+            buffer = io.BytesIO(getattr(ds, keyword))
+            parse_basic_offsets(buffer)
+            fragments = parse_fragments(buffer)[0]
+        except Exception as error:  # noqa: BLE001 - a broken encapsulation is a broken file
+            raise InputError(f"(7FE0,0010) PixelData is not valid encapsulated data ({error})") from None
+        if n_frames > fragments:
+            raise InputError(f"(0028,0008) NumberOfFrames = {n_frames}, but the compressed (7FE0,0010) "
+                             f"PixelData holds {fragments} fragments (at least one per frame)")
+        return
+    needed = -(-n_frames * rows * columns * bits // 8)
+    frame = -(-rows * columns * bits // 8)
+    # less than declared cannot be decoded; a whole frame more than declared means the header is wrong
+    if length < needed or length >= needed + max(frame, 2):
+        raise InputError(f"pixel data holds {length} bytes, but NumberOfFrames {n_frames} x Rows {rows} x "
+                         f"Columns {columns} x {bits} bits needs {needed}: the header does not match the "
+                         "pixel data")
+
+
+def _frames(sf: SourceFile, ds, rows: int, columns: int, n_frames: int, rescale, notes) -> list[_Instance]:
     """The frames of a multi-frame object (enhanced CT: geometry in the functional groups)."""
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    spacing = _spacing(ds.get("PixelSpacing"))
+    orientation = _orientation(_checked(ds, "ImageOrientationPatient", notes))
+    spacing = _checked(ds, "PixelSpacing", notes)
     rescale_shared = None
     if shared is not None:
-        shared_orientation = _group_value(shared, "PlaneOrientationSequence", "ImageOrientationPatient", 6)
+        shared_orientation = _orientation(
+            _group_value(shared, "PlaneOrientationSequence", "ImageOrientationPatient", notes, " (shared)"),
+            " (shared)")
         orientation = shared_orientation if shared_orientation is not None else orientation
-        spacing = _spacing(_group_raw(shared, "PixelMeasuresSequence", "PixelSpacing")) or spacing
-        rescale_shared = _group_rescale(shared)
-    base_position = _floats(ds.get("ImagePositionPatient"), 3)
-    step = float(ds.get("SpacingBetweenSlices", 0) or ds.get("SliceThickness", 0) or 0)
+        spacing = _group_value(shared, "PixelMeasuresSequence", "PixelSpacing", notes, " (shared)") or spacing
+        rescale_shared = _group_rescale(shared, notes, " (shared)")
+    base_position = _position(_checked(ds, "ImagePositionPatient", notes))
+    step = _checked(ds, "SpacingBetweenSlices", notes) or _checked(ds, "SliceThickness", notes) or 0.0
     out = []
     for index in range(n_frames):
+        where = f" (frame {index + 1})"
         group = per_frame[index] if index < len(per_frame) else None
-        position = _group_value(group, "PlanePositionSequence", "ImagePositionPatient", 3) if group else None
-        frame_orientation = (_group_value(group, "PlaneOrientationSequence", "ImageOrientationPatient", 6)
-                             if group else None)
+        position = _position(
+            _group_value(group, "PlanePositionSequence", "ImagePositionPatient", notes, where))
+        frame_orientation = _orientation(
+            _group_value(group, "PlaneOrientationSequence", "ImageOrientationPatient", notes, where), where)
         frame_orientation = frame_orientation if frame_orientation is not None else orientation
         if position is None and base_position is not None and frame_orientation is not None and step:
             normal = np.cross(frame_orientation[:3], frame_orientation[3:])
             position = base_position + index * step * normal
-        rescale = (_group_rescale(group) if group else None) or rescale_shared
+        frame_rescale = _group_rescale(group, notes, where) or rescale_shared or rescale
         out.append(_Instance(
-            name=f"{sf.name}[frame {index + 1}]", ds=ds, frame=index, series_key=key, rows=rows,
+            name=f"{sf.name}[frame {index + 1}]", ds=ds, frame=index, series_key="", rows=rows,
             columns=columns, position=position, orientation=frame_orientation, pixel_spacing=spacing,
-            instance_number=index + 1, rescale=rescale,
+            instance_number=index + 1, rescale=frame_rescale,
         ))
     return out
 
 
-def _group_raw(group, sequence: str, keyword: str):
-    if group is None or sequence not in group or not group[sequence].value:
+def _group_item(group, sequence: str):
+    """The first item of a functional group's ``sequence``, or None."""
+    if group is None:
         return None
-    return group[sequence].value[0].get(keyword)
-
-
-def _group_value(group, sequence: str, keyword: str, n: int):
-    return _floats(_group_raw(group, sequence, keyword), n)
-
-
-def _group_rescale(group) -> tuple[float, float] | None:
-    slope = _group_raw(group, "PixelValueTransformationSequence", "RescaleSlope")
-    intercept = _group_raw(group, "PixelValueTransformationSequence", "RescaleIntercept")
-    if slope is None or intercept is None:
-        return None
-    return float(slope), float(intercept)
-
-
-def _floats(value, n: int) -> np.ndarray | None:
     try:
-        array = np.asarray([float(v) for v in value], dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return array if array.shape == (n,) and np.all(np.isfinite(array)) else None
-
-
-def _spacing(value) -> tuple[float, float] | None:
-    array = _floats(value, 2)
-    if array is None or np.any(array <= 0):
-        return None
-    return float(array[0]), float(array[1])
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+        items = group.get(sequence)
+        return items[0] if items else None
+    except (TypeError, IndexError, AttributeError):
         return None
 
 
-def _acquisition_seconds(ds) -> float | None:
+def _group_value(group, sequence: str, keyword: str, notes: list[str], where: str):
+    item = _group_item(group, sequence)
+    return None if item is None else _checked(item, keyword, notes, where)
+
+
+def _group_rescale(group, notes: list[str], where: str) -> tuple[float, float] | None:
+    item = _group_item(group, "PixelValueTransformationSequence")
+    if item is None or "RescaleSlope" not in item or "RescaleIntercept" not in item:
+        return None
+    return _rescale(item, notes, where)
+
+
+def _acquisition_seconds(ds, notes: list[str]) -> float | None:
     for keyword in ("AcquisitionTime", "ContentTime", "SeriesTime"):
-        seconds = seconds_of_day(ds.get(keyword))
+        seconds = _checked(ds, keyword, notes)
         if seconds is not None:
             return seconds
     return None
@@ -415,7 +538,7 @@ def _series_label(ds, header: dict) -> str:
     """A display label without free text: series number, modality and the phase keywords found."""
     number = header.get("SeriesNumber")
     keywords = header.get("description_keywords") or []
-    parts = [f"series {number}" if number is not None else "series", str(ds.get("Modality", "") or "")]
+    parts = [f"series {number}" if number is not None else "series", header_text(ds, "Modality")]
     if keywords:
         parts.append("(" + ", ".join(keywords) + ")")
     return " ".join(p for p in parts if p)
@@ -433,8 +556,9 @@ def _relative_times(series: list[CTSeries], raw_times: dict) -> None:
 # --------------------------------------------------------------------------------------------
 # building a series
 
-def _build_series(key: str, members: list[_Instance], header: dict, skipped: list[SkippedFile]) -> CTSeries | None:
-    series_warnings: list[str] = []
+def _build_series(key: str, members: list[_Instance], header: dict, skipped: list[SkippedFile],
+                  budget: _MemoryBudget) -> CTSeries | None:
+    series_warnings: list[str] = _note_warnings(header.pop("header_notes", []), members)
     if header.get("missing_series_uid"):
         series_warnings.append("files without (0020,000E) SeriesInstanceUID were grouped together")
     # mixed sizes: keep the most common matrix, report the rest
@@ -474,7 +598,14 @@ def _build_series(key: str, members: list[_Instance], header: dict, skipped: lis
         members = [m for m, k in zip(members, keep) if k]
         z = z[keep]
 
-    hu, ok, read_errors = _read_pixels(members, rows, columns)
+    dtype = _volume_dtype(members)
+    try:
+        budget.take(len(members) * rows * columns * dtype.itemsize,
+                    f"{len(members)} slices of {rows} x {columns} ({dtype.name})")
+    except InputError as error:
+        skipped.extend(SkippedFile(m.name, str(error)) for m in members)
+        return None
+    hu, ok, read_errors = _read_pixels(members, rows, columns, dtype, budget)
     for name, reason in read_errors:
         skipped.append(SkippedFile(name, reason))
     if not ok.any():
@@ -501,12 +632,22 @@ def _build_series(key: str, members: list[_Instance], header: dict, skipped: lis
     )
 
 
+def _note_warnings(header_notes: list[str], members: list[_Instance]) -> list[str]:
+    """One warning per malformed-and-ignored header value: the series header's, then the slices' (counted)."""
+    counts = Counter(note for m in members for note in dict.fromkeys(m.notes))
+    out = list(dict.fromkeys(header_notes))
+    for note, n in counts.items():
+        if note not in out:
+            out.append(note if n == 1 else f"{note} (on {n} slices)")
+    return out
+
+
 def _positions_along_normal(members: list[_Instance], orientation, header) -> tuple[np.ndarray, str | None]:
     if orientation is not None and all(m.position is not None for m in members):
         normal = np.cross(orientation[:3], orientation[3:])
         return np.array([float(np.dot(m.position, normal)) for m in members]), None
     # fallback: (0020,0013) InstanceNumber, spaced by the slice thickness when known
-    step = float(header.get("SpacingBetweenSlices") or header.get("SliceThickness") or 1.0)
+    step = float(header.get("SpacingBetweenSlices") or header.get("SliceThickness") or 1.0)  # checked
     numbers = [m.instance_number for m in members]
     if len(members) > 1 and any(n is None for n in numbers):
         warning = ("no ImagePositionPatient/ImageOrientationPatient and no InstanceNumber on some slices: "
@@ -519,57 +660,65 @@ def _positions_along_normal(members: list[_Instance], orientation, header) -> tu
     return np.asarray([n if n is not None else 0 for n in numbers], dtype=float) * step, warning
 
 
-def _read_pixels(members: list[_Instance], rows: int, columns: int):
+def _volume_dtype(members: list[_Instance]):
+    integral = all(float(m.rescale[0]).is_integer() and float(m.rescale[1]).is_integer() for m in members)
+    integral = integral and not any("ModalityLUTSequence" in m.ds for m in members)
+    return np.dtype(np.int16 if integral else np.float32)
+
+
+def _read_pixels(members: list[_Instance], rows: int, columns: int, dtype, budget: _MemoryBudget):
     """Decode and rescale slice by slice into one preallocated volume (peak memory ~ 1 volume)."""
     from pydicom.dataset import Dataset
     from pydicom.pixels import apply_modality_lut, pixel_array
 
-    rescales = [m.rescale or _dataset_rescale(m.ds) for m in members]
-    integral = all(r is not None and float(r[0]).is_integer() and float(r[1]).is_integer() for r in rescales)
-    integral = integral and not any("ModalityLUTSequence" in m.ds for m in members)
-    hu = np.empty((len(members), rows, columns), dtype=np.int16 if integral else np.float32)
+    hu = np.empty((len(members), rows, columns), dtype=dtype)
     ok = np.zeros(len(members), dtype=bool)
     errors: list[tuple[str, str]] = []
-    frames_cache: dict[int, np.ndarray] = {}
+    frames_left = Counter(id(m.ds) for m in members)
     for i, member in enumerate(members):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if member.frame is None:
-                    stored = pixel_array(member.ds)
+                stored = pixel_array(member.ds, index=member.frame)
+                if member.frame is not None and stored.ndim == 3 and stored.shape[0] == 1:
+                    stored = stored[0]
+                if "ModalityLUTSequence" in member.ds:
                     lut_source = member.ds
                 else:
-                    ds_id = id(member.ds)
-                    if ds_id not in frames_cache:
-                        frames_cache.clear()  # one multi-frame object decoded at a time
-                        frames_cache[ds_id] = pixel_array(member.ds)
-                    stored = frames_cache[ds_id][member.frame]
-                    lut_source = member.ds
-                    if member.rescale is not None:
-                        lut_source = Dataset()
-                        lut_source.RescaleSlope, lut_source.RescaleIntercept = member.rescale
+                    # the checked rescale, never pydicom's own reading of the (possibly malformed) header
+                    lut_source = Dataset()
+                    lut_source.RescaleSlope, lut_source.RescaleIntercept = member.rescale
                 values = apply_modality_lut(stored, lut_source)
             if values.shape != (rows, columns):
                 raise ValueError(f"decoded shape {values.shape} != {rows} x {columns}")
             if hu.dtype == np.int16 and (values.min() < -32768 or values.max() > 32767):
                 # rare (non-CT 16-bit data): widen the volume once rather than clip values
+                budget.take(hu.size * 4, f"{len(members)} slices of {rows} x {columns} widened to float32")
                 hu = hu.astype(np.float32)
             hu[i] = values
             ok[i] = True
         except Exception as error:  # noqa: BLE001 - any decode failure is reported per file
             errors.append((member.name, f"pixel data cannot be decoded ({type(error).__name__}: {error})"))
         finally:
-            if member.frame is None and "PixelData" in member.ds:
+            frames_left[id(member.ds)] -= 1
+            if frames_left[id(member.ds)] == 0 and "PixelData" in member.ds:
                 # drop the decoded bytes now, so the study is held once (in ``hu``), not twice
                 del member.ds.PixelData
     return hu, ok, errors
 
 
-def _dataset_rescale(ds) -> tuple[float, float] | None:
-    try:
-        return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    except (TypeError, ValueError):
-        return None
+class _MemoryBudget:
+    """Bytes of decoded volume one :func:`load_study` may still allocate (:data:`MAX_STUDY_BYTES`)."""
+
+    def __init__(self, limit: int):
+        self.limit = self.left = int(limit)
+
+    def take(self, n_bytes: int, what: str) -> None:
+        if n_bytes > self.left:
+            raise InputError(f"{what} need {format_bytes(n_bytes)} of memory; one study may use at most "
+                             f"{format_bytes(self.limit)} ({format_bytes(self.left)} left): refused before "
+                             "allocating")
+        self.left -= n_bytes
 
 
 def _spacing_warnings(z, members, orientation, header, series_warnings) -> float | None:
@@ -587,7 +736,7 @@ def _spacing_warnings(z, members, orientation, header, series_warnings) -> float
             series_warnings.append(f"about {missing} missing slices (gaps at {where})")
         series_warnings.append(f"non-uniform slice spacing: {steps.min():.2f}-{steps.max():.2f} mm "
                                f"(median {median:.2f} mm)")
-    tilt = float(header.get("GantryDetectorTilt") or 0.0)
+    tilt = float(header.get("GantryDetectorTilt") or 0.0)  # checked in kept_header
     if abs(tilt) > 0.01:
         series_warnings.append(f"gantry tilt {tilt:g} deg (0018,1120): slices are not orthogonal to the table")
     elif orientation is not None and all(m.position is not None for m in members):

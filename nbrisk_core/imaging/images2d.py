@@ -20,6 +20,8 @@ _SIGNATURES: tuple[bytes, ...] = (b"BM", b"\x89PNG", b"\xff\xd8\xff", b"II*\x00"
 #: Pillow modes accepted as 8-bit greyscale directly, or converted to luminance
 _GREY_MODES = {"L", "1"}
 _COLOUR_MODES = {"RGB", "RGBA", "P", "PA", "LA", "CMYK", "YCbCr"}
+#: a CT slice export is 512 x 512; an image claiming more pixels than this is refused before decoding
+IMAGE_MAX_PIXELS: int = 8192 * 8192
 
 
 def looks_like_image(name: str, head: bytes) -> bool:
@@ -49,6 +51,10 @@ def read_image_2d(source) -> np.ndarray:
         handle = Path(source)
     try:
         with Image.open(handle) as image:
+            width, height = image.size
+            if width * height > IMAGE_MAX_PIXELS:
+                raise InputError(f"{name}: image of {width} x {height} pixels; at most {IMAGE_MAX_PIXELS} "
+                                 "pixels accepted (refused before decoding)", source=name)
             image.load()
             n_frames = getattr(image, "n_frames", 1)
             if n_frames > 1:
@@ -64,7 +70,7 @@ def read_image_2d(source) -> np.ndarray:
                                  "greyscale or RGB export", source=name)
     except InputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
         raise InputError(f"{name}: not a readable image ({error}); expected BMP, PNG, JPEG or TIFF",
                          source=name) from None
     if grey.ndim != 2 or min(grey.shape) < 8:

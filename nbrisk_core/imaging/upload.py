@@ -1,49 +1,146 @@
-"""A private temporary directory for one session's uploads, removed when the session ends.
+"""Raw uploads on disk: private, under meaningless names, and gone as soon as the study is read.
 
-Uploaded files are written under a directory created with :func:`tempfile.mkdtemp` (mode 0700, so
-other local users cannot read it) and read back with the path-based reader (pixel data is then read
-lazily from disk, not held in the session's memory). The directory is removed by :meth:`close`,
-when the owning object is garbage-collected (Streamlit drops a session's state when the session
-ends) and at interpreter exit, whichever comes first. Names are sanitised: an upload can never
-write outside its directory.
+An upload carries the original headers (names, IDs, dates) and the original file names (which may
+hold a patient's name). So that none of it outlives its use:
+
+* each session gets a directory made by :func:`private_dir` (``$TMPDIR/nbrisk-upload-<pid>-*``,
+  mode 0700); files in it are created owner-only (0600) with numbered names (``0001.upload``);
+  the original name is kept in memory only, as the display name the reader reports;
+* :meth:`UploadDir.read_study` reads the files with the path-based reader (pixel data read from
+  disk, not held twice) and deletes them before it returns, whatever happens, so the raw files
+  exist only while one study is being read; zip members are inflated into another private
+  directory that the reader removes itself (:mod:`.sources`);
+* :func:`sweep_stale_uploads` removes what a crashed or killed server left behind: every
+  ``nbrisk-upload-*`` directory of this user whose server process is gone (or that is older
+  than :data:`STALE_AFTER_S`). It runs once per process, before this process writes its first
+  upload, and at the dashboard's start.
+
+The directory itself (empty between reads) is removed by :meth:`UploadDir.close`, when the owning
+object is garbage-collected (Streamlit drops a session's state when the session ends) and at
+interpreter exit; since the files are deleted right after reading, nothing raw waits for that.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 import tempfile
+import time
 import weakref
 from pathlib import Path
 
-from nbrisk_core.errors import InputError
+PREFIX = "nbrisk-upload-"
+#: a directory older than this is removed by the sweep even if its process id is alive (reused ids)
+STALE_AFTER_S: float = 24 * 3600
+_SAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+_OWNED = re.compile(rf"^{PREFIX}(\d+)-")
+_swept = False
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+def private_dir(label: str = "") -> Path:
+    """A new owner-only (0700) directory ``$TMPDIR/nbrisk-upload-<pid>-<label>-*`` for raw data."""
+    sweep_stale_uploads_once()
+    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{label + '-' if label else ''}"))
+
+
+def sweep_stale_uploads(tmpdir: str | os.PathLike | None = None, now: float | None = None) -> list[Path]:
+    """Remove the upload directories that no live NBRisk process owns; returns those removed.
+
+    A directory is this user's, named ``nbrisk-upload-<pid>-...``; it is stale when that process no
+    longer exists, or when it is older than :data:`STALE_AFTER_S` (process ids are reused), or when
+    it has no process id in its name (made by an older NBRisk) and is older than an hour.
+    """
+    root = Path(tmpdir or tempfile.gettempdir())
+    now = time.time() if now is None else now
+    removed = []
+    for path in root.glob(f"{PREFIX}*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        age = now - info.st_mtime
+        match = _OWNED.match(path.name)
+        if match:
+            pid = int(match.group(1))
+            stale = age > STALE_AFTER_S or (pid != os.getpid() and not _alive(pid))
+        else:
+            stale = age > 3600
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def sweep_stale_uploads_once() -> None:
+    """:func:`sweep_stale_uploads`, the first time it is called in this process."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_stale_uploads()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 class UploadDir:
-    """Owns one private temporary directory; ``save(name, data)`` writes an upload into it."""
+    """Owns one private temporary directory; ``save`` writes an upload, ``read_study`` reads and deletes."""
 
-    def __init__(self, prefix: str = "nbrisk-upload-"):
-        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+    def __init__(self, prefix: str = PREFIX):
+        self.path = private_dir("session")
+        self._names: dict[Path, str] = {}
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
 
-    def save(self, name: str, data: bytes) -> Path:
-        """Write ``data`` under a sanitised version of ``name``; returns the file's path."""
-        base = _SAFE.sub("_", Path(str(name).replace("\\", "/")).name).lstrip(".") or "upload"
-        target = (self.path / base).resolve()
-        if target.parent != self.path.resolve():
-            raise InputError(f"upload name {name!r} is not a plain file name")
-        stem, suffix, n = target.stem, target.suffix, 1
-        while target.exists():
-            target = self.path / f"{stem}_{n}{suffix}"
-            n += 1
-        target.write_bytes(data)
-        target.chmod(0o600)
+    def save(self, name: str, data) -> Path:
+        """Write ``data`` (bytes or a binary file object) as the next numbered file; returns its path.
+
+        ``name`` is remembered (in memory, sanitised to its last path component) as the display
+        name of the file; it is never used on disk.
+        """
+        target = self.path / f"{len(self._names) + 1:04d}.upload"
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(data, bytes | bytearray | memoryview):
+                handle.write(data)
+            else:
+                if hasattr(data, "seek"):
+                    data.seek(0)
+                shutil.copyfileobj(data, handle, 1 << 20)
+        self._names[target] = display_name(name)
         return target
+
+    @property
+    def display_names(self) -> dict[Path, str]:
+        return dict(self._names)
+
+    def read_study(self, deidentifier=None):
+        """Read the saved uploads as one study (:func:`~.dicom_io.load_study`), then delete them.
+
+        Files are reported under their display names. The raw files are deleted before this
+        returns or raises, so they exist only while the study is being read.
+        """
+        from nbrisk_core.imaging.dicom_io import load_study
+        from nbrisk_core.imaging.sources import SourceFile
+
+        try:
+            sources = [SourceFile(name, path=path) for path, name in self._names.items()]
+            return load_study(sources, deidentifier)
+        finally:
+            self.clear()
 
     def clear(self) -> None:
         """Remove every file (a new case replaces the previous one)."""
+        self._names.clear()
         for child in self.path.iterdir():
             if child.is_dir():
                 shutil.rmtree(child, ignore_errors=True)
@@ -56,3 +153,13 @@ class UploadDir:
     @property
     def closed(self) -> bool:
         return not self._finalizer.alive
+
+
+def display_name(name: str) -> str:
+    """The last path component of an upload's name, without control or path characters."""
+    base = _SAFE.sub("_", Path(str(name).replace("\\", "/")).name).strip().lstrip(".")
+    return base[:120] or "upload"
+
+
+__all__ = ["PREFIX", "STALE_AFTER_S", "UploadDir", "display_name", "private_dir", "sweep_stale_uploads",
+           "sweep_stale_uploads_once"]

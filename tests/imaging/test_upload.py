@@ -13,8 +13,11 @@ def test_private_sanitised_and_removed():
     path = folder.path
     assert stat.S_IMODE(path.stat().st_mode) == 0o700
     saved = folder.save("../../etc/evil name.dcm", b"abc")
-    assert saved.parent == path and saved.name == "evil_name.dcm" and saved.read_bytes() == b"abc"
-    assert folder.save("../../etc/evil name.dcm", b"x").name == "evil_name_1.dcm"
+    # numbered on disk, owner-only; the original name is only a display name (in memory)
+    assert saved.parent == path and saved.name == "0001.upload" and saved.read_bytes() == b"abc"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert folder.display_names[saved] == "evil name.dcm"
+    assert folder.save("../../etc/evil name.dcm", b"x").name == "0002.upload"
     folder.clear()
     assert list(path.iterdir()) == []
     folder.save("a.dcm", b"1")
