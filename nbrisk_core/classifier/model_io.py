@@ -115,6 +115,11 @@ def read_card(path: Path) -> dict:
     for key in ("architecture", "variant", "sha256", "class_order"):
         if key not in card:
             raise InputError(f"{card_path}: model card lacks the field {key!r}")
+    weights_file = card.get("weights_file")
+    if weights_file is not None and (not isinstance(weights_file, str) or weights_file in ("", ".", "..")
+                                     or Path(weights_file).name != weights_file or "\\" in weights_file):
+        raise InputError(f"{card_path}: weights_file {weights_file!r} must be a bare file name next to the "
+                         "card (no folder, no '..', not absolute)")
     return card
 
 

@@ -78,10 +78,6 @@ def test_inspect_empty_path_is_refused_not_the_current_folder(tmp_path, series_i
 
 
 @pytest.mark.parametrize("weights_file", ["../x.safetensors", "/abs/x.safetensors", "sub/x.safetensors"])
-@pytest.mark.xfail(strict=True, reason="the check belongs in nbrisk_core/classifier/model_io.py (read_card: "
-                   "weights_file must be a bare file name next to the card), owned by the classifier "
-                   "engineer; "
-                   "today pathlib's ValueError escapes as a traceback")
 def test_model_card_weights_file_with_a_path_is_refused(tmp_path, weights_file):
     card = {"architecture": "swin_art", "variant": "art", "sha256": "0" * 64, "class_order": ["nonHR", "HR"],
             "weights_file": weights_file}
