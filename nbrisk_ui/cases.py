@@ -13,6 +13,7 @@ import streamlit as st
 
 from nbrisk_core import config
 from nbrisk_ui import state
+from nbrisk_ui.text import show_error
 
 #: widget keys of the save form (the values live on in the CASE_LABEL/NOTES/STATUS keys, because
 #: Streamlit forgets a widget's key on a page that does not draw it)
@@ -113,10 +114,10 @@ def save_case_widget(*, title: str = "Save case") -> None:
             try:
                 saved = save_current_case(label, notes, status, include_series)
             except CaseConflictError as error:
-                st.error(str(error))
+                show_error(error)
                 st.caption("Open the case again from the Saved cases page to see the other changes.")
             except InputError as error:
-                st.error(str(error))
+                show_error(error)
             else:
                 st.success(f"Saved as case **{saved.case_uid}**, version {saved.version}.")
 
@@ -212,7 +213,7 @@ def export_buttons(case_uid: str, version: int, label: str, *, key: str = "expor
                 with column, st.spinner(f"Making the {fmt.upper()} of case {case_uid}..."):
                     made[entry] = make_export(case_uid, version, fmt)
             except InputError as error:
-                column.error(str(error))
+                show_error(error, column)
                 continue
         slot.download_button(f"Download {fmt.upper()}", made[entry],
                                file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}.{fmt}",

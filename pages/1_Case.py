@@ -18,6 +18,7 @@ from nbrisk_core.imaging.model_input import PHASE_LABELS
 from nbrisk_core.imaging.windowing import WINDOW_PRESETS
 from nbrisk_ui import auth, state
 from nbrisk_ui.common import cohort_dir, switch_page_or_say, synthetic_banner
+from nbrisk_ui.text import md, show_error
 
 VIEW_WIDTH = 512
 SAVED_WINDOW = "as saved"
@@ -83,9 +84,9 @@ def show_reopened_case(case_uid: str) -> None:
     with st.container(border=True):
         st.subheader("Reopened saved case")
         label, version = st.session_state.get(state.CASE_LABEL, ""), st.session_state.get(state.CASE_VERSION)
-        st.info(f"This is saved case **{case_uid}** ({label}, version {version}), reopened from the Saved "
-                "cases page. Shown: the slices chosen for it, as stored. To choose other slices, load its "
-                "study again below.", icon=":material/folder_open:")
+        st.info(f"This is saved case **{md(case_uid)}** ({md(label)}, version {version}), reopened from the "
+                "Saved cases page. Shown: the slices chosen for it, as stored. To choose other slices, load "
+                "its study again below.", icon=":material/folder_open:")
         if not views:
             st.warning("No chosen slices are stored with this case.")
             return
@@ -145,7 +146,7 @@ with st.container(border=True):
                 with st.spinner("Reading and de-identifying the upload…"):
                     reset_case(load_study(folder.path), f"upload of {len(files)} files")
             except InputError as error:
-                st.error(str(error))
+                show_error(error)
 
 study = st.session_state.get(state.IMAGING_STUDY)
 if study is None:
@@ -153,11 +154,11 @@ if study is None:
         st.info("Load a demo study or upload a CT study to start.")
     st.stop()
 
-st.caption(f"Loaded: {st.session_state.get(state.IMAGING_SOURCE, '')} · "
+st.caption(f"Loaded: {md(st.session_state.get(state.IMAGING_SOURCE, ''))} · "
            f"{len(study.series)} image series · {len(study.skipped)} files skipped · headers de-identified "
            "(PS3.15 basic profile)")
 for warning in study.warnings:
-    st.warning(warning)
+    st.warning(md(warning))
 if study.skipped:
     with st.expander(f"{len(study.skipped)} files skipped"):
         st.dataframe(pd.DataFrame([{"file": f.name, "reason": f.reason} for f in study.skipped]),
@@ -320,7 +321,7 @@ def phase_viewer(phase: str) -> None:
             segmentations[phase] = segment_from_seed(volume, (index, row, col), series.pixel_spacing,
                                                      series.slice_spacing_mm, companions=companion_phases(phase))
         except InputError as error:
-            st.error(str(error))
+            show_error(error)
         st.rerun(scope="fragment")
 
     with curve:

@@ -13,6 +13,7 @@ from PIL import Image
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth, state
 from nbrisk_ui.common import cohort_dir, synthetic_banner
+from nbrisk_ui.text import show_error
 
 auth.gate()
 st.title("Risk")
@@ -105,7 +106,7 @@ try:
                 grey[phase] = grey_from_upload(upload)
         case_label = "uploaded slices"
 except InputError as error:
-    st.error(str(error))
+    show_error(error)
     st.stop()
 
 if "art" not in grey:
@@ -121,7 +122,7 @@ for variant, predictor in predictors.items():
         try:
             results[variant] = predict_case(predictor, grey)
         except InputError as error:
-            st.error(f"{predictor.loaded.card.get('variant_label', variant)}: {error}")
+            show_error(f"{predictor.loaded.card.get('variant_label', variant)}: {error}")
 art = results["art"]
 cols = st.columns(len(results))
 for col, (variant, r) in zip(cols, results.items()):
