@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.imaging.burned_in import META_KEY as BURNED_IN_KEY
 from nbrisk_core.imaging.case import PHASE_ORDER, case_meta, check_assignment, chosen_slice, demo_study_ids
 from nbrisk_core.imaging.model_input import PHASE_LABELS
 from nbrisk_core.imaging.windowing import WINDOW_PRESETS
@@ -159,6 +160,12 @@ st.caption(f"Loaded: {md(st.session_state.get(state.IMAGING_SOURCE, ''))} · "
            "(PS3.15 basic profile)")
 for warning in study.warnings:
     st.warning(md(warning))
+for series in study.series:
+    if series.header.get("BurnedInAnnotation") == "YES":
+        st.warning(f"**Burned-in annotation:** {md(series.label)} says (0028,0301) BurnedInAnnotation = "
+                   "YES: its images may show a name, a date or a number in the pixels, which de-identifying "
+                   "the header does not remove. A slice chosen from it is masked (or its absence of identifying "
+                   "text confirmed by you) before the case is saved.", icon=":material/badge:")
 if study.skipped:
     with st.expander(f"{len(study.skipped)} files skipped"):
         st.dataframe(pd.DataFrame([{"file": f.name, "reason": f.reason} for f in study.skipped]),
@@ -371,6 +378,12 @@ with st.container(border=True):
             plane = entry["hu"] if entry.get("hu") is not None else entry["grey"]
             st.image(thumbnail(plane, 400, 40, is_hu=entry.get("hu") is not None),
                      caption=f"{phase.upper()} · slice {entry['index']} · z {entry['z_mm']:.1f} mm")
+            finding = entry.get(BURNED_IN_KEY) or {}
+            if finding.get("pixel_text"):
+                st.warning(f"{phase.upper()}: {finding.get('text_marks')} text-like marks outside the body: "
+                           "burned-in text (a name, a date?). The case is saved with the area outside the "
+                           "body blacked out unless you confirm the slice shows no identifying text.",
+                           icon=":material/badge:")
     problems = check_assignment(st.session_state[state.PHASE_ASSIGNMENT])
     if st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send"):
         st.session_state[state.CHOSEN_SLICES] = dict(confirmed)

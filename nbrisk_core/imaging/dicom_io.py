@@ -303,6 +303,8 @@ def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times
             header["missing_series_uid"] = True
         headers[key] = header
         raw_times[key] = _acquisition_seconds(ds)
+    if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+        headers[key]["BurnedInAnnotation"] = "YES"  # (0028,0301) on any image of the series (burned_in.py)
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     if n_frames > 1:
         try:
