@@ -14,7 +14,7 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.validation import parse_entry
 from nbrisk_ui import auth, state
 from nbrisk_ui.prognosis import cohort_and_pipeline, demo_embedding, header_prefill, summary_csv
-from nbrisk_ui.text import show_error
+from nbrisk_ui.text import md, show_error
 
 def number_text(value: float) -> str:
     """A stored number as the form's text (``27.0`` -> ``"27"``, 12 significant digits)."""
@@ -50,9 +50,9 @@ else:
                                 "cohort patient", choices, key=state.PROGNOSIS_DEMO_PATIENT)
     embedding = demo_embedding(path, demo_patient)
     if embedding is None:
-        st.error(f"No CT embedding is stored for {demo_patient}.")
+        st.error(f"No CT embedding is stored for {md(demo_patient)}.")
         st.stop()
-    st.info(f"**Demo:** CT features of cohort patient **{demo_patient}** (not an uploaded case). "
+    st.info(f"**Demo:** CT features of cohort patient **{md(demo_patient)}** (not an uploaded case). "
             "This patient is part of the cohort the model was fitted on.")
 
 # ------------------------------------------------------------------ clinical form

@@ -214,3 +214,33 @@ def test_case_page_warns_of_a_flagged_series_and_a_slice_with_text(demo_dir, tmp
     confirmed = at.session_state[state.CONFIRMED_SLICES]["art"]
     assert confirmed[META_KEY]["header"] and confirmed[META_KEY]["pixel_text"]
     assert any("text-like marks outside the body" in w.value for w in at.warning)
+
+
+# ------------------------------------------------------------------ the PDF report
+@pytest.mark.parametrize("decision", [None, "mask", "confirm"])
+def test_pdf_says_what_was_done_and_masks_a_slice_stored_before_the_check(clean_slice, decision, tmp_path):
+    import subprocess
+
+    from nbrisk_core.report import render_pdf
+    from nbrisk_core.report.pdf import burned_in_view
+    from nbrisk_core.store.cases import CaseRecord, SliceRecord
+
+    marked = burn_text(clean_slice, "DOE^JOHN 1970", (3, 240), SATURATED_HU)
+    meta = {"units": "HU"}
+    if decision is not None:
+        meta[META_KEY] = clear_for_storage(_chosen(marked), decision, "alice")["art"][META_KEY]
+    stored = mask_outside_body(marked) if decision == "mask" else marked
+    sl = SliceRecord("ART", stored, 24, 10.0, meta)
+    plane, note = burned_in_view(sl)
+    # printed: masked unless a reviewer confirmed the slice as shown
+    assert (find_pixel_text(plane) > 0) == (decision == "confirm")
+    if decision is None:  # a case saved before the check: the report prints the masked slice
+        assert find_pixel_text(plane) == 0 and "blacked out in this report" in note
+    pdf = render_pdf(CaseRecord(label="P0001", slices={"ART": sl}, case_uid="C0000000002", version=1))
+    if shutil.which("pdftotext"):
+        (tmp_path / "case.pdf").write_bytes(pdf)
+        text = " ".join(subprocess.run(["pdftotext", str(tmp_path / "case.pdf"), "-"], capture_output=True,
+                                       text=True, check=True).stdout.split())
+        expected = {None: "blacked out in this report", "mask": "blacked out before storing",
+                    "confirm": "alice confirmed it shows no identifying text"}[decision]
+        assert "Burned-in annotation" in text and expected in text, text
