@@ -190,4 +190,13 @@ def test_page_error_quoting_typed_text_shows_it_as_text(prognosis_page):
     assert f"ldh = {typed!r} is not a number" in plain(message)
     bare = re.sub(r"\\.", "", message)  # what Markdown can still act on
     assert "![" not in bare and "](" not in bare and "http://" not in bare
+    assert "http://" not in re.sub(r"\\(.)", r"\1", message)  # no GFM autolink literal either
     assert calls == []
+
+
+def test_cohort_clinical_csv_with_a_duplicate_column_is_refused(tmp_path):
+    from nbrisk_core.prognosis.pipeline import read_cohort
+
+    (tmp_path / "clinical.csv").write_text("patient_id,nse,os_days,os_event,NSE\nP1,12,100,1,900\n")
+    with pytest.raises(InputError, match=r"clinical.csv: header: 'nse' is given 2 times \(as 'nse', 'NSE'\)"):
+        read_cohort(tmp_path)
