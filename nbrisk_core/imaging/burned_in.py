@@ -171,9 +171,9 @@ def _plane_of(entry: Mapping) -> tuple[str, np.ndarray | None, bool]:
 def flagged_slices(chosen_slices: Mapping | None) -> dict[str, BurnedInFinding]:
     """Phase -> finding for each chosen slice that is flagged and not yet cleared.
 
-    A slice is cleared when its record says it was masked or confirmed; the header flag is read
-    from the record :func:`nbrisk_core.imaging.case.chosen_slice` made (``header``), the pixels are
-    checked again.
+    A slice is cleared when its record says it was masked or confirmed. The finding is the one
+    :func:`nbrisk_core.imaging.case.chosen_slice` recorded; a slice without one (a case saved
+    before NBRisk checked) has its pixels checked here.
     """
     found = {}
     for phase, entry in (chosen_slices or {}).items():
@@ -185,7 +185,11 @@ def flagged_slices(chosen_slices: Mapping | None) -> dict[str, BurnedInFinding]:
         _, plane, is_hu = _plane_of(entry)
         if plane is None:
             continue
-        finding = assess(plane, is_hu, {"BurnedInAnnotation": "YES" if record.get("header") else ""})
+        if "pixel_text" in record:  # assessed when the slice was chosen (the page reruns often)
+            finding = BurnedInFinding(bool(record.get("header")), bool(record["pixel_text"]),
+                                      int(record.get("text_marks") or 0))
+        else:  # e.g. a case saved before NBRisk checked: look at the pixels now
+            finding = assess(plane, is_hu)
         if finding.flagged:
             found[phase] = finding
     return found

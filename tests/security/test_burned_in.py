@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 from streamlit.testing.v1 import AppTest
 
 from nbrisk_core.errors import InputError
-from nbrisk_core.imaging.burned_in import (META_KEY, body_mask, clear_for_storage, find_pixel_text,
-                                           mask_outside_body)
+from nbrisk_core.imaging.burned_in import (META_KEY, assess, body_mask, clear_for_storage, find_pixel_text,
+                                           flagged_slices, mask_outside_body)
 from nbrisk_core.imaging.case import chosen_slice
 from nbrisk_core.imaging.dicom_io import load_study
 from nbrisk_core.store import cases
@@ -123,8 +123,10 @@ def test_reader_keeps_the_burned_in_annotation_flag(demo_dir, tmp_path):
 
 # ------------------------------------------------------------------ before storing
 def _chosen(plane, header=False) -> dict:
+    """A chosen slice as the Case page makes it (its finding recorded by ``chosen_slice``)."""
+    finding = assess(plane, True, {"BurnedInAnnotation": "YES" if header else ""})
     return {"art": {"hu": plane, "index": 5, "z_mm": 12.0, "series_uid": "2.25.1",
-                    META_KEY: {"header": header, "pixel_text": False, "text_marks": 0, "flagged": header}}}
+                    META_KEY: finding.to_dict()}}
 
 
 def test_a_flagged_slice_is_refused_without_a_decision(clean_slice):
@@ -153,6 +155,14 @@ def test_mask_and_confirm_are_recorded_with_the_slice(clean_slice):
     assert confirmed[META_KEY]["decided_at"]
     # once decided, the slice is not asked about again (a reopened case saved anew)
     assert clear_for_storage({"art": confirmed}, None, "carol")["art"] is confirmed
+
+
+def test_a_slice_without_a_recorded_finding_is_checked_in_its_pixels(clean_slice):
+    """A case saved before NBRisk checked, reopened: no finding recorded, so its pixels are looked at."""
+    marked = burn_text(clean_slice, "DOE^JOHN", (3, 3), SATURATED_HU)
+    assert list(flagged_slices({"art": {"hu": marked}, "nc": {"hu": clean_slice}})) == ["art"]
+    with pytest.raises(InputError, match="ART: .*text-like marks"):
+        clear_for_storage({"art": {"hu": marked}}, None, "alice")
 
 
 # ------------------------------------------------------------------ pages
