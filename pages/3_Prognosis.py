@@ -16,14 +16,15 @@ from nbrisk_ui import auth, state
 from nbrisk_ui.prognosis import cohort_and_pipeline, demo_embedding, header_prefill, summary_csv
 from nbrisk_ui.text import md, show_error
 
+#: Individual prediction must feel immediate (target from the Prognosis issue).
+PREDICTION_TARGET_MS = 300
+FORM = state.PROGNOSIS_FORM  # prefix of the form's widget keys
+
+
 def number_text(value: float) -> str:
     """A stored number as the form's text (``27.0`` -> ``"27"``, 12 significant digits)."""
     return f"{float(value):.12g}"
 
-
-#: Individual prediction must feel immediate (target from the Prognosis issue).
-PREDICTION_TARGET_MS = 300
-FORM = state.PROGNOSIS_FORM  # prefix of the form's widget keys
 
 auth.gate()
 st.title("Prognosis")
