@@ -166,3 +166,13 @@ def test_pdf_export_prints_the_text_and_has_no_links(hostile_record, tmp_path):
     text = subprocess.run(["pdftotext", str(tmp_path / "case.pdf"), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert MARKDOWN_LABELS[0] in text and "![n](http://host/n.png)" in text
+
+
+def test_streamlit_table_export_is_off():
+    """Streamlit's own "Download as CSV" of a table writes cells raw (checked in its DataFrame bundle: cells
+    are only quoted when needed); every CSV the app offers must be NBRisk's neutralised one."""
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["disableDataExport"] is True
