@@ -13,6 +13,7 @@ import streamlit as st
 
 from nbrisk_core import config
 from nbrisk_ui import state
+from nbrisk_ui.text import md, show_error
 
 #: widget keys of the save form (the values live on in the CASE_LABEL/NOTES/STATUS keys, because
 #: Streamlit forgets a widget's key on a page that does not draw it)
@@ -20,6 +21,13 @@ _LABEL_WIDGET = "nbrisk.save.label"
 _NOTES_WIDGET = "nbrisk.save.notes"
 _STATUS_WIDGET = "nbrisk.save.status"
 _SERIES_WIDGET = "nbrisk.save.series"
+_BURNED_IN_WIDGET = "nbrisk.save.burned_in"
+#: what the reviewer may do with slices that may show burned-in identifying text (burned_in.DECISIONS)
+BURNED_IN_CHOICES = {
+    "mask": "Black out everything outside the body in the stored slices (recommended)",
+    "confirm": "Store them as shown: I have looked at the slices and they show no name, date, number or "
+               "other identifying text",
+}
 STATUS_LABELS = {"draft": "Draft", "reviewed": "Reviewed", "signed_off": "Signed off"}
 
 
@@ -60,12 +68,22 @@ def _default_label(objects: dict) -> str:
     return str(found) if found and str(found) not in ("HR", "NHR") else ""
 
 
-def save_current_case(label: str, notes: str, status: str, include_series: bool = False):
-    """Save the session's case (create, or update the opened one); returns the saved record."""
+def save_current_case(label: str, notes: str, status: str, include_series: bool = False,
+                      burned_in_decision: str | None = None):
+    """Save the session's case (create, or update the opened one); returns the saved record.
+
+    Chosen slices that may show burned-in identifying text (:mod:`nbrisk_core.imaging.burned_in`)
+    are stored masked or, when ``burned_in_decision`` is ``"confirm"``, as shown with the signed-in
+    reviewer's confirmation; without a decision nothing is saved (:class:`InputError`).
+    """
+    from nbrisk_core.imaging.burned_in import clear_for_storage
     from nbrisk_core.store import cases
     from nbrisk_core.store.session import record_from_session
 
-    record = record_from_session(**session_objects(), label=label, notes=notes, status=status,
+    objects = session_objects()
+    objects["chosen_slices"] = clear_for_storage(objects.get("chosen_slices"), burned_in_decision,
+                                                 _username())
+    record = record_from_session(**objects, label=label, notes=notes, status=status,
                                  include_series=include_series)
     record.case_uid = st.session_state.get(state.CASE_ID)
     record.version = st.session_state.get(state.CASE_VERSION)
@@ -106,19 +124,40 @@ def save_case_widget(*, title: str = "Save case") -> None:
                               format_func=STATUS_LABELS.get, key=_STATUS_WIDGET)
         include_series = st.checkbox("Also store the whole series (default: only the chosen slice per phase)",
                                      value=False, key=_SERIES_WIDGET)
+        decision = burned_in_choice(objects.get("chosen_slices"))
         st.session_state[state.CASE_LABEL] = label
         st.session_state[state.CASE_NOTES] = notes
         st.session_state[state.CASE_STATUS] = status
         if st.button("Save case", type="primary", icon=":material/save:", key="nbrisk.save.button"):
             try:
-                saved = save_current_case(label, notes, status, include_series)
+                saved = save_current_case(label, notes, status, include_series, decision)
             except CaseConflictError as error:
-                st.error(str(error))
+                show_error(error)
                 st.caption("Open the case again from the Saved cases page to see the other changes.")
             except InputError as error:
-                st.error(str(error))
+                show_error(error)
             else:
-                st.success(f"Saved as case **{saved.case_uid}**, version {saved.version}.")
+                done = {"mask": " Burned-in annotation: the area outside the body was blacked out in the "
+                                "stored slices.",
+                        "confirm": " Burned-in annotation: your confirmation is stored with the slices."}
+                st.success(f"Saved as case **{saved.case_uid}**, version {saved.version}."
+                           + done.get(decision, ""))
+
+
+def burned_in_choice(chosen_slices) -> str | None:
+    """For chosen slices flagged as showing burned-in text: the warning and the reviewer's choice
+    (mask or confirm; None when nothing is flagged)."""
+    from nbrisk_core.imaging.burned_in import flagged_slices
+
+    found = flagged_slices(chosen_slices)
+    if not found:
+        return None
+    st.warning("**Burned-in annotation.** " + " ".join(
+        f"{md(phase.upper())}: {md(', '.join(finding.reasons()))}." for phase, finding in found.items())
+        + " A name, date or number drawn into the image is not removed by de-identifying the header.",
+        icon=":material/badge:")
+    return st.radio("Before saving", list(BURNED_IN_CHOICES), format_func=BURNED_IN_CHOICES.get,
+                    key=_BURNED_IN_WIDGET)
 
 
 def open_case(case_uid: str):
@@ -142,7 +181,7 @@ def open_case(case_uid: str):
     st.session_state[state.CASE_LABEL] = record.label
     st.session_state[state.CASE_NOTES] = record.notes
     st.session_state[state.CASE_STATUS] = record.status
-    for widget in (_LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET, _SERIES_WIDGET):
+    for widget in (_LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET, _SERIES_WIDGET, _BURNED_IN_WIDGET):
         st.session_state.pop(widget, None)
     return record
 
@@ -150,7 +189,8 @@ def open_case(case_uid: str):
 def close_case() -> None:
     """Forget the current case (start a new one)."""
     for key in (*state.CASE_OBJECT_KEYS, state.CASE_ID, state.CASE_VERSION, state.CASE_LABEL,
-                state.CASE_NOTES, state.CASE_STATUS, _LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET, _SERIES_WIDGET):
+                state.CASE_NOTES, state.CASE_STATUS, _LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET,
+                _SERIES_WIDGET, _BURNED_IN_WIDGET):
         st.session_state.pop(key, None)
 
 
@@ -212,7 +252,7 @@ def export_buttons(case_uid: str, version: int, label: str, *, key: str = "expor
                 with column, st.spinner(f"Making the {fmt.upper()} of case {case_uid}..."):
                     made[entry] = make_export(case_uid, version, fmt)
             except InputError as error:
-                column.error(str(error))
+                show_error(error, column)
                 continue
         slot.download_button(f"Download {fmt.upper()}", made[entry],
                                file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}.{fmt}",

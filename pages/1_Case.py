@@ -13,11 +13,13 @@ import pandas as pd
 import streamlit as st
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.imaging.burned_in import META_KEY as BURNED_IN_KEY
 from nbrisk_core.imaging.case import PHASE_ORDER, case_meta, check_assignment, chosen_slice, demo_study_ids
 from nbrisk_core.imaging.model_input import PHASE_LABELS
 from nbrisk_core.imaging.windowing import WINDOW_PRESETS
 from nbrisk_ui import auth, state
 from nbrisk_ui.common import cohort_dir, switch_page_or_say, synthetic_banner
+from nbrisk_ui.text import md, show_error
 
 VIEW_WIDTH = 512
 SAVED_WINDOW = "as saved"
@@ -83,9 +85,9 @@ def show_reopened_case(case_uid: str) -> None:
     with st.container(border=True):
         st.subheader("Reopened saved case")
         label, version = st.session_state.get(state.CASE_LABEL, ""), st.session_state.get(state.CASE_VERSION)
-        st.info(f"This is saved case **{case_uid}** ({label}, version {version}), reopened from the Saved "
-                "cases page. Shown: the slices chosen for it, as stored. To choose other slices, load its "
-                "study again below.", icon=":material/folder_open:")
+        st.info(f"This is saved case **{md(case_uid)}** ({md(label)}, version {version}), reopened from the "
+                "Saved cases page. Shown: the slices chosen for it, as stored. To choose other slices, load "
+                "its study again below.", icon=":material/folder_open:")
         if not views:
             st.warning("No chosen slices are stored with this case.")
             return
@@ -144,7 +146,7 @@ with st.container(border=True):
                     # the raw files (numbered names, 0600) are deleted as soon as they are read
                     reset_case(folder.read_study(), f"upload of {len(files)} files")
             except InputError as error:
-                st.error(str(error))
+                show_error(error)
             finally:
                 folder.clear()
 
@@ -154,11 +156,17 @@ if study is None:
         st.info("Load a demo study or upload a CT study to start.")
     st.stop()
 
-st.caption(f"Loaded: {st.session_state.get(state.IMAGING_SOURCE, '')} · "
+st.caption(f"Loaded: {md(st.session_state.get(state.IMAGING_SOURCE, ''))} · "
            f"{len(study.series)} image series · {len(study.skipped)} files skipped · headers de-identified "
            "(PS3.15 basic profile)")
 for warning in study.warnings:
-    st.warning(warning)
+    st.warning(md(warning))
+for series in study.series:
+    if series.header.get("BurnedInAnnotation") == "YES":
+        st.warning(f"**Burned-in annotation:** {md(series.label)} says (0028,0301) BurnedInAnnotation = "
+                   "YES: its images may show a name, a date or a number in the pixels, which de-identifying "
+                   "the header does not remove. A slice chosen from it is masked (or its absence of identifying "
+                   "text confirmed by you) before the case is saved.", icon=":material/badge:")
 if study.skipped:
     with st.expander(f"{len(study.skipped)} files skipped"):
         st.dataframe(pd.DataFrame([{"file": f.name, "reason": f.reason} for f in study.skipped]),
@@ -321,7 +329,7 @@ def phase_viewer(phase: str) -> None:
             segmentations[phase] = segment_from_seed(volume, (index, row, col), series.pixel_spacing,
                                                      series.slice_spacing_mm, companions=companion_phases(phase))
         except InputError as error:
-            st.error(str(error))
+            show_error(error)
         st.rerun(scope="fragment")
 
     with curve:
@@ -371,6 +379,12 @@ with st.container(border=True):
             plane = entry["hu"] if entry.get("hu") is not None else entry["grey"]
             st.image(thumbnail(plane, 400, 40, is_hu=entry.get("hu") is not None),
                      caption=f"{phase.upper()} · slice {entry['index']} · z {entry['z_mm']:.1f} mm")
+            finding = entry.get(BURNED_IN_KEY) or {}
+            if finding.get("pixel_text"):
+                st.warning(f"{phase.upper()}: {finding.get('text_marks')} text-like marks outside the body: "
+                           "burned-in text (a name, a date?). The case is saved with the area outside the "
+                           "body blacked out unless you confirm the slice shows no identifying text.",
+                           icon=":material/badge:")
     problems = check_assignment(st.session_state[state.PHASE_ASSIGNMENT])
     if st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send"):
         st.session_state[state.CHOSEN_SLICES] = dict(confirmed)

@@ -13,6 +13,7 @@ from PIL import Image
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth, state
 from nbrisk_ui.common import cohort_dir, synthetic_banner
+from nbrisk_ui.text import md, show_error
 
 auth.gate()
 st.title("Risk")
@@ -105,7 +106,7 @@ try:
                 grey[phase] = grey_from_upload(upload)
         case_label = "uploaded slices"
 except InputError as error:
-    st.error(str(error))
+    show_error(error)
     st.stop()
 
 if "art" not in grey:
@@ -121,13 +122,13 @@ for variant, predictor in predictors.items():
         try:
             results[variant] = predict_case(predictor, grey)
         except InputError as error:
-            st.error(f"{predictor.loaded.card.get('variant_label', variant)}: {error}")
+            show_error(f"{predictor.loaded.card.get('variant_label', variant)}: {error}")
 art = results["art"]
 cols = st.columns(len(results))
 for col, (variant, r) in zip(cols, results.items()):
     col.metric(r.label, f"{r.p_high_risk:.1%}", f"{'high risk' if r.risk_class == 'HR' else 'non-high risk'}",
                delta_color="inverse" if r.risk_class == "HR" else "normal")
-st.caption(f"Case: {case_label} · p(high risk) per model, class at threshold {art.threshold:g} · "
+st.caption(f"Case: {md(case_label)} · p(high risk) per model, class at threshold {art.threshold:g} · "
            f"device: **{art.device}** · Swin-ART {art.seconds * 1000:.0f} ms")
 
 card = predictors["art"].loaded.card
@@ -176,11 +177,12 @@ with st.expander("Model card (Swin-ART)"):
     metrics = card.get("metrics", {})
     cohort = card.get("training_cohort", {})
     st.markdown(
-        f"- **{card.get('variant_label')}** · architecture `{card['architecture']}` · input {card['input_size']} px · "
+        f"- **{md(card.get('variant_label'))}** · architecture `{card['architecture']}` · "
+        f"input {card['input_size']} px · "
         f"window W{card['window']['width']:.0f}/L{card['window']['level']:.0f} · classes {card['class_order']}\n"
-        f"- threshold {card.get('decision_threshold')}: {card.get('threshold_rule', '')}\n"
-        f"- training cohort: {cohort.get('name', '?')} (seed {cohort.get('seed', '?')}, {cohort.get('size', '?')} "
-        f"patients, synthetic: {card.get('synthetic_data', False)})\n"
+        f"- threshold {card.get('decision_threshold')}: {md(card.get('threshold_rule', ''))}\n"
+        f"- training cohort: {md(cohort.get('name', '?'))} (seed {cohort.get('seed', '?')}, "
+        f"{cohort.get('size', '?')} patients, synthetic: {card.get('synthetic_data', False)})\n"
         f"- weights SHA-256 `{card['sha256'][:16]}…`"
     )
     rows = {c: {"AUC": m["auc"]["value"], "95% CI": f"{m['auc']['ci_low']:.3f}-{m['auc']['ci_high']:.3f}",

@@ -11,12 +11,20 @@ import streamlit as st
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.errors import InputError
+from nbrisk_core.prognosis.validation import parse_entry
 from nbrisk_ui import auth, state
 from nbrisk_ui.prognosis import cohort_and_pipeline, demo_embedding, header_prefill, summary_csv
+from nbrisk_ui.text import md, show_error
 
 #: Individual prediction must feel immediate (target from the Prognosis issue).
 PREDICTION_TARGET_MS = 300
 FORM = state.PROGNOSIS_FORM  # prefix of the form's widget keys
+
+
+def number_text(value: float) -> str:
+    """A stored number as the form's text (``27.0`` -> ``"27"``, 12 significant digits)."""
+    return f"{float(value):.12g}"
+
 
 auth.gate()
 st.title("Prognosis")
@@ -43,9 +51,9 @@ else:
                                 "cohort patient", choices, key=state.PROGNOSIS_DEMO_PATIENT)
     embedding = demo_embedding(path, demo_patient)
     if embedding is None:
-        st.error(f"No CT embedding is stored for {demo_patient}.")
+        st.error(f"No CT embedding is stored for {md(demo_patient)}.")
         st.stop()
-    st.info(f"**Demo:** CT features of cohort patient **{demo_patient}** (not an uploaded case). "
+    st.info(f"**Demo:** CT features of cohort patient **{md(demo_patient)}** (not an uploaded case). "
             "This patient is part of the cohort the model was fitted on.")
 
 # ------------------------------------------------------------------ clinical form
@@ -56,7 +64,7 @@ if demo_patient is not None and st.button("Fill the form with this demo patient'
         value = row.get(v.name)
         missing = value is None or (isinstance(value, float) and np.isnan(value))
         if v.kind == "numeric":
-            st.session_state[f"{FORM}{v.name}"] = None if missing else float(value)
+            st.session_state[f"{FORM}{v.name}"] = "" if missing else number_text(value)
             st.session_state[f"{FORM}{v.name}.unit"] = v.unit
         elif v.kind == "binary":
             yes_no = "yes" if not missing and int(value) == 1 else "no"
@@ -71,7 +79,7 @@ if demo_patient is None:
     marker = f"{FORM}prefilled"
     if prefill and st.session_state.get(marker) != prefill:
         for name, value in prefill.items():
-            st.session_state[f"{FORM}{name}"] = value
+            st.session_state[f"{FORM}{name}"] = number_text(value) if isinstance(value, float) else value
             if name == "age_months":
                 st.session_state[f"{FORM}{name}.unit"] = "months"
         st.session_state[marker] = prefill
@@ -89,17 +97,17 @@ with st.form("nbrisk.prognosis.form"):
         col = columns[k % 3]
         label = v.label + (f" ({v.unit})" if v.unit and len(units_of[v.name]) == 1 else "")
         if v.kind == "numeric":
-            help_text = f"Accepted {v.low:g}-{v.high:g} {v.unit}".strip()
+            # text, parsed on the server by the core's one lab parser: a browser's number field reads
+            # "12,5" as 125 and "1e400" as empty, which would then be imputed without a word
+            help_text = f"Accepted {v.low:g}-{v.high:g} {v.unit}, decimal point (12.5)".strip()
             if len(units_of[v.name]) > 1:
                 inner = col.columns([2, 1])
-                value = inner[0].number_input(label, value=None, format="%g", help=help_text,
-                                              key=f"{FORM}{v.name}")
+                value = inner[0].text_input(label, help=help_text, key=f"{FORM}{v.name}")
                 unit = inner[1].selectbox("unit", units_of[v.name], key=f"{FORM}{v.name}.unit")
             else:
-                value = col.number_input(label, value=None, format="%g", help=help_text,
-                                         key=f"{FORM}{v.name}")
+                value = col.text_input(label, help=help_text, key=f"{FORM}{v.name}")
                 unit = v.unit
-            if value is not None:
+            if value and value.strip():
                 entered[v.name] = {"value": value, "unit": unit}
         elif v.kind == "binary":
             choice = col.selectbox(label, ["no", "yes"], index=None, placeholder="not known",
@@ -115,11 +123,12 @@ with st.form("nbrisk.prognosis.form"):
 
 if submitted:
     try:
+        entered = parse_entry(entered)  # refuses "12,5", "1e400", "inf": the model never sees a guess
         started = _time.perf_counter()
         prognosis = pipeline.predict_patient(embedding, entered)
         elapsed_ms = 1000 * (_time.perf_counter() - started)
     except InputError as error:
-        st.error(str(error))
+        show_error(error)
         st.stop()
     st.session_state[state.CLINICAL_VALUES] = entered
     result = dataclasses.asdict(prognosis)

@@ -10,6 +10,7 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis import metrics, plots
 from nbrisk_ui import auth, state
 from nbrisk_ui.prognosis import DAYS_PER_YEAR, FULL_SEARCH_GRID, ROC_YEARS, cohort_and_pipeline, merged_patients
+from nbrisk_ui.text import md
 
 COHORTS = (("train", "Training cohort"), ("test", "Testing cohort"))
 KEY = state.COHORT_WIDGETS  # prefix of this page's widget keys
@@ -187,7 +188,7 @@ with tabs[5]:
         figures = figure("association_figures", pd.Series(sub["mlrs"].to_numpy(), index=sub["patient_id"]),
                          sub.reset_index(drop=True))
     except InputError as error:
-        st.info(f"Associations need both groups in the subgroup: {error}")
+        st.info(f"Associations need both groups in the subgroup: {md(error)}")
     else:
         cols = st.columns(2)
         for k, name in enumerate(("risk_group", "mycn_amplified", "ferritin", "nse")):

@@ -14,6 +14,7 @@ from nbrisk_core.store.models import CASE_STATUSES
 from nbrisk_ui import auth, state
 from nbrisk_ui.cases import STATUS_LABELS, close_case, export_buttons, open_case, store_engine
 from nbrisk_ui.common import cohort_dir, load_cohort_tables, switch_page_or_say, synthetic_banner
+from nbrisk_ui.text import md, show_error
 
 #: where "Open" sends the user, first page that exists
 OPEN_TARGETS = ("pages/2_Risk.py", "pages/3_Prognosis.py", "pages/1_Case.py")
@@ -28,7 +29,8 @@ engine = store_engine()
 current = st.session_state.get(state.CASE_ID)
 if current:
     left, right = st.columns([4, 1])
-    left.info(f"Case **{current}** ({st.session_state.get(state.CASE_LABEL, '')}) is open in this session, "
+    label = md(st.session_state.get(state.CASE_LABEL, ""))
+    left.info(f"Case **{md(current)}** ({label}) is open in this session, "
               f"version {st.session_state.get(state.CASE_VERSION)}.")
     if right.button("Close it", key="cases.close"):
         close_case()
@@ -59,7 +61,7 @@ try:
                             mlrs_group=None if mlrs_group == ANY else mlrs_group, since=since, until=until,
                             search=search or None, created_by=auth.current_username() if mine else None)
 except InputError as error:
-    st.error(str(error))
+    show_error(error)
     st.stop()
 
 if not rows:
@@ -93,7 +95,7 @@ with open_tab:
         try:
             open_case(chosen)
         except InputError as error:
-            st.error(str(error))
+            show_error(error)
         else:
             target = next((p for p in OPEN_TARGETS if (Path(__file__).parent.parent / p).exists()), None)
             message = f"Case {chosen} is open in this session."
@@ -108,12 +110,13 @@ with open_tab:
     with st.expander("Delete this case", icon=":material/delete:"):
         st.write("The case disappears from the lists and pages. It stays in the database, and the deletion "
                  "is written to the audit trail.")
-        confirm = st.checkbox(f"Yes, delete case {chosen} ({summary.label})", key=f"cases.confirm.{chosen}")
+        confirm = st.checkbox(f"Yes, delete case {md(chosen)} ({md(summary.label)})",
+                              key=f"cases.confirm.{chosen}")
         if st.button("Delete case", disabled=not confirm, key=f"cases.delete.{chosen}"):
             try:
                 cases.delete_case(engine, chosen, auth.current_username(), version=summary.version)
             except InputError as error:
-                st.error(str(error))
+                show_error(error)
             else:
                 if st.session_state.get(state.CASE_ID) == chosen:
                     close_case()
@@ -134,7 +137,7 @@ with compare_tab:
         records = [cases.load_case(engine, uid, auth.current_username()) for uid in (first, second)]
         for column, record in zip((c1, c2), records, strict=False):
             with column:
-                st.markdown(f"### {record.label}  \n`{record.case_uid}` · version {record.version} · "
+                st.markdown(f"### {md(record.label)}  \n{md(record.case_uid)} · version {record.version} · "
                             f"{STATUS_LABELS[record.status]}")
                 m1, m2, m3 = st.columns(3)
                 m1.metric("P(high risk)", "–" if record.hr_probability is None else f"{record.hr_probability:.2f}")

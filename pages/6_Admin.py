@@ -13,6 +13,7 @@ from nbrisk_core.store.models import ROLES
 from nbrisk_ui import auth
 from nbrisk_ui.cases import store_engine
 from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
+from nbrisk_ui.text import md, show_error
 
 auth.gate()
 st.title("Admin")
@@ -54,9 +55,9 @@ with users_tab:
                 try:
                     users.add_user(engine, name, password, role, by=me)
                 except InputError as error:
-                    st.error(str(error))
+                    show_error(error)
                 else:
-                    st.success(f"User {name.strip().lower()} added ({role}).")
+                    st.success(f"User {md(name.strip().lower())} added ({role}).")
     if people:
         d1, d2 = st.columns([3, 2])
         target = d1.selectbox("User", [u.username for u in people], key="admin.target")

@@ -403,7 +403,7 @@ def step_prognosis(flow: Flow) -> None:
         fill.click()
         flow.wait_idle()
     for label, value in LAB_ENTRIES:
-        box = page.get_by_role("spinbutton", name=label, exact=True)
+        box = page.get_by_role("textbox", name=label, exact=True)  # text, parsed strictly by the core
         if box.count() == 1 and not box.input_value():
             box.fill(value)
     page.get_by_role("button", name="Predict survival").click()

@@ -78,11 +78,16 @@ def run(args) -> int:
 
     paths = {phase: getattr(args, phase) for phase in PHASES}
     slices = {phase: getattr(args, f"slice_{phase}") for phase in PHASES}
-    result = predict_paths(paths, slices, args.models, getattr(args, "precision", "auto"))
-    # --- prognosis hook (owned by the prognosis engine) ---------------------------------------
     if args.labs:
         if importlib.util.find_spec("nbrisk_core.prognosis.individual") is None:
             raise InputError("--labs: prognosis not available in this installation")
+        from nbrisk_core.prognosis.validation import validate_clinical
+
+        # a bad lab file is refused before the images are read and the models run
+        validate_clinical(args.labs, require=False)
+    result = predict_paths(paths, slices, args.models, getattr(args, "precision", "auto"))
+    # --- prognosis hook (owned by the prognosis engine) ---------------------------------------
+    if args.labs:
         from nbrisk_core.prognosis.individual import predict_from_labs
 
         result["prognosis"] = predict_from_labs(result["embedding"], args.labs)

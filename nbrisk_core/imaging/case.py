@@ -26,9 +26,13 @@ def chosen_slice(series: CTSeries, index: int) -> dict:
     -------
     dict
         ``hu`` (int16 2-D HU slice; for a 2-D image upload ``None`` and ``grey`` holds the uint8
-        image), ``index`` (0-based, ascending z), ``z_mm``, ``pixel_spacing`` (row, col) in mm and
-        ``series_uid`` (the remapped UID, never the original).
+        image), ``index`` (0-based, ascending z), ``z_mm``, ``pixel_spacing`` (row, col) in mm,
+        ``series_uid`` (the remapped UID, never the original) and ``burned_in_annotation`` (the
+        header flag and the pixel-text finding of :mod:`.burned_in`; a flagged slice is masked or
+        confirmed before it is stored).
     """
+    from nbrisk_core.imaging.burned_in import META_KEY, assess
+
     if not 0 <= int(index) < series.n_slices:
         raise InputError(f"slice index {index} is out of range; expected 0-{series.n_slices - 1}")
     plane = series.hu[int(index)]
@@ -44,6 +48,8 @@ def chosen_slice(series: CTSeries, index: int) -> dict:
     else:
         raise InputError(f"{series.label}: modality {series.header.get('Modality')} has no Hounsfield units; "
                          "NBRisk reads CT slices")
+    is_hu = entry["hu"] is not None
+    entry[META_KEY] = assess(entry["hu"] if is_hu else entry["grey"], is_hu, series.header).to_dict()
     return entry
 
 

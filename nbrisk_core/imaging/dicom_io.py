@@ -359,6 +359,8 @@ def _read_instances(sf: SourceFile, deid: Deidentifier, headers: dict, raw_times
             header["missing_series_uid"] = True
         headers[key] = header
         raw_times[key] = _acquisition_seconds(ds, header_notes)
+    if header_text(ds, "BurnedInAnnotation").strip().upper() == "YES":
+        headers[key]["BurnedInAnnotation"] = "YES"  # (0028,0301) on any image of the series (burned_in.py)
     for instance in instances:
         instance.series_key = key
         instance.notes = notes

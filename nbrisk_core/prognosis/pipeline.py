@@ -18,6 +18,7 @@ Nothing is unpickled: a pipeline is rebuilt from the data plus :attr:`PrognosisP
 
 from __future__ import annotations
 
+import csv
 import json
 import time as _time
 from pathlib import Path
@@ -67,6 +68,12 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
         raise InputError(f"{clinical_path}: not found (a cohort directory holds clinical.csv with patient_id, "
                          "the clinical schema's columns, os_days and os_event; build the demo with "
                          "'nbrisk demo build --out DIR')", source=str(clinical_path))
+    from nbrisk_core.prognosis.validation import duplicate_names
+
+    with open(clinical_path, newline="", encoding="utf-8", errors="replace") as handle:
+        duplicates = duplicate_names(next(csv.reader(handle), []))
+    if duplicates:  # pandas would keep both, the second as "nse.1", and the model would use the first
+        raise InputError(f"{clinical_path.name}: header: " + "; ".join(duplicates), source=clinical_path.name)
     raw = pd.read_csv(clinical_path, dtype={"patient_id": str})
     for column in ("patient_id", *OUTCOME_COLUMNS):
         if column not in raw.columns:

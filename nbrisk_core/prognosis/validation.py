@@ -7,6 +7,14 @@ outside the plausible range, a category not in the list, a missing required valu
 coerced silently; every problem is named (variable, value, what was accepted) in one
 :class:`~nbrisk_core.errors.InputError`.
 
+Numbers are read strictly (:func:`parse_number`): a JSON ``true`` is not 1, ``12,5`` and ``1,250``
+are refused as ambiguous (decimal comma or thousands separator: the message asks for a point), and
+``inf``, ``nan`` or ``1e400`` (which overflows to infinity) are refused as not finite. Names are
+checked for duplicates, also after trimming and case-folding (``"nse"`` and ``" NSE "`` in one
+file), in JSON objects (:func:`load_json_object`, an ``object_pairs_hook``), CSV headers and dicts,
+instead of the last one silently winning. The Prognosis page's form, ``nbrisk predict --labs`` and
+the cohort's ``clinical.csv`` all go through :func:`validate_clinical`.
+
 :func:`encode_clinical` then makes the numeric design the survival models see (one column per
 number, 0/1 indicators for categories, log-transformed tumour markers).
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +34,113 @@ from nbrisk_core.errors import InputError
 
 _BY_NAME = {v.name: v for v in CLINICAL_VARIABLES}
 _ID_COLUMN = "patient_id"
-_MISSING_TEXT = {"", "na", "nan", "none", "null"}
+#: text that means "not given" (an empty cell, NA, a JSON null); "nan" and "inf" are refused instead
+_MISSING_TEXT = {"", "na", "n/a", "none", "null"}
+#: a plain decimal number with a point: 12, -3.5, .5, 4e3 (no comma, no thousands separator, no "_")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+#: a decimal comma (12,5) or a thousands separator (1,250 or 1.250,5)
+_COMMA_NUMBER = re.compile(r"[+-]?[\d.,]*\d,[\d.,]*")
+
+
+class RejectedNumber(str):
+    """A JSON number that is no finite double (``NaN``, ``Infinity``, ``1e400``), kept as its text
+    so that :func:`validate_clinical` can name the variable it was given for."""
+
+
+def _reject_constant(text: str) -> RejectedNumber:
+    return RejectedNumber(text)
+
+
+def _json_float(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else RejectedNumber(text)
+
+
+def _name_key(name) -> str:
+    """What two spellings of one variable name have in common: trimmed and case-folded."""
+    return _split_header(str(name))[0].casefold()
+
+
+def duplicate_names(names) -> list[str]:
+    """Problems for names given twice, also as another spelling (``"nse"`` and ``" NSE "``)."""
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        seen.setdefault(_name_key(name), []).append(str(name))
+    return [f"{spellings[0].strip()!r} is given {len(spellings)} times"
+            + (f" (as {', '.join(repr(n) for n in spellings)})" if len(set(spellings)) > 1 else "")
+            + "; expected each variable once"
+            for spellings in seen.values() if len(spellings) > 1]
+
+
+def _object_pairs(source: str):
+    def hook(pairs):
+        problems = duplicate_names(key for key, _ in pairs)
+        if problems:
+            raise InputError(f"{source}: " + "; ".join(problems), source=source)
+        return dict(pairs)
+    return hook
+
+
+def load_json_object(text: str, source: str) -> dict:
+    """A JSON object of lab values, read strictly.
+
+    Duplicate keys (also after trimming and case-folding) are an :class:`InputError` instead of the
+    last one winning; ``NaN``, ``Infinity`` and numbers that overflow a double (``1e400``) come back
+    as :class:`RejectedNumber` so that the variable they were given for is named in the error.
+    """
+    try:
+        data = json.loads(text, object_pairs_hook=_object_pairs(source), parse_constant=_reject_constant,
+                          parse_float=_json_float)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{source}: not valid JSON ({error.msg} at line {error.lineno})",
+                         source=source) from error
+    except RecursionError as error:
+        raise InputError(f"{source}: JSON nested too deeply (expected {{variable: value}})",
+                         source=source) from error
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a JSON object {{variable: value}}, got {type(data).__name__}",
+                         source=source)
+    return data
+
+
+def parse_number(raw, name: str, expected: str) -> float:
+    """``raw`` as a finite float, or ``ValueError`` saying why not (its message names ``name``,
+    the value and ``expected``).
+
+    Accepted: int and float values (not bool), and text that is a plain decimal number with a point.
+
+    Examples
+    --------
+    >>> parse_number(" 12.5 ", "nse", "ng/mL")
+    12.5
+    >>> parse_number("12,5", "nse", "ng/mL")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: nse = '12,5' is ambiguous: write the number with a point as the decimal separator and no ...
+    """
+    if isinstance(raw, (bool, np.bool_)):
+        raise ValueError(f"{name} = {raw!r} is a true/false value, not a number (expected {expected})")
+    if isinstance(raw, RejectedNumber):
+        raise ValueError(f"{name} = {str(raw)} is not a finite number (expected {expected})")
+    if isinstance(raw, (int, float, np.integer, np.floating)):
+        value = float(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if _COMMA_NUMBER.fullmatch(text):
+            # 1,250 is 1250 in one locale and 1.25 in another: refused rather than guessed
+            raise ValueError(f"{name} = {raw!r} is ambiguous: write the number with a point as the decimal "
+                             f"separator and no thousands separator, e.g. 12.5 or 1250 (expected {expected})")
+        if not _NUMBER_TEXT.fullmatch(text):
+            word = text.lower().lstrip("+-")
+            if word in ("inf", "infinity", "nan"):
+                raise ValueError(f"{name} = {raw!r} is not a finite number (expected {expected})")
+            raise ValueError(f"{name} = {raw!r} is not a number (expected {expected})")
+        value = float(text)
+    else:
+        raise ValueError(f"{name} = {raw!r} is not a number (expected {expected})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} = {raw!r} is not a finite number (expected {expected})")
+    return value
 
 
 def _range_text(var: ClinicalVariable, unit: str | None = None) -> str:
@@ -38,8 +153,8 @@ def _range_text(var: ClinicalVariable, unit: str | None = None) -> str:
 def _is_missing(value) -> bool:
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
+    if isinstance(value, float) and not isinstance(value, RejectedNumber) and math.isnan(value):
+        return True  # a table's empty cell (pandas reads it as NaN); a JSON NaN is a RejectedNumber
     if isinstance(value, str) and value.strip().lower() in _MISSING_TEXT:
         return True
     return value is pd.NA or value is pd.NaT
@@ -50,27 +165,27 @@ def _parse_one(var: ClinicalVariable, raw, unit: str | None, where: str, problem
     if _is_missing(raw):
         return np.nan
     if var.kind == "categorical":
-        text = str(raw).strip()
+        text = raw.strip() if isinstance(raw, str) and not isinstance(raw, RejectedNumber) else None
         if text not in var.categories:
             problems.append(f"{where}{var.name} = {raw!r} is not an accepted category "
                             f"(expected one of {', '.join(var.categories)})")
             return np.nan
         return text
     if var.kind == "binary":
-        accepted = {0: 0.0, 1: 1.0, "0": 0.0, "1": 1.0, False: 0.0, True: 1.0, 0.0: 0.0, 1.0: 1.0}
+        # no bools: a JSON true is not "1" (True == 1 in a dict lookup, hence the type check)
+        accepted = {0: 0.0, 1: 1.0, "0": 0.0, "1": 1.0, 0.0: 0.0, 1.0: 1.0}
         key = raw.strip() if isinstance(raw, str) else raw
-        if isinstance(key, (np.integer, np.floating, np.bool_)):
+        if isinstance(key, (np.integer, np.floating)):
             key = key.item()
-        if key not in accepted:
+        if isinstance(key, (bool, np.bool_, RejectedNumber)) or key not in accepted:
             problems.append(f"{where}{var.name} = {raw!r} is not accepted (expected 0 or 1)")
             return np.nan
         return accepted[key]
     # numeric
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        problems.append(f"{where}{var.name} = {raw!r} is not a number (expected {var.unit or 'a number'} "
-                        f"in the range {_range_text(var)})")
+        value = parse_number(raw, var.name, f"{var.unit or 'a number'} in the range {_range_text(var)}")
+    except ValueError as error:
+        problems.append(f"{where}{error}")
         return np.nan
     unit = var.unit if unit in (None, "") else unit
     if unit != var.unit:
@@ -104,20 +219,24 @@ def _read_file(path: Path) -> tuple[pd.DataFrame | dict, str]:
         raise InputError(f"{path}: file not found (expected a clinical CSV or a JSON object of lab values)",
                          source=str(path))
     suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path.name}: not UTF-8 text ({error.reason}); expected a CSV or JSON file",
+                         source=path.name) from error
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path.name}: not valid JSON ({error.msg} at line {error.lineno})",
-                             source=path.name) from error
-        if not isinstance(data, dict):
-            raise InputError(f"{path.name}: expected a JSON object {{variable: value}}, got {type(data).__name__}",
-                             source=path.name)
-        return data, path.name
+        return load_json_object(text, path.name), path.name
     if suffix in (".csv", ".txt"):
+        import csv
+        import io
+
+        header = next(csv.reader(io.StringIO(text)), [])
+        problems = duplicate_names(header)
+        if problems:  # pandas would rename the second one "nse.1"
+            raise InputError(f"{path.name}: header: " + "; ".join(problems), source=path.name)
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False), path.name
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False), path.name
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             raise InputError(f"{path.name}: cannot be read as CSV ({error})", source=path.name) from error
     raise InputError(f"{path.name}: unsupported file type {suffix!r} (expected .csv or .json)", source=path.name)
 
@@ -163,6 +282,7 @@ def validate_clinical(values, source: str = "form", *, require: bool = True,
     problems: list[str] = []
 
     if isinstance(values, dict):
+        problems += duplicate_names(values)
         records = []
         for raw_name, raw in values.items():
             name, unit = _split_header(raw_name)
@@ -177,6 +297,7 @@ def validate_clinical(values, source: str = "form", *, require: bool = True,
         frame = pd.DataFrame(table, index=[0]) if table else pd.DataFrame(index=[0])
     elif isinstance(values, pd.DataFrame):
         frame = values.reset_index(drop=True)
+        problems += duplicate_names(frame.columns)
         units = {}
         renamed = {}
         for column in frame.columns:
@@ -191,7 +312,10 @@ def validate_clinical(values, source: str = "form", *, require: bool = True,
     known = set(_BY_NAME) | {_ID_COLUMN, *OUTCOME_COLUMNS}
     unknown = [c for c in frame.columns if c not in known]
     if unknown and not allow_extra:
-        problems.append(f"unknown variable(s) {', '.join(map(str, unknown))} "
+        spelled = {k.casefold(): k for k in known}
+        hints = [f"{c} (did you mean {spelled[str(c).casefold()]}?)" if str(c).casefold() in spelled
+                 else str(c) for c in unknown]
+        problems.append(f"unknown variable(s) {', '.join(hints)} "
                         f"(expected names from the clinical schema: {', '.join(_BY_NAME)})")
 
     out = pd.DataFrame(index=frame.index)
@@ -237,6 +361,43 @@ def validate_clinical(values, source: str = "form", *, require: bool = True,
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
         raise InputError(where_prefix + "; ".join(shown), source=source)
     return out
+
+
+def parse_entry(values: dict, source: str = "form") -> dict:
+    """One patient's values as typed (text from a form), checked and parsed; units kept as typed.
+
+    The Prognosis page sends what its fields hold (``{"nse": {"value": "12.5", "unit": "ug/L"}}``,
+    ``{"mycn_amplified": 1}``, ``{"sex": "F"}``); this runs :func:`validate_clinical` on it (so the
+    same rules apply as to a lab file) and returns the same shape with each number a float. Empty
+    fields are left out (imputed later). Nothing is coerced: ``12,5``, ``1e400``, ``true`` raise.
+
+    Raises
+    ------
+    InputError
+        Naming each field, its value and what was expected.
+
+    Examples
+    --------
+    >>> parse_entry({"nse": {"value": " 40.5 ", "unit": "ug/L"}, "crp": ""})
+    {'nse': {'value': 40.5, 'unit': 'ug/L'}}
+    """
+    validate_clinical(values, source, require=False)
+    parsed: dict = {}
+    for name, raw in values.items():
+        unit = None
+        if isinstance(raw, dict):
+            raw, unit = raw.get("value"), raw.get("unit")
+        if _is_missing(raw):
+            continue
+        var = _BY_NAME[_split_header(name)[0]]
+        if var.kind == "numeric":
+            number = parse_number(raw, var.name, var.unit)
+            parsed[name] = {"value": number, "unit": unit} if unit is not None else number
+        elif var.kind == "binary":
+            parsed[name] = int(parse_number(raw, var.name, "0 or 1"))
+        else:
+            parsed[name] = raw.strip()
+    return parsed
 
 
 # --------------------------------------------------------------------------------------------

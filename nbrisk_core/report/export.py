@@ -24,6 +24,7 @@ import numpy as np
 from nbrisk_core import RESEARCH_NOTICE
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.errors import InputError
+from nbrisk_core.safe_csv import write_rows
 from nbrisk_core.store import codec
 from nbrisk_core.store.cases import CaseRecord
 
@@ -165,13 +166,18 @@ def _flatten(prefix: str, value: Any, rows: list) -> None:
 
 
 def case_to_csv(record: CaseRecord) -> str:
-    """Long-format CSV: one ``field,value`` row per value (nested fields joined with dots)."""
+    """Long-format CSV: one ``field,value`` row per value (nested fields joined with dots).
+
+    Every value cell is quoted, and text that a spreadsheet would run as a formula (a label or a
+    note starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) gets a leading ``'``
+    (:mod:`nbrisk_core.safe_csv`).
+    """
     rows: list = []
     _flatten("", case_to_dict(record), rows)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(("field", "value"))
-    writer.writerows(rows)
+    csv.writer(buffer).writerow(("field", "value"))
+    # labels, notes and other text come from people and files: neutralised as formulas (OWASP)
+    write_rows(buffer, rows)
     return buffer.getvalue()
 
 

@@ -82,6 +82,30 @@ def gradcam_by_phase(record: CaseRecord) -> dict[str, np.ndarray]:
     return cams
 
 
+def burned_in_view(sl) -> tuple[np.ndarray, str | None]:
+    """The plane the report prints for a stored slice, and what it says about burned-in text.
+
+    Slices saved since NBRisk checks for burned-in annotation carry the reviewer's decision
+    (:mod:`nbrisk_core.imaging.burned_in`); a slice stored before that is checked here, and text-like
+    marks outside the body are blacked out in the report (the stored slice is not changed).
+    """
+    from nbrisk_core.imaging.burned_in import META_KEY, find_pixel_text, mask_outside_body
+
+    is_hu = sl.meta.get("units", "HU") == "HU"
+    record = sl.meta.get(META_KEY) or {}
+    decision = record.get("decision")
+    if decision == "mask":
+        return sl.hu, "suspected; the area outside the body was blacked out before storing."
+    if decision == "confirm":
+        return sl.hu, (f"suspected; stored as shown: {record.get('decided_by', '?')} confirmed it shows no "
+                       f"identifying text ({record.get('decided_at', '?')}).")
+    if find_pixel_text(sl.hu, is_hu):
+        return (mask_outside_body(sl.hu, is_hu),
+                "text-like marks outside the body, blacked out in this report (stored before NBRisk "
+                "checked).")
+    return sl.hu, None
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
@@ -182,6 +206,7 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
     report.heading("Chosen slices (W400/L40), Grad-CAM where stored")
     cams = gradcam_by_phase(record)
     phases = [p for p in ("NC", "ART", "PV") if p in record.slices]
+    shown = {p: burned_in_view(record.slices[p]) for p in phases}
     if phases:
         width = 54.0
         gap = (pdf.w - pdf.l_margin - pdf.r_margin - 3 * width) / 2
@@ -198,7 +223,7 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
                 pdf.set_font("DejaVu", "I", 8)
                 pdf.cell(width, 5, "not chosen", align="C")
                 continue
-            png = slice_png(sl.hu, cams.get(phase), is_hu=sl.meta.get("units", "HU") == "HU")
+            png = slice_png(shown[phase][0], cams.get(phase), is_hu=sl.meta.get("units", "HU") == "HU")
             pdf.image(png, x=x, y=top + 6, w=width, h=width)
             pdf.set_xy(x, top + 7 + width)
             pdf.set_font("DejaVu", "", 7)
@@ -206,6 +231,10 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
                      f"z = {sl.slice_position_mm:.1f} mm" if sl.slice_position_mm is not None else None]
             pdf.cell(width, 4, ", ".join(w for w in where if w) or "–", align="C")
         pdf.set_xy(pdf.l_margin, top + 12 + width)
+        notes = [f"{phase}: {note}" for phase, (_, note) in shown.items() if note]
+        if notes:
+            pdf.set_font("DejaVu", "I", 7)
+            pdf.multi_cell(0, 4, "Burned-in annotation. " + " ".join(notes), new_x="LMARGIN", new_y="NEXT")
     else:
         pdf.cell(0, 5, "No slices stored.", new_x="LMARGIN", new_y="NEXT")
 

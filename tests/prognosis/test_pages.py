@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from nbrisk_ui import prognosis as ui_prognosis
 from nbrisk_ui import state
+from nbrisk_ui.text import plain
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"
 TIMEOUT = 120
@@ -83,7 +84,8 @@ def _button(at, label_start: str):
 
 
 def _number_input(at, label_start: str):
-    return next(n for n in at.number_input if n.label.startswith(label_start))
+    """A numeric field of the form (a text field: the core parses it, see tests/security/test_labs.py)."""
+    return next(n for n in at.text_input if n.label.startswith(label_start))
 
 
 # ------------------------------------------------------------------ without embeddings
@@ -121,7 +123,7 @@ def test_prognosis_page_demo_patient(fitted_app):
     # fill the form with the demo patient's values, then predict
     _button(at, "Fill the form").click().run()
     row = clinical.set_index("patient_id").loc["P0003"]
-    assert _number_input(at, "Age at diagnosis").value == pytest.approx(row["age_months"])
+    assert float(_number_input(at, "Age at diagnosis").value) == pytest.approx(row["age_months"])
     _button(at, "Predict survival").click().run()
     assert not at.exception, at.exception
     result = at.session_state[state.PROGNOSIS_RESULT]
@@ -151,7 +153,7 @@ def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
     at.run()
     assert not at.exception
     assert any("current case" in s.value for s in at.success)
-    _number_input(at, "Age at diagnosis").set_value(30.0)
+    _number_input(at, "Age at diagnosis").set_value("30")
     _button(at, "Predict survival").click().run()
     assert not at.exception
     result = at.session_state[state.PROGNOSIS_RESULT]
@@ -167,7 +169,7 @@ def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
     at2 = _page("3_Prognosis.py")
     at2.session_state[state.RISK_RESULT] = {"embedding": vector.tolist()}
     at2.run()
-    _number_input(at2, "Age at diagnosis").set_value(2.5)
+    _number_input(at2, "Age at diagnosis").set_value("2.5")
     at2.selectbox(key=state.PROGNOSIS_FORM + "age_months.unit").set_value("years")
     _button(at2, "Predict survival").click().run()
     assert at2.session_state[state.PROGNOSIS_RESULT]["mlrs"] == pytest.approx(expected.mlrs)
@@ -181,7 +183,7 @@ def test_prognosis_page_prefills_age_and_sex_from_the_study_header(fitted_app):
     at.session_state[state.CASE] = {"age_months": 27.0, "sex": "F", "phases": {}}
     at.run()
     assert not at.exception
-    assert _number_input(at, "Age at diagnosis").value == 27.0
+    assert _number_input(at, "Age at diagnosis").value == "27"
     assert at.selectbox(key=state.PROGNOSIS_FORM + "sex").value == "F"
     assert any("DICOM header" in c.value for c in at.caption)
     _button(at, "Predict survival").click().run()
@@ -201,10 +203,10 @@ def test_prognosis_page_prefills_age_and_sex_from_the_study_header(fitted_app):
 
 def test_prognosis_page_shows_validation_errors(fitted_app):
     at = _page("3_Prognosis.py").run()
-    _number_input(at, "Age at diagnosis").set_value(500.0)
+    _number_input(at, "Age at diagnosis").set_value("500")
     _button(at, "Predict survival").click().run()
     assert not at.exception
-    messages = [e.value for e in at.error]
+    messages = [plain(e.value) for e in at.error]  # shown as text: Markdown characters escaped
     assert any("age_months" in m and "500" in m and "outside" in m for m in messages), messages
     assert state.PROGNOSIS_RESULT not in at.session_state
 
