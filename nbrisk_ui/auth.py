@@ -204,9 +204,11 @@ def _refuse_session(user: dict, proof: _Proof) -> None:
     """
     from nbrisk_core.store import audit
 
-    audit.record(_engine(), user["username"], "sign_out",
-                 detail={"reason": "session proof mismatch: the connection did not carry this sign-in's "
-                                   "cookie"})
+    if proof.token is not None and proof.who is None:
+        reason = "sign-in cookie no longer valid (signed out in another tab, or expired)"
+    else:
+        reason = "session proof mismatch: the connection did not carry this sign-in's cookie"
+    audit.record(_engine(), user["username"], "sign_out", detail={"reason": reason})
     _forget_session(proof)
 
 

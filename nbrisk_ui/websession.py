@@ -38,8 +38,8 @@ The flow
 4. :class:`SessionGuard` sits in front of Streamlit's own routes: a websocket that asks to resume a
    signed-in session without that session's cookie gets a fresh (signed-out) session instead; uploads
    into a session need that session's cookie; ``clear_cache`` (which empties every user's caches) is
-   dropped unless the cookie belongs to a signed-in administrator. This also covers what the script
-   cannot see: a fragment rerun does not run the gate.
+   dropped unless the cookie belongs to a signed-in administrator; a fragment rerun (which does not run
+   the gate) from a connection without a valid cookie is turned into a full run, so the gate decides.
 
 The registry lives in this process's memory: one server process per site (a restart signs everyone
 out). Behind several replicas, sticky sessions are needed anyway (Streamlit sessions are per process).
@@ -295,28 +295,34 @@ class SessionGuard:
                                                "session resumed without its sign-in cookie (refused)")
                 headers[i] = (name, ", ".join(entries[:2]).encode("latin-1"))
         scope = dict(scope, headers=headers)
-        who = self.registry.lookup(token)
-        may_clear_caches = who is not None and who.role == "admin"
-        return await self.app(scope, self._filtered(receive, may_clear_caches), send)
+        return await self.app(scope, self._filtered(receive, token), send)
 
-    @staticmethod
-    def _filtered(receive, may_clear_caches: bool):
+    def _filtered(self, receive, token: str | None):
+        """``receive`` of the websocket, checked frame by frame against this connection's cookie."""
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
         async def receive_filtered():
             while True:
                 message = await receive()
                 data = message.get("bytes") if message["type"] == "websocket.receive" else None
-                if data and not may_clear_caches:
-                    back_msg = BackMsg()
-                    try:
-                        back_msg.ParseFromString(data)
-                    except Exception:
-                        return message  # Streamlit closes the connection on an unreadable frame
-                    if back_msg.WhichOneof("type") == "clear_cache":
-                        # every user's caches are server-wide: only a signed-in administrator clears them
-                        _LOG.warning("dropped clear_cache from a client that is not an administrator")
-                        continue
+                if not data:
+                    return message
+                back_msg = BackMsg()
+                try:
+                    back_msg.ParseFromString(data)
+                except Exception:
+                    return message  # Streamlit closes the connection on an unreadable frame
+                kind = back_msg.WhichOneof("type")
+                who = self.registry.lookup(token)  # now, not at the handshake: a sign-out ends it
+                if kind == "clear_cache" and (who is None or who.role != "admin"):
+                    # every user's caches are server-wide: only a signed-in administrator clears them
+                    _LOG.warning("dropped clear_cache from a client that is not an administrator")
+                    continue
+                if kind == "rerun_script" and back_msg.rerun_script.fragment_id and who is None:
+                    # a fragment rerun does not run the sign-in gate: without a valid cookie it becomes a
+                    # full run, so the gate decides (a tab whose sign-in ended elsewhere is signed out)
+                    back_msg.rerun_script.fragment_id = ""
+                    return dict(message, bytes=back_msg.SerializeToString())
                 return message
 
         return receive_filtered

@@ -118,6 +118,103 @@ def alice(live_server, playwright_instance, saved_case):
         yield tab
 
 
+# ===================================================================== finding 4: server-wide effects
+def test_an_anonymous_session_cannot_upload_into_server_memory(live_server):
+    with RawClient(live_server.url) as anonymous:
+        anonymous.rerun()
+        anonymous.read_until("script_finished")
+        size = 64 * 2**20
+        before = rss_bytes(live_server.process.pid)
+        status = put_upload(live_server.url, anonymous.session_id, b"\0" * size, xsrf=anonymous.xsrf)
+        time.sleep(0.5)
+        grown = rss_bytes(live_server.process.pid) - before
+    print(f"anonymous PUT of {size >> 20} MiB: status {status}, server RSS grew {grown / 2**20:.1f} MiB")
+    assert status in {403, None}, f"an anonymous session's upload was accepted ({status})"
+    assert grown < size / 4, f"server RSS grew {grown / 2**20:.0f} MiB for an anonymous {size >> 20} MiB PUT"
+
+
+@browser
+def test_an_anonymous_clear_cache_leaves_every_cache_warm(live_server, alice):
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    alice.flow.go_to("Home", expect_heading="NBRisk")  # the cohort tables are cached (st.cache_data)
+    warm = cache_bytes(live_server.url)  # the first read of the metrics is fresh
+    assert sum(warm.values()) > 0, f"no cache entries to begin with: {warm}"
+    with RawClient(live_server.url) as anonymous:
+        anonymous.rerun()
+        anonymous.read_until("script_finished")
+        msg = BackMsg()
+        msg.clear_cache = True
+        anonymous.send(msg)
+        time.sleep(1.0)
+    time.sleep(5.5)  # the metrics endpoint caches cache_memory_bytes for 5 s
+    after = cache_bytes(live_server.url)
+    print(f"cache bytes before {sum(warm.values()):.0f}, after an anonymous clear_cache "
+          f"{sum(after.values()):.0f}")
+    assert set(warm) <= set(after) and all(after[k] > 0 for k in warm if warm[k] > 0), \
+        f"an anonymous clear_cache emptied caches: before {warm}, after {after}"
+
+
+def test_the_guard_drops_clear_cache_unless_an_admin_sent_it_and_gates_fragment_reruns():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    from nbrisk_ui.websession import SessionGuard, SessionRegistry
+
+    registry = SessionRegistry()
+    admin_token, _ = registry.redeem(registry.issue_code("alice", "admin"))
+    clinician_token, _ = registry.redeem(registry.issue_code("bob", "clinician"))
+    clear, fragment = BackMsg(), BackMsg()
+    clear.clear_cache = True
+    fragment.rerun_script.fragment_id = "slice-viewer"
+    frames = [clear.SerializeToString(), fragment.SerializeToString()]
+
+    async def received(token: str | None) -> list[tuple[str, str]]:
+        queue = [{"type": "websocket.receive", "bytes": f} for f in frames]
+
+        async def receive():
+            return queue.pop(0) if queue else {"type": "websocket.disconnect"}
+
+        filtered = SessionGuard(None, registry)._filtered(receive, token)
+        out = []
+        while (message := await filtered())["type"] == "websocket.receive":
+            back = BackMsg()
+            back.ParseFromString(message["bytes"])
+            out.append((back.WhichOneof("type"), back.rerun_script.fragment_id))
+        return out
+
+    # a thread of its own: Playwright's event loop may be running in this one
+    with ThreadPoolExecutor(1) as pool:
+        def run(token):
+            return pool.submit(asyncio.run, received(token)).result()
+
+        assert run(admin_token) == [("clear_cache", ""), ("rerun_script", "slice-viewer")]
+        assert run(clinician_token) == [("rerun_script", "slice-viewer")]
+        assert run(None) == [("rerun_script", "")]  # no cookie: a full run, through the gate
+        registry.revoke(admin_token)  # signed out in another tab
+        assert run(admin_token) == [("rerun_script", "")]
+
+
+def test_the_registry_codes_are_single_use_and_sessions_need_their_own_cookie():
+    from nbrisk_ui.websession import SessionRegistry
+
+    registry = SessionRegistry()
+    code = registry.issue_code("alice", "admin")
+    token, who = registry.redeem(code)
+    assert (who.username, who.role) == ("alice", "admin") and registry.redeem(code) is None
+    other, _ = registry.redeem(registry.issue_code("bob", "clinician"))
+    registry.bind("s-alice", token)
+    assert registry.session_accepts("s-alice", token)
+    assert not registry.session_accepts("s-alice", other) and not registry.session_accepts("s-alice", None)
+    assert not registry.session_accepts("s-unbound", token)
+    assert registry.revoke(token) == ["s-alice"]
+    assert registry.lookup(token) is None and not registry.is_bound("s-alice")
+    expired = SessionRegistry(code_ttl_s=0.0)
+    assert expired.redeem(expired.issue_code("alice", "admin")) is None
+
+
 # ===================================================================== finding 1: session takeover
 @browser
 def test_a_session_id_alone_does_not_take_over_a_signed_in_session(live_server, alice, store_engine):
@@ -129,9 +226,9 @@ def test_a_session_id_alone_does_not_take_over_a_signed_in_session(live_server, 
     with RawClient(live_server.url, session_id=alice.session_id) as attacker:
         attacker.rerun(alice.last_rerun)  # her own last request, replayed on her session id
         attacker.read_until("script_finished")
-    assert attacker.saw(b"Sign in"), "the attacker's run should have ended at the sign-in form"
     assert not attacker.saw(ADMIN[0].encode()), "her user name reached a client without her cookie"
     assert not attacker.saw(CASE_LABEL.encode()), "saved-case data reached a client without the cookie"
+    assert attacker.saw(b"Sign in"), "the attacker's run should have ended at the sign-in form"
     assert attacker.session_id and attacker.session_id != alice.session_id
     refused = [e for e in audit.list_events(store_engine, username=ADMIN[0], action="sign_out")
                if "without its sign-in cookie" in (e.detail or {}).get("reason", "")]
@@ -179,86 +276,16 @@ def _gated_app():
     st.write(f"content for {user['username'] if user else 'everyone'}")
 
 
-# ===================================================================== finding 4: server-wide effects
 @browser
-def test_uploads_need_the_sessions_sign_in_cookie(live_server, alice, playwright_instance):
+def test_uploads_into_a_signed_in_session_need_its_cookie(live_server, alice):
     cookies = {c["name"]: c["value"] for c in alice.page.context.cookies()}
     assert cookies.get("nbrisk_session"), "the signed-in browser holds no sign-in cookie"
-    # her browser's own upload (its cookies, her session): accepted
-    assert put_upload(live_server.url, alice.session_id, b"x" * 1024, xsrf=cookies["_streamlit_xsrf"],
-                      cookies=cookies) == 204
     # an outsider who read her session id from an upload URL or a log: refused
     outsider_xsrf = own_xsrf_cookie(live_server.url)
     assert put_upload(live_server.url, alice.session_id, b"x" * 1024, xsrf=outsider_xsrf) == 403
-    # an anonymous client's own session: 64 MiB refused before they reach server memory
-    with RawClient(live_server.url) as anonymous:
-        anonymous.rerun()
-        anonymous.read_until("script_finished")
-        size = 64 * 2**20
-        before = rss_bytes(live_server.process.pid)
-        status = put_upload(live_server.url, anonymous.session_id, b"\0" * size, xsrf=anonymous.xsrf)
-        time.sleep(0.5)
-        grown = rss_bytes(live_server.process.pid) - before
-    print(f"anonymous PUT of {size >> 20} MiB: status {status}, server RSS grew {grown / 2**20:.1f} MiB")
-    assert status in {403, None}, f"an anonymous session's upload was accepted ({status})"
-    assert grown < size / 4, f"server RSS grew {grown / 2**20:.0f} MiB for an anonymous {size >> 20} MiB PUT"
-
-
-@browser
-def test_an_anonymous_clear_cache_leaves_every_cache_warm(live_server, alice):
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-
-    alice.flow.go_to("Home", expect_heading="NBRisk")  # the cohort tables are cached (st.cache_data)
-    time.sleep(5.5)  # the metrics endpoint caches cache_memory_bytes for 5 s
-    warm = cache_bytes(live_server.url)
-    assert sum(warm.values()) > 0, f"no cache entries to begin with: {warm}"
-    with RawClient(live_server.url) as anonymous:
-        anonymous.rerun()
-        anonymous.read_until("script_finished")
-        msg = BackMsg()
-        msg.clear_cache = True
-        anonymous.send(msg)
-        time.sleep(1.0)
-    time.sleep(5.5)
-    after = cache_bytes(live_server.url)
-    print(f"cache bytes before {sum(warm.values()):.0f}, after an anonymous clear_cache "
-          f"{sum(after.values()):.0f}")
-    assert set(warm) <= set(after) and all(after[k] > 0 for k in warm if warm[k] > 0), \
-        f"an anonymous clear_cache emptied caches: before {warm}, after {after}"
-
-
-def test_the_guard_drops_clear_cache_unless_an_admin_sent_it():
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-
-    from nbrisk_ui.websession import SessionGuard
-
-    clear, rerun = BackMsg(), BackMsg()
-    clear.clear_cache = True
-    rerun.rerun_script.SetInParent()
-    frames = [clear.SerializeToString(), rerun.SerializeToString()]
-
-    async def received(may_clear_caches: bool) -> list[str]:
-        queue = [{"type": "websocket.receive", "bytes": f} for f in frames]
-
-        async def receive():
-            return queue.pop(0)
-
-        filtered = SessionGuard._filtered(receive, may_clear_caches)
-        out = []
-        for _ in range(len(frames) - (0 if may_clear_caches else 1)):
-            message = await filtered()
-            back = BackMsg()
-            back.ParseFromString(message["bytes"])
-            out.append(back.WhichOneof("type"))
-        return out
-
-    # a thread of its own: Playwright's event loop may be running in this one
-    with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(asyncio.run, received(False)).result() == ["rerun_script"]
-        assert pool.submit(asyncio.run, received(True)).result() == ["clear_cache", "rerun_script"]
+    # her browser's own upload (its cookies, her session): accepted
+    assert put_upload(live_server.url, alice.session_id, b"x" * 1024, xsrf=cookies["_streamlit_xsrf"],
+                      cookies=cookies) == 204
 
 
 # ===================================================================== finding 7: media after sign-out
