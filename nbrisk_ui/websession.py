@@ -36,7 +36,9 @@ The flow
 3. Every run (:func:`nbrisk_ui.auth.gate`) reads the cookie the websocket carried (``st.context.cookies``)
    and signs the session out, audited, when it does not match the user the session holds.
 4. :class:`SessionGuard` sits in front of Streamlit's own routes: a websocket that asks to resume a
-   signed-in session without that session's cookie gets a fresh (signed-out) session instead; uploads
+   signed-in session without that session's cookie gets a fresh (signed-out) session instead, and so
+   does one that asks for a signed-out session another browser created (told apart by the XSRF token,
+   which URLs and logs do not show either: a session mid-sign-in is not up for grabs); uploads
    into a session need that session's cookie; ``clear_cache`` (which empties every user's caches) is
    dropped unless the cookie belongs to a signed-in administrator; a fragment rerun (which does not run
    the gate) from a connection without a valid cookie is turned into a full run, so the gate decides.
@@ -53,6 +55,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 COOKIE_NAME = "nbrisk_session"
@@ -62,6 +65,8 @@ REDEEM_ROUTE = "nbrisk/session"
 CODE_TTL_S = 60.0
 #: how long a sign-in lasts at most (a working day); the browser forgets the cookie when it closes
 SESSION_LIFETIME_S = 12 * 3600.0
+#: how many sessions' creating browsers are remembered (oldest forgotten first)
+MAX_CREATORS = 50_000
 
 _LOG = logging.getLogger(__name__)
 _STREAM_PATH = re.compile(r"(?:/.*)?/_stcore/stream$")
@@ -94,6 +99,8 @@ class SessionRegistry:
         self._codes: dict[str, tuple[str, str, float]] = {}  # code hash -> (username, role, deadline)
         self._tokens: dict[str, SignedIn] = {}  # cookie hash -> who
         self._sessions: dict[str, str] = {}  # Streamlit session id -> cookie hash it is bound to
+        # Streamlit session id -> hash of the XSRF token of the browser that created it (signed out or not)
+        self._creators: OrderedDict[str, str] = OrderedDict()
 
     def issue_code(self, username: str, role: str) -> str:
         """A one-time code for a sign-in whose password has just been checked."""
@@ -142,6 +149,24 @@ class SessionRegistry:
         with self._lock:
             bound = self._sessions.get(session_id)
         return bound is not None and token is not None and secrets.compare_digest(bound, _digest(token))
+
+    def note_creator(self, session_id: str, browser_key: str | None) -> None:
+        """Remember which browser (its XSRF token) created a session; the first connection wins."""
+        if not browser_key:
+            return
+        with self._lock:
+            if session_id not in self._creators:
+                self._creators[session_id] = _digest(browser_key)
+                while len(self._creators) > MAX_CREATORS:
+                    self._creators.popitem(last=False)
+
+    def creator_accepts(self, session_id: str, browser_key: str | None) -> bool:
+        """May this browser resume the session? True when it created it, or when nobody is on record."""
+        with self._lock:
+            creator = self._creators.get(session_id)
+        if creator is None:
+            return True
+        return browser_key is not None and secrets.compare_digest(creator, _digest(browser_key))
 
     def owner_of(self, session_id: str) -> SignedIn | None:
         with self._lock:
@@ -230,19 +255,26 @@ def routes() -> list:
 
 
 # ===================================================================== the guard in front of Streamlit
-def _cookie_from(headers: list[tuple[bytes, bytes]]) -> str | None:
-    from http.cookies import SimpleCookie
-
+def _cookies_from(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's cookies (a malformed pair is skipped, not the whole header)."""
+    jar: dict[str, str] = {}
     for name, value in headers:
-        if name.lower() == b"cookie":
-            jar = SimpleCookie()
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed Cookie header carries no proof
-                continue
-            if COOKIE_NAME in jar:
-                return jar[COOKIE_NAME].value
-    return None
+        if name.lower() != b"cookie":
+            continue
+        for pair in value.decode("latin-1").split(";"):
+            key, sep, val = pair.strip().partition("=")
+            if sep and key and key not in jar:
+                jar[key] = val.strip().strip('"')
+    return jar
+
+
+def _browser_key(jar: dict[str, str]) -> str | None:
+    """The browser's XSRF token (the token, not the cookie string: its mask changes at every page load)."""
+    from streamlit.web.server.starlette.starlette_app_utils import decode_xsrf_token_string
+    from streamlit.web.server.starlette.starlette_server_config import XSRF_COOKIE_NAME
+
+    token, _ = decode_xsrf_token_string(jar.get(XSRF_COOKIE_NAME, ""))
+    return token.hex() if token else None
 
 
 def _audit_refusal(username: str, reason: str) -> None:
@@ -270,7 +302,8 @@ class SessionGuard:
             return await self._stream(scope, receive, send)
         upload = _UPLOAD_PATH.match(path)
         if scope["type"] == "http" and upload and scope.get("method") in {"PUT", "DELETE"}:
-            if not self.registry.session_accepts(upload["session_id"], _cookie_from(scope["headers"])):
+            if not self.registry.session_accepts(upload["session_id"],
+                                                 _cookies_from(scope["headers"]).get(COOKIE_NAME)):
                 # refused before the body is read: nothing reaches server memory
                 return await _plain_response(send, 403, b"sign in to upload")
         return await self.app(scope, receive, send)
@@ -279,23 +312,53 @@ class SessionGuard:
         import anyio
 
         headers = list(scope["headers"])
-        token = _cookie_from(headers)
+        jar = _cookies_from(headers)
+        token, browser = jar.get(COOKIE_NAME), _browser_key(jar)
         for i, (name, value) in enumerate(headers):
             if name.lower() != b"sec-websocket-protocol":
                 continue
             entries = [v.strip() for v in value.decode("latin-1").split(",")]
             session_id = entries[2] if len(entries) >= 3 else ""
-            if session_id and self.registry.is_bound(session_id) \
-                    and not self.registry.session_accepts(session_id, token):
-                # a resume of a signed-in session without its cookie: a fresh session instead (Streamlit
-                # then starts one); the signed-in session and its browser are left alone
+            if not session_id:
+                continue
+            if self.registry.is_bound(session_id):
+                refused = not self.registry.session_accepts(session_id, token)
+            else:
+                # a signed-out session: only the browser that created it resumes it (it may be mid-sign-in,
+                # and the run that checks the password hands its one-time code to whoever is connected)
+                refused = not self.registry.creator_accepts(session_id, browser)
+            if refused:
+                # a fresh session instead (Streamlit starts one when no id is given); the session and its
+                # browser are left alone
                 owner = self.registry.owner_of(session_id)
-                _LOG.warning("refused to resume a signed-in session without its sign-in cookie")
-                await anyio.to_thread.run_sync(_audit_refusal, owner.username if owner else "-",
-                                               "session resumed without its sign-in cookie (refused)")
+                _LOG.warning("refused to resume a session from a client that does not hold its cookie")
+                if owner is not None:
+                    await anyio.to_thread.run_sync(_audit_refusal, owner.username,
+                                                   "session resumed without its sign-in cookie (refused)")
                 headers[i] = (name, ", ".join(entries[:2]).encode("latin-1"))
         scope = dict(scope, headers=headers)
-        return await self.app(scope, self._filtered(receive, token), send)
+        return await self.app(scope, self._filtered(receive, token), self._noting(send, browser))
+
+    def _noting(self, send, browser: str | None):
+        """``send`` of the websocket: notes which browser created the session (its first ``new_session``)."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        noted = browser is None
+
+        async def send_noting(message):
+            nonlocal noted
+            if not noted and message.get("type") == "websocket.send" and message.get("bytes"):
+                msg = ForwardMsg()
+                try:
+                    msg.ParseFromString(message["bytes"])
+                except Exception:
+                    msg = None
+                if msg is not None and msg.WhichOneof("type") == "new_session":
+                    self.registry.note_creator(msg.new_session.initialize.session_id, browser)
+                    noted = True
+            return await send(message)
+
+        return send_noting
 
     def _filtered(self, receive, token: str | None):
         """``receive`` of the websocket, checked frame by frame against this connection's cookie."""

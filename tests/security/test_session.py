@@ -238,6 +238,23 @@ def test_a_session_id_alone_does_not_take_over_a_signed_in_session(live_server, 
     expect(alice.page.get_by_text(f"Signed in as {ADMIN[0]}")).to_be_visible()
 
 
+def test_a_session_at_the_sign_in_form_is_not_up_for_grabs_either(live_server):
+    """The run that checks a password hands its one-time code to whoever is connected: another browser
+    (another XSRF token) that names the session id gets a fresh session, the creator resumes its own."""
+    with RawClient(live_server.url) as victim:
+        victim.rerun()
+        victim.read_until("script_finished")
+        victim_xsrf = victim.xsrf
+    with RawClient(live_server.url, session_id=victim.session_id) as attacker:
+        attacker.rerun()
+        attacker.read_until("script_finished")
+    assert attacker.session_id and attacker.session_id != victim.session_id
+    with RawClient(live_server.url, session_id=victim.session_id, xsrf=victim_xsrf) as again:
+        again.rerun()
+        again.read_until("script_finished")
+    assert again.session_id == victim.session_id  # a reconnect of the same browser still resumes
+
+
 def test_gate_signs_out_a_run_whose_cookie_does_not_prove_the_session(tmp_path, monkeypatch):
     """The second line: a run whose connection carries no matching cookie is signed out before drawing."""
     from streamlit.testing.v1 import AppTest

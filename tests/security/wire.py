@@ -31,10 +31,11 @@ def own_xsrf_cookie(base_url: str) -> str:
 class RawClient:
     """Streamlit's websocket protocol without a browser (a context manager: the connection)."""
 
-    def __init__(self, base_url: str, *, session_id: str | None = None, cookies: dict | None = None):
+    def __init__(self, base_url: str, *, session_id: str | None = None, cookies: dict | None = None,
+                 xsrf: str | None = None):
         from websockets.sync.client import connect
 
-        self.xsrf = own_xsrf_cookie(base_url)
+        self.xsrf = xsrf or own_xsrf_cookie(base_url)
         jar = {"_streamlit_xsrf": self.xsrf, **(cookies or {})}
         # the frontend's order: subprotocol, XSRF token, the session id to resume
         protocols = ["streamlit", self.xsrf] + ([session_id] if session_id else [])
