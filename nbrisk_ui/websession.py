@@ -256,16 +256,14 @@ def routes() -> list:
 
 # ===================================================================== the guard in front of Streamlit
 def _cookies_from(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The request's cookies (a malformed pair is skipped, not the whole header)."""
-    jar: dict[str, str] = {}
+    """The request's cookies, parsed as Starlette parses them for Streamlit (``st.context.cookies``), so
+    that the guard and the script run judge the same values (a repeated name: the last one)."""
+    from starlette.requests import cookie_parser
+
     for name, value in headers:
-        if name.lower() != b"cookie":
-            continue
-        for pair in value.decode("latin-1").split(";"):
-            key, sep, val = pair.strip().partition("=")
-            if sep and key and key not in jar:
-                jar[key] = val.strip().strip('"')
-    return jar
+        if name.lower() == b"cookie":  # Starlette reads the first Cookie header only
+            return cookie_parser(value.decode("latin-1"))
+    return {}
 
 
 def _browser_key(jar: dict[str, str]) -> str | None:
