@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml 2>/dev/null
 DEMO   := data/demo/cohort.json
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
+# the app requires sign-in unless NBRISK_AUTH=off; `make run` turns it off for the local demo on localhost
+# only (an NBRISK_AUTH from the environment or the command line wins)
+NBRISK_AUTH ?= $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),off,on)
 
 .PHONY: setup demo run test bench clean
 
@@ -27,8 +30,13 @@ $(DEMO): | $(STAMP)
 run: setup $(DEMO)
 	@echo ""
 	@echo "  NBRisk is starting at  http://$(HOST):$(PORT)"
+	@if [ "$(NBRISK_AUTH)" = "off" ]; then \
+	  echo "  Sign-in is OFF (NBRISK_AUTH=off): local demo, everyone is admin. Do not publish this server;"; \
+	  echo "  'make run NBRISK_AUTH=on' requires sign-in (users: nbrisk users add NAME)."; \
+	else echo "  Sign-in is ON (NBRISK_AUTH=$(NBRISK_AUTH)); add users with: nbrisk users add NAME"; fi
 	@echo ""
-	$(BIN)/streamlit run streamlit_app.py --server.address $(HOST) --server.port $(PORT) --server.headless true
+	NBRISK_AUTH=$(NBRISK_AUTH) $(BIN)/streamlit run streamlit_app.py \
+	  --server.address $(HOST) --server.port $(PORT) --server.headless true
 
 test: setup $(DEMO)
 	$(BIN)/python -m pytest

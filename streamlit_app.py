@@ -74,13 +74,28 @@ def sweep_stale_uploads() -> int:
     return len(sweep_stale_uploads())
 
 
-st.set_page_config(page_title="NBRisk", page_icon=":material/health_and_safety:", layout="wide")
-sweep_stale_uploads()
-pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
-pages += [st.Page(f"pages/{file}", title=title, icon=icon)
-          for file, title, icon in PAGES if (PAGES_DIR / file).exists()]
-# navigation is declared before the sign-in gate, so that every run (the sign-in form's too) has the same
-# page structure; the menu stays hidden until someone is signed in
-navigation = st.navigation(pages, position="sidebar" if auth.signed_in() else "hidden")
-user = auth.gate()
-navigation.run()
+def main() -> None:
+    st.set_page_config(page_title="NBRisk", page_icon=":material/health_and_safety:", layout="wide")
+    sweep_stale_uploads()
+    pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
+    pages += [st.Page(f"pages/{file}", title=title, icon=icon)
+              for file, title, icon in PAGES if (PAGES_DIR / file).exists()]
+    # navigation is declared before the sign-in gate, so that every run (the sign-in form's too) has the
+    # same page structure; the menu stays hidden until someone is signed in
+    navigation = st.navigation(pages, position="sidebar" if auth.signed_in() else "hidden")
+    auth.gate()
+    navigation.run()
+
+
+if __name__ == "__main__":
+    # a script run: Streamlit runs this file as ``__main__`` for every session
+    main()
+else:
+    # imported by the ASGI server that ``streamlit run streamlit_app.py`` starts when it finds an
+    # ``st.App`` here: Streamlit's routes plus the sign-in cookie route, behind the session guard
+    # (nbrisk_ui/websession.py explains why the session id alone is not proof of sign-in)
+    from starlette.middleware import Middleware
+
+    from nbrisk_ui import websession
+
+    app = st.App(__file__, routes=websession.routes(), middleware=[Middleware(websession.SessionGuard)])

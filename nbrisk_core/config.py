@@ -12,7 +12,7 @@ variable                    meaning                                default
 ``NBRISK_DATA_DIR``         the cohort the app opens on            ``$NBRISK_HOME/data/demo``
 ``NBRISK_MODELS_DIR``       shipped model files and model cards    ``$NBRISK_HOME/models``
 ``NBRISK_DATABASE_URL``     case store (SQLAlchemy URL)            SQLite at ``data/nbrisk.db``
-``NBRISK_AUTH``             ``on``/``off``: sign-in required       ``off`` on localhost
+``NBRISK_AUTH``             sign-in required unless ``off``        ``on`` (``make run``: ``off``)
 ==========================  =====================================  ==========================
 """
 

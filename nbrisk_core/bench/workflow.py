@@ -66,8 +66,12 @@ class AppServer:
 
 
 def start_server(users: list[tuple[str, str, str]], *, data_dir: Path | None = None,
-                 database_url: str | None = None, timeout_s: float = 120.0, env: dict | None = None) -> AppServer:
-    """Start the app (``NBRISK_AUTH=on``) with ``users`` = [(name, password, role)] in a fresh DB."""
+                 database_url: str | None = None, timeout_s: float = 120.0, env: dict | None = None,
+                 auth: str | None = "on") -> AppServer:
+    """Start the app (``NBRISK_AUTH=on``) with ``users`` = [(name, password, role)] in a fresh DB.
+
+    ``auth`` is the server's ``NBRISK_AUTH``; None starts it without one (the default the app applies).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="nbrisk-e2e-"))
     database_url = database_url or f"sqlite:///{workdir / 'nbrisk.db'}"
     from nbrisk_core.store import users as store_users
@@ -80,10 +84,11 @@ def start_server(users: list[tuple[str, str, str]], *, data_dir: Path | None = N
     engine.dispose()
 
     port = free_port()
-    env = {"NBRISK_HOME": str(REPO_ROOT), **os.environ, **(env or {}), "NBRISK_AUTH": "on",
+    env = {"NBRISK_HOME": str(REPO_ROOT), **os.environ, **(env or {}), "NBRISK_AUTH": auth,
            "NBRISK_DATABASE_URL": database_url,
            "NBRISK_DATA_DIR": str(data_dir or REPO_ROOT / "data" / "demo"),
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {k: v for k, v in env.items() if v is not None}
     streamlit = Path(sys.executable).parent / "streamlit"
     log_path = workdir / "server.log"
     log = open(log_path, "wb")

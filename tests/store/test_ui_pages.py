@@ -164,16 +164,6 @@ def test_disabled_user_is_signed_out_at_the_next_run(store_url, monkeypatch):
     assert not [m for m in at.markdown if "content for" in m.value]
 
 
-def test_auth_defaults_to_on_off_localhost(monkeypatch):
-    from nbrisk_ui.auth import auth_required
-
-    monkeypatch.delenv("NBRISK_AUTH", raising=False)
-    assert auth_required("0.0.0.0") and auth_required("10.1.2.3")
-    assert not auth_required("127.0.0.1") and not auth_required("localhost")
-    monkeypatch.setenv("NBRISK_AUTH", "on")
-    assert auth_required("127.0.0.1")
-
-
 def test_streamlit_config_keeps_xsrf_on_and_caps_uploads(repo_root):
     import tomllib
 
