@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbrisk_core.clinical.schema import OUTCOME_COLUMNS
+from nbrisk_core.clinical.schema import OUTCOME_COLUMNS, cohort_variables
 from nbrisk_core.errors import InputError
 
 #: The version of the layout this NBRisk writes and reads.
@@ -165,7 +165,9 @@ class Cohort:
 
 def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     try:
-        table = pd.read_csv(path, dtype={"patient_id": str})
+        # categories as text: INSS stage "1"/"3" would otherwise be read as numbers
+        categorical = {v.name: str for v in cohort_variables() if v.kind == "categorical"}
+        table = pd.read_csv(path, dtype={"patient_id": str, **categorical})
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: unreadable CSV ({error})", source=str(path)) from None
     missing = [c for c in required if c not in table.columns]

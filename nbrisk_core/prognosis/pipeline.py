@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
+from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS, cohort_variables
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
 
@@ -70,7 +70,9 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
         raise InputError(f"{clinical_path}: not found (a cohort directory holds clinical.csv with patient_id, "
                          "the clinical schema's columns, os_days and os_event; build the demo with "
                          "'nbrisk demo build --out DIR')", source=str(clinical_path))
-    raw = pd.read_csv(clinical_path, dtype={"patient_id": str})
+    # categories as text: INSS stage "1"/"3" would otherwise be read as numbers
+    categorical = {v.name: str for v in cohort_variables() if v.kind == "categorical"}
+    raw = pd.read_csv(clinical_path, dtype={"patient_id": str, **categorical})
     for column in ("patient_id", *OUTCOME_COLUMNS):
         if column not in raw.columns:
             raise InputError(f"{clinical_path.name}: column {column!r} is missing (expected patient_id, the "
