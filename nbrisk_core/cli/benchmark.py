@@ -30,9 +30,10 @@ def register(subparsers) -> None:
                         help="use STAND-IN CT features made from truth.csv (testing without a classifier; "
                              "labelled as such in the output)")
     parser.add_argument("--features", choices=["clinical", "ct", "both"],
-                        help="candidate features of the grid: both (CT features + clinical variables, the paper; "
-                             "the default when embeddings exist), clinical (the clinical variables alone: a cohort "
-                             "without images; the default when the cohort has no images and no embeddings) or ct")
+                        help="candidate features of the grid: both (CT features + clinical variables, the "
+                             "paper; the default when embeddings exist), clinical (the clinical variables "
+                             "alone: a cohort without images; the default when the cohort has no images and "
+                             "no embeddings) or ct")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--backend", default="loky", choices=["loky", "dask", "ray"],
                         help="joblib backend for the grid (default: %(default)s)")
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--embeddings and --stand-in-embeddings exclude each other")
     features = args.features
     if features == "clinical" and (args.embeddings or args.stand_in_embeddings):
-        raise InputError("--features clinical uses no CT features: leave out --embeddings/--stand-in-embeddings")
+        raise InputError("--features clinical uses no CT features: leave out --embeddings and "
+                         "--stand-in-embeddings")
     if features == "clinical":
         embeddings, embedding_source = None, "none (--features clinical: clinical variables only)"
     elif args.embeddings:
@@ -84,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.stand_in_embeddings:
         truth_path = data / "truth.csv"
         if not truth_path.exists():
-            raise InputError(f"{truth_path}: not found: no known truth in this cohort (--stand-in-embeddings needs "
-                             "the truth.csv of a synthetic cohort; use --embeddings FILE or --features clinical)")
+            raise InputError(f"{truth_path}: not found: no known truth in this cohort (--stand-in-embeddings "
+                             "needs the truth.csv of a synthetic cohort; use --embeddings FILE or --features "
+                             "clinical)")
         embeddings = stand_in_embeddings(pd.read_csv(truth_path, dtype={"patient_id": str}), seed=args.seed)
         embedding_source = "stand-in (noisy latent score; NOT classifier features)"
     else:
@@ -98,12 +101,13 @@ def run(args: argparse.Namespace) -> int:
             except InputError:
                 if _has_images(data):
                     raise
-                features, embedding_source = "clinical", "none (cohort without images: clinical variables only)"
+                features = "clinical"
+                embedding_source = "none (cohort without images: clinical variables only)"
                 print(f"{data}: no images and no CT embeddings: --features clinical", flush=True)
     features = features or "both"
     pipeline = fit_cohort_pipeline(data, embeddings, grid=args.grid, backend=args.backend, n_jobs=args.n_jobs,
-                                   seed=args.seed, selection_rule=args.selection_rule, progress=not args.quiet,
-                                   features=features)
+                                   seed=args.seed, selection_rule=args.selection_rule,
+                                   progress=not args.quiet, features=features)
     out.mkdir(parents=True, exist_ok=True)
     written = write_outputs(pipeline, data, out, figures=not args.no_figures)
     summary = dict(pipeline.summary_)
@@ -126,7 +130,8 @@ def _has_images(data) -> bool:
     """Whether a cohort directory holds images (chosen slices or DICOM studies)."""
     from pathlib import Path
 
-    return any((Path(data) / name).is_dir() and any((Path(data) / name).iterdir()) for name in ("slices", "studies"))
+    return any((Path(data) / name).is_dir() and any((Path(data) / name).iterdir())
+               for name in ("slices", "studies"))
 
 
 def write_outputs(pipeline, data_dir, out, *, figures: bool = True) -> list:

@@ -3,7 +3,8 @@
 ::
 
     nbrisk cohort import --clinical site.xlsx --mapping site.toml --out data/site-b
-    nbrisk cohort import --clinical site.csv --mapping site.toml --studies pacs/ --out data/site-b --drop-invalid
+    nbrisk cohort import --clinical site.csv --mapping site.toml --studies pacs/ --out data/site-b \
+        --drop-invalid
 
 The format of the cohort and of the mapping: ``docs/cohort-format.md``. Invalid rows fail the import
 (exit 2, a table of every problem on stderr, nothing written) unless ``--drop-invalid`` is given.
@@ -16,15 +17,16 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("cohort", help="import a research cohort (clinical sheet + DICOM studies)",
-                                   description="Work with cohort directories (format: docs/cohort-format.md).")
+                                   description="Work with cohort directories "
+                                               "(format: docs/cohort-format.md).")
     sub = parser.add_subparsers(dest="cohort_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
     imp = sub.add_parser("import", help="import a clinical sheet (.csv/.tsv/.xlsx) with a TOML mapping",
-                         description="Import a clinical spreadsheet (and optionally one DICOM study per patient) "
-                                     "into a cohort directory of format v1, using a TOML mapping of columns, "
-                                     "units and codings.")
-    imp.add_argument("--clinical", type=Path, required=True, metavar="FILE", help=".csv, .tsv or .xlsx, one row "
-                     "per patient")
+                         description="Import a clinical spreadsheet (and optionally one DICOM study per "
+                                     "patient) into a cohort directory of format v1, using a TOML mapping of "
+                                     "columns, units and codings.")
+    imp.add_argument("--clinical", type=Path, required=True, metavar="FILE",
+                     help=".csv, .tsv or .xlsx, one row per patient")
     imp.add_argument("--mapping", type=Path, required=True, metavar="MAP.toml", help="the TOML mapping")
     imp.add_argument("--studies", type=Path, metavar="DIR",
                      help="folder with one sub-folder or zip per patient (named by patient_id)")
@@ -56,7 +58,8 @@ def run_import(args) -> int:
             bar.update(done - bar.n)
     try:
         result = import_cohort(args.clinical, args.mapping, args.out, studies=args.studies,
-                               studies_map=args.studies_map, drop_invalid=args.drop_invalid, progress=progress)
+                               studies_map=args.studies_map, drop_invalid=args.drop_invalid,
+                               progress=progress)
     except CohortImportError as error:
         print(problems_table(error.problems), file=sys.stderr)
         raise

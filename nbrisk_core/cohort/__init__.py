@@ -7,7 +7,8 @@ research group's spreadsheet and DICOM studies (``docs/cohort-format.md``).
 Importing this package is light (numpy, pandas): the importer is imported where it is used.
 """
 
-from nbrisk_core.cohort.format import (CHOSEN_BY, FORMAT_VERSION, NO_KNOWN_TRUTH, PHASES, SLICES_COLUMNS, Cohort,
-                                       load_cohort)
+from nbrisk_core.cohort.format import (CHOSEN_BY, FORMAT_VERSION, NO_KNOWN_TRUTH, PHASES, SLICES_COLUMNS,
+                                       Cohort, load_cohort)
 
-__all__ = ["CHOSEN_BY", "FORMAT_VERSION", "NO_KNOWN_TRUTH", "PHASES", "SLICES_COLUMNS", "Cohort", "load_cohort"]
+__all__ = ["CHOSEN_BY", "FORMAT_VERSION", "NO_KNOWN_TRUTH", "PHASES", "SLICES_COLUMNS", "Cohort",
+           "load_cohort"]

@@ -185,7 +185,8 @@ def read_meta(path) -> dict:
     meta_path = path / "cohort.json"
     if not path.is_dir():
         raise InputError(f"{path}: cohort directory not found (build the demo with 'nbrisk demo build --out "
-                         f"{path}' or import one with 'nbrisk cohort import ... --out {path}')", source=str(path))
+                         f"{path}' or import one with 'nbrisk cohort import ... --out {path}')",
+                         source=str(path))
     if not meta_path.is_file():
         raise InputError(f"{meta_path}: missing; {path} is not a cohort directory (expected cohort.json, "
                          "clinical.csv: docs/cohort-format.md)", source=str(meta_path))
@@ -194,7 +195,8 @@ def read_meta(path) -> dict:
     except (OSError, ValueError) as error:
         raise InputError(f"{meta_path}: not valid JSON ({error})", source=str(meta_path)) from None
     if not isinstance(meta, dict):
-        raise InputError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}", source=str(meta_path))
+        raise InputError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}",
+                         source=str(meta_path))
     version = meta.get("format_version")
     if version is None and "generator_version" in meta:
         version = FORMAT_VERSION   # a demo cohort from before the format had a version
@@ -244,6 +246,6 @@ def load_cohort(path) -> Cohort:
     slices = _read_table(slices_path, SLICES_COLUMNS) if slices_path.is_file() else empty_slices_table()
     bad = slices.loc[~slices["chosen_by"].isin(CHOSEN_BY), "chosen_by"]
     if len(bad):
-        raise InputError(f"{slices_path}: chosen_by = {bad.iloc[0]!r} (expected one of {', '.join(CHOSEN_BY)})",
-                         source=str(slices_path))
+        raise InputError(f"{slices_path}: chosen_by = {bad.iloc[0]!r} "
+                         f"(expected one of {', '.join(CHOSEN_BY)})", source=str(slices_path))
     return Cohort(path=path, meta=meta, clinical=clinical, truth=truth, slices=slices)

@@ -113,7 +113,8 @@ def read_sheet(path) -> pd.DataFrame:
         raise InputError(f"{path.name}: reading .xlsx needs openpyxl ({error}); install requirements.txt",
                          source=path.name) from None
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, KeyError) as error:
-        raise InputError(f"{path.name}: cannot be read as {suffix[1:].upper()} ({error})", source=path.name) from None
+        raise InputError(f"{path.name}: cannot be read as {suffix[1:].upper()} ({error})",
+                         source=path.name) from None
     table.columns = [str(c).strip() for c in table.columns]
     twice = sorted({c for c in table.columns if list(table.columns).count(c) > 1})
     if twice:
@@ -153,7 +154,8 @@ def _cell_value(var: ClinicalVariable, value, unit: str | None):
     if var.kind == "categorical":
         text = str(value).strip()
         if text not in var.categories:
-            return np.nan, f"not an accepted category (expected {_accepted_text(var, unit)}; add it to the map)"
+            return np.nan, (f"not an accepted category (expected {_accepted_text(var, unit)}; "
+                            "add it to the map)")
         return text, None
     if var.kind == "binary":
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value in (0, 1):
@@ -180,12 +182,13 @@ def _may_be_missing(var: ClinicalVariable) -> bool:
 # the table
 
 
-def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping, sheet_name: str) -> tuple[pd.DataFrame, list[Problem]]:
+def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
+                 sheet_name: str) -> tuple[pd.DataFrame, list[Problem]]:
     """Schema table (one row per sheet row, same order) and every problem found."""
     missing_columns = [c for c in mapping.source_columns if c not in sheet.columns]
     if missing_columns:
-        raise InputError(f"{mapping.path.name}: column(s) {', '.join(map(repr, missing_columns))} not found in "
-                         f"{sheet_name} (its columns: {', '.join(map(repr, sheet.columns))})",
+        raise InputError(f"{mapping.path.name}: column(s) {', '.join(map(repr, missing_columns))} not found "
+                         f"in {sheet_name} (its columns: {', '.join(map(repr, sheet.columns))})",
                          source=mapping.path.name)
     problems: list[Problem] = []
     ids = [str(v).strip() for v in sheet[mapping.patient_id]]
@@ -195,8 +198,9 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping, sheet_name: str) -
         if pid == "":
             problems.append(Problem(i + 2, "", mapping.patient_id, "", "patient_id is empty"))
         elif not _SAFE_ID.match(pid):
-            problems.append(Problem(i + 2, pid, mapping.patient_id, pid, "patient_id must be 1-64 letters, digits, "
-                                    "'.', '_' or '-' (it names the patient's folder), not starting with '.'"))
+            problems.append(Problem(i + 2, pid, mapping.patient_id, pid,
+                                    "patient_id must be 1-64 letters, digits, '.', '_' or '-' (it names the "
+                                    "patient's folder), not starting with '.'"))
         elif counts[pid] > 1:
             problems.append(Problem(i + 2, pid, mapping.patient_id, pid,
                                     f"duplicate patient_id ({counts[pid]} rows have it)"))
@@ -228,7 +232,8 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping, sheet_name: str) -
         if isinstance(value, float) and value in (0.0, 1.0):
             value = int(value)
         if value not in (0, 1) or isinstance(value, bool):
-            mapped = "" if mapping.event.values is None else f"; map keys: {', '.join(map(repr, mapping.event.values))}"
+            mapped = ("" if mapping.event.values is None
+                      else f"; map keys: {', '.join(map(repr, mapping.event.values))}")
             problems.append(Problem(i + 2, ids[i], mapping.event.column, cell,
                                     "event is missing" if value is None else
                                     f"event must be 1 (death) or 0 (censored){mapped}"))
@@ -242,8 +247,8 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping, sheet_name: str) -
         column_map = mapping.variables.get(var.name)
         if column_map is None:
             if not _may_be_missing(var):
-                raise InputError(f"{mapping.path.name}: [variables.{var.name}] is required (no patient may lack "
-                                 f"{var.label}); map the column that holds it", source=mapping.path.name)
+                raise InputError(f"{mapping.path.name}: [variables.{var.name}] is required (no patient may "
+                                 f"lack {var.label}); map the column that holds it", source=mapping.path.name)
             out[var.name] = np.nan if var.kind != "categorical" else None
             continue
         values = []
@@ -281,12 +286,13 @@ def _clinical_csv(table: pd.DataFrame) -> str:
 # studies
 
 
-def find_studies(studies_dir: Path, patient_ids: list[str], studies_map: Path | None) -> dict[str, Path | None]:
+def find_studies(studies_dir: Path, patient_ids: list[str],
+                 studies_map: Path | None) -> dict[str, Path | None]:
     """patient_id -> its study folder or zip (None when not found)."""
     studies_dir = Path(studies_dir)
     if not studies_dir.is_dir():
-        raise InputError(f"{studies_dir}: studies folder not found (expected one sub-folder or zip per patient)",
-                         source=str(studies_dir))
+        raise InputError(f"{studies_dir}: studies folder not found (expected one sub-folder or zip per "
+                         "patient)", source=str(studies_dir))
     explicit: dict[str, str] = {}
     if studies_map is not None:
         studies_map = Path(studies_map)
@@ -295,11 +301,13 @@ def find_studies(studies_dir: Path, patient_ids: list[str], studies_map: Path | 
                              source=str(studies_map))
         table = pd.read_csv(studies_map, dtype=str, keep_default_na=False)
         if list(table.columns[:2]) != ["patient_id", "study"]:
-            raise InputError(f"{studies_map.name}: expected the columns patient_id,study (study = a sub-folder or "
-                             f"zip of {studies_dir}), got {', '.join(table.columns)}", source=studies_map.name)
+            raise InputError(f"{studies_map.name}: expected the columns patient_id,study (study = a "
+                             f"sub-folder or zip of {studies_dir}), got {', '.join(table.columns)}",
+                             source=studies_map.name)
         for pid, study in zip(table["patient_id"].str.strip(), table["study"].str.strip()):
             if pid in explicit:
-                raise InputError(f"{studies_map.name}: patient_id {pid!r} appears twice", source=studies_map.name)
+                raise InputError(f"{studies_map.name}: patient_id {pid!r} appears twice",
+                                 source=studies_map.name)
             explicit[pid] = study
     root = studies_dir.resolve()
     found: dict[str, Path | None] = {}
@@ -350,8 +358,8 @@ def ingest_study(source: Path, out_dir: Path, patient_id: str) -> dict:
                                "phase": phase, "phase_confidence": round(float(guess.confidence), 3),
                                "n_slices": series.n_slices})
         if phase is not None and guess.confidence < AMBIGUOUS_CONFIDENCE:
-            problems.append(f"ambiguous phase: series {folders[series.series_uid]} looks {phase.upper()} with "
-                            f"low confidence ({guess.confidence:.0%})")
+            problems.append(f"ambiguous phase: series {folders[series.series_uid]} looks {phase.upper()} "
+                            f"with low confidence ({guess.confidence:.0%})")
     if ct:
         for phase in PHASES:
             if phase not in by_phase:
@@ -371,7 +379,8 @@ def ingest_study(source: Path, out_dir: Path, patient_id: str) -> dict:
         if uid not in slice_of:
             continue
         position = ds.get("ImagePositionPatient")
-        z = float(position[2]) if position is not None and len(position) == 3 else float(ds.get("InstanceNumber", 0))
+        z = (float(position[2]) if position is not None and len(position) == 3
+             else float(ds.get("InstanceNumber", 0)))
         clean = deid.deidentify_dataset(ds)
         clean.PatientName = patient_id
         clean.PatientID = patient_id
@@ -401,8 +410,8 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "cohort.json").exists())):
-        raise InputError(f"{out}: exists and is not a cohort directory (no cohort.json); expected a new or empty "
-                         "directory or an existing cohort to replace", source=str(out))
+        raise InputError(f"{out}: exists and is not a cohort directory (no cohort.json); expected a new or "
+                         "empty directory or an existing cohort to replace", source=str(out))
 
 
 def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, drop_invalid: bool = False,
@@ -444,14 +453,15 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
         for i, pid in enumerate(table["patient_id"]):
             if pid and locations.get(pid) is None:
                 problems.append(Problem(i + 2, pid, "study", "",
-                                        f"no study found for this patient in {Path(studies).name} (expected a "
-                                        f"sub-folder or zip named {pid}, or a row in --studies-map)"))
+                                        f"no study found for this patient in {Path(studies).name} "
+                                        f"(expected a sub-folder or zip named {pid}, or a row in "
+                                        "--studies-map)"))
         problems.sort(key=lambda p: (p.row, p.column))
     if problems and not drop_invalid:
         rows = len({p.row for p in problems})
-        raise CohortImportError(f"{clinical.name}: {len(problems)} problem(s) in {rows} of {len(table)} rows; "
-                                "nothing was written (fix them, or pass --drop-invalid to import the valid rows)",
-                                problems, source=clinical.name)
+        raise CohortImportError(f"{clinical.name}: {len(problems)} problem(s) in {rows} of {len(table)} "
+                                "rows; nothing was written (fix them, or pass --drop-invalid to import the "
+                                "valid rows)", problems, source=clinical.name)
     bad_rows = {p.row for p in problems}
     keep = np.array([i + 2 not in bad_rows for i in range(len(table))], dtype=bool)
     dropped = [{"row": r, "patient_id": next(p.patient_id for p in problems if p.row == r),
@@ -470,14 +480,18 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
                 study_entries[pid] = ingest_study(locations[pid], staging / "studies" / pid, pid)
                 if progress is not None:
                     progress(n + 1, len(kept))
-        report = _report(clinical, mapping, sheet, table, kept, problems, dropped, study_entries, drop_invalid)
+        report = _report(clinical, mapping, sheet, table, kept, problems, dropped, study_entries,
+                         drop_invalid)
         (staging / "clinical.csv").write_text(_clinical_csv(kept))
-        pd.DataFrame(columns=list(SLICES_COLUMNS)).to_csv(staging / "slices.csv", index=False, lineterminator="\n")
+        pd.DataFrame(columns=list(SLICES_COLUMNS)).to_csv(staging / "slices.csv", index=False,
+                                                          lineterminator="\n")
         phase_counts = {p: sum(p in e["phases"] for e in study_entries.values()) for p in PHASES}
         meta = cohort_meta(name=mapping.name, synthetic=mapping.synthetic, source=mapping.source,
                            created=created_now(), n_patients=len(kept), phase_counts=phase_counts,
-                           imported_from={"clinical": clinical.name, "clinical_sha256": report["clinical_sha256"],
-                                          "mapping": mapping.path.name, "mapping_sha256": report["mapping_sha256"]},
+                           imported_from={"clinical": clinical.name,
+                                          "clinical_sha256": report["clinical_sha256"],
+                                          "mapping": mapping.path.name,
+                                          "mapping_sha256": report["mapping_sha256"]},
                            studies=len(study_entries))
         (staging / "cohort.json").write_text(json.dumps(meta, indent=2) + "\n")
         (staging / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
@@ -489,7 +503,8 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
     return ImportResult(out=out, n_rows=len(table), n_imported=len(kept), dropped=dropped, report=report)
 
 
-def _report(clinical: Path, mapping: CohortMapping, sheet, table, kept, problems, dropped, studies, drop_invalid):
+def _report(clinical: Path, mapping: CohortMapping, sheet, table, kept, problems, dropped, studies,
+            drop_invalid):
     mapped = set(mapping.source_columns)
     variables = [c for c in kept.columns if c not in ("patient_id", *OUTCOME_COLUMNS)]
     return {
@@ -519,7 +534,8 @@ def report_html(report: dict) -> str:
         if not rows:
             return "<p>None.</p>"
         head = "".join(f"<th>{e(c)}</th>" for c in columns)
-        body = "".join("<tr>" + "".join(f"<td>{e(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows)
+        body = "".join("<tr>" + "".join(f"<td>{e(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+                       for r in rows)
         return f"<table><tr>{head}</tr>{body}</table>"
 
     study_rows = [{"patient_id": pid, "phases": ", ".join(p.upper() for p in s["phases"]),
@@ -530,14 +546,15 @@ def report_html(report: dict) -> str:
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}</style></head><body>",
         f"<h1>Import of {e(report['cohort_name'])}</h1>",
-        f"<p>{e(report['clinical'])} with {e(report['mapping'])}: {report['n_imported']} of {report['n_rows']} rows "
-        f"imported, {report['n_dropped']} dropped.</p>",
+        f"<p>{e(report['clinical'])} with {e(report['mapping'])}: {report['n_imported']} of "
+        f"{report['n_rows']} rows imported, {report['n_dropped']} dropped.</p>",
         "<h2>Problems</h2>", table(report["problems"], ["row", "patient_id", "column", "value", "problem"]),
         "<h2>Source columns not mapped</h2>",
         "<p>" + (e(", ".join(report["unmapped_columns"])) or "None.") + "</p>",
         "<h2>Schema variables not mapped (missing for every patient)</h2>",
         "<p>" + (e(", ".join(report["variables_not_mapped"])) or "None.") + "</p>",
-        "<h2>Unit conversions</h2>", table(report["conversions"], ["variable", "column", "unit", "to", "factor"]),
+        "<h2>Unit conversions</h2>",
+        table(report["conversions"], ["variable", "column", "unit", "to", "factor"]),
         "<h2>Missing values per variable (imputed by the prognosis engine)</h2>",
         table([{"variable": k, "missing": v} for k, v in report["missing"].items()], ["variable", "missing"]),
         "<h2>Studies</h2>", table(study_rows, ["patient_id", "phases", "series", "problems"]),

@@ -51,7 +51,8 @@ class CohortMapping:
     @property
     def source_columns(self) -> list[str]:
         """The spreadsheet columns the mapping uses, in mapping order."""
-        return [self.patient_id, self.time.column, self.event.column, *(m.column for m in self.variables.values())]
+        return [self.patient_id, self.time.column, self.event.column,
+                *(m.column for m in self.variables.values())]
 
 
 def _where(path: Path, section: str) -> str:
@@ -92,8 +93,8 @@ def _value_map(table: dict, path: Path, section: str) -> dict | None:
                          '{ "cell value" = value })', source=path.name)
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise InputError(f"{_where(path, section)}: map value for {key!r} is {value!r} (expected a string "
-                             'or a number; "" means missing)', source=path.name)
+            raise InputError(f"{_where(path, section)}: map value for {key!r} is {value!r} (expected a "
+                             'string or a number; "" means missing)', source=path.name)
     return dict(values)
 
 
@@ -134,7 +135,8 @@ def load_mapping(path) -> CohortMapping:
                          source=path.name)
     source = cohort.get("source", "")
     if not isinstance(source, str):
-        raise InputError(f"{_where(path, 'cohort')}: source = {source!r} (expected a string)", source=path.name)
+        raise InputError(f"{_where(path, 'cohort')}: source = {source!r} (expected a string)",
+                         source=path.name)
     patient = _table(data, "patient_id", path, "patient_id")
     _check_keys(patient, ("column",), path, "patient_id")
     outcome = _table(data, "outcome", path, "outcome")

@@ -226,9 +226,9 @@ def _build_into(out: Path, n_patients: int, seed: int, n_studies: int, progress)
         positions = slice_positions(geom)
         for phase in PHASES:
             k = geom.max_area_slice(phase)
+            area = float(mask[phase].astype(bool).sum()) * geom.pixel_spacing ** 2
             slice_rows.append({"patient_id": pid, "phase": phase, "series_uid": "", "slice_index": k,
-                               "z_mm": round(float(positions[k]), 3),
-                               "area_mm2": round(float(mask[phase].astype(bool).sum()) * geom.pixel_spacing ** 2, 2),
+                               "z_mm": round(float(positions[k]), 3), "area_mm2": round(area, 2),
                                "chosen_by": "auto", "confirmed_by": "", "confirmed_at": ""})
         truth_rows.append({
             "patient_id": pid,

@@ -175,7 +175,8 @@ class MICEPMMImputer(TransformerMixin, BaseEstimator):
 
     def _group_indices(self) -> dict[str, list[int]]:
         return {name: [self.columns_.index(c) for c in cols]
-                for name, cols in (self.groups or {}).items() if cols and all(c in self.columns_ for c in cols)}
+                for name, cols in (self.groups or {}).items()
+                if cols and all(c in self.columns_ for c in cols)}
 
     def fit(self, X: pd.DataFrame, y=None):
         X = pd.DataFrame(X).astype(float)

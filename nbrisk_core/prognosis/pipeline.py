@@ -294,7 +294,8 @@ class PrognosisPipeline:
         if grid not in GRIDS:
             raise InputError(f"grid {grid!r} is not known (expected one of {', '.join(GRIDS)})")
         if features not in FEATURE_SETS:
-            raise InputError(f"features {features!r} is not known (expected one of {', '.join(FEATURE_SETS)})")
+            raise InputError(f"features {features!r} is not known "
+                             f"(expected one of {', '.join(FEATURE_SETS)})")
         self.features = features
         self.grid = grid
         self.selected = selected
@@ -344,7 +345,8 @@ class PrognosisPipeline:
             absent = [i for i in ids if i not in embeddings.index]
             if absent:
                 raise InputError(f"embeddings: no CT features for {len(absent)} of {len(ids)} patients "
-                                 f"(e.g. {', '.join(absent[:3])}); expected one row per patient of clinical.csv")
+                                 f"(e.g. {', '.join(absent[:3])}); expected one row per patient of "
+                                 "clinical.csv")
             self.ct_columns_ = list(CT_COLUMNS)
             ct = embeddings.loc[ids, CT_COLUMNS].to_numpy(dtype=float)
         time = clinical[OUTCOME_COLUMNS[0]].to_numpy(dtype=float)

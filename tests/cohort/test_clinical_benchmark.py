@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from nbrisk_core.cli import main
 
 
+@pytest.mark.slow   # 15-30 s on the shared 2 cores: the whole 117-combination grid (test profile)
 def test_clinical_only_cohort_runs_the_whole_grid(site, tmp_path, capsys):
     folder, _, _ = site
     cohort = tmp_path / "site-b"
-    assert main(["cohort", "import", "--clinical", str(folder / "site.csv"), "--mapping", str(folder / "site.toml"),
-                 "--out", str(cohort)]) == 0
+    assert main(["cohort", "import", "--clinical", str(folder / "site.csv"),
+                 "--mapping", str(folder / "site.toml"), "--out", str(cohort)]) == 0
     out = tmp_path / "bench"
     # no --features: the cohort has no images and no embeddings, so the clinical variables alone are used
     assert main(["benchmark", "--data", str(cohort), "--out", str(out), "--grid", "test", "--n-jobs", "1",

@@ -60,7 +60,8 @@ def test_loader_rules(demo, tmp_path):
 
 def test_schema_accepts_young_adults_and_inss_but_stays_strict():
     table = pd.DataFrame({"patient_id": ["a", "b"], "age_months": [30 * 12, 5], "sex": ["F", None],
-                          "inrg_stage": [None, "M"], "inss_stage": ["2A", "4S"], "histology": [None, "favourable"],
+                          "inrg_stage": [None, "M"], "inss_stage": ["2A", "4S"],
+                          "histology": [None, "favourable"],
                           "mycn_amplified": [None, 1], "risk_group": [None, "HR"]})
     out = validate_clinical(table, cohort=True)
     assert out["inss_stage"].tolist() == ["2A", "4S"] and out["age_months"].tolist() == [360.0, 5.0]
@@ -78,8 +79,10 @@ def _categorical_table(n=120, seed=3):
     rng = np.random.default_rng(seed)
     stage = rng.choice(["L1", "L2", "M", "MS"], n)
     table = pd.DataFrame({"age_months": rng.uniform(1, 100, n), "sex": rng.choice(["F", "M"], n),
-                          "inrg_stage": stage, "histology": np.where(stage == "M", "unfavourable", "favourable"),
-                          "mycn_amplified": (stage == "M").astype(float), "risk_group": np.where(stage == "M", "HR", "NHR"),
+                          "inrg_stage": stage,
+                          "histology": np.where(stage == "M", "unfavourable", "favourable"),
+                          "mycn_amplified": (stage == "M").astype(float),
+                          "risk_group": np.where(stage == "M", "HR", "NHR"),
                           "nse": np.exp(rng.normal(3, 1, n))})
     return table
 

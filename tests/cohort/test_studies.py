@@ -32,7 +32,8 @@ def studies_site(tmp_path_factory):
     for number, as_zip in ((1, False), (2, True)):
         row = table.iloc[number - 1]
         # the generator names files after its own IDs (P0001, with PatientName SYNTHETIC^P0001)
-        write_study_files(cohort_geometry(row, 99, number), row.to_dict(), 99, row["patient_id"], root / "raw")
+        write_study_files(cohort_geometry(row, 99, number), row.to_dict(), 99, row["patient_id"],
+                          root / "raw")
         study_number = sheet.loc[number - 1, "Study number"]
         if as_zip:
             with zipfile.ZipFile(pacs / f"{study_number}.zip", "w") as archive:
@@ -50,9 +51,9 @@ def test_studies_are_ingested_deidentified_with_phases(studies_site, tmp_path, c
     keep = sheet.iloc[:2]
     keep.to_csv(tmp_path / "two.csv", index=False)
     out = tmp_path / "site-b"
-    assert main(["cohort", "import", "--clinical", str(tmp_path / "two.csv"), "--mapping", str(root / "site.toml"),
-                 "--studies", str(root / "pacs"), "--studies-map", str(root / "studies-map.csv"), "--out", str(out),
-                 "--quiet"]) == 0
+    assert main(["cohort", "import", "--clinical", str(tmp_path / "two.csv"),
+                 "--mapping", str(root / "site.toml"), "--studies", str(root / "pacs"),
+                 "--studies-map", str(root / "studies-map.csv"), "--out", str(out), "--quiet"]) == 0
     cohort = load_cohort(out)
     assert cohort.meta["phase_counts"] == {"nc": 2, "art": 2, "pv": 2}
     report = json.loads((out / "import-report.json").read_text())
