@@ -477,7 +477,11 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
         study_entries: dict[str, dict] = {}
         if studies is not None:
             for n, pid in enumerate(kept["patient_id"]):
-                study_entries[pid] = ingest_study(locations[pid], staging / "studies" / pid, pid)
+                try:
+                    study_entries[pid] = ingest_study(locations[pid], staging / "studies" / pid, pid)
+                except InputError as error:   # an unsafe or unreadable container: name the patient
+                    raise InputError(f"study of {pid} ({locations[pid].name}): {error}",
+                                     source=locations[pid].name) from None
                 if progress is not None:
                     progress(n + 1, len(kept))
         report = _report(clinical, mapping, sheet, table, kept, problems, dropped, study_entries,
