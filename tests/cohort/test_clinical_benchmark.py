@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from nbrisk_core.cli import main
 
 
-@pytest.mark.slow   # 15-30 s on the shared 2 cores: the whole 117-combination grid (test profile)
 def test_clinical_only_cohort_runs_the_whole_grid(site, tmp_path, capsys):
     folder, _, _ = site
     cohort = tmp_path / "site-b"
