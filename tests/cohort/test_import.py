@@ -60,6 +60,9 @@ def test_csv_import_maps_columns_units_and_codings(site, tmp_path, capsys):
 
 def test_import_is_deterministic_and_xlsx_gives_the_same_cohort(site, tmp_path):
     pytest.importorskip("openpyxl")
+    from openpyxl.xml import DEFUSEDXML
+
+    assert DEFUSEDXML   # the workbook's XML is parsed with defusedxml (entities, DTDs refused)
     folder, _, _ = site
     first, again, workbook = tmp_path / "a", tmp_path / "b", tmp_path / "x"
     assert _import(folder / "site.csv", folder / "site.toml", first) == 0
