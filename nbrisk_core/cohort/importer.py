@@ -191,18 +191,19 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
                          f"in {sheet_name} (its columns: {', '.join(map(repr, sheet.columns))})",
                          source=mapping.path.name)
     problems: list[Problem] = []
+    rows = [int(r) + 2 for r in sheet.index]   # the sheet's own row numbers (header = row 1)
     ids = [str(v).strip() for v in sheet[mapping.patient_id]]
     out = pd.DataFrame({"patient_id": ids})
     counts = pd.Series(ids).value_counts()
     for i, pid in enumerate(ids):
         if pid == "":
-            problems.append(Problem(i + 2, "", mapping.patient_id, "", "patient_id is empty"))
+            problems.append(Problem(rows[i], "", mapping.patient_id, "", "patient_id is empty"))
         elif not _SAFE_ID.match(pid):
-            problems.append(Problem(i + 2, pid, mapping.patient_id, pid,
+            problems.append(Problem(rows[i], pid, mapping.patient_id, pid,
                                     "patient_id must be 1-64 letters, digits, '.', '_' or '-' (it names the "
                                     "patient's folder), not starting with '.'"))
         elif counts[pid] > 1:
-            problems.append(Problem(i + 2, pid, mapping.patient_id, pid,
+            problems.append(Problem(rows[i], pid, mapping.patient_id, pid,
                                     f"duplicate patient_id ({counts[pid]} rows have it)"))
 
     # outcome
@@ -215,12 +216,12 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
         except ValueError:
             number = None
         if cell == "":
-            problems.append(Problem(i + 2, ids[i], mapping.time.column, cell, "follow-up time is missing"))
+            problems.append(Problem(rows[i], ids[i], mapping.time.column, cell, "follow-up time is missing"))
         elif number is None or not math.isfinite(number):
-            problems.append(Problem(i + 2, ids[i], mapping.time.column, cell,
+            problems.append(Problem(rows[i], ids[i], mapping.time.column, cell,
                                     f"not a number (expected a follow-up time in {mapping.time.unit} >= 0)"))
         elif number < 0:
-            problems.append(Problem(i + 2, ids[i], mapping.time.column, cell,
+            problems.append(Problem(rows[i], ids[i], mapping.time.column, cell,
                                     f"negative time (expected a follow-up time in {mapping.time.unit} >= 0)"))
         days.append(number * factor if number is not None and cell and math.isfinite(number) and number >= 0
                     else np.nan)
@@ -234,7 +235,7 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
         if value not in (0, 1) or isinstance(value, bool):
             mapped = ("" if mapping.event.values is None
                       else f"; map keys: {', '.join(map(repr, mapping.event.values))}")
-            problems.append(Problem(i + 2, ids[i], mapping.event.column, cell,
+            problems.append(Problem(rows[i], ids[i], mapping.event.column, cell,
                                     "event is missing" if value is None else
                                     f"event must be 1 (death) or 0 (censored){mapped}"))
             events.append(np.nan)
@@ -257,7 +258,7 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
             value = _lookup(cell, column_map.values)
             if value is None:
                 if not _may_be_missing(var):
-                    problems.append(Problem(i + 2, ids[i], column_map.column, cell,
+                    problems.append(Problem(rows[i], ids[i], column_map.column, cell,
                                             f"{var.name} is missing but required "
                                             f"(expected {_accepted_text(var, column_map.unit)})"))
                 values.append(np.nan)
@@ -265,12 +266,13 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
             parsed, problem = _cell_value(var, value, column_map.unit)
             if problem:
                 shown = cell if str(value) == cell else f"{cell} -> {value}"
-                problems.append(Problem(i + 2, ids[i], column_map.column, shown, f"{var.name}: {problem}"))
+                problems.append(Problem(rows[i], ids[i], column_map.column, shown, f"{var.name}: {problem}"))
             values.append(parsed)
         out[var.name] = pd.Series(values, dtype=object if var.kind == "categorical" else float)
     out[OUTCOME_COLUMNS[0]] = days
     out[OUTCOME_COLUMNS[1]] = pd.array([None if pd.isna(e) else int(e) for e in events], dtype="Int64")
     problems.sort(key=lambda p: (p.row, p.column))
+    out.attrs["rows"] = rows
     return out, problems
 
 
@@ -446,13 +448,16 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
     mapping = load_mapping(mapping)
     sheet = read_sheet(clinical)
     _check_out(out)
+    blank = (sheet.apply(lambda column: column.str.strip()) == "").all(axis=1)
+    sheet = sheet[~blank]   # empty rows (a spreadsheet's formatted tail) are no patients
     table, problems = convert_rows(sheet, mapping, clinical.name)
+    rows = table.attrs["rows"]
     locations: dict[str, Path | None] = {}
     if studies is not None:
         locations = find_studies(Path(studies), [p for p in table["patient_id"] if p], studies_map)
         for i, pid in enumerate(table["patient_id"]):
             if pid and locations.get(pid) is None:
-                problems.append(Problem(i + 2, pid, "study", "",
+                problems.append(Problem(rows[i], pid, "study", "",
                                         f"no study found for this patient in {Path(studies).name} "
                                         f"(expected a sub-folder or zip named {pid}, or a row in "
                                         "--studies-map)"))
@@ -463,7 +468,7 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
                                 "rows; nothing was written (fix them, or pass --drop-invalid to import the "
                                 "valid rows)", problems, source=clinical.name)
     bad_rows = {p.row for p in problems}
-    keep = np.array([i + 2 not in bad_rows for i in range(len(table))], dtype=bool)
+    keep = np.array([row not in bad_rows for row in rows], dtype=bool)
     dropped = [{"row": r, "patient_id": next(p.patient_id for p in problems if p.row == r),
                 "problems": [p.as_dict() for p in problems if p.row == r]} for r in sorted(bad_rows)]
     kept = table[keep].reset_index(drop=True)
@@ -486,6 +491,7 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
                     progress(n + 1, len(kept))
         report = _report(clinical, mapping, sheet, table, kept, problems, dropped, study_entries,
                          drop_invalid)
+        report["blank_rows_skipped"] = int(blank.sum())
         (staging / "clinical.csv").write_text(_clinical_csv(kept))
         pd.DataFrame(columns=list(SLICES_COLUMNS)).to_csv(staging / "slices.csv", index=False,
                                                           lineterminator="\n")

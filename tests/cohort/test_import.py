@@ -149,3 +149,20 @@ def test_mapping_errors_name_the_section(site, tmp_path):
         path.write_text(text)
         with pytest.raises(InputError, match=message):
             load_mapping(path)
+
+
+def test_blank_rows_are_skipped_and_problems_keep_the_sheet_row_numbers(site, tmp_path, capsys):
+    folder, sheet, _ = site
+    blank = pd.DataFrame([[""] * sheet.shape[1]], columns=sheet.columns)
+    # a blank row after the first patient, two at the end (an Excel sheet's formatted tail)
+    padded = pd.concat([sheet.iloc[:1], blank, sheet.iloc[1:], blank, blank], ignore_index=True)
+    padded.to_csv(tmp_path / "site.csv", index=False)
+    out = tmp_path / "site-b"
+    assert _import(tmp_path / "site.csv", folder / "site.toml", out) == 0
+    report = json.loads((out / "import-report.json").read_text())
+    assert report["blank_rows_skipped"] == 3 and report["n_imported"] == SITE_PATIENTS
+    padded.loc[2, "Status"] = "2"   # SB-002, on sheet row 4 (header, SB-001, blank, SB-002)
+    padded.to_csv(tmp_path / "site.csv", index=False)
+    assert _import(tmp_path / "site.csv", folder / "site.toml", out, "--drop-invalid") == 0
+    assert [(d["row"], d["patient_id"]) for d in json.loads((out / "import-report.json").read_text())
+            ["dropped"]] == [(4, "SB-002")]
