@@ -158,11 +158,10 @@ def _cell_value(var: ClinicalVariable, value, unit: str | None):
                             "add it to the map)")
         return text, None
     if var.kind == "binary":
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value in (0, 1):
-            return float(value), None
-        if isinstance(value, str) and value.strip() in ("0", "1"):
-            return float(value.strip()), None
-        return np.nan, f"not accepted (expected {_accepted_text(var, unit)}; add it to the map)"
+        flag = _zero_one(value)
+        if flag is None:
+            return np.nan, f"not accepted (expected {_accepted_text(var, unit)}; add it to the map)"
+        return float(flag), None
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -172,6 +171,19 @@ def _cell_value(var: ClinicalVariable, value, unit: str | None):
     if not math.isfinite(canonical) or canonical < var.low or canonical > var.high:
         return np.nan, f"outside the accepted range (expected {_accepted_text(var, unit)})"
     return canonical, None
+
+
+def _zero_one(value) -> int | None:
+    """0 or 1 from a mapped number or a cell written exactly ``0`` or ``1``, else None.
+
+    Strict on purpose: a cell ``1.0`` is not read as 1, since a site's own code ``"1"`` may mean
+    something else (MYCN ``"1"`` = one copy = 0) and only the map can say so.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return int(value.strip()) if value.strip() in ("0", "1") else None
+    return int(value) if value in (0, 1) else None
 
 
 def _may_be_missing(var: ClinicalVariable) -> bool:
@@ -228,11 +240,8 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
     for i, cell in enumerate(sheet[mapping.event.column]):
         cell = str(cell).strip()
         value = _lookup(cell, mapping.event.values)
-        if isinstance(value, str):
-            value = int(value) if value in ("0", "1") else value
-        if isinstance(value, float) and value in (0.0, 1.0):
-            value = int(value)
-        if value not in (0, 1) or isinstance(value, bool):
+        flag = None if value is None else _zero_one(value)
+        if flag is None:
             mapped = ("" if mapping.event.values is None
                       else f"; map keys: {', '.join(map(repr, mapping.event.values))}")
             problems.append(Problem(rows[i], ids[i], mapping.event.column, cell,
@@ -240,7 +249,7 @@ def convert_rows(sheet: pd.DataFrame, mapping: CohortMapping,
                                     f"event must be 1 (death) or 0 (censored){mapped}"))
             events.append(np.nan)
         else:
-            events.append(int(value))
+            events.append(flag)
 
     # schema variables
     for var in (*CLINICAL_VARIABLES, *(variable(n) for n in mapping.variables if n not in

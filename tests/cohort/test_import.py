@@ -166,3 +166,14 @@ def test_blank_rows_are_skipped_and_problems_keep_the_sheet_row_numbers(site, tm
     assert _import(tmp_path / "site.csv", folder / "site.toml", out, "--drop-invalid") == 0
     assert [(d["row"], d["patient_id"]) for d in json.loads((out / "import-report.json").read_text())
             ["dropped"]] == [(4, "SB-002")]
+
+
+def test_codes_outside_the_map_are_never_coerced(site, tmp_path, capsys):
+    folder, sheet, _ = site
+    bad = sheet.copy()
+    bad.loc[0, "MYCN"] = "1.0"   # not the site's "1" (= not amplified), and not read as 1 either
+    bad.to_csv(tmp_path / "site.csv", index=False)
+    assert _import(tmp_path / "site.csv", folder / "site.toml", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    expected = r"SB-001\s+MYCN\s+1\.0\s+mycn_amplified: not accepted \(expected 0 or 1; add it to the map\)"
+    assert re.search(expected, err), err
