@@ -26,6 +26,7 @@ from nbrisk_core.errors import InputError
 #: subcommand -> module in this package that registers it (order = order in ``--help``)
 COMMAND_MODULES: dict[str, str] = {
     "demo": "demo",
+    "cohort": "cohort",
     "inspect": "inspect",
     "train": "train",
     "evaluate": "evaluate",

@@ -4,6 +4,7 @@
 
     nbrisk benchmark --data data/demo --embeddings data/embeddings/abc.parquet --out reports/prognosis
     nbrisk benchmark --data DIR --out DIR --stand-in-embeddings --grid quick
+    nbrisk benchmark --data data/site-b --out reports/site-b --features clinical   # a cohort without images
 
 Writes ``patients.csv``, ``combinations.csv``, ``summary.json`` (+ ``config.json``, ``screening.csv``,
 ``imputation_ks.csv``, ``baseline_patients.csv``, ``baseline_coefficients.csv``, ``td_auc.csv``,
@@ -28,6 +29,11 @@ def register(subparsers) -> None:
     parser.add_argument("--stand-in-embeddings", action="store_true",
                         help="use STAND-IN CT features made from truth.csv (testing without a classifier; "
                              "labelled as such in the output)")
+    parser.add_argument("--features", choices=["clinical", "ct", "both"],
+                        help="candidate features of the grid: both (CT features + clinical variables, the "
+                             "paper; the default when embeddings exist), clinical (the clinical variables "
+                             "alone: a cohort without images; the default when the cohort has no images and "
+                             "no embeddings) or ct")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--backend", default="loky", choices=["loky", "dask", "ray"],
                         help="joblib backend for the grid (default: %(default)s)")
@@ -69,25 +75,47 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--n-jobs {args.n_jobs}: expected 1 or more")
     if args.embeddings and args.stand_in_embeddings:
         raise InputError("--embeddings and --stand-in-embeddings exclude each other")
-    if args.embeddings:
+    features = args.features
+    if features == "clinical" and (args.embeddings or args.stand_in_embeddings):
+        raise InputError("--features clinical uses no CT features: leave out --embeddings and "
+                         "--stand-in-embeddings")
+    if features == "clinical":
+        embeddings, embedding_source = None, "none (--features clinical: clinical variables only)"
+    elif args.embeddings:
         embeddings, embedding_source = read_embeddings(args.embeddings), str(args.embeddings)
     elif args.stand_in_embeddings:
         truth_path = data / "truth.csv"
         if not truth_path.exists():
-            raise InputError(f"{truth_path}: not found (--stand-in-embeddings needs the cohort's truth.csv)")
+            raise InputError(f"{truth_path}: not found: no known truth in this cohort (--stand-in-embeddings "
+                             "needs the truth.csv of a synthetic cohort; use --embeddings FILE or --features "
+                             "clinical)")
         embeddings = stand_in_embeddings(pd.read_csv(truth_path, dtype={"patient_id": str}), seed=args.seed)
         embedding_source = "stand-in (noisy latent score; NOT classifier features)"
     else:
         embeddings, embedding_source = None, "classifier"
+        if features is None:
+            from nbrisk_core.prognosis.pipeline import load_cohort_embeddings
+
+            try:
+                embeddings = load_cohort_embeddings(data)
+            except InputError:
+                if _has_images(data):
+                    raise
+                features = "clinical"
+                embedding_source = "none (cohort without images: clinical variables only)"
+                print(f"{data}: no images and no CT embeddings: --features clinical", flush=True)
+    features = features or "both"
     pipeline = fit_cohort_pipeline(data, embeddings, grid=args.grid, backend=args.backend, n_jobs=args.n_jobs,
-                                   seed=args.seed, selection_rule=args.selection_rule, progress=not args.quiet)
+                                   seed=args.seed, selection_rule=args.selection_rule,
+                                   progress=not args.quiet, features=features)
     out.mkdir(parents=True, exist_ok=True)
     written = write_outputs(pipeline, data, out, figures=not args.no_figures)
     summary = dict(pipeline.summary_)
     summary["embeddings"] = embedding_source
     summary["seconds"] = dict(summary["seconds"], benchmark_total=time.perf_counter() - start)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    config = dict(pipeline.config_, embeddings=embedding_source, backend=args.backend, n_jobs=args.n_jobs)
+    config = dict(pipeline.config_, embeddings=embedding_source, backend=args.backend, n_jobs=args.n_jobs,
+                  feature_set=features)
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_json_default))
     print(f"selected {pipeline.selected_}: C-index train {summary['c_index_train']:.3f}, "
           f"test {summary['c_index_test']:.3f}"
@@ -96,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"{int((pipeline.combinations_['status'] == 'fitted').sum())}/{len(pipeline.combinations_)} "
           f"combinations fitted; {len(written) + 2} files in {out} ({summary['seconds']['benchmark_total']:.1f} s)")
     return 0
+
+
+def _has_images(data) -> bool:
+    """Whether a cohort directory holds images (chosen slices or DICOM studies)."""
+    from pathlib import Path
+
+    return any((Path(data) / name).is_dir() and any((Path(data) / name).iterdir())
+               for name in ("slices", "studies"))
 
 
 def write_outputs(pipeline, data_dir, out, *, figures: bool = True) -> list:

@@ -59,7 +59,7 @@ class ClinicalVariable:
 
 CLINICAL_VARIABLES: tuple[ClinicalVariable, ...] = (
     # baseline profile
-    ClinicalVariable("age_months", "Age at diagnosis", "months", "numeric", 0, 168,
+    ClinicalVariable("age_months", "Age at diagnosis", "months", "numeric", 0, 360,
                      alt_units={"years": 12.0, "days": 12.0 / 365.25}),
     ClinicalVariable("sex", "Sex", "", "categorical", categories=("F", "M")),
     ClinicalVariable("inrg_stage", "INRG stage", "", "categorical", categories=("L1", "L2", "M", "MS")),
@@ -99,9 +99,29 @@ LAB_VARIABLES: tuple[ClinicalVariable, ...] = tuple(v for v in CLINICAL_VARIABLE
 #: Outcome columns of ``clinical.csv``: overall survival in days and death (1) / censored (0).
 OUTCOME_COLUMNS: tuple[str, str] = ("os_days", "os_event")
 
-_BY_NAME = {v.name: v for v in CLINICAL_VARIABLES}
+#: Variables a research group's cohort may carry beside :data:`CLINICAL_VARIABLES` (the demo cohort has
+#: none). INSS stage is stored as given, in its own column, never converted to INRG: the two systems
+#: are not equivalent (INSS is post-surgical, INRG pre-treatment and image-defined).
+COHORT_VARIABLES: tuple[ClinicalVariable, ...] = (
+    ClinicalVariable("inss_stage", "INSS stage", "", "categorical",
+                     categories=("1", "2A", "2B", "3", "4", "4S"), missing_allowed=True),
+)
+
+#: Baseline variables that may be missing for some patients of an imported cohort (in the demo and
+#: the form they are required). Their missing values are imputed with methods for categorical data:
+#: logistic (binary) or multinomial logistic (several categories) regression draws inside the chained
+#: equations (R mice's ``logreg``/``polyreg``), see :mod:`nbrisk_core.prognosis.impute`.
+COHORT_MISSING_ALLOWED: frozenset[str] = frozenset(
+    {"sex", "inrg_stage", "inss_stage", "histology", "mycn_amplified", "risk_group"})
+
+_BY_NAME = {v.name: v for v in (*CLINICAL_VARIABLES, *COHORT_VARIABLES)}
 
 
 def variable(name: str) -> ClinicalVariable:
     """The schema entry of a variable by column name (``KeyError`` if unknown)."""
     return _BY_NAME[name]
+
+
+def cohort_variables() -> tuple[ClinicalVariable, ...]:
+    """Every variable an imported cohort's ``clinical.csv`` may hold: the core schema, then the extras."""
+    return (*CLINICAL_VARIABLES, *COHORT_VARIABLES)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
+from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS, cohort_variables
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
 
@@ -34,6 +34,9 @@ CT_COLUMNS: list[str] = [f"ct{i:02d}" for i in range(1, 17)]
 DAYS_PER_YEAR = 365.25
 TD_AUC_YEARS = (1, 3, 5, 7)
 GRIDS = ("full", "quick", "test", "app")
+#: Which candidate features the grid sees: ``both`` (the paper: CT features + clinical variables),
+#: ``clinical`` (clinical variables alone: a cohort without images) or ``ct`` (CT features alone).
+FEATURE_SETS = ("both", "clinical", "ct")
 
 #: The combination ``grid="app"`` fits when none is given: the paper's best (StepCox[backward] + RSF,
 #: method.md section 6), which is also the one a full run on the demo cohort is compared with.
@@ -74,14 +77,16 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
         duplicates = duplicate_names(next(csv.reader(handle), []))
     if duplicates:  # pandas would keep both, the second as "nse.1", and the model would use the first
         raise InputError(f"{clinical_path.name}: header: " + "; ".join(duplicates), source=clinical_path.name)
-    raw = pd.read_csv(clinical_path, dtype={"patient_id": str})
+    # categories as text: INSS stage "1"/"3" would otherwise be read as numbers
+    categorical = {v.name: str for v in cohort_variables() if v.kind == "categorical"}
+    raw = pd.read_csv(clinical_path, dtype={"patient_id": str, **categorical})
     for column in ("patient_id", *OUTCOME_COLUMNS):
         if column not in raw.columns:
             raise InputError(f"{clinical_path.name}: column {column!r} is missing (expected patient_id, the "
                              "clinical variables, os_days and os_event)", source=clinical_path.name)
     from nbrisk_core.prognosis.validation import validate_clinical
 
-    clinical = validate_clinical(raw, source=clinical_path.name, allow_extra=True)
+    clinical = validate_clinical(raw, source=clinical_path.name, allow_extra=True, cohort=True)
     truth_path = cohort_dir / "truth.csv"
     truth = pd.read_csv(truth_path, dtype={"patient_id": str}) if truth_path.exists() else None
     meta_path = cohort_dir / "cohort.json"
@@ -205,6 +210,21 @@ def _patients_table(ids, cohort, time, event, mlrs, cutoff) -> pd.DataFrame:
                          "mlrs": mlrs, "mlrs_group": np.where(mlrs > cutoff, "high", "low")})
 
 
+def split_strata(clinical: pd.DataFrame) -> np.ndarray:
+    """Strata of the train/test split: the risk group (the paper's), ``unknown`` where it is missing.
+
+    When a stratum has fewer than 2 patients (stratification then fails) or no risk group is known at
+    all, the split is stratified by the event indicator instead.
+    """
+    groups = (clinical["risk_group"] if "risk_group" in clinical.columns
+              else pd.Series(np.nan, index=clinical.index))
+    strata = groups.astype(object).where(groups.notna(), "unknown").astype(str).to_numpy()
+    counts = pd.Series(strata).value_counts()
+    if groups.notna().any() and counts.min() >= 2:
+        return strata
+    return clinical[OUTCOME_COLUMNS[1]].astype(int).astype(str).to_numpy()
+
+
 class BaselineLassoCox:
     """The paper's benchmark: LASSO-Cox (10-fold CV, lambda.min) on the clinical variables only.
 
@@ -269,14 +289,21 @@ class PrognosisPipeline:
         Seed of every random step (imputation chains, CV folds, forests).
     split_seed : int
         Seed of the train/test split (shared with the classifier).
+    features : {"both", "clinical", "ct"}
+        Candidate features of the screening and the grid (:data:`FEATURE_SETS`); with ``clinical`` no
+        embeddings are needed. The clinical-only LASSO-Cox baseline is fitted in every case.
     """
 
     def __init__(self, *, grid: str = "full", selected: str | None = None, selection_rule: str = "mean",
                  p_univariate: float = 0.05, p_multivariate: float = 0.2, backend: str = "loky",
                  n_jobs: int = 2, seed: int = 2025, split_seed: int = 2025, impute_max_iter: int = 50,
-                 progress: bool = False):
+                 progress: bool = False, features: str = "both"):
         if grid not in GRIDS:
             raise InputError(f"grid {grid!r} is not known (expected one of {', '.join(GRIDS)})")
+        if features not in FEATURE_SETS:
+            raise InputError(f"features {features!r} is not known "
+                             f"(expected one of {', '.join(FEATURE_SETS)})")
+        self.features = features
         self.grid = grid
         self.selected = selected
         self.selection_rule = selection_rule
@@ -292,7 +319,7 @@ class PrognosisPipeline:
     # -- design ------------------------------------------------------------------------------
 
     def _candidates(self, clinical_encoded: pd.DataFrame, ct: np.ndarray) -> pd.DataFrame:
-        frame = pd.DataFrame(ct, columns=CT_COLUMNS, index=clinical_encoded.index)
+        frame = pd.DataFrame(ct, columns=self.ct_columns_, index=clinical_encoded.index)
         return pd.concat([frame, clinical_encoded], axis=1)
 
     def _standardise(self, candidates: pd.DataFrame) -> pd.DataFrame:
@@ -310,23 +337,29 @@ class PrognosisPipeline:
         from nbrisk_core.prognosis import grid as grid_module
         from nbrisk_core.prognosis.impute import MICEPMMImputer
         from nbrisk_core.prognosis.screening import cox_screening
-        from nbrisk_core.prognosis.validation import encode_clinical
+        from nbrisk_core.prognosis.validation import categorical_groups, encode_clinical
         from nbrisk_core.split import stratified_split
 
         start = _time.perf_counter()
         timings: dict[str, float] = {}
         notes: list[str] = []
-        embeddings = check_embeddings(embeddings)
         ids = clinical["patient_id"].astype(str).to_numpy()
-        absent = [i for i in ids if i not in embeddings.index]
-        if absent:
-            raise InputError(f"embeddings: no CT features for {len(absent)} of {len(ids)} patients "
-                             f"(e.g. {', '.join(absent[:3])}); expected one row per patient of clinical.csv")
-        ct = embeddings.loc[ids, CT_COLUMNS].to_numpy(dtype=float)
+        if self.features == "clinical":
+            self.ct_columns_ = []
+            ct = np.empty((len(ids), 0))
+        else:
+            embeddings = check_embeddings(embeddings)
+            absent = [i for i in ids if i not in embeddings.index]
+            if absent:
+                raise InputError(f"embeddings: no CT features for {len(absent)} of {len(ids)} patients "
+                                 f"(e.g. {', '.join(absent[:3])}); expected one row per patient of "
+                                 "clinical.csv")
+            self.ct_columns_ = list(CT_COLUMNS)
+            ct = embeddings.loc[ids, CT_COLUMNS].to_numpy(dtype=float)
         time = clinical[OUTCOME_COLUMNS[0]].to_numpy(dtype=float)
         event = clinical[OUTCOME_COLUMNS[1]].to_numpy(dtype=int)
 
-        self.split_ = stratified_split(ids, clinical["risk_group"].to_numpy(), seed=self.split_seed)
+        self.split_ = stratified_split(ids, split_strata(clinical), seed=self.split_seed)
         cohort = self.split_["cohort"].to_numpy()
         train = cohort == "train"
         if event[train].sum() < 5 or event[~train].sum() < 1:
@@ -337,8 +370,15 @@ class PrognosisPipeline:
         t0 = _time.perf_counter()
         encoded = encode_clinical(clinical)
         encoded.index = ids
+        # a variable no training patient has (a cohort without histology, INSS stage only...) cannot
+        # be imputed or modelled: it is left out, and said so
+        empty = [c for c in encoded.columns if encoded.loc[train, c].isna().all()]
+        if empty:
+            notes.append(f"left out (no value in the training cohort): {', '.join(empty)}")
+            encoded = encoded.drop(columns=empty)
         self.clinical_columns_ = list(encoded.columns)
-        self.imputer_ = MICEPMMImputer(max_iter=self.impute_max_iter, seed=self.seed).fit(encoded[train])
+        self.imputer_ = MICEPMMImputer(max_iter=self.impute_max_iter, seed=self.seed,
+                                       groups=categorical_groups(encoded.columns)).fit(encoded[train])
         imputed = pd.concat([self.imputer_.completed_, self.imputer_.transform(encoded[~train])]).loc[ids]
         if not self.imputer_.converged_:
             notes.append(f"MICE-PMM chains were still moving after {self.imputer_.n_iter_} cycles")
@@ -352,7 +392,8 @@ class PrognosisPipeline:
 
         # 5. screening
         t0 = _time.perf_counter()
-        self.screening_ = cox_screening(standard[train], time[train], event[train],
+        screened = self.ct_columns_ if self.features == "ct" else self.candidate_columns_
+        self.screening_ = cox_screening(standard.loc[train, screened], time[train], event[train],
                                         p_univariate=self.p_univariate, p_multivariate=self.p_multivariate)
         notes += self.screening_.attrs.get("notes", [])
         self.features_ = self.screening_.loc[self.screening_["kept"], "feature"].tolist()
@@ -428,6 +469,7 @@ class PrognosisPipeline:
             "selection_rule": self.selection_rule, "seed": self.seed, "split_seed": self.split_seed,
             "p_univariate": self.p_univariate, "p_multivariate": self.p_multivariate,
             "impute_max_iter": self.impute_max_iter, "features": self.features_,
+            "feature_set": self.features,
             "candidate_columns": self.candidate_columns_, "n_patients": int(len(ids)),
             "n_train": int(train.sum()), "n_test": int((~train).sum()),
             "synthetic": bool((meta or {}).get("synthetic", False)), "cohort_name": (meta or {}).get("name"),
@@ -437,7 +479,8 @@ class PrognosisPipeline:
             "selected": self.selected_, "selection_rule": self.selection_rule,
             "c_index_train": evaluation["c_index"].get("train"), "c_index_test": evaluation["c_index"].get("test"),
             "cutoff": self.cutoff_, "logrank_p": evaluation["logrank_p"], "td_auc": evaluation["td_auc"],
-            "features": self.features_, "n_combinations": int(len(self.combinations_)),
+            "features": self.features_, "feature_set": self.features,
+            "n_combinations": int(len(self.combinations_)),
             "n_fitted": int((self.combinations_["status"] == "fitted").sum()),
             "baseline_lasso_cox": {
                 "c_index_train": self.baseline_.c_index_train_, "c_index_test": self.baseline_.c_index_test_,
@@ -496,13 +539,13 @@ class PrognosisPipeline:
         from nbrisk_core.prognosis.individual import read_embedding_vector
         from nbrisk_core.prognosis.validation import decode_clinical, encode_clinical, validate_clinical
 
-        vector = read_embedding_vector(embedding)
+        vector = read_embedding_vector(embedding) if self.ct_columns_ else np.empty(0)
         clinical = validate_clinical(clinical_values, require=False)
         if len(clinical) != 1:
             raise InputError(f"clinical values: expected one patient, got {len(clinical)} rows")
         missing_vars = [v.name for v in CLINICAL_VARIABLES
                         if pd.isna(clinical[v.name].iloc[0])]
-        encoded = encode_clinical(clinical)[self.clinical_columns_]
+        encoded = encode_clinical(clinical).reindex(columns=self.clinical_columns_)
         completed = self.imputer_.transform(encoded)
         imputed_values = decode_clinical(completed.iloc[0], missing_vars)
         standard = self._standardise(self._candidates(completed, vector[None, :]))
@@ -545,7 +588,7 @@ class PrognosisPipeline:
         None when at least one CT feature passed screening and is used by the selected model.
         """
         kept = [c for c in self.features_ if c in CT_COLUMNS]
-        if kept:
+        if kept or not self.ct_columns_:
             return None
         p_best = float(self.screening_.loc[self.screening_["feature"].isin(CT_COLUMNS), "p_univariate"].min())
         return (f"None of the {len(CT_COLUMNS)} CT features passed Cox screening in this training cohort "
@@ -556,7 +599,8 @@ class PrognosisPipeline:
 
 def fit_cohort_pipeline(cohort_dir, embeddings: pd.DataFrame | None = None, *, grid: str = "full",
                         backend: str = "loky", n_jobs: int = 2, seed: int = 2025, selected: str | None = None,
-                        selection_rule: str = "mean", progress: bool = False) -> PrognosisPipeline:
+                        selection_rule: str = "mean", progress: bool = False,
+                        features: str = "both") -> PrognosisPipeline:
     """Fit the prognosis pipeline on a cohort directory (clinical.csv [+ truth.csv, cohort.json]).
 
     Parameters
@@ -569,10 +613,12 @@ def fit_cohort_pipeline(cohort_dir, embeddings: pd.DataFrame | None = None, *, g
         says how to make them.
     grid : {"full", "quick", "test", "app"}
         See :class:`PrognosisPipeline`.
+    features : {"both", "clinical", "ct"}
+        See :class:`PrognosisPipeline`; ``clinical`` needs no embeddings.
     """
     clinical, truth, meta = read_cohort(cohort_dir)
-    if embeddings is None:
+    if embeddings is None and features != "clinical":
         embeddings = load_cohort_embeddings(cohort_dir)
     pipeline = PrognosisPipeline(grid=grid, backend=backend, n_jobs=n_jobs, seed=seed, selected=selected,
-                                 selection_rule=selection_rule, progress=progress)
+                                 selection_rule=selection_rule, progress=progress, features=features)
     return pipeline.fit(clinical, embeddings, truth=truth, meta=meta)

@@ -29,10 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS, ClinicalVariable
+from nbrisk_core.clinical.schema import (CLINICAL_VARIABLES, COHORT_MISSING_ALLOWED, COHORT_VARIABLES,
+                                         OUTCOME_COLUMNS, ClinicalVariable)
 from nbrisk_core.errors import InputError
 
 _BY_NAME = {v.name: v for v in CLINICAL_VARIABLES}
+_COHORT_EXTRA = {v.name: v for v in COHORT_VARIABLES}
 _ID_COLUMN = "patient_id"
 #: text that means "not given" (an empty cell, NA, a JSON null); "nan" and "inf" are refused instead
 _MISSING_TEXT = {"", "na", "n/a", "none", "null"}
@@ -242,7 +244,7 @@ def _read_file(path: Path) -> tuple[pd.DataFrame | dict, str]:
 
 
 def validate_clinical(values, source: str = "form", *, require: bool = True,
-                      allow_extra: bool = False) -> pd.DataFrame:
+                      allow_extra: bool = False, cohort: bool = False) -> pd.DataFrame:
     """Check clinical values against the schema and return them in canonical units.
 
     Parameters
@@ -258,6 +260,10 @@ def validate_clinical(values, source: str = "form", *, require: bool = True,
         false (a partial entry: labs only), absent variables become missing and are imputed later.
     allow_extra : bool
         Keep columns the schema does not know (otherwise they are an error).
+    cohort : bool
+        A research cohort's table: the baseline variables of
+        :data:`~nbrisk_core.clinical.schema.COHORT_MISSING_ALLOWED` may be missing (they are imputed).
+        The cohort variables (``inss_stage``) are validated whenever their column is present.
 
     Returns
     -------
@@ -309,7 +315,7 @@ def validate_clinical(values, source: str = "form", *, require: bool = True,
         raise InputError(f"{source}: clinical values must be a dict, a table or a file path, "
                          f"got {type(values).__name__}", source=source)
 
-    known = set(_BY_NAME) | {_ID_COLUMN, *OUTCOME_COLUMNS}
+    known = set(_BY_NAME) | set(_COHORT_EXTRA) | {_ID_COLUMN, *OUTCOME_COLUMNS}
     unknown = [c for c in frame.columns if c not in known]
     if unknown and not allow_extra:
         spelled = {k.casefold(): k for k in known}
@@ -322,16 +328,18 @@ def validate_clinical(values, source: str = "form", *, require: bool = True,
     if _ID_COLUMN in frame.columns:
         out[_ID_COLUMN] = frame[_ID_COLUMN].astype(str)
     multi_row = len(frame) > 1
-    for var in CLINICAL_VARIABLES:
+    extras = [v for v in COHORT_VARIABLES if v.name in frame.columns]
+    for var in (*CLINICAL_VARIABLES, *extras):
+        may_miss = var.missing_allowed or (cohort and var.name in COHORT_MISSING_ALLOWED)
         if var.name not in frame.columns:
-            if require and not var.missing_allowed:
+            if require and not may_miss:
                 problems.append(f"{var.name} is required but was not given")
             out[var.name] = np.nan if var.kind != "categorical" else None
             continue
         parsed = []
         for i, raw in enumerate(frame[var.name].tolist()):
             where = f"row {i + 1}: " if multi_row else ""
-            if _is_missing(raw) and require and not var.missing_allowed:
+            if _is_missing(raw) and require and not may_miss:
                 problems.append(f"{where}{var.name} is missing but required "
                                 + (f"(expected one of {', '.join(var.categories)})" if var.categories
                                    else f"(expected {_range_text(var)})"))
@@ -420,6 +428,28 @@ def encoded_columns() -> list[str]:
     return names
 
 
+def categorical_groups(columns) -> dict[str, list[str]]:
+    """The encoded columns of each categorical or binary variable among ``columns``.
+
+    ``{"sex": ["sex_M"], "inrg_stage": ["inrg_stage_L2", "inrg_stage_M", "inrg_stage_MS"],
+    "mycn_amplified": ["mycn_amplified"], ...}``: the blocks the imputer fills together, with a
+    category-level model (see :class:`~nbrisk_core.prognosis.impute.MICEPMMImputer`).
+    """
+    present = set(columns)
+    groups: dict[str, list[str]] = {}
+    for var in (*CLINICAL_VARIABLES, *COHORT_VARIABLES):
+        if var.kind == "categorical":
+            block = [f"{var.name}_{c}" for c in var.categories[1:]]
+        elif var.kind == "binary":
+            block = [var.name]
+        else:
+            continue
+        block = [c for c in block if c in present]
+        if block:
+            groups[var.name] = block
+    return groups
+
+
 def encode_clinical(clinical: pd.DataFrame) -> pd.DataFrame:
     """Numeric model design from validated clinical values (same index, NaN kept for MICE).
 
@@ -427,7 +457,8 @@ def encode_clinical(clinical: pd.DataFrame) -> pd.DataFrame:
     ``risk_group_HR``); tumour and inflammatory markers are ``log1p``-transformed; binaries stay 0/1.
     """
     out = pd.DataFrame(index=clinical.index)
-    for var in CLINICAL_VARIABLES:
+    extras = [v for v in COHORT_VARIABLES if v.name in clinical.columns]
+    for var in (*CLINICAL_VARIABLES, *extras):
         column = clinical[var.name] if var.name in clinical.columns else pd.Series(np.nan, index=clinical.index)
         if var.kind == "categorical":
             for category in var.categories[1:]:
@@ -462,7 +493,7 @@ def decode_clinical(encoded: pd.Series | dict, names=None) -> dict:
     row = dict(encoded)
     wanted = None if names is None else set(names)
     values: dict = {}
-    for var in CLINICAL_VARIABLES:
+    for var in (*CLINICAL_VARIABLES, *COHORT_VARIABLES):
         if wanted is not None and var.name not in wanted:
             continue
         if var.kind == "categorical":

@@ -19,7 +19,7 @@ def test_same_seed_gives_the_same_bytes(tmp_path):
     # the on-demand study (regenerated from cohort.json) is the pre-built one, byte for byte
     write_study(tmp_path / "b", summary["example_patients"][0], tmp_path / "b" / "studies")
     first, second = _hashes(tmp_path / "a"), _hashes(tmp_path / "b")
-    assert len(first) == 1 + 2 + 4 * 4 + 3 * 48   # cohort.json, 2 tables, slices, one study
+    assert len(first) == 1 + 3 + 4 * 4 + 3 * 48   # cohort.json, 3 tables, slices, one study
     meta_a = json.loads((tmp_path / "a" / "cohort.json").read_text())
     meta_b = json.loads((tmp_path / "b" / "cohort.json").read_text())
     assert meta_b.pop("example_patients") == []

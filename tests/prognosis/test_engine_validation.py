@@ -81,7 +81,8 @@ def test_files_json_and_csv(tmp_path):
 
 def test_table_rows_are_named_in_messages():
     frame = pd.DataFrame([COMPLETE, {**COMPLETE, "age_months": 400}])
-    with pytest.raises(InputError, match=r"row 2: age_months = 400 months is outside the accepted range 0-168"):
+    with pytest.raises(InputError,
+                       match=r"row 2: age_months = 400 months is outside the accepted range 0-360"):
         validate_clinical(frame)
 
 
