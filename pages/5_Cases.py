@@ -121,19 +121,21 @@ with open_tab:
         except InputError as error:
             st.error(str(error))
         else:
-            st.caption(f"Owner: **{shared.owner}**. Users it is shared with, and the members of the owner's team "
-                       "when it is shared with the team, can see, open, export and change it; only the owner "
-                       "or an admin can delete or share it. Every change of sharing is audited.")
+            st.caption(f"Owner: **{shared.owner}**. Users it is shared with, and the members of the owner's "
+                       "team when it is shared with the team, can see, open, export and change it; only the "
+                       "owner or an admin can delete or share it. Every change of sharing is audited.")
             if not may_manage:
                 st.write("Shared with: " + (", ".join(shared.users) or "no users")
                          + (f"; team {shared.team}" if shared.team else ""))
             else:
                 owner_info = users.get_user(engine, shared.owner)
-                others = [u.username for u in users.list_users(engine) if u.active and u.username != shared.owner]
+                others = [u.username for u in users.list_users(engine)
+                          if u.active and u.username != shared.owner]
                 picked = st.multiselect("Shared with users", sorted(set(others) | set(shared.users)),
                                         default=list(shared.users), key=f"cases.share.users.{chosen}")
                 owner_team = owner_info.team if owner_info else None
-                with_team = st.checkbox(f"Shared with the owner's team ({owner_team or 'the owner has no team'})",
+                team_name = owner_team or "the owner has no team"
+                with_team = st.checkbox(f"Shared with the owner's team ({team_name})",
                                         value=shared.team is not None, disabled=owner_team is None,
                                         key=f"cases.share.team.{chosen}")
                 if st.button("Save sharing", key=f"cases.share.save.{chosen}", icon=":material/share:"):
@@ -150,9 +152,10 @@ with open_tab:
         st.caption(f"Only its owner ({summary.owner}) or an admin can delete this case.")
     else:
         with st.expander("Delete this case", icon=":material/delete:"):
-            st.write("The case disappears from the lists and pages. It stays in the database, and the deletion "
-                     "is written to the audit trail.")
-            confirm = st.checkbox(f"Yes, delete case {chosen} ({summary.label})", key=f"cases.confirm.{chosen}")
+            st.write("The case disappears from the lists and pages. It stays in the database, and the "
+                     "deletion is written to the audit trail.")
+            confirm = st.checkbox(f"Yes, delete case {chosen} ({summary.label})",
+                                  key=f"cases.confirm.{chosen}")
             if st.button("Delete case", disabled=not confirm, key=f"cases.delete.{chosen}"):
                 try:
                     cases.delete_case(engine, chosen, me, version=summary.version)

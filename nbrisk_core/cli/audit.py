@@ -14,9 +14,11 @@ import sys
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("audit", help="check the audit trail (hash chain, append-only protections)")
+    parser = subparsers.add_parser("audit",
+                                   help="check the audit trail (hash chain, append-only protections)")
     parser.add_argument("--database-url", default=None,
-                        help="SQLAlchemy URL of the case store (default: NBRISK_DATABASE_URL, else data/nbrisk.db)")
+                        help="SQLAlchemy URL of the case store "
+                        "(default: NBRISK_DATABASE_URL, else data/nbrisk.db)")
     sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
     verify = sub.add_parser("verify", help="recompute the hash chain; exit 2 naming the first broken event")
@@ -44,7 +46,8 @@ def run_verify(args) -> int:
     engine = get_engine(args.database_url)
     report = audit.verify_chain(engine, anchor=anchor)
     if not report.ok:
-        raise InputError(f"audit chain broken at {report.problem} ({report.events} events before it verified)")
+        raise InputError(f"audit chain broken at {report.problem} "
+                         f"({report.events} events before it verified)")
     problems = audit.protection_problems(engine)
     if problems:
         raise InputError(f"audit chain intact ({report.events} events) but the trail is not protected: "

@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     add.add_argument("username")
     add.add_argument("--role", choices=ROLES, default="clinician", help="clinician (default) or admin")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    add.add_argument("--team", default=None, help="the user's team (cases can be shared with the owner's team)")
+    add.add_argument("--team", default=None,
+                     help="the user's team (cases can be shared with the owner's team)")
     add.set_defaults(handler=run_add)
 
     lst = sub.add_parser("list", help="list users, their roles and whether they are active")
@@ -144,7 +145,9 @@ def run_team(args) -> int:
     from nbrisk_core.store import users
 
     if (args.team is None) == (not args.none):
-        raise InputError("give either a team name or --none (expected e.g. `nbrisk users team alice oncology`)")
+        raise InputError("give either a team name or --none "
+                         "(expected e.g. `nbrisk users team alice oncology`)")
     users.set_team(_engine(args), args.username, None if args.none else args.team, by=_operator())
-    print(f"user {args.username} " + ("is in no team" if args.none else f"is in team {args.team.strip().lower()}"))
+    where = "is in no team" if args.none else f"is in team {args.team.strip().lower()}"
+    print(f"user {args.username} {where}")
     return 0

@@ -197,10 +197,12 @@ def verify_chain(engine: Engine, *, anchor: tuple[int, str] | None = None) -> Ch
     with transaction(engine, readonly=True) as session:
         for event in session.execute(query.execution_options(yield_per=1000)).scalars():
             if event.seq is None or event.hash is None:
-                return broken(event, "is not part of the chain (no seq or hash: written around the application)")
+                return broken(event, "is not part of the chain "
+                                     "(no seq or hash: written around the application)")
             if event.seq != expected_seq:
-                why = (f"expected seq {expected_seq}: {event.seq - expected_seq} event(s) before it are missing"
-                       if event.seq > expected_seq else f"expected seq {expected_seq}: seq repeated or reordered")
+                gap = event.seq - expected_seq
+                why = f"{gap} event(s) before it are missing" if gap > 0 else "seq repeated or reordered"
+                why = f"expected seq {expected_seq}: {why}"
                 return broken(event, why)
             if event.prev_hash != expected_prev:
                 return broken(event, "prev_hash does not match the hash of the event before it "
@@ -213,10 +215,12 @@ def verify_chain(engine: Engine, *, anchor: tuple[int, str] | None = None) -> Ch
             expected_prev, expected_seq = event.hash, event.seq + 1
             head_seq, head_hash = event.seq, event.hash
             if anchor is not None and event.seq == anchor[0] and event.hash != anchor[1]:
-                return broken(event, f"its hash differs from the anchor {anchor[1][:16]}... kept for seq {anchor[0]}")
+                return broken(event, f"its hash differs from the anchor {anchor[1][:16]}... "
+                                     f"kept for seq {anchor[0]}")
     if anchor is not None and head_seq < anchor[0]:
         return ChainReport(False, checked, head_seq, head_hash,
-                           f"event seq {head_seq + 1} is missing: the trail ends at seq {head_seq}, the anchor "
+                           f"event seq {head_seq + 1} is missing: the trail ends at seq {head_seq}, "
+                           "the anchor "
                            f"names seq {anchor[0]} (newest events removed)", head_seq + 1, None)
     return ChainReport(True, checked, head_seq, head_hash)
 
@@ -242,8 +246,9 @@ def protection_problems(engine: Engine) -> list[str]:
             for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
                 if conn.execute(text("SELECT has_table_privilege(current_user, 'audit_events', :p)"),
                                 {"p": privilege}).scalar():
-                    problems.append(f"the database role {conn.execute(text('SELECT current_user')).scalar()!r} "
-                                    f"holds {privilege} on audit_events (expected: revoked, see docs/security.md)")
+                    role = conn.execute(text("SELECT current_user")).scalar()
+                    problems.append(f"the database role {role!r} holds {privilege} on audit_events "
+                                    "(expected: revoked, see docs/security.md)")
         else:  # pragma: no cover - make_engine accepts only these two
             return [f"database {dialect!r} is not checked"]
         for name in wanted:

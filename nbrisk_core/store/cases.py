@@ -32,11 +32,9 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.store import audit, codec
 from nbrisk_core.store.access import Actor, CaseAccessError, check, refuse, resolve, visible
 from nbrisk_core.store.db import transaction
-from nbrisk_core.store.models import CASE_STATUSES, PHASES, Case, CaseShare, CaseSlice, Prediction, User, utc_now
+from nbrisk_core.store.models import (CASE_STATUSES, PHASES, Case, CaseShare, CaseSlice, Prediction, User,
+                                      utc_now)
 
-__all__ = ["Actor", "CaseAccessError", "CaseConflictError", "CaseNotFoundError", "CaseRecord", "CaseSummary",
-           "PredictionRecord", "SliceRecord", "Sharing", "delete_case", "list_cases", "load_case",
-           "record_export", "save_case", "set_sharing", "sharing"]
 
 #: packages whose versions are stored with every case and prediction (read from metadata: no import)
 VERSIONED_PACKAGES: tuple[str, ...] = ("numpy", "torch", "timm", "scikit-learn", "scikit-survival",
@@ -479,7 +477,8 @@ def load_case(engine: Engine, case_uid: str, username: str | Actor, *, record_op
     return record
 
 
-def list_cases(engine: Engine, username: str | Actor, *, status: str | None = None, risk_class: str | None = None,
+def list_cases(engine: Engine, username: str | Actor, *, status: str | None = None,
+               risk_class: str | None = None,
                mlrs_group: str | None = None, since: datetime | None = None, until: datetime | None = None,
                search: str | None = None, include_deleted: bool = False, created_by: str | None = None,
                limit: int = 500) -> list[CaseSummary]:
@@ -587,8 +586,8 @@ def _sharing_of(row: Case) -> Sharing:
     return Sharing(row.owner, users, team)
 
 
-def set_sharing(engine: Engine, case_uid: str, username: str | Actor, *, users: list[str] | tuple[str, ...] = (),
-                team: bool = False) -> Sharing:
+def set_sharing(engine: Engine, case_uid: str, username: str | Actor, *,
+                users: list[str] | tuple[str, ...] = (), team: bool = False) -> Sharing:
     """Share ``case_uid`` with exactly ``users`` and (``team=True``) its owner's team; audited.
 
     Only the owner or an admin may. Grants that are added are written as one ``case_shared`` event,
@@ -620,7 +619,8 @@ def set_sharing(engine: Engine, case_uid: str, username: str | Actor, *, users: 
                 owner_team = session.scalar(select(User.team).where(User.username == row.owner))
                 if not owner_team:
                     raise InputError(f"case {case_uid} cannot be shared with a team: its owner {row.owner!r} "
-                                     "has no team (an admin sets one with `nbrisk users team`)", source="team")
+                                     "has no team (an admin sets one with `nbrisk users team`)",
+                                     source="team")
                 wanted.add(("team", owner_team))
             current = {(s.grantee_kind, s.grantee): s for s in row.shares}
             added = sorted(wanted - set(current))

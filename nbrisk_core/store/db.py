@@ -83,7 +83,8 @@ def _private_sqlite_file(path: Path) -> None:
             continue
         if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
             os.chmod(candidate, FILE_MODE)
-            _LOG.warning("tightened the permissions of %s to 0600 (it was readable by others)", candidate.name)
+            _LOG.warning("tightened the permissions of %s to 0600 (it was readable by others)",
+                         candidate.name)
 
 
 def make_engine(url: str) -> Engine:

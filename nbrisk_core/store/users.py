@@ -47,10 +47,6 @@ MAX_FAILURES_PER_ADDRESS = 20
 MAX_FAILURES_PER_ACCOUNT = 50
 #: the client address recorded when the server does not know it (a browser on the same host)
 LOCAL_ADDRESS = "local"
-__all__ = ["MIN_PASSWORD_LENGTH", "FAILURE_WINDOW", "MAX_FAILURES_PER_ACCOUNT_ADDRESS", "MAX_FAILURES_PER_ADDRESS",
-           "MAX_FAILURES_PER_ACCOUNT", "SignInError", "RateLimitedError", "UserInfo", "FailureCounts",
-           "add_user", "authenticate", "failure_counts", "get_user", "list_users", "set_active", "set_password",
-           "set_team", "validate_password", "validate_username", "sign_out"]
 
 
 class SignInError(InputError):
@@ -215,7 +211,8 @@ def _counts(session, name: str, address: str, since: datetime) -> FailureCounts:
                                   .where(SignInFailure.at >= since, *where)) or 0)
 
     return FailureCounts(count(SignInFailure.username == name, SignInFailure.client_address == address),
-                         count(SignInFailure.username == name), count(SignInFailure.client_address == address))
+                         count(SignInFailure.username == name),
+                         count(SignInFailure.client_address == address))
 
 
 def failure_counts(engine: Engine, username: str, client_address: str | None,
@@ -269,7 +266,8 @@ def authenticate(engine: Engine, username: str, password: str, client_address: s
                          detail={"limit": limit, "failures_account_address": counts.account_address,
                                  "failures_account": counts.account, "failures_address": counts.address})
         else:
-            attempt = SignInFailure(username=name, session_key="-", client_address=address, pending=True, at=now)
+            attempt = SignInFailure(username=name, session_key="-", client_address=address, pending=True,
+                                    at=now)
             session.add(attempt)
             session.flush()
             attempt_id = attempt.id
@@ -292,7 +290,8 @@ def authenticate(engine: Engine, username: str, password: str, client_address: s
             session.execute(update(SignInFailure).where(SignInFailure.id == attempt_id).values(pending=False))
             # an unknown name may be a mistyped password: it is not written to the trail
             audit.record(session, name if stored is not None else "(unknown)", "sign_in_failed",
-                         detail={"reason": "inactive" if stored is not None and not active else "credentials"})
+                         detail={"reason": "inactive" if stored is not None and not active
+                                 else "credentials"})
             info = None
         else:
             user = session.scalar(select(User).where(User.username == name))

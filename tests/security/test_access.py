@@ -32,8 +32,8 @@ def team(engine):  # noqa: F811
 
 
 def _denied(engine, username):
-    return [(e.case_uid, e.detail["operation"]) for e in audit.list_events(engine, action="case_access_denied",
-                                                                          username=username)][::-1]
+    events = audit.list_events(engine, action="case_access_denied", username=username)
+    return [(e.case_uid, e.detail["operation"]) for e in events][::-1]
 
 
 def test_an_unshared_case_is_invisible_and_untouchable_for_another_clinician(team, tiny_case):  # noqa: F811
@@ -59,7 +59,8 @@ def test_an_unshared_case_is_invisible_and_untouchable_for_another_clinician(tea
     stored = cases.load_case(engine, uid, "alice", record_open=False)
     assert (stored.notes, stored.version, stored.deleted_at) == (mine.notes, mine.version, None)
     assert audit.list_events(engine, action="case_exported") == []
-    assert _denied(engine, "bob") == [(uid, op) for op in ("open", "export", "export", "change", "delete", "share")]
+    operations = ("open", "export", "export", "change", "delete", "share")
+    assert _denied(engine, "bob") == [(uid, op) for op in operations]
     # the owner and an admin see it; a name that is no user (sign-in off: "local") sees only its own
     assert [c.case_uid for c in cases.list_cases(engine, "alice")] == [uid]
     assert [c.case_uid for c in cases.list_cases(engine, "root")] == [uid]
@@ -139,8 +140,8 @@ def test_existing_cases_belong_to_their_creator_after_the_migration(tmp_path):
             conn.execute(text(
                 "INSERT INTO cases (case_uid, label, status, notes, clinical_entered, clinical_imputed, "
                 "phase_meta, session_state, software_versions, include_series, created_at, created_by, "
-                "updated_at, updated_by, version) VALUES ('C0000000001', 'OLD-1', 'draft', '', '{}', '{}', '{}', "
-                "'{}', '{}', 0, '2026-11-30 10:00:00', 'alice', '2026-11-30 10:00:00', 'alice', 1)"))
+                "updated_at, updated_by, version) VALUES ('C0000000001', 'OLD-1', 'draft', '', '{}', '{}', "
+                "'{}', '{}', '{}', 0, '2026-11-30 10:00:00', 'alice', '2026-11-30 10:00:00', 'alice', 1)"))
         migrate(eng)
         users.add_user(eng, "alice", PASSWORD)
         users.add_user(eng, "bob", PASSWORD)
@@ -163,7 +164,8 @@ def test_cli_sets_teams(tmp_path, capsys):
     try:
         old_stdin, sys.stdin = sys.stdin, io.StringIO(PASSWORD + "\n")
         try:
-            assert main(["users", "--database-url", url, "add", "erin", "--team", "Onco", "--password-stdin"]) == 0
+            code = main(["users", "--database-url", url, "add", "erin", "--team", "Onco", "--password-stdin"])
+            assert code == 0
         finally:
             sys.stdin = old_stdin
         assert main(["users", "--database-url", url, "team", "erin", "neuro"]) == 0
@@ -172,6 +174,51 @@ def test_cli_sets_teams(tmp_path, capsys):
         assert users.get_user(get_engine(url), "erin").team is None
         assert main(["users", "--database-url", url, "team", "erin", "bad team!"]) == 2
         assert "team 'bad team!' is not valid" in capsys.readouterr().err
+    finally:
+        dispose_engines()
+
+
+def _cases_page_as(repo_root, username, role="clinician"):
+    from streamlit.testing.v1 import AppTest
+
+    from nbrisk_ui import state
+
+    at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=60)
+    at.session_state[state.USER] = {"username": username, "role": role}
+    return at.run()
+
+
+def test_saved_cases_page_lists_only_what_the_user_may_see_and_the_owner_shares(
+        repo_root, tmp_path, monkeypatch, tiny_case):  # noqa: F811
+    from nbrisk_core.store import get_engine
+    from nbrisk_core.store.db import dispose_engines
+
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    monkeypatch.setenv("NBRISK_DATABASE_URL", url)
+    monkeypatch.setenv("NBRISK_AUTH", "on")
+    try:
+        eng = get_engine(url)
+        users.add_user(eng, "alice", PASSWORD)
+        users.add_user(eng, "bob", PASSWORD)
+        uid = cases.save_case(eng, tiny_case, "alice").case_uid
+        at = _cases_page_as(repo_root, "bob")
+        assert not at.exception
+        assert any("No saved cases match" in i.value for i in at.info)
+        assert not at.dataframe and "cases.open" not in {b.key for b in at.button}
+        # the owner sees it with a share control and no "only its owner" note; shares it with bob
+        at = _cases_page_as(repo_root, "alice")
+        assert not at.exception and list(at.dataframe[0].value["Case id"]) == [uid]
+        at.multiselect(key=f"cases.share.users.{uid}").select("bob").run()
+        at.button(key=f"cases.share.save.{uid}").click().run()
+        assert not at.exception and f"Case {uid} is shared with bob." in at.success[0].value
+        # bob now sees it, without a share control or a delete button
+        at = _cases_page_as(repo_root, "bob")
+        assert not at.exception and list(at.dataframe[0].value["Case id"]) == [uid]
+        keys = {b.key for b in at.button}
+        assert f"cases.share.save.{uid}" not in keys and f"cases.delete.{uid}" not in keys
+        assert any("Only its owner (alice) or an admin can delete" in c.value for c in at.caption)
+        shared = audit.list_events(eng, case_uid=uid, action="case_shared")
+        assert [(e.username, e.detail["users"]) for e in shared] == [("alice", ["bob"])]
     finally:
         dispose_engines()
 
@@ -191,7 +238,8 @@ def test_second_clinician_can_neither_see_nor_open_nor_delete_the_first_ones_cas
         pytest.skip(reason)
     from playwright.sync_api import expect, sync_playwright
 
-    first, second = ("clara", "clinician-pass-1234", "clinician"), ("bruno", "clinician-pass-5678", "clinician")
+    first = ("clara", "clinician-pass-1234", "clinician")
+    second = ("bruno", "clinician-pass-5678", "clinician")
     server = start_server([first, second], data_dir=demo_dir)
     try:
         engine = make_engine(server.database_url)

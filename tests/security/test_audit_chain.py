@@ -93,7 +93,8 @@ def test_postgres_role_has_no_update_or_delete_and_the_start_check_warns(engine,
 
     with engine.connect() as conn:
         for privilege in ("INSERT", "SELECT", "UPDATE", "DELETE", "TRUNCATE"):
-            held = conn.execute(text("SELECT has_table_privilege('audit_events', :p)"), {"p": privilege}).scalar()
+            held = conn.execute(text("SELECT has_table_privilege('audit_events', :p)"),
+                                {"p": privilege}).scalar()
             assert held == (privilege in ("INSERT", "SELECT")), privilege
     with engine.begin() as conn:
         conn.execute(text("GRANT UPDATE ON audit_events TO CURRENT_USER"))
@@ -128,7 +129,8 @@ def test_concurrent_appends_make_one_chain(engine):  # noqa: F811
         w.join(timeout=120)
     assert errors == []
     report = audit.verify_chain(engine)
-    assert (report.ok, report.events, report.head_seq) == (True, threads_n * per_thread, threads_n * per_thread)
+    total = threads_n * per_thread
+    assert (report.ok, report.events, report.head_seq) == (True, total, total)
 
 
 def test_verify_passes_on_an_intact_chain_and_prints_the_head(engine, capsys):  # noqa: F811
@@ -140,8 +142,8 @@ def test_verify_passes_on_an_intact_chain_and_prints_the_head(engine, capsys):  
 
 
 @pytest.mark.parametrize("tampering, broken", [
-    ("UPDATE audit_events SET username = 'mallory' WHERE seq = 3", "event seq 3 (id 3, case_opened by mallory): "
-                                                                  "its fields do not match its hash"),
+    ("UPDATE audit_events SET username = 'mallory' WHERE seq = 3",
+     "event seq 3 (id 3, case_opened by mallory): its fields do not match its hash"),
     ("UPDATE audit_events SET detail = '{\"p\": 0.5, \"version\": 2}' WHERE seq = 3", "event seq 3"),
     ("DELETE FROM audit_events WHERE seq = 2", "event seq 3 (id 3, case_opened by alice): expected seq 2"),
     ("UPDATE audit_events SET seq = -2 WHERE seq = 2; UPDATE audit_events SET seq = 2 WHERE seq = 3; "

@@ -34,7 +34,8 @@ def test_weak_passwords_are_refused_without_echoing_them(password, message):
     assert caught.value.source == "password"
 
 
-@pytest.mark.parametrize("password", [PASSWORD, "alice likes long walks", "Tr0ub4dor&3-horse", "x7#Qm-2pL!9z"])
+@pytest.mark.parametrize("password", [PASSWORD, "alice likes long walks", "Tr0ub4dor&3-horse",
+                                      "x7#Qm-2pL!9z"])
 def test_good_passwords_pass(password):
     assert passwords.problem(password, "alice.smith") is None
 

@@ -31,7 +31,8 @@ SQLITE_NO_REPLACE = (
     "WHEN EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id OR seq = NEW.seq) "
     "OR NEW.seq IS NULL OR NEW.hash IS NULL "
     "OR NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events) "
-    f"OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), '{GENESIS}') "
+    "OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), "
+    f"'{GENESIS}') "
     "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: an insert may not replace an event "
     "and must extend the hash chain'); END"
 )
