@@ -45,6 +45,8 @@ FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT_ADDRESS = 5
 MAX_FAILURES_PER_ADDRESS = 20
 MAX_FAILURES_PER_ACCOUNT = 50
+#: failed attempts older than this are removed (they no longer count)
+RETENTION = timedelta(days=1)
 #: the client address recorded when the server does not know it (a browser on the same host)
 LOCAL_ADDRESS = "local"
 
@@ -258,6 +260,8 @@ def authenticate(engine: Engine, username: str, password: str, client_address: s
     # 1. check and reserve, one at a time across processes: the attempt counts from here on
     with transaction(engine) as session:
         serialize(session, "sign_in")
+        # rows past the window count for nothing: the table stays small
+        session.execute(delete(SignInFailure).where(SignInFailure.at < now - RETENTION))
         counts = _counts(session, name, address, now - FAILURE_WINDOW)
         user = session.scalar(select(User).where(User.username == name))
         limit = _limit_reached(counts)

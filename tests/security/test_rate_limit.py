@@ -124,3 +124,18 @@ def test_an_attempt_counts_while_it_is_checked(engine):  # noqa: F811
             session.add(SignInFailure(username="erin", client_address="local", pending=True, at=utc_now()))
     with pytest.raises(users.RateLimitedError):
         users.authenticate(engine, "erin", PASSWORD, None)
+
+
+def test_attempts_past_the_retention_are_removed(engine):  # noqa: F811
+    from datetime import timedelta
+
+    from nbrisk_core.store.db import transaction
+    from nbrisk_core.store.models import SignInFailure, utc_now
+
+    users.add_user(engine, "fay", PASSWORD)
+    with transaction(engine) as session:
+        session.add(SignInFailure(username="someone", client_address="y", at=utc_now() - users.RETENTION
+                                  - timedelta(minutes=1)))
+    assert users.authenticate(engine, "fay", PASSWORD, "x").username == "fay"
+    with transaction(engine, readonly=True) as session:
+        assert session.query(SignInFailure).count() == 0
