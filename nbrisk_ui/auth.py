@@ -81,7 +81,9 @@ def _sign_in_form() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            info = users.authenticate(_engine(), username, password, session_key())
+            # the TCP peer (None on localhost), never something stored in this session: a reload must
+            # not reset the limit (nbrisk_core.store.users.authenticate)
+            info = users.authenticate(_engine(), username, password, st.context.ip_address)
         except InputError as error:
             st.error(str(error))
         else:

@@ -1,4 +1,9 @@
-"""Saved cases: list, search and filter, reopen, compare two side by side, export, delete."""
+"""Saved cases: list, search and filter, reopen, compare two side by side, export, share, delete.
+
+Only the cases the signed-in user may see are listed (their own, those shared with them or their
+team, all for admins); the store enforces the same rule on every open, export, change and delete
+(``nbrisk_core.store.access``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from nbrisk_core.errors import InputError
-from nbrisk_core.store import cases
+from nbrisk_core.store import cases, users
 from nbrisk_core.store.models import CASE_STATUSES
 from nbrisk_ui import auth, state
 from nbrisk_ui.cases import STATUS_LABELS, close_case, export_buttons, open_case, store_engine
@@ -25,6 +30,7 @@ st.title("Saved cases")
 path = cohort_dir()
 synthetic_banner(load_cohort_tables(str(path))[2] if (path / "cohort.json").exists() else None)
 engine = store_engine()
+me = auth.current_username()
 
 current = st.session_state.get(state.CASE_ID)
 if current:
@@ -48,7 +54,7 @@ with st.container(border=True):
                               key="cases.mlrs")
     d1, d2 = st.columns([3, 6])
     dates = d1.date_input("Created between", value=(), key="cases.dates")
-    mine = d2.checkbox("Only cases I created", key="cases.mine")
+    mine = d2.checkbox("Only my cases", key="cases.mine")
 
 since = until = None
 if isinstance(dates, (tuple, list)) and len(dates) >= 1:
@@ -56,22 +62,24 @@ if isinstance(dates, (tuple, list)) and len(dates) >= 1:
     if len(dates) == 2:
         until = datetime.combine(dates[1], time.max, tzinfo=timezone.utc)
 try:
-    rows = cases.list_cases(engine, status=None if status == ANY else status,
+    rows = cases.list_cases(engine, me, status=None if status == ANY else status,
                             risk_class=None if risk_class == ANY else risk_class,
                             mlrs_group=None if mlrs_group == ANY else mlrs_group, since=since, until=until,
-                            search=search or None, created_by=auth.current_username() if mine else None)
+                            search=search or None, created_by=me if mine else None)
 except InputError as error:
     show_error(error)
     st.stop()
 
 if not rows:
-    st.info("No saved cases match. Save a case from the Risk or Prognosis page with **Save case**.")
+    st.info("No saved cases match (you see your own cases and those shared with you). Save a case from "
+            "the Risk or Prognosis page with **Save case**.")
     st.stop()
 
 table = pd.DataFrame([{
     "Case id": r.case_uid, "Label": r.label, "Status": STATUS_LABELS[r.status], "Risk class": r.risk_class,
     "P(HR)": r.hr_probability, "MLRS": r.mlrs, "MLRS group": r.mlrs_group, "Age (months)": r.age_months,
-    "Sex": r.sex, "Created": r.created_at.strftime("%Y-%m-%d %H:%M"), "By": r.created_by,
+    "Sex": r.sex, "Created": r.created_at.strftime("%Y-%m-%d %H:%M"), "By": r.created_by, "Owner": r.owner,
+    "Shared": "yes" if r.shared else "",
     "Changed": r.updated_at.strftime("%Y-%m-%d %H:%M"), "Changed by": r.updated_by, "Version": r.version,
 } for r in rows])
 st.dataframe(table, hide_index=True, width="stretch",
@@ -107,21 +115,59 @@ with open_tab:
                "into the Case, Risk and Prognosis pages.")
     export_buttons(summary.case_uid, summary.version, summary.label, key=f"cases.export.{chosen}")
 
-    with st.expander("Delete this case", icon=":material/delete:"):
-        st.write("The case disappears from the lists and pages. It stays in the database, and the deletion "
-                 "is written to the audit trail.")
-        confirm = st.checkbox(f"Yes, delete case {md(chosen)} ({md(summary.label)})",
-                              key=f"cases.confirm.{chosen}")
-        if st.button("Delete case", disabled=not confirm, key=f"cases.delete.{chosen}"):
-            try:
-                cases.delete_case(engine, chosen, auth.current_username(), version=summary.version)
-            except InputError as error:
-                show_error(error)
+    me_info = users.get_user(engine, me)
+    may_manage = summary.owner == me or bool(me_info and me_info.is_admin)
+    with st.expander("Share this case", icon=":material/share:"):
+        try:
+            shared = cases.sharing(engine, chosen, me)
+        except InputError as error:
+            show_error(error)
+        else:
+            st.caption(f"Owner: **{md(shared.owner)}**. Users it is shared with, and the members of the owner's "
+                       "team when it is shared with the team, can see, open, export and change it; only the "
+                       "owner or an admin can delete or share it. Every change of sharing is audited.")
+            if not may_manage:
+                st.write("Shared with: " + (", ".join(shared.users) or "no users")
+                         + (f"; team {shared.team}" if shared.team else ""))
             else:
-                if st.session_state.get(state.CASE_ID) == chosen:
-                    close_case()
-                st.success(f"Case {chosen} deleted.")
-                st.rerun()
+                owner_info = users.get_user(engine, shared.owner)
+                others = [u.username for u in users.list_users(engine)
+                          if u.active and u.username != shared.owner]
+                picked = st.multiselect("Shared with users", sorted(set(others) | set(shared.users)),
+                                        default=list(shared.users), key=f"cases.share.users.{chosen}")
+                owner_team = owner_info.team if owner_info else None
+                team_name = owner_team or "the owner has no team"
+                with_team = st.checkbox(f"Shared with the owner's team ({team_name})",
+                                        value=shared.team is not None, disabled=owner_team is None,
+                                        key=f"cases.share.team.{chosen}")
+                if st.button("Save sharing", key=f"cases.share.save.{chosen}", icon=":material/share:"):
+                    try:
+                        shared = cases.set_sharing(engine, chosen, me, users=picked, team=with_team)
+                    except InputError as error:
+                        show_error(error)
+                    else:
+                        st.success(f"Case {chosen} is shared with "
+                                   + (", ".join(shared.users) or "no users")
+                                   + (f" and team {shared.team}" if shared.team else "") + ".")
+
+    if not may_manage:
+        st.caption(f"Only its owner ({summary.owner}) or an admin can delete this case.")
+    else:
+        with st.expander("Delete this case", icon=":material/delete:"):
+            st.write("The case disappears from the lists and pages. It stays in the database, and the "
+                     "deletion is written to the audit trail.")
+            confirm = st.checkbox(f"Yes, delete case {md(chosen)} ({md(summary.label)})",
+                                  key=f"cases.confirm.{chosen}")
+            if st.button("Delete case", disabled=not confirm, key=f"cases.delete.{chosen}"):
+                try:
+                    cases.delete_case(engine, chosen, me, version=summary.version)
+                except InputError as error:
+                    show_error(error)
+                else:
+                    if st.session_state.get(state.CASE_ID) == chosen:
+                        close_case()
+                    st.success(f"Case {chosen} deleted.")
+                    st.rerun()
 
 with compare_tab:
     uids = list(by_uid)
@@ -134,7 +180,11 @@ with compare_tab:
         from nbrisk_core.report.figures import slice_png
         from nbrisk_core.report.pdf import gradcam_by_phase
 
-        records = [cases.load_case(engine, uid, auth.current_username()) for uid in (first, second)]
+        try:
+            records = [cases.load_case(engine, uid, me) for uid in (first, second)]
+        except InputError as error:
+            show_error(error)
+            st.stop()
         for column, record in zip((c1, c2), records, strict=False):
             with column:
                 st.markdown(f"### {md(record.label)}  \n{md(record.case_uid)} · version {record.version} · "

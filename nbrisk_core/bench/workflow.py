@@ -647,13 +647,14 @@ def run(args) -> dict:
 def _check_isolation(engine, outcomes: list[dict]) -> list[str]:
     """Each session's saved case carries its own label and user; no case was saved twice or crossed."""
     from nbrisk_core.store import cases as store_cases
+    from nbrisk_core.store.access import system
 
     problems = []
     for o in outcomes:
         uid = o.get("case_uid")
         if not uid:
             continue
-        record = store_cases.load_case(engine, uid, "bench", record_open=False)
+        record = store_cases.load_case(engine, uid, system("bench"), record_open=False)
         expected = (o["label"], o["username"])
         if (record.label, record.created_by) != expected:
             problems.append(f"session {o['index']} saved {uid} as {record.label!r} by {record.created_by!r}, "

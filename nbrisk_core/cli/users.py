@@ -1,4 +1,4 @@
-"""`nbrisk users add|list|disable|enable|passwd`: the people who can sign in to the dashboard.
+"""`nbrisk users add|list|disable|enable|passwd|team`: the people who can sign in to the dashboard.
 
 Passwords are read from a prompt (``getpass``, asked twice) or, for scripts, from the first line
 of standard input with ``--password-stdin``; never from a command-line argument, which would end
@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     add.add_argument("username")
     add.add_argument("--role", choices=ROLES, default="clinician", help="clinician (default) or admin")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    add.add_argument("--team", default=None,
+                     help="the user's team (cases can be shared with the owner's team)")
     add.set_defaults(handler=run_add)
 
     lst = sub.add_parser("list", help="list users, their roles and whether they are active")
@@ -42,6 +44,12 @@ def register(subparsers) -> None:
     passwd.add_argument("username")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     passwd.set_defaults(handler=run_passwd)
+
+    team = sub.add_parser("team", help="set (or with --none, clear) a user's team")
+    team.add_argument("username")
+    team.add_argument("team", nargs="?", default=None, help="team name (lower-case letters, digits, . _ -)")
+    team.add_argument("--none", action="store_true", help="take the user out of any team")
+    team.set_defaults(handler=run_team)
 
 
 def _engine(args):
@@ -80,8 +88,8 @@ def run_add(args) -> int:
     from nbrisk_core.store import users
 
     password = _read_password(args)
-    info = users.add_user(_engine(args), args.username, password, args.role, by=_operator())
-    print(f"user {info.username} added (role {info.role})")
+    info = users.add_user(_engine(args), args.username, password, args.role, by=_operator(), team=args.team)
+    print(f"user {info.username} added (role {info.role}" + (f", team {info.team})" if info.team else ")"))
     return 0
 
 
@@ -92,16 +100,18 @@ def run_list(args) -> int:
     if args.json:
         import json
 
-        print(json.dumps([{"username": u.username, "role": u.role, "active": u.active,
+        print(json.dumps([{"username": u.username, "role": u.role, "active": u.active, "team": u.team,
                            "created_at": u.created_at.isoformat() if u.created_at else None} for u in rows], indent=2))
         return 0
     if not rows:
         print("no users yet: add one with `nbrisk users add NAME --role admin`")
         return 0
     width = max(len(u.username) for u in rows)
+    team_width = max(len(u.team or "-") for u in rows)
     for u in rows:
         created = u.created_at.strftime("%Y-%m-%d") if u.created_at else ""
-        print(f"{u.username:<{width}}  {u.role:<9}  {'active' if u.active else 'disabled':<8}  {created}")
+        print(f"{u.username:<{width}}  {u.role:<9}  {'active' if u.active else 'disabled':<8}  "
+              f"{u.team or '-':<{team_width}}  {created}")
     return 0
 
 
@@ -127,4 +137,17 @@ def run_passwd(args) -> int:
     password = _read_password(args)
     users.set_password(_engine(args), args.username, password, by=_operator())
     print(f"password of {args.username} changed")
+    return 0
+
+
+def run_team(args) -> int:
+    from nbrisk_core.errors import InputError
+    from nbrisk_core.store import users
+
+    if (args.team is None) == (not args.none):
+        raise InputError("give either a team name or --none "
+                         "(expected e.g. `nbrisk users team alice oncology`)")
+    users.set_team(_engine(args), args.username, None if args.none else args.team, by=_operator())
+    where = "is in no team" if args.none else f"is in team {args.team.strip().lower()}"
+    print(f"user {args.username} {where}")
     return 0

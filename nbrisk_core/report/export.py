@@ -231,7 +231,7 @@ def export_case(engine, case_uid: str, username: str, fmt: str, *, version: int 
 
     if fmt not in EXPORT_FORMATS:
         raise _unknown_format(fmt)
-    record = cases.load_case(engine, case_uid, username, record_open=False)
+    record = cases.load_case(engine, case_uid, username, record_open=False, operation="export")
     if version is not None and record.version != version:
         raise cases.CaseConflictError(
             f"case {case_uid} was changed by {record.updated_by} (it is now version {record.version}; "

@@ -8,7 +8,7 @@ Examples
 --------
 >>> from nbrisk_core.store import get_engine, cases
 >>> engine = get_engine("sqlite://")          # in-memory, for a quick look
->>> cases.list_cases(engine)
+>>> cases.list_cases(engine, "alice")
 []
 """
 

@@ -1,4 +1,9 @@
-"""Saved cases: create, update (optimistic locking), load, list/filter, soft delete.
+"""Saved cases: create, update (optimistic locking), load, list/filter, soft delete, sharing.
+
+Every function takes the acting user (a user name, or an :class:`~nbrisk_core.store.access.Actor`)
+and enforces who may see and change which case (:mod:`nbrisk_core.store.access`: owner, sharing
+with users or the owner's team, admins); a refusal raises
+:class:`~nbrisk_core.store.access.CaseAccessError` and is audited.
 
 Every write is one database transaction: the case row, its slices, its new predictions and the
 audit events are committed together or not at all. Two sessions editing the same case cannot
@@ -17,7 +22,7 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,8 +30,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from nbrisk_core import __version__
 from nbrisk_core.errors import InputError
 from nbrisk_core.store import audit, codec
+from nbrisk_core.store.access import Actor, CaseAccessError, check, refuse, resolve, visible
 from nbrisk_core.store.db import transaction
-from nbrisk_core.store.models import CASE_STATUSES, PHASES, Case, CaseSlice, Prediction, utc_now
+from nbrisk_core.store.models import (CASE_STATUSES, PHASES, Case, CaseShare, CaseSlice, Prediction, User,
+                                      utc_now)
+
 
 #: packages whose versions are stored with every case and prediction (read from metadata: no import)
 VERSIONED_PACKAGES: tuple[str, ...] = ("numpy", "torch", "timm", "scikit-learn", "scikit-survival",
@@ -41,6 +49,20 @@ class CaseConflictError(InputError):
 
 class CaseNotFoundError(InputError):
     """No (undeleted) case with this id."""
+
+
+class _Denied(Exception):
+    """Raised inside a transaction to roll it back; the refusal is audited after it ends."""
+
+    def __init__(self, actor: Actor, why: str):
+        super().__init__(why)
+        self.actor, self.why = actor, why
+
+
+def _guard(session, actor: Actor, row: Case, operation: str) -> None:
+    why = check(session, actor, row, operation)
+    if why is not None:
+        raise _Denied(actor, why)
 
 
 def software_versions() -> dict[str, str]:
@@ -129,6 +151,7 @@ class CaseRecord:
     signed_off_at: datetime | None = None
     signed_off_by: str | None = None
     deleted_at: datetime | None = None
+    owner: str | None = None
 
     def prediction(self, kind: str) -> PredictionRecord | None:
         """The latest prediction of ``kind``."""
@@ -155,6 +178,18 @@ class CaseSummary:
     updated_by: str
     version: int
     deleted: bool
+    owner: str = ""
+    #: True when the case is shared with anyone (users or a team)
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """Whom a case is shared with: user names, and the team (the owner's, when it was shared)."""
+
+    owner: str
+    users: tuple[str, ...] = ()
+    team: str | None = None
 
 
 def new_case_uid() -> str:
@@ -293,15 +328,16 @@ def _add_new_predictions(session, row: Case, record: CaseRecord, username: str) 
     return added
 
 
-def save_case(engine: Engine, record: CaseRecord, username: str) -> CaseRecord:
+def save_case(engine: Engine, record: CaseRecord, username: str | Actor) -> CaseRecord:
     """Create (``record.case_uid is None``) or update a case in one transaction.
 
     Parameters
     ----------
     record : CaseRecord
         For an update, ``record.version`` must be the version that was loaded.
-    username : str
-        Who saves (written to the case and the audit trail).
+    username : str or Actor
+        Who saves (written to the case and the audit trail). A new case is theirs; an update needs
+        access to the case (owner, shared with them or their team, or admin).
 
     Returns
     -------
@@ -312,16 +348,22 @@ def save_case(engine: Engine, record: CaseRecord, username: str) -> CaseRecord:
     ------
     CaseConflictError
         Someone else saved or deleted the case since ``record.version`` was loaded.
+    CaseAccessError
+        The case is not shared with ``username`` (audited).
     InputError
         Invalid label, status, class, group or slice.
     """
     _validate(record)
     now = utc_now()
-    username = username or "-"
     try:
         with transaction(engine) as session:
+            actor = resolve(session, username)
+            username = actor.username
+            if not actor.active:
+                raise _Denied(actor, f"user {username!r} is disabled")
             if record.case_uid is None:
-                row = Case(case_uid=new_case_uid(), created_at=now, created_by=username, updated_at=now,
+                row = Case(case_uid=new_case_uid(), created_at=now, created_by=username, owner=username,
+                           updated_at=now,
                            updated_by=username, notes="", clinical_entered={}, clinical_imputed={},
                            phase_meta={}, session_state={}, software_versions={})
                 changed = _apply(row, record, username, now)
@@ -334,6 +376,7 @@ def save_case(engine: Engine, record: CaseRecord, username: str) -> CaseRecord:
                                      .options(selectinload(Case.slices), selectinload(Case.predictions)))
                 if row is None:
                     raise CaseNotFoundError(f"case {record.case_uid} does not exist", source="case_uid")
+                _guard(session, actor, row, "change")
                 if row.deleted_at is not None:
                     raise CaseConflictError(f"case {record.case_uid} was deleted by {row.deleted_by} at "
                                             f"{_when(row.deleted_at)}; it cannot be saved again",
@@ -357,6 +400,8 @@ def save_case(engine: Engine, record: CaseRecord, username: str) -> CaseRecord:
         # another session committed between our read and our write (the version_id_col guard)
         raise CaseConflictError(f"case {record.case_uid} was changed by someone else while it was being "
                                 "saved; reopen it and apply your changes again", source="case_uid") from error
+    except _Denied as denied:
+        raise refuse(engine, denied.actor, record.case_uid or "(new)", "change", denied.why) from None
     return result
 
 
@@ -401,35 +446,44 @@ def _to_record(row: Case) -> CaseRecord:
         updated_at=audit.as_utc(row.updated_at), updated_by=row.updated_by,
         reviewed_at=audit.as_utc(row.reviewed_at), reviewed_by=row.reviewed_by,
         signed_off_at=audit.as_utc(row.signed_off_at), signed_off_by=row.signed_off_by,
-        deleted_at=audit.as_utc(row.deleted_at))
+        deleted_at=audit.as_utc(row.deleted_at), owner=row.owner)
 
 
-def load_case(engine: Engine, case_uid: str, username: str, *, record_open: bool = True,
-              include_deleted: bool = False) -> CaseRecord:
+def load_case(engine: Engine, case_uid: str, username: str | Actor, *, record_open: bool = True,
+              include_deleted: bool = False, operation: str = "open") -> CaseRecord:
     """The stored case ``case_uid``; the opening is written to the audit trail.
 
     Raises
     ------
     CaseNotFoundError
         No such case, or it was deleted (unless ``include_deleted``).
+    CaseAccessError
+        ``username`` may not see it (audited, as ``operation``).
     """
-    with transaction(engine) as session:
-        row = session.scalar(select(Case).where(Case.case_uid == case_uid)
-                             .options(selectinload(Case.slices), selectinload(Case.predictions)))
-        if row is None or (row.deleted_at is not None and not include_deleted):
-            raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
-        record = _to_record(row)
-        if record_open:
-            audit.record(session, username or "-", "case_opened", case_uid=case_uid,
-                         detail={"version": row.version})
+    try:
+        with transaction(engine) as session:
+            actor = resolve(session, username)
+            row = session.scalar(select(Case).where(Case.case_uid == case_uid)
+                                 .options(selectinload(Case.slices), selectinload(Case.predictions)))
+            if row is None or (row.deleted_at is not None and not include_deleted):
+                raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
+            _guard(session, actor, row, operation)
+            record = _to_record(row)
+            if record_open:
+                audit.record(session, actor.username, "case_opened", case_uid=case_uid,
+                             detail={"version": row.version})
+    except _Denied as denied:
+        raise refuse(engine, denied.actor, case_uid, operation, denied.why) from None
     return record
 
 
-def list_cases(engine: Engine, *, status: str | None = None, risk_class: str | None = None,
+def list_cases(engine: Engine, username: str | Actor, *, status: str | None = None,
+               risk_class: str | None = None,
                mlrs_group: str | None = None, since: datetime | None = None, until: datetime | None = None,
                search: str | None = None, include_deleted: bool = False, created_by: str | None = None,
                limit: int = 500) -> list[CaseSummary]:
-    """Cases, most recently changed first, filtered by status, risk class, MLRS group, date and text.
+    """The cases ``username`` may see, most recently changed first, filtered by status, risk class,
+    MLRS group, date and text.
 
     ``search`` matches the case label, the case id and the notes (case-insensitive substring).
     """
@@ -455,21 +509,30 @@ def list_cases(engine: Engine, *, status: str | None = None, risk_class: str | N
     if search and search.strip():
         pattern = f"%{search.strip().lower()}%"
         query = query.where(or_(Case.label.ilike(pattern), Case.case_uid.ilike(pattern), Case.notes.ilike(pattern)))
-    with transaction(engine) as session:
+    shared = select(CaseShare.id).where(CaseShare.case_id == Case.id).exists()
+    with transaction(engine, readonly=True) as session:
+        query = query.where(visible(resolve(session, username)))
         return [CaseSummary(r.case_uid, r.label, r.status, r.risk_class, r.hr_probability, r.mlrs, r.mlrs_group,
                             r.age_months, r.sex, audit.as_utc(r.created_at), r.created_by,
-                            audit.as_utc(r.updated_at), r.updated_by, r.version, r.deleted_at is not None)
-                for r in session.scalars(query)]
+                            audit.as_utc(r.updated_at), r.updated_by, r.version, r.deleted_at is not None,
+                            r.owner, bool(is_shared))
+                for r, is_shared in session.execute(query.add_columns(shared))]
 
 
-def delete_case(engine: Engine, case_uid: str, username: str, *, version: int | None = None) -> None:
-    """Soft-delete a case: hidden from lists and pages, kept in the database and the audit trail."""
+def delete_case(engine: Engine, case_uid: str, username: str | Actor, *, version: int | None = None) -> None:
+    """Soft-delete a case: hidden from lists and pages, kept in the database and the audit trail.
+
+    Only its owner or an admin may (:class:`CaseAccessError` otherwise, audited).
+    """
     try:
         with transaction(engine) as session:
+            actor = resolve(session, username)
+            username = actor.username
             row = session.scalar(select(Case).where(Case.case_uid == case_uid))
             if row is None or row.deleted_at is not None:
                 raise CaseNotFoundError(f"case {case_uid!r} does not exist or was already deleted",
                                         source="case_uid")
+            _guard(session, actor, row, "delete")
             if version is not None and row.version != version:
                 raise CaseConflictError(_conflict_message(row, version), source="case_uid")
             now = utc_now()
@@ -480,9 +543,102 @@ def delete_case(engine: Engine, case_uid: str, username: str, *, version: int | 
     except StaleDataError as error:
         raise CaseConflictError(f"case {case_uid} was changed by someone else while it was being deleted",
                                 source="case_uid") from error
+    except _Denied as denied:
+        raise refuse(engine, denied.actor, case_uid, "delete", denied.why) from None
 
 
-def record_export(engine: Engine, case_uid: str, username: str, fmt: str, **detail) -> None:
-    """Write a ``case_exported`` event (PDF, CSV or JSON download); ``detail`` adds version, file hash..."""
-    audit.record(engine, username or "-", "case_exported", case_uid=case_uid,
-                 detail={"format": fmt, **detail})
+def record_export(engine: Engine, case_uid: str, username: str | Actor, fmt: str, **detail) -> None:
+    """Write a ``case_exported`` event (PDF, CSV or JSON download); ``detail`` adds version, file hash...
+
+    Refused (and audited) when ``username`` may not see the case.
+    """
+    try:
+        with transaction(engine) as session:
+            actor = resolve(session, username)
+            row = session.scalar(select(Case).where(Case.case_uid == case_uid))
+            if row is None:
+                raise CaseNotFoundError(f"case {case_uid!r} does not exist", source="case_uid")
+            _guard(session, actor, row, "export")
+            audit.record(session, actor.username, "case_exported", case_uid=case_uid,
+                         detail={"format": fmt, **detail})
+    except _Denied as denied:
+        raise refuse(engine, denied.actor, case_uid, "export", denied.why) from None
+
+
+def sharing(engine: Engine, case_uid: str, username: str | Actor) -> Sharing:
+    """Whom ``case_uid`` is shared with (for anyone who may see it)."""
+    try:
+        with transaction(engine, readonly=True) as session:
+            actor = resolve(session, username)
+            row = session.scalar(select(Case).where(Case.case_uid == case_uid, Case.deleted_at.is_(None))
+                                 .options(selectinload(Case.shares)))
+            if row is None:
+                raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
+            _guard(session, actor, row, "open")
+            return _sharing_of(row)
+    except _Denied as denied:
+        raise refuse(engine, denied.actor, case_uid, "open", denied.why) from None
+
+
+def _sharing_of(row: Case) -> Sharing:
+    users = tuple(sorted(s.grantee for s in row.shares if s.grantee_kind == "user"))
+    team = next((s.grantee for s in row.shares if s.grantee_kind == "team"), None)
+    return Sharing(row.owner, users, team)
+
+
+def set_sharing(engine: Engine, case_uid: str, username: str | Actor, *,
+                users: list[str] | tuple[str, ...] = (), team: bool = False) -> Sharing:
+    """Share ``case_uid`` with exactly ``users`` and (``team=True``) its owner's team; audited.
+
+    Only the owner or an admin may. Grants that are added are written as one ``case_shared`` event,
+    grants that are removed as one ``case_unshared`` event, in the same transaction.
+
+    Raises
+    ------
+    CaseAccessError
+        ``username`` is neither the owner nor an admin (audited).
+    InputError
+        A user that does not exist, or ``team=True`` while the owner has no team.
+    """
+    wanted_users = sorted({(u or "").strip().lower() for u in users} - {""})
+    try:
+        with transaction(engine) as session:
+            actor = resolve(session, username)
+            row = session.scalar(select(Case).where(Case.case_uid == case_uid, Case.deleted_at.is_(None))
+                                 .options(selectinload(Case.shares)))
+            if row is None:
+                raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
+            _guard(session, actor, row, "share")
+            known = set(session.scalars(select(User.username).where(User.username.in_(wanted_users))))
+            unknown = [u for u in wanted_users if u not in known]
+            if unknown:
+                raise InputError(f"share with = {unknown} : no such user (expected existing user names)",
+                                 source="users")
+            wanted = {("user", u) for u in wanted_users if u != row.owner}
+            if team:
+                owner_team = session.scalar(select(User.team).where(User.username == row.owner))
+                if not owner_team:
+                    raise InputError(f"case {case_uid} cannot be shared with a team: its owner {row.owner!r} "
+                                     "has no team (an admin sets one with `nbrisk users team`)",
+                                     source="team")
+                wanted.add(("team", owner_team))
+            current = {(s.grantee_kind, s.grantee): s for s in row.shares}
+            added = sorted(wanted - set(current))
+            removed = sorted(set(current) - wanted)
+            if removed:
+                session.execute(delete(CaseShare).where(CaseShare.id.in_([current[k].id for k in removed])))
+            now = utc_now()
+            for kind, grantee in added:
+                session.add(CaseShare(case_id=row.id, grantee_kind=kind, grantee=grantee,
+                                      granted_by=actor.username, granted_at=now))
+            for action, grants in (("case_shared", added), ("case_unshared", removed)):
+                if grants:
+                    audit.record(session, actor.username, action, case_uid=case_uid,
+                                 detail={"users": [g for k, g in grants if k == "user"],
+                                         "team": next((g for k, g in grants if k == "team"), None)})
+            session.flush()
+            session.expire(row, ["shares"])
+            result = _sharing_of(row)
+    except _Denied as denied:
+        raise refuse(engine, denied.actor, case_uid, "share", denied.why) from None
+    return result

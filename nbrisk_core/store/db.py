@@ -9,11 +9,15 @@ programmatically with :func:`alembic.command.upgrade` the first time a process o
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 import threading
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,9 +28,20 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _LOCK = threading.Lock()
 _ENGINES: dict[str, Engine] = {}
+_LOG = logging.getLogger(__name__)
+
+#: execution option of a read-only transaction (SQLite: a deferred BEGIN, see :func:`_sqlite_begin`)
+READONLY = "nbrisk_readonly"
+#: permissions of what the store creates: the database and its -wal/-shm files, and its folder
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # SQLAlchemy, not the sqlite3 module, decides where a transaction begins (the sqlite3 module
+    # would begin one only before the first write, after the reads it depends on): see _sqlite_begin.
+    dbapi_connection.isolation_level = None
     # Foreign keys are off by default in SQLite; WAL lets readers work while a case is being saved;
     # the busy timeout makes concurrent writers (several dashboard sessions) wait instead of failing.
     cursor = dbapi_connection.cursor()
@@ -34,6 +49,42 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # A writing transaction takes SQLite's write lock at BEGIN (IMMEDIATE), so that what it read
+    # stays true until it commits: the audit chain's last hash, the sign-in limiter's counts. A
+    # read-only transaction begins DEFERRED and runs beside a writer (WAL).
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READONLY) else "BEGIN IMMEDIATE")
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (its folder 0700 when the store creates it) before SQLite opens it.
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so they are 0600
+    too. A file made earlier with looser permissions is tightened (when this process owns it).
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=FOLDER_MODE, exist_ok=True)
+        os.chmod(folder, FOLDER_MODE)  # mkdir's mode is filtered by the umask
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+        except FileExistsError:
+            pass  # another process made it first
+        except OSError as error:
+            raise InputError(f"database file {str(path)!r} cannot be created ({error.strerror}); "
+                             "expected a writable folder (NBRISK_DATABASE_URL)") from error
+    for candidate in (path, *(path.with_name(path.name + s) for s in SQLITE_COMPANIONS)):
+        try:
+            info = candidate.stat()
+        except OSError:
+            continue
+        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            os.chmod(candidate, FILE_MODE)
+            _LOG.warning("tightened the permissions of %s to 0600 (it was readable by others)",
+                         candidate.name)
 
 
 def make_engine(url: str) -> Engine:
@@ -46,10 +97,11 @@ def make_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _private_sqlite_file(Path(database).expanduser())
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
@@ -90,6 +142,10 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is None:
             engine = make_engine(url)
             migrate(engine)
+            from nbrisk_core.store.audit import protection_problems
+
+            for problem in protection_problems(engine):
+                _LOG.warning("audit trail: %s", problem)
             _ENGINES[url] = engine
         return engine
 
@@ -107,7 +163,26 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(engine: Engine):
-    """A session in one transaction: committed on success, rolled back (nothing written) on error."""
+def transaction(engine: Engine, *, readonly: bool = False):
+    """A session in one transaction: committed on success, rolled back (nothing written) on error.
+
+    A writing transaction (the default) holds SQLite's write lock from its start; ``readonly=True``
+    runs beside writers and must not write.
+    """
     with session_factory(engine).begin() as session:
+        if readonly:
+            session.connection(execution_options={READONLY: True})
         yield session
+
+
+def serialize(session: Session, name: str) -> None:
+    """Make the rest of ``session``'s transaction run one at a time with every other one that calls
+    this with the same ``name`` (until commit or rollback).
+
+    PostgreSQL: a transaction-level advisory lock (``pg_advisory_xact_lock``). SQLite: nothing to do,
+    a writing transaction already holds the database's write lock from its BEGIN IMMEDIATE.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.flush()  # row locks first, then the named lock (one order for every caller)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": zlib.crc32(f"nbrisk:{name}".encode())})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -41,13 +41,16 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
+    #: optional team: a case shared with its owner's team is visible to the team's members
+    team: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utc_now)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SignInFailure(Base):
-    """One failed sign-in; counted per user and per browser session for the rate limit.
+    """One sign-in attempt being checked (``pending``) or failed; counted per (account, client
+    address), per account and per address by the rate limit (:mod:`nbrisk_core.store.users`).
 
     Kept in the database (not in memory) so that restarting the server does not reset the limit.
     """
@@ -56,7 +59,11 @@ class SignInFailure(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    session_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    #: no longer used (was the browser session's key); kept for old rows
+    session_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True, default="-")
+    client_address: Mapped[str] = mapped_column(String(64), nullable=False, index=True, default="-")
+    #: True while the password is being verified (counts as a failure until settled)
+    pending: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utc_now, index=True)
 
 
@@ -88,6 +95,8 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utc_now,
                                                  index=True)
     created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: who may delete and share it (the creator; see nbrisk_core.store.access)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utc_now)
     updated_by: Mapped[str] = mapped_column(String(64), nullable=False)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -103,8 +112,32 @@ class Case(Base):
     predictions: Mapped[list["Prediction"]] = relationship(back_populates="case",
                                                            cascade="all, delete-orphan",
                                                            order_by="Prediction.id")
+    shares: Mapped[list["CaseShare"]] = relationship(back_populates="case", cascade="all, delete-orphan",
+                                                     order_by="CaseShare.id")
 
     __mapper_args__ = {"version_id_col": version}
+
+
+#: whom a case can be shared with: named users, or its owner's team
+SHARE_KINDS: tuple[str, ...] = ("user", "team")
+
+
+class CaseShare(Base):
+    """One grant: the case is visible to user ``grantee`` (kind ``user``) or to the members of team
+    ``grantee`` (kind ``team``, the owner's team when it was shared)."""
+
+    __tablename__ = "case_shares"
+    __table_args__ = (UniqueConstraint("case_id", "grantee_kind", "grantee"),
+                      Index("ix_case_shares_grantee", "grantee_kind", "grantee"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), nullable=False)
+    grantee_kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    grantee: Mapped[str] = mapped_column(String(64), nullable=False)
+    granted_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utc_now)
+
+    case: Mapped[Case] = relationship(back_populates="shares")
 
 
 class CaseSlice(Base):
@@ -150,9 +183,13 @@ class Prediction(Base):
 
 
 class AuditEvent(Base):
-    """One line of the append-only audit trail (no update or delete API; DB triggers refuse both)."""
+    """One line of the append-only audit trail (no update or delete API; the database refuses both).
+
+    ``seq``, ``prev_hash`` and ``hash`` chain the events (:func:`nbrisk_core.store.audit.event_hash`).
+    """
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_seq", "seq", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utc_now, index=True)
@@ -161,3 +198,6 @@ class AuditEvent(Base):
     case_uid: Mapped[str | None] = mapped_column(String(32), index=True)
     model_sha256: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    seq: Mapped[int | None] = mapped_column(Integer)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))

@@ -1,9 +1,25 @@
-"""Users, roles, argon2 password hashes and rate-limited sign-in.
+"""Users, roles, teams, argon2 password hashes and rate-limited sign-in.
 
 Passwords are hashed with argon2id (argon2-cffi's ``PasswordHasher`` defaults, RFC 9106) and are
-never stored, logged or returned in clear. Failed sign-ins are written to the database and
-counted per user and per browser session over a sliding window, so that restarting the server
-does not reset the limit.
+never stored, logged or returned in clear; the policy is :mod:`nbrisk_core.store.passwords`.
+
+Sign-in rate limit (:func:`authenticate`), all in the database, over a sliding
+:data:`FAILURE_WINDOW` of 15 minutes, counted on the account name and the client's address:
+
+- :data:`MAX_FAILURES_PER_ACCOUNT_ADDRESS` (5) failures for one account from one address stop that
+  address from trying that account: a guesser gets 5 tries per window per address;
+- :data:`MAX_FAILURES_PER_ADDRESS` (20) failures from one address, over any accounts, stop that
+  address (password spraying and name probing from one place);
+- :data:`MAX_FAILURES_PER_ACCOUNT` (50) failures for one account, from any addresses, stop the
+  account for everyone (a distributed guess). Because one address counts at most 5 towards it,
+  locking somebody out takes at least 10 addresses; from one address anyone can only lock out
+  themselves, for that account, and the real user elsewhere can still sign in.
+
+Check and reservation are one serialized transaction: the attempt is written (``pending``) before the
+password is verified and counts as a failure until it is settled, so parallel attempts cannot all
+pass the check (7 at once with a limit of 5: 5 are verified, 2 refused). The verification itself
+(argon2, about 50 ms) runs outside any lock. A success removes that attempt and the failures of
+the same (account, address); failures from other addresses stay counted.
 """
 
 from __future__ import annotations
@@ -11,21 +27,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from nbrisk_core.errors import InputError
 from nbrisk_core.store import audit
-from nbrisk_core.store.db import transaction
+from nbrisk_core.store.db import serialize, transaction
 from nbrisk_core.store.models import ROLES, SignInFailure, User, utc_now
+from nbrisk_core.store.passwords import MIN_PASSWORD_LENGTH, validate_password as _check_password
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
-MIN_PASSWORD_LENGTH = 10
-#: sliding window and limits of the sign-in rate limit
+TEAM_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+#: sliding window and limits of the sign-in rate limit (see the module docstring)
 FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_SESSION = 10
+MAX_FAILURES_PER_ACCOUNT_ADDRESS = 5
+MAX_FAILURES_PER_ADDRESS = 20
+MAX_FAILURES_PER_ACCOUNT = 50
+#: failed attempts older than this are removed (they no longer count)
+RETENTION = timedelta(days=1)
+#: the client address recorded when the server does not know it (a browser on the same host)
+LOCAL_ADDRESS = "local"
 
 
 class SignInError(InputError):
@@ -33,7 +56,15 @@ class SignInError(InputError):
 
 
 class RateLimitedError(SignInError):
-    """Too many failed sign-ins for this user or this session; try again later."""
+    """Too many failed sign-ins for this account, this address, or both; try again later."""
+
+
+class FailureCounts(NamedTuple):
+    """Failed (or still pending) sign-ins within :data:`FAILURE_WINDOW`."""
+
+    account_address: int
+    account: int
+    address: int
 
 
 @dataclass(frozen=True)
@@ -44,6 +75,7 @@ class UserInfo:
     role: str
     active: bool
     created_at: datetime | None = None
+    team: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -75,45 +107,72 @@ def validate_username(username: str) -> str:
     return name
 
 
-def validate_password(password: str) -> None:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        # the value itself is never echoed
-        raise InputError(f"password is too short (expected at least {MIN_PASSWORD_LENGTH} characters)",
-                         source="password")
+def validate_password(password: str, username: str | None = None) -> None:
+    """The password policy (:mod:`nbrisk_core.store.passwords`); the value itself is never echoed."""
+    _check_password(password, username)
 
 
-def add_user(engine: Engine, username: str, password: str, role: str = "clinician", *, by: str = "-") -> UserInfo:
-    """Create a user with an argon2id hash of ``password``.
+def validate_team(team: str | None) -> str | None:
+    if team is None or not str(team).strip():
+        return None
+    name = str(team).strip().lower()
+    if not TEAM_PATTERN.match(name):
+        raise InputError(f"team {team!r} is not valid (expected 1-64 characters: lower-case letters, digits, "
+                         "'.', '_' or '-', starting with a letter or digit)", source="team")
+    return name
+
+
+def _info(u: User) -> UserInfo:
+    return UserInfo(u.username, u.role, u.active, audit.as_utc(u.created_at), u.team)
+
+
+def add_user(engine: Engine, username: str, password: str, role: str = "clinician", *, by: str = "-",
+             team: str | None = None) -> UserInfo:
+    """Create a user with an argon2id hash of ``password`` (and an optional ``team``).
 
     Raises
     ------
     InputError
-        Invalid name, short password, unknown role, or the name is taken.
+        Invalid name or team, a password the policy refuses, unknown role, or the name is taken.
     """
     name = validate_username(username)
-    validate_password(password)
+    validate_password(password, name)
+    team = validate_team(team)
     if role not in ROLES:
         raise InputError(f"role = {role!r} is not known (expected one of {', '.join(ROLES)})", source="role")
     password_hash = _hasher().hash(password)
     with transaction(engine) as session:
         if session.scalar(select(User.id).where(User.username == name)) is not None:
             raise InputError(f"user {name!r} already exists", source="username")
-        user = User(username=name, password_hash=password_hash, role=role, active=True, created_at=utc_now())
+        user = User(username=name, password_hash=password_hash, role=role, team=team, active=True,
+                    created_at=utc_now())
         session.add(user)
-        audit.record(session, by, "user_added", detail={"user": name, "role": role})
-    return UserInfo(name, role, True, user.created_at)
+        audit.record(session, by, "user_added", detail={"user": name, "role": role, "team": team})
+    return UserInfo(name, role, True, user.created_at, team)
 
 
 def list_users(engine: Engine) -> list[UserInfo]:
-    with transaction(engine) as session:
-        return [UserInfo(u.username, u.role, u.active, audit.as_utc(u.created_at))
-                for u in session.scalars(select(User).order_by(User.username))]
+    with transaction(engine, readonly=True) as session:
+        return [_info(u) for u in session.scalars(select(User).order_by(User.username))]
 
 
 def get_user(engine: Engine, username: str) -> UserInfo | None:
-    with transaction(engine) as session:
+    with transaction(engine, readonly=True) as session:
         u = session.scalar(select(User).where(User.username == (username or "").strip().lower()))
-        return None if u is None else UserInfo(u.username, u.role, u.active, audit.as_utc(u.created_at))
+        return None if u is None else _info(u)
+
+
+def set_team(engine: Engine, username: str, team: str | None, *, by: str = "-") -> None:
+    """Put a user in ``team`` (None: no team). Cases already shared with their old team stay shared
+    with that team."""
+    name = (username or "").strip().lower()
+    team = validate_team(team)
+    with transaction(engine) as session:
+        user = session.scalar(select(User).where(User.username == name))
+        if user is None:
+            raise InputError(f"user {username!r} does not exist", source="username")
+        before, user.team = user.team, team
+        audit.record(session, by, "user_team_changed", detail={"user": name, "team": team, "before": before})
 
 
 def set_active(engine: Engine, username: str, active: bool, *, by: str = "-") -> None:
@@ -133,8 +192,8 @@ def disable_user(engine: Engine, username: str, *, by: str = "-") -> None:
 
 
 def set_password(engine: Engine, username: str, password: str, *, by: str = "-") -> None:
-    validate_password(password)
     name = (username or "").strip().lower()
+    validate_password(password, name)
     password_hash = _hasher().hash(password)
     with transaction(engine) as session:
         user = session.scalar(select(User).where(User.username == name))
@@ -144,66 +203,110 @@ def set_password(engine: Engine, username: str, password: str, *, by: str = "-")
         audit.record(session, by, "password_changed", detail={"user": name})
 
 
-def failure_counts(engine: Engine, username: str, session_key: str, now: datetime | None = None) -> tuple[int, int]:
-    """Failed sign-ins within :data:`FAILURE_WINDOW` for (this user, this session)."""
-    since = (now or utc_now()) - FAILURE_WINDOW
-    name = (username or "").strip().lower()
-    with transaction(engine) as session:
-        by_user = session.scalar(select(func.count()).select_from(SignInFailure)
-                                 .where(SignInFailure.username == name, SignInFailure.at >= since))
-        by_session = session.scalar(select(func.count()).select_from(SignInFailure)
-                                    .where(SignInFailure.session_key == session_key, SignInFailure.at >= since))
-    return int(by_user or 0), int(by_session or 0)
+def _address(client_address: str | None) -> str:
+    return (str(client_address).strip() if client_address else "")[:64] or LOCAL_ADDRESS
 
 
-def authenticate(engine: Engine, username: str, password: str, session_key: str) -> UserInfo:
-    """Check a user name and password; record the attempt in the audit trail.
+def _counts(session, name: str, address: str, since: datetime) -> FailureCounts:
+    def count(*where) -> int:
+        return int(session.scalar(select(func.count()).select_from(SignInFailure)
+                                  .where(SignInFailure.at >= since, *where)) or 0)
+
+    return FailureCounts(count(SignInFailure.username == name, SignInFailure.client_address == address),
+                         count(SignInFailure.username == name),
+                         count(SignInFailure.client_address == address))
+
+
+def failure_counts(engine: Engine, username: str, client_address: str | None,
+                   now: datetime | None = None) -> FailureCounts:
+    """Failed or pending sign-ins within :data:`FAILURE_WINDOW` for (account, address), account, address."""
+    name = (username or "").strip().lower()[:64]
+    with transaction(engine, readonly=True) as session:
+        return _counts(session, name, _address(client_address), (now or utc_now()) - FAILURE_WINDOW)
+
+
+def _limit_reached(counts: FailureCounts) -> str | None:
+    if counts.account_address >= MAX_FAILURES_PER_ACCOUNT_ADDRESS:
+        return "account_address"
+    if counts.address >= MAX_FAILURES_PER_ADDRESS:
+        return "address"
+    if counts.account >= MAX_FAILURES_PER_ACCOUNT:
+        return "account"
+    return None
+
+
+def authenticate(engine: Engine, username: str, password: str, client_address: str | None) -> UserInfo:
+    """Check a user name and password under the rate limit; record the attempt in the audit trail.
 
     Parameters
     ----------
-    session_key : str
-        An opaque key of the browser session (the per-session rate limit counts on it).
+    client_address : str or None
+        The client's network address (the dashboard passes ``st.context.ip_address``; None, a
+        browser on the same host, counts as :data:`LOCAL_ADDRESS`). Never a value the client chooses
+        freely, such as a session id.
 
     Raises
     ------
     RateLimitedError
-        Too many failures for this user or session within :data:`FAILURE_WINDOW`.
+        A limit of the module docstring is reached (audited ``sign_in_blocked``, nothing verified).
     SignInError
         Unknown user, disabled user or wrong password (one message for all three).
     """
     from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
     name = (username or "").strip().lower()[:64]
-    session_key = (session_key or "-")[:64]
-    by_user, by_session = failure_counts(engine, name, session_key)
-    if by_user >= MAX_FAILURES_PER_USER or by_session >= MAX_FAILURES_PER_SESSION:
-        audit.record(engine, name if get_user(engine, name) else "(unknown)", "sign_in_blocked",
-                     detail={"failures_user": by_user, "failures_session": by_session})
+    address = _address(client_address)
+    now = utc_now()
+    # 1. check and reserve, one at a time across processes: the attempt counts from here on
+    with transaction(engine) as session:
+        serialize(session, "sign_in")
+        # rows past the window count for nothing: the table stays small
+        session.execute(delete(SignInFailure).where(SignInFailure.at < now - RETENTION))
+        counts = _counts(session, name, address, now - FAILURE_WINDOW)
+        user = session.scalar(select(User).where(User.username == name))
+        limit = _limit_reached(counts)
+        if limit is not None:
+            audit.record(session, name if user is not None else "(unknown)", "sign_in_blocked",
+                         detail={"limit": limit, "failures_account_address": counts.account_address,
+                                 "failures_account": counts.account, "failures_address": counts.address})
+        else:
+            attempt = SignInFailure(username=name, session_key="-", client_address=address, pending=True,
+                                    at=now)
+            session.add(attempt)
+            session.flush()
+            attempt_id = attempt.id
+            stored = user.password_hash if user is not None else None
+            active = user is not None and user.active
+    if limit is not None:
         minutes = int(FAILURE_WINDOW.total_seconds() // 60)
         raise RateLimitedError(f"too many failed sign-ins; try again in up to {minutes} minutes",
                                source="username")
+    # 2. verify outside any transaction (argon2 takes a while); the unknown-user case takes as long
     hasher = _hasher()
+    try:
+        ok = hasher.verify(stored or _dummy_hash(), password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    ok = ok and stored is not None and active
+    # 3. settle the attempt
     with transaction(engine) as session:
-        user = session.scalar(select(User).where(User.username == name))
-        stored = user.password_hash if user is not None else _dummy_hash()
-        try:
-            ok = hasher.verify(stored, password or "")
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
-        ok = ok and user is not None and user.active
         if not ok:
-            session.add(SignInFailure(username=name, session_key=session_key, at=utc_now()))
+            session.execute(update(SignInFailure).where(SignInFailure.id == attempt_id).values(pending=False))
             # an unknown name may be a mistyped password: it is not written to the trail
-            audit.record(session, name if user is not None else "(unknown)", "sign_in_failed",
-                         detail={"reason": "inactive" if user is not None and not user.active
+            audit.record(session, name if stored is not None else "(unknown)", "sign_in_failed",
+                         detail={"reason": "inactive" if stored is not None and not active
                                  else "credentials"})
+            info = None
         else:
+            user = session.scalar(select(User).where(User.username == name))
             if hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = hasher.hash(password)
-            session.execute(delete(SignInFailure).where(SignInFailure.username == name))
+            # this attempt and the earlier failures of this (account, address): the user is here
+            session.execute(delete(SignInFailure).where(SignInFailure.username == name,
+                                                        SignInFailure.client_address == address))
             audit.record(session, name, "sign_in")
-            info = UserInfo(user.username, user.role, user.active, audit.as_utc(user.created_at))
-    if not ok:
+            info = _info(user)
+    if info is None:
         raise SignInError("unknown user name or wrong password", source="username")
     return info
 

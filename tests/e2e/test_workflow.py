@@ -12,6 +12,7 @@ import pytest
 
 from nbrisk_core.bench.workflow import Flow
 from nbrisk_core.store import audit, cases
+from nbrisk_core.store.access import system
 from nbrisk_core.store.db import make_engine
 
 from .conftest import ADMIN, CLINICIAN
@@ -91,7 +92,7 @@ def test_full_clinician_flow(server, context, demo_dir, tmp_path):
         engine = make_engine(server.database_url)
         try:
             events = audit.list_events(engine, case_uid=outcome["case_uid"])
-            stored = cases.load_case(engine, outcome["case_uid"], "test", record_open=False)
+            stored = cases.load_case(engine, outcome["case_uid"], system("test"), record_open=False)
         finally:
             engine.dispose()
         actions = {e.action for e in events}

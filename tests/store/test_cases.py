@@ -11,8 +11,12 @@ from sqlalchemy import func, select, text
 
 from nbrisk_core.errors import InputError
 from nbrisk_core.store import audit, cases
+from nbrisk_core.store.access import system
 from nbrisk_core.store.cases import CaseConflictError, CaseNotFoundError, PredictionRecord
 from nbrisk_core.store.models import Case, CaseSlice, Prediction, utc_now
+
+# colleagues of alice's who may change her cases (admins here; sharing is tested in tests/security)
+BOB, CAROL, ADMIN = system("bob"), system("carol"), system("admin")
 
 
 def _count(engine, model) -> int:
@@ -23,7 +27,7 @@ def _count(engine, model) -> int:
 def test_round_trip_keeps_slices_predictions_and_values(engine, tiny_case):
     saved = cases.save_case(engine, tiny_case, "alice")
     assert saved.case_uid.startswith("C") and saved.version == 1
-    loaded = cases.load_case(engine, saved.case_uid, "bob")
+    loaded = cases.load_case(engine, saved.case_uid, BOB)
     assert loaded.label == "P0007" and loaded.sex == "F" and loaded.age_months == 30.0
     for phase in ("NC", "ART", "PV"):
         np.testing.assert_array_equal(loaded.slices[phase].hu, tiny_case.slices[phase].hu)
@@ -44,13 +48,13 @@ def test_round_trip_keeps_slices_predictions_and_values(engine, tiny_case):
 def test_concurrent_edit_is_refused_with_a_clear_message(engine, tiny_case):
     saved = cases.save_case(engine, tiny_case, "alice")
     mine = cases.load_case(engine, saved.case_uid, "alice")
-    theirs = cases.load_case(engine, saved.case_uid, "bob")
+    theirs = cases.load_case(engine, saved.case_uid, BOB)
     theirs.notes = "bob's review"
-    cases.save_case(engine, theirs, "bob")
+    cases.save_case(engine, theirs, BOB)
     mine.notes = "alice's review"
     with pytest.raises(CaseConflictError, match=r"changed by bob .*version 2; you opened version 1"):
         cases.save_case(engine, mine, "alice")
-    assert cases.load_case(engine, saved.case_uid, "x").notes == "bob's review"
+    assert cases.load_case(engine, saved.case_uid, ADMIN).notes == "bob's review"
 
 
 def test_version_id_col_guards_the_race_between_read_and_write(engine, tiny_case):
@@ -81,7 +85,7 @@ def test_version_id_col_guards_the_race_between_read_and_write(engine, tiny_case
             cases.save_case(engine, record, "alice")
     finally:
         db.session_factory = original
-    assert cases.load_case(engine, saved.case_uid, "x", record_open=False).notes == "other"
+    assert cases.load_case(engine, saved.case_uid, ADMIN, record_open=False).notes == "other"
 
 
 def test_failed_save_leaves_no_half_case(engine, tiny_case, monkeypatch):
@@ -126,7 +130,7 @@ def test_new_predictions_are_appended_and_versioned(engine, tiny_case):
     again = cases.save_case(engine, saved, "alice")  # nothing changed: no new version, no duplicate
     assert again.version == 1 and len(again.predictions) == 1
     again.predictions.append(PredictionRecord("prognosis", {"mlrs": 1.3}, "stepcox_rsf", "c" * 64, "d" * 64))
-    third = cases.save_case(engine, again, "bob")
+    third = cases.save_case(engine, again, BOB)
     assert third.version == 2 and [p.kind for p in third.predictions] == ["risk", "prognosis"]
     events = audit.list_events(engine, case_uid=saved.case_uid, action="prediction")
     assert [e.model_sha256 for e in events] == ["c" * 64, "a" * 64]
@@ -135,9 +139,9 @@ def test_new_predictions_are_appended_and_versioned(engine, tiny_case):
 def test_status_workflow_records_reviewer_and_sign_off(engine, tiny_case):
     saved = cases.save_case(engine, tiny_case, "alice")
     saved.status = "reviewed"
-    saved = cases.save_case(engine, saved, "bob")
+    saved = cases.save_case(engine, saved, BOB)
     saved.status = "signed_off"
-    saved = cases.save_case(engine, saved, "carol")
+    saved = cases.save_case(engine, saved, CAROL)
     assert (saved.reviewed_by, saved.signed_off_by, saved.version) == ("bob", "carol", 3)
     changed = audit.list_events(engine, case_uid=saved.case_uid, action="case_changed")
     assert [e.detail["status"] for e in changed] == ["signed_off", "reviewed"]
@@ -147,29 +151,29 @@ def test_list_filters_and_search(engine, tiny_case):
     a = cases.save_case(engine, tiny_case, "alice")
     b = cases.save_case(engine, dataclasses.replace(tiny_case, label="P0042", risk_class="NHR",
                                                     hr_probability=0.2, mlrs_group="low",
-                                                    notes="small adrenal mass"), "bob")
-    assert {c.case_uid for c in cases.list_cases(engine)} == {a.case_uid, b.case_uid}
-    assert [c.case_uid for c in cases.list_cases(engine, risk_class="NHR")] == [b.case_uid]
-    assert [c.case_uid for c in cases.list_cases(engine, mlrs_group="high")] == [a.case_uid]
-    assert [c.case_uid for c in cases.list_cases(engine, search="ADRENAL")] == [b.case_uid]
-    assert [c.case_uid for c in cases.list_cases(engine, search="p0007")] == [a.case_uid]
-    assert cases.list_cases(engine, status="signed_off") == []
-    assert cases.list_cases(engine, since=utc_now() + timedelta(days=1)) == []
+                                                    notes="small adrenal mass"), BOB)
+    assert {c.case_uid for c in cases.list_cases(engine, ADMIN)} == {a.case_uid, b.case_uid}
+    assert [c.case_uid for c in cases.list_cases(engine, ADMIN, risk_class="NHR")] == [b.case_uid]
+    assert [c.case_uid for c in cases.list_cases(engine, ADMIN, mlrs_group="high")] == [a.case_uid]
+    assert [c.case_uid for c in cases.list_cases(engine, ADMIN, search="ADRENAL")] == [b.case_uid]
+    assert [c.case_uid for c in cases.list_cases(engine, ADMIN, search="p0007")] == [a.case_uid]
+    assert cases.list_cases(engine, ADMIN, status="signed_off") == []
+    assert cases.list_cases(engine, ADMIN, since=utc_now() + timedelta(days=1)) == []
     with pytest.raises(InputError, match="case filter status = 'done' is not known"):
-        cases.list_cases(engine, status="done")
+        cases.list_cases(engine, ADMIN, status="done")
 
 
 def test_soft_delete_hides_the_case_but_keeps_it_and_its_trail(engine, tiny_case):
     saved = cases.save_case(engine, tiny_case, "alice")
     cases.delete_case(engine, saved.case_uid, "alice", version=saved.version)
-    assert cases.list_cases(engine) == []
+    assert cases.list_cases(engine, ADMIN) == []
     with pytest.raises(CaseNotFoundError):
         cases.load_case(engine, saved.case_uid, "alice")
-    kept = cases.load_case(engine, saved.case_uid, "admin", include_deleted=True, record_open=False)
+    kept = cases.load_case(engine, saved.case_uid, ADMIN, include_deleted=True, record_open=False)
     assert kept.deleted_at is not None and _count(engine, Case) == 1
-    assert [c.deleted for c in cases.list_cases(engine, include_deleted=True)] == [True]
+    assert [c.deleted for c in cases.list_cases(engine, ADMIN, include_deleted=True)] == [True]
     with pytest.raises(CaseConflictError, match="was deleted by alice"):
-        cases.save_case(engine, saved, "bob")
+        cases.save_case(engine, saved, BOB)
     assert audit.list_events(engine, action="case_deleted")[0].case_uid == saved.case_uid
 
 

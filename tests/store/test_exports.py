@@ -12,14 +12,17 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.individual import IndividualPrognosis
 from nbrisk_core.report import case_to_dict, export_case, render_pdf
 from nbrisk_core.store import audit, cases
+from nbrisk_core.store.access import system
 from nbrisk_core.store.cases import CaseConflictError
 from nbrisk_core.store.session import record_from_session
+
+BOB, CAROL = system("bob"), system("carol")
 
 
 def test_each_export_is_audited_when_its_file_is_made(engine, tiny_case):
     saved = cases.save_case(engine, tiny_case, "alice")
     assert audit.list_events(engine, action="case_exported") == []
-    made = {fmt: export_case(engine, saved.case_uid, "bob", fmt, version=saved.version)
+    made = {fmt: export_case(engine, saved.case_uid, BOB, fmt, version=saved.version)
             for fmt in ("pdf", "csv", "json")}
     assert made["pdf"].startswith(b"%PDF") and saved.case_uid.encode() in made["json"]
     events = {e.detail["format"]: e for e in audit.list_events(engine, action="case_exported")}
@@ -36,11 +39,11 @@ def test_each_export_is_audited_when_its_file_is_made(engine, tiny_case):
 def test_a_changed_case_is_not_exported_under_its_old_version(engine, tiny_case):
     saved = cases.save_case(engine, tiny_case, "alice")
     saved.notes = "second look"
-    cases.save_case(engine, saved, "carol")
+    cases.save_case(engine, saved, CAROL)
     with pytest.raises(CaseConflictError, match="changed by carol .* now version 2"):
-        export_case(engine, saved.case_uid, "bob", "pdf", version=1)
+        export_case(engine, saved.case_uid, BOB, "pdf", version=1)
     with pytest.raises(InputError, match="export format = 'docx'"):
-        export_case(engine, saved.case_uid, "bob", "docx", version=2)
+        export_case(engine, saved.case_uid, BOB, "docx", version=2)
     assert audit.list_events(engine, action="case_exported") == []
 
 

@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from nbrisk_core.store import audit, cases, users
+from nbrisk_core.store.access import system
 from nbrisk_core.store.db import dispose_engines, get_engine
 
 PASSWORD = "correct horse battery"
@@ -27,7 +28,8 @@ def _saved_case(url, label, risk_class, p):
                               clinical_entered={"nse": 80.0, "ldh": None}, clinical_imputed={"ldh": 300.0},
                               slices={"ART": cases.SliceRecord("ART", rng.integers(-50, 150, (24, 24)).astype(np.int16),
                                                                7, 35.0)})
-    return cases.save_case(get_engine(url), record, "alice")
+    # the pages run with sign-in off: their user is "local", who sees the cases "local" saved
+    return cases.save_case(get_engine(url), record, "local")
 
 
 def test_cases_page_lists_filters_and_compares(store_url, repo_root):
@@ -68,7 +70,7 @@ def test_cases_page_soft_deletes_after_confirmation(store_url, repo_root):
     at.checkbox(key=f"cases.confirm.{saved.case_uid}").check().run()
     at.button(key=f"cases.delete.{saved.case_uid}").click().run()
     assert not at.exception
-    assert cases.list_cases(get_engine(store_url)) == []
+    assert cases.list_cases(get_engine(store_url), "local") == []
     assert audit.list_events(get_engine(store_url), action="case_deleted")[0].username == "local"
 
 
@@ -198,16 +200,16 @@ def test_save_box_creates_then_updates_and_reports_conflicts(store_url):
     uid = at.session_state[state.CASE_ID]
     assert at.success[0].value == f"Saved as case **{uid}**, version 1."
     engine = get_engine(store_url)
-    stored = cases.load_case(engine, uid, "t", record_open=False)
+    stored = cases.load_case(engine, uid, system("t"), record_open=False)
     assert (stored.label, stored.notes, stored.risk_class, stored.created_by) == ("P0555", "first look", "HR", "local")
     # someone else changes the case; saving again from this session must not overwrite it
-    other = cases.load_case(engine, uid, "bob", record_open=False)
+    other = cases.load_case(engine, uid, system("bob"), record_open=False)
     other.notes = "bob was here"
-    cases.save_case(engine, other, "bob")
+    cases.save_case(engine, other, system("bob"))
     at.text_area(key="nbrisk.save.notes").input("second look")
     at.button(key="nbrisk.save.button").click().run()
     assert "was changed by bob" in at.error[0].value
-    assert cases.load_case(engine, uid, "t", record_open=False).notes == "bob was here"
+    assert cases.load_case(engine, uid, system("t"), record_open=False).notes == "bob was here"
 
 
 def test_save_box_with_nothing_to_save(store_url):
@@ -251,9 +253,9 @@ def test_export_of_a_case_changed_meanwhile_is_of_the_version_shown_after_the_cl
     at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
     assert any("version 1" in c.value for c in at.caption)
     engine = get_engine(store_url)
-    changed = cases.load_case(engine, saved.case_uid, "bob", record_open=False)
+    changed = cases.load_case(engine, saved.case_uid, system("bob"), record_open=False)
     changed.notes = "changed elsewhere"
-    cases.save_case(engine, changed, "bob")  # now version 2; the page still shows version 1
+    cases.save_case(engine, changed, system("bob"))  # now version 2; the page still shows version 1
     at.button(key=f"cases.export.{saved.case_uid}.make.json").click().run()
     assert not at.exception
     assert len(at.get("download_button")) == 1
@@ -301,7 +303,7 @@ def test_case_page_shows_the_chosen_slices_of_a_reopened_case(store_url, repo_ro
             "phases": {"nc": {"series_uid": "2.25.5", "n_slices": 40, "pixel_spacing": [0.8, 0.8]},
                        "art": {"series_uid": "2.25.7", "n_slices": 41, "pixel_spacing": [0.8, 0.8]}}}
     record = record_from_session(case=case, chosen_slices=chosen, label="P0314")
-    saved = cases.save_case(get_engine(store_url), record, "alice")
+    saved = cases.save_case(get_engine(store_url), record, "local")
     other = _saved_case(store_url, "P0999", "NHR", 0.2)
 
     # a study loaded earlier in this session must not be shown under the reopened case
