@@ -72,7 +72,8 @@ def stage_split(ctx: Context) -> dict:
     from nbrisk_core.split import stratified_split
 
     clinical = _clinical(ctx)
-    split = stratified_split(clinical["patient_id"], clinical["risk_group"], seed=ctx.seed)
+    # a real cohort may lack the risk group of some patients: their own stratum (as in the prognosis split)
+    split = stratified_split(clinical["patient_id"], clinical["risk_group"].fillna("unknown"), seed=ctx.seed)
     split.to_csv(ctx.path("split.csv"), index=False)
     merged = split.merge(clinical[["patient_id", "risk_group"]], on="patient_id")
     counts = merged.groupby(["cohort", "risk_group"]).size().unstack(fill_value=0)
