@@ -50,8 +50,8 @@ def real_cohort(tmp_path_factory):
     sheet.to_csv(root / "site.csv", index=False)
     (root / "site.toml").write_text(MAPPING)
     cohort = root / "site-b"
-    assert main(["cohort", "import", "--clinical", str(root / "site.csv"), "--mapping", str(root / "site.toml"),
-                 "--out", str(cohort)]) == 0
+    assert main(["cohort", "import", "--clinical", str(root / "site.csv"),
+                 "--mapping", str(root / "site.toml"), "--out", str(cohort)]) == 0
     build_cohort(root / "generated", n_patients=N_PATIENTS, seed=SEED, n_studies=0)
     _chosen_slices(cohort, root / "generated")
     meta = json.loads((cohort / "cohort.json").read_text())
@@ -74,11 +74,11 @@ def site_env(real_cohort, monkeypatch):
 def trained(real_cohort):
     """`nbrisk train --tiny` (1 epoch) with the model written next to the cohort: (output, card)."""
     cohort, home = real_cohort
+    import contextlib
+    import io
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NBRISK_HOME", str(home))
-        import contextlib
-        import io
-
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = main(["train", "--tiny", "--cohort", str(cohort), "--run", str(home / "run"),
@@ -98,8 +98,8 @@ def test_models_are_found_next_to_the_cohort_else_in_models_dir(tmp_path, monkey
     assert shipped_model_path("art", tmp_path / "c").parent == (tmp_path / "shared").resolve()
     (tmp_path / "c" / "models").mkdir(parents=True)
     assert cohort_models_dir(tmp_path / "c") == (tmp_path / "c" / "models").resolve()
-    assert shipped_model_path("art", tmp_path / "c") == (tmp_path / "c" / "models" / "swin_art_demo.safetensors"
-                                                         ).resolve()
+    own = (tmp_path / "c" / "models" / "swin_art_demo.safetensors").resolve()
+    assert shipped_model_path("art", tmp_path / "c") == own
     assert cohort_models_dir(None) == (tmp_path / "shared").resolve()
 
 
@@ -116,14 +116,16 @@ def test_patients_without_slices_or_risk_group_are_left_out_and_named(real_cohor
     assert data.skipped == {"no slices": ["SB-001", "SB-002"], "no risk_group": [NO_RISK_GROUP]}
     assert len(data.patient_ids) == N_PATIENTS - 3 and NO_RISK_GROUP not in data.patient_ids
     note = skipped_note(data.skipped, N_PATIENTS)
-    assert note.startswith(f"left out 3 of {N_PATIENTS} patients") and "SB-001" in note and NO_RISK_GROUP in note
+    assert note.startswith(f"left out 3 of {N_PATIENTS} patients")
+    assert "SB-001" in note and NO_RISK_GROUP in note
     # embeddings need no label: the patient without a risk group is kept (label -1)
     unlabelled = load_cohort_images(copy, "art", labels=False)
     assert NO_RISK_GROUP in unlabelled.patient_ids and list(unlabelled.skipped) == ["no slices"]
     assert unlabelled.labels[unlabelled.patient_ids.index(NO_RISK_GROUP)] == -1
     # a cohort just imported (no slice chosen yet) says so, with the count
     shutil.rmtree(copy / "slices")
-    with pytest.raises(InputError, match=f"none of the {N_PATIENTS} patients.*{N_PATIENTS} have no slices chosen"):
+    expected = f"none of the {N_PATIENTS} patients.*{N_PATIENTS} have no slices chosen"
+    with pytest.raises(InputError, match=expected):
         load_cohort_images(copy, "art")
 
 
@@ -144,7 +146,7 @@ def test_train_evaluate_embed_on_a_real_cohort(trained, site_env, capsys):
     table = pd.read_csv(emb, dtype={"patient_id": str})
     assert len(table) == N_PATIENTS and NO_RISK_GROUP in set(table["patient_id"])
     assert np.isfinite(table.filter(like="ct").to_numpy()).all()
-    assert list((Path(str(cohort.parent / "home")) / "data" / "embeddings").glob("*.parquet"))
+    assert list((cohort.parent / "home" / "data" / "embeddings").glob("*.parquet"))
 
 
 def test_benchmark_on_a_real_cohort_has_no_oracle(trained, site_env, capsys):
@@ -227,3 +229,18 @@ def test_reproduce_report_and_pdf_notice_follow_the_cohort(tmp_path):
     assert synthetic_case(record(), {"synthetic_data": True, "training_cohort": {"synthetic": True}})
     assert not synthetic_case(record({"synthetic": False}), None)   # prognosis fitted on a real cohort
     assert synthetic_case(record(), {"training_cohort": {"name": "x"}})   # unknown: the full notice
+
+
+@pytest.mark.slow
+def test_reproduce_quick_profile_on_a_real_cohort(real_cohort, tmp_path, monkeypatch):
+    cohort, home = real_cohort
+    monkeypatch.setenv("NBRISK_HOME", str(home))
+    out = tmp_path / "report"
+    assert main(["reproduce", "--data", str(cohort), "--profile", "quick", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["stages"]["oracle"]["available"] is False
+    assert "no oracle" in report["stages"]["oracle"]["reason"]
+    html = (out / "report.html").read_text()
+    assert "<b>Synthetic data.</b>" not in html and report["meta"]["synthetic cohort"] is False
+    for spec in ("art",):
+        assert 0.0 <= report["stages"][f"classifier_swin_{spec}"]["test"]["auc"]["value"] <= 1.0
