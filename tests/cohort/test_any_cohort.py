@@ -244,3 +244,17 @@ def test_reproduce_quick_profile_on_a_real_cohort(real_cohort, tmp_path, monkeyp
     assert "<b>Synthetic data.</b>" not in html and report["meta"]["synthetic cohort"] is False
     for spec in ("art",):
         assert 0.0 <= report["stages"][f"classifier_swin_{spec}"]["test"]["auc"]["value"] <= 1.0
+
+
+@pytest.mark.parametrize("page", ["1_Case.py", "2_Risk.py", "3_Prognosis.py"])
+def test_other_pages_open_on_a_real_cohort_without_banner(page, trained, site_env):
+    from streamlit.testing.v1 import AppTest
+
+    from nbrisk_ui.common import load_cohort_tables
+
+    load_cohort_tables.clear()
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / page), default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]   # the Risk page finds the model next to the cohort
+    assert not _banners(at)
+    load_cohort_tables.clear()
