@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from nbrisk_core import RESEARCH_NOTICE, __version__
+from nbrisk_core import __version__, research_notice
 from nbrisk_ui import auth
 from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner
 
@@ -36,11 +36,14 @@ def home() -> None:
 
     n = len(clinical)
     n_hr = int((clinical["risk_group"] == "HR").sum())
+    n_nhr = int((clinical["risk_group"] == "NHR").sum())
     age = clinical["age_months"].to_numpy(dtype=float)
     follow_up = clinical["os_days"].to_numpy(dtype=float)
     cols = st.columns(4)
     cols[0].metric("Patients", n)
-    cols[1].metric("High risk / non-high risk", f"{n_hr} / {n - n_hr}")
+    cols[1].metric("High risk / non-high risk", f"{n_hr} / {n_nhr}",
+                   f"{n - n_hr - n_nhr} unknown" if n_hr + n_nhr < n else None,
+                   delta_color="off", delta_arrow="off")
     q1, med, q3 = np.percentile(age, [25, 50, 75])
     cols[2].metric("Median age (IQR)", f"{med:.1f} mo", f"{q1:.1f}–{q3:.1f} mo",
                    delta_color="off", delta_arrow="off")
@@ -51,7 +54,9 @@ def home() -> None:
     from nbrisk_core.prognosis.plots import kaplan_meier_figure
 
     st.plotly_chart(
-        kaplan_meier_figure(clinical["os_days"], clinical["os_event"], clinical["risk_group"],
+        # a real cohort may lack the risk group of some patients: their own curve, named so
+        kaplan_meier_figure(clinical["os_days"], clinical["os_event"],
+                            clinical["risk_group"].fillna("unknown"),
                             title="Overall survival by risk group"),
         width="stretch",
     )
@@ -63,7 +68,9 @@ def home() -> None:
     for file, title, icon in PAGES:
         if (PAGES_DIR / file).exists():
             st.page_link(f"pages/{file}", label=title, icon=icon)
-    st.caption(f"Cohort: `{path}` · {meta.get('name', 'cohort')} · seed {meta.get('seed', '?')}. {RESEARCH_NOTICE}")
+    seed = f" · seed {meta['seed']}" if meta.get("seed") is not None else ""   # generated cohorts only
+    notice = research_notice(bool(meta.get("synthetic", False)))
+    st.caption(f"Cohort: `{path}` · {meta.get('name', 'cohort')}{seed}. {notice}")
 
 
 @st.cache_resource(show_spinner=False)

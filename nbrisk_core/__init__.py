@@ -8,7 +8,12 @@ This package never imports Streamlit; the dashboard (``streamlit_app.py``, ``pag
 
 __version__ = "0.1.0"
 
-RESEARCH_NOTICE = (
-    "Research use only, not for clinical decisions. "
-    "Demo models are trained on synthetic data."
-)
+RESEARCH_USE = "Research use only, not for clinical decisions."
+SYNTHETIC_MODELS = "Demo models are trained on synthetic data."
+RESEARCH_NOTICE = f"{RESEARCH_USE} {SYNTHETIC_MODELS}"
+
+
+def research_notice(synthetic: bool = True) -> str:
+    """The notice to show: :data:`RESEARCH_NOTICE` with a synthetic cohort or demo model, only the
+    research-use line on a real cohort (``cohort.json`` ``synthetic: false``)."""
+    return RESEARCH_NOTICE if synthetic else RESEARCH_USE

@@ -11,6 +11,8 @@ variable                    meaning                                default
                                                                    source checkout
 ``NBRISK_DATA_DIR``         the cohort the app opens on            ``$NBRISK_HOME/data/demo``
 ``NBRISK_MODELS_DIR``       shipped model files and model cards    ``$NBRISK_HOME/models``
+                            (a cohort's own ``<cohort>/models/``
+                            comes first: :func:`cohort_models_dir`)
 ``NBRISK_DATABASE_URL``     case store (SQLAlchemy URL)            SQLite at ``data/nbrisk.db``
 ``NBRISK_AUTH``             sign-in required unless ``off``        ``on`` (``make run``: ``off``)
 ==========================  =====================================  ==========================
@@ -47,6 +49,20 @@ def models_dir() -> Path:
     """Shipped model weights (fp16 safetensors) with their JSON model cards."""
     env = os.environ.get("NBRISK_MODELS_DIR")
     return Path(env).expanduser().resolve() if env else project_root() / "models"
+
+
+def cohort_models_dir(cohort_dir: Path | str | None = None) -> Path:
+    """The models a cohort uses: ``<cohort>/models/`` when that folder exists, else :func:`models_dir`.
+
+    A research group keeps the classifier trained on its own cohort next to it
+    (``nbrisk train --cohort DIR --out DIR/models/swin_art_demo``); every other cohort, the demo
+    included, uses ``NBRISK_MODELS_DIR`` (default ``$NBRISK_HOME/models``).
+    """
+    if cohort_dir is not None:
+        own = Path(cohort_dir) / "models"
+        if own.is_dir():
+            return own.resolve()
+    return models_dir()
 
 
 def database_url() -> str:

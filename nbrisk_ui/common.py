@@ -10,7 +10,8 @@ from nbrisk_core import RESEARCH_NOTICE, config
 
 
 def synthetic_banner(meta: dict | None) -> None:
-    """The banner every page shows while the synthetic demo cohort is loaded."""
+    """The banner every page shows while a synthetic cohort (``cohort.json`` ``synthetic``) is loaded, or
+    when no cohort could be read (the app then offers to build the demo); never on a real cohort."""
     if meta is None or meta.get("synthetic", False):
         st.warning(
             "**Synthetic demo data.** The cohort, the images and the demo models are generated "
@@ -25,8 +26,9 @@ def cohort_dir() -> Path:
 
 @st.cache_data(show_spinner="Loading the cohort…")
 def load_cohort_tables(path: str):
-    """Clinical table, truth table and metadata of the cohort at ``path`` (cached per path)."""
-    from nbrisk_core.demo import load_cohort
+    """Clinical table, truth table (None on a real cohort) and metadata of the cohort at ``path`` (cached
+    per path); any cohort of format v1 (docs/cohort-format.md), the demo or an imported one."""
+    from nbrisk_core.cohort import load_cohort
 
     cohort = load_cohort(Path(path))
     return cohort.clinical, cohort.truth, cohort.meta

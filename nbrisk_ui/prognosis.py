@@ -123,13 +123,23 @@ def demo_embedding(cohort_dir, patient_id: str) -> np.ndarray | None:
 
 
 def merged_patients(pipeline, clinical: pd.DataFrame) -> pd.DataFrame:
-    """The pipeline's per-patient MLRS table joined to the clinical table, with subgroup labels."""
-    columns = ["patient_id", "age_months", "mycn_amplified", "inrg_stage", "risk_group", "ferritin", "nse"]
+    """The pipeline's per-patient MLRS table joined to the clinical table, with subgroup labels.
+
+    ``stage`` is the INRG stage, or the INSS stage on a cohort that records only INSS (the two are never
+    mixed; ``stage_system`` says which); a missing stage or MYCN status is the group ``unknown``.
+    """
+    columns = ["patient_id", "age_months", "mycn_amplified", "inrg_stage", "inss_stage", "risk_group",
+               "ferritin", "nse"]
     table = pipeline.patients_.merge(clinical[[c for c in columns if c in clinical.columns]],
                                      on="patient_id", how="left")
     table["age_group"] = np.where(table["age_months"] < AGE_CUTOFF_MONTHS,
                                   f"< {AGE_CUTOFF_MONTHS} months", f">= {AGE_CUTOFF_MONTHS} months")
-    table["mycn"] = np.where(table["mycn_amplified"] == 1, "amplified", "not amplified")
+    table["mycn"] = np.where(table["mycn_amplified"] == 1, "amplified",
+                             np.where(table["mycn_amplified"] == 0, "not amplified", "unknown"))
+    system = "inrg_stage" if "inrg_stage" in table and table["inrg_stage"].notna().any() else "inss_stage"
+    table["stage"] = table[system].astype(object).where(table[system].notna(), "unknown") \
+        if system in table else "unknown"
+    table.attrs["stage_system"] = "INRG" if system == "inrg_stage" else "INSS"
     return table
 
 

@@ -71,9 +71,10 @@ if (path / "cohort.json").exists():
     meta = json.loads((path / "cohort.json").read_text())
 synthetic_banner(meta)
 
-predictors = load_predictors(str(config.models_dir()))
+models_dir = config.cohort_models_dir(path)   # the cohort's own models/, else NBRISK_MODELS_DIR
+predictors = load_predictors(str(models_dir))
 if "art" not in predictors:
-    st.error(f"No Swin-ART model in `{config.models_dir()}` (expected `swin_art_demo.safetensors` with its "
+    st.error(f"No Swin-ART model in `{models_dir}` (expected `swin_art_demo.safetensors` with its "
              "model card). Train it with `nbrisk train --stage pretrain ...` then `nbrisk train --init ...`.")
     st.stop()
 

@@ -85,12 +85,13 @@ with st.container(border=True):
     f = st.columns(3)
     age_groups = sorted(patients["age_group"].unique())
     mycn_groups = sorted(patients["mycn"].unique())
-    stage_groups = sorted(patients["inrg_stage"].dropna().unique())
+    stage_groups = sorted(patients["stage"].astype(str).unique())   # INRG, else INSS (real cohorts)
     ages = f[0].multiselect("Age at diagnosis", age_groups, default=age_groups, key=KEY + "age")
     mycn = f[1].multiselect("MYCN", mycn_groups, default=mycn_groups, key=KEY + "mycn")
-    stages = f[2].multiselect("INRG stage", stage_groups, default=stage_groups, key=KEY + "stage")
+    stages = f[2].multiselect(f"{patients.attrs['stage_system']} stage", stage_groups, default=stage_groups,
+                              key=KEY + "stage")
 sub = patients[patients["age_group"].isin(ages) & patients["mycn"].isin(mycn)
-               & patients["inrg_stage"].isin(stages)]
+               & patients["stage"].astype(str).isin(stages)]
 counts = sub["cohort"].value_counts()
 st.caption(f"{len(sub)} of {len(patients)} patients: {counts.get('train', 0)} training, "
            f"{counts.get('test', 0)} testing.")

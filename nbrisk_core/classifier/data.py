@@ -8,7 +8,7 @@ only) -> ``normalize``. A cohort on disk follows ``docs/architecture.md`` (``cli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -75,30 +75,93 @@ class CohortImages:
 
     patient_ids: list[str]
     images: np.ndarray      # (N, 224, 224, 3) uint8
-    labels: np.ndarray      # (N,) int64, index into CLASS_ORDER
+    labels: np.ndarray      # (N,) int64, index into CLASS_ORDER (-1: no risk group, ``labels=False`` only)
     risk_group: np.ndarray  # (N,) str
+    #: patients of the cohort left out, by reason (``"no slices"``, ``"no risk_group"``)
+    skipped: dict = field(default_factory=dict)
+
+
+def _has_slices(cohort_dir: Path, patient_id: str, phases) -> bool:
+    folder = Path(cohort_dir) / "slices" / patient_id
+    if (folder / "hu.npz").is_file():
+        with np.load(folder / "hu.npz") as arrays:
+            if all(p in arrays.files for p in phases):
+                return True
+    return all((folder / f"{p}.png").is_file() for p in phases)
+
+
+def _named(ids: list[str], limit: int = 5) -> str:
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
+
+
+def skipped_note(skipped: dict, n_total: int) -> str:
+    """One line saying which patients a cohort run left out and why ("" when none)."""
+    parts = [f"{len(ids)} without {reason.removeprefix('no ')} ({_named(ids)})"
+             for reason, ids in skipped.items() if ids]
+    return f"left out {sum(len(v) for v in skipped.values())} of {n_total} patients: " + "; ".join(parts) \
+        if parts else ""
+
+
+def usable_patients(cohort_dir: Path, clinical: pd.DataFrame, phases, labels: bool = True
+                    ) -> tuple[pd.DataFrame, dict]:
+    """The rows of ``clinical`` that have chosen slices of ``phases`` (and a risk group if ``labels``),
+    and ``{reason: [patient_id, ...]}`` of those left out.
+
+    An imported cohort has its slices chosen patient by patient (``slices.csv``, ``slices/<pid>/``) and
+    may lack ``risk_group`` for some patients: those are left out (a training label cannot be guessed).
+    InputError when no patient is left, naming how many lack what.
+    """
+    cohort_dir = Path(cohort_dir)
+    ids = list(clinical["patient_id"])
+    no_slices = [pid for pid in ids if not _has_slices(cohort_dir, pid, phases)]
+    groups = clinical["risk_group"] if "risk_group" in clinical.columns else pd.Series([np.nan] * len(ids))
+    no_group = [pid for pid, g in zip(ids, groups) if pd.isna(g) or g == ""] if labels else []
+    skipped = {"no slices": no_slices, "no risk_group": [p for p in no_group if p not in set(no_slices)]}
+    skipped = {k: v for k, v in skipped.items() if v}
+    keep = ~clinical["patient_id"].isin({p for v in skipped.values() for p in v})
+    if not keep.any():
+        what = f"chosen {'/'.join(p.upper() for p in phases)} slices"
+        what += " and a risk_group (HR/NHR)" if labels else ""
+        raise InputError(f"{cohort_dir}: none of the {len(ids)} patients has {what}: "
+                         f"{len(no_slices)} have no slices chosen yet (slices.csv, slices/<patient_id>/: "
+                         "docs/cohort-format.md)"
+                         + (f", {len(no_group)} have no risk_group in clinical.csv" if labels else ""),
+                         source=str(cohort_dir))
+    return clinical[keep].reset_index(drop=True), skipped
 
 
 def load_cohort_images(cohort_dir: Path, variant: str, patient_ids=None,
-                       size: int = INPUT_SIZE) -> CohortImages:
-    """The model images of every patient (or of ``patient_ids``) of a cohort directory."""
+                       size: int = INPUT_SIZE, labels: bool = True) -> CohortImages:
+    """The model images of every usable patient (or of ``patient_ids``) of a cohort directory.
+
+    Without ``patient_ids``, patients without chosen slices (or, with ``labels``, without a risk group)
+    are left out and listed in ``skipped`` (:func:`usable_patients`); with ``patient_ids`` each one must
+    have them. ``labels=False`` (embeddings) gives label -1 to a patient without a risk group.
+    """
     cohort_dir = Path(cohort_dir)
     clinical_path = cohort_dir / "clinical.csv"
     if not clinical_path.exists():
         raise InputError(f"{clinical_path}: cohort clinical table not found")
-    clinical = pd.read_csv(clinical_path, dtype={"patient_id": str})
-    if "risk_group" not in clinical.columns:
+    clinical = pd.read_csv(clinical_path, dtype={"patient_id": str, "risk_group": str})
+    if labels and "risk_group" not in clinical.columns:
         raise InputError(f"{clinical_path}: column 'risk_group' (HR/NHR) is missing")
-    if patient_ids is not None:
-        wanted = list(patient_ids)
-        clinical = clinical.set_index("patient_id").loc[wanted].reset_index()
+    if "risk_group" not in clinical.columns:
+        clinical["risk_group"] = np.nan
     phases = INPUT_VARIANTS[variant].phases if variant in INPUT_VARIANTS else None
     if phases is None:
         raise InputError(f"unknown variant {variant!r}; expected one of {sorted(INPUT_VARIANTS)}")
+    skipped: dict = {}
+    if patient_ids is not None:
+        wanted = list(patient_ids)
+        clinical = clinical.set_index("patient_id").loc[wanted].reset_index()
+    else:
+        clinical, skipped = usable_patients(cohort_dir, clinical, phases, labels)
     images = np.stack([to_model_image(read_grey_slices(cohort_dir, pid, phases), variant, size)
                        for pid in clinical["patient_id"]])
-    labels = np.array([label_index(g) for g in clinical["risk_group"]], dtype=np.int64)
-    return CohortImages(list(clinical["patient_id"]), images, labels, clinical["risk_group"].to_numpy())
+    groups = clinical["risk_group"].to_numpy()
+    codes = np.array([label_index(g) if labels or not pd.isna(g) else -1 for g in groups], dtype=np.int64)
+    return CohortImages(list(clinical["patient_id"]), images, codes, groups, skipped)
 
 
 def to_tensor_batch(images_uint8: np.ndarray, augment=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):

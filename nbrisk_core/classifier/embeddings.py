@@ -64,7 +64,8 @@ def compute_embeddings(loaded, cohort_dir: Path, batch_size: int = 16) -> pd.Dat
     from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
     from nbrisk_core.classifier.inference import Predictor
 
-    data = load_cohort_images(cohort_dir, loaded.card["variant"])
+    # every patient with chosen slices (a risk group is not needed); the others have no embedding yet
+    data = load_cohort_images(cohort_dir, loaded.card["variant"], labels=False)
     predictor = Predictor(loaded)
     x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
                         std=loaded.card["normalisation"]["std"]).numpy()
@@ -98,7 +99,7 @@ def cohort_embeddings(cohort_dir: Path | None = None, model=None, use_cache: boo
     if not (cohort_dir / "clinical.csv").exists():
         raise InputError(f"{cohort_dir}: not a cohort directory (no clinical.csv)")
     if model is None:
-        path = shipped_model_path("art")
+        path = shipped_model_path("art", cohort_dir)
         if not path.exists():
             raise InputError(f"{path}: the shipped Swin-ART model is missing; train it with `nbrisk train`")
         model = load_model(path)

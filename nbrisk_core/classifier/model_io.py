@@ -213,11 +213,14 @@ def load_backbone_weights(model, weights_file: Path) -> list[str]:
     return sorted(set(own) - set(usable))
 
 
-def shipped_model_path(variant: str = "art") -> Path:
-    """``models/<stem>.safetensors`` of a variant's shipped model (it may not exist)."""
-    from nbrisk_core.config import models_dir
+def shipped_model_path(variant: str = "art", cohort_dir: Path | str | None = None) -> Path:
+    """``<models>/<stem>.safetensors`` of a variant's shipped model (it may not exist).
 
-    return models_dir() / f"{SHIPPED_MODELS[variant]}.safetensors"
+    ``<models>`` is the cohort's own ``<cohort_dir>/models/`` when it exists, else ``NBRISK_MODELS_DIR``
+    (:func:`nbrisk_core.config.cohort_models_dir`)."""
+    from nbrisk_core.config import cohort_models_dir
+
+    return cohort_models_dir(cohort_dir) / f"{SHIPPED_MODELS[variant]}.safetensors"
 
 
 def record_evaluation(path: Path, evaluation: dict) -> dict:

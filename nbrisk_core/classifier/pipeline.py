@@ -140,8 +140,9 @@ def train_run(args, recipe) -> dict:
     import torch
 
     from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model, risk_head
-    from nbrisk_core.classifier.data import load_cohort_images
+    from nbrisk_core.classifier.data import load_cohort_images, skipped_note, usable_patients
     from nbrisk_core.classifier.model_io import base_card, save_model
+    from nbrisk_core.imaging.model_input import INPUT_VARIANTS
     from nbrisk_core.classifier.inference import cpu_name
     from nbrisk_core.classifier.training import cohort_batches, fit, resolve_precision
     from nbrisk_core.config import demo_cohort_dir
@@ -198,7 +199,14 @@ def train_run(args, recipe) -> dict:
         clinical_path = cohort_dir / "clinical.csv"
         if not clinical_path.exists():
             raise InputError(f"--cohort {cohort_dir}: no clinical.csv (build one with `nbrisk demo build`)")
-        clinical = pd.read_csv(clinical_path, dtype={"patient_id": str})
+        clinical = pd.read_csv(clinical_path, dtype={"patient_id": str, "risk_group": str})
+        if "risk_group" not in clinical.columns:
+            raise InputError(f"{clinical_path}: column 'risk_group' (HR/NHR) is missing: the classifier "
+                             "learns it")
+        n_cohort = len(clinical)
+        clinical, skipped = usable_patients(cohort_dir, clinical, INPUT_VARIANTS[args.variant].phases)
+        if skipped:
+            log(f"NOTE: {skipped_note(skipped, n_cohort)}; training on the {len(clinical)} others")
         split = split_cohort(clinical["patient_id"], clinical["risk_group"], args.split_seed,
                              args.val_fraction, recipe.seed)
         split.to_csv(run_dir / "split.csv", index=False)
@@ -217,7 +225,8 @@ def train_run(args, recipe) -> dict:
         card.update(
             training_cohort={"name": meta.get("name", cohort_dir.name), "seed": meta.get("seed"),
                              "size": int(len(split)), "synthetic": bool(meta.get("synthetic", False)),
-                             "sha256": cohort_hash(cohort_dir), "oracle_auc": meta.get("oracle_auc")},
+                             "sha256": cohort_hash(cohort_dir), "oracle_auc": meta.get("oracle_auc"),
+                             "left_out": {k: len(v) for k, v in skipped.items()}},
             split={"method": "nbrisk_core.split.stratified_split (8:2, stratified by HR/NHR)",
                    "split_seed": args.split_seed if args.split_seed is not None else 2025,
                    "validation": f"stratified {args.val_fraction:.0%} of the training cohort, seed {recipe.seed}",

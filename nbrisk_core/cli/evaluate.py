@@ -35,22 +35,33 @@ def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delon
 
     import pandas as pd
 
-    from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
+    import sys
+
+    from nbrisk_core.classifier.data import load_cohort_images, skipped_note, to_tensor_batch, usable_patients
     from nbrisk_core.classifier.embeddings import store_embeddings
     from nbrisk_core.classifier.inference import Predictor
     from nbrisk_core.classifier.metrics import evaluate_scores
     from nbrisk_core.classifier.model_io import load_model
     from nbrisk_core.errors import InputError
+    from nbrisk_core.imaging.model_input import INPUT_VARIANTS
     from nbrisk_core.split import stratified_split
 
-    clinical = pd.read_csv(Path(cohort_dir) / "clinical.csv", dtype={"patient_id": str})
-    if split_file:
-        split = pd.read_csv(split_file, dtype={"patient_id": str})
-    else:
-        split = stratified_split(clinical["patient_id"], clinical["risk_group"])
+    clinical = pd.read_csv(Path(cohort_dir) / "clinical.csv", dtype={"patient_id": str, "risk_group": str})
+    if "risk_group" not in clinical.columns:
+        raise InputError(f"{Path(cohort_dir) / 'clinical.csv'}: column 'risk_group' (HR/NHR) is missing: "
+                         "evaluation compares the model with it")
     results, curves = {}, {}
     for path in model_paths:
         loaded = load_model(Path(path))
+        # the patients `nbrisk train` used: those with chosen slices and a risk group (an imported cohort
+        # may have neither for some); the default split is made on them, as in training
+        usable, skipped = usable_patients(cohort_dir, clinical, INPUT_VARIANTS[loaded.variant].phases)
+        if skipped:
+            print(f"NOTE: {skipped_note(skipped, len(clinical))}", file=sys.stderr)
+        if split_file:
+            split = pd.read_csv(split_file, dtype={"patient_id": str})
+        else:
+            split = stratified_split(usable["patient_id"], usable["risk_group"])
         label = loaded.card.get("variant_label", Path(path).stem)
         if loaded.card["architecture"] != "swin_t":
             label = f"{loaded.card['architecture']}-{loaded.card['variant'].upper()}"
@@ -92,7 +103,7 @@ def run(args) -> int:
     cohort_dir = Path(args.cohort) if args.cohort else demo_cohort_dir()
     if not (cohort_dir / "clinical.csv").exists():
         raise InputError(f"--cohort {cohort_dir}: no clinical.csv")
-    models = args.model or [str(shipped_model_path("art"))]
+    models = args.model or [str(shipped_model_path("art", cohort_dir))]
     cohorts = args.split.split(",")
     results, curves = evaluate_models(models, cohort_dir, cohorts, args.split_file, args.ci, args.threshold)
     meta_path = cohort_dir / "cohort.json"

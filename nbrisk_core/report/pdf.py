@@ -1,6 +1,8 @@
 """One-page-per-case PDF report (fpdf2): slices with Grad-CAM, risk, survival, MLRS, clinical values.
 
-The report carries :data:`nbrisk_core.RESEARCH_NOTICE` at the top and in the footer of every page.
+The report carries the research-use notice at the top and in the footer of every page
+(:func:`nbrisk_core.research_notice`: with the synthetic-data sentence unless the classifier's model card,
+or the prognosis result, says the model came from a real cohort).
 Text is set in DejaVu Sans (the TTF that ships with matplotlib), so units such as "10^9/L" and
 names with accents print as typed.
 """
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nbrisk_core import RESEARCH_NOTICE, __version__
+from nbrisk_core import __version__, research_notice
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.report.export import VALUE_NOT_STORED, ClinicalValue, clinical_values
 from nbrisk_core.report.figures import curve_from, slice_png, survival_png
@@ -123,8 +125,23 @@ def _card_value(card: Mapping, path: tuple[str, ...]):
     return value
 
 
+def synthetic_case(record: CaseRecord, card: Mapping | None) -> bool:
+    """Whether the report carries the synthetic-data sentence: yes unless the classifier's card (its
+    ``synthetic_data``, else ``training_cohort.synthetic``) or, without a card, the prognosis result
+    (``synthetic``: the cohort it was fitted on) says explicitly that the data were real."""
+    card = card or {}
+    training = card.get("training_cohort") if isinstance(card.get("training_cohort"), Mapping) else {}
+    if card.get("synthetic_data") is not None:
+        return bool(card["synthetic_data"])
+    if training.get("synthetic") is not None:
+        return bool(training["synthetic"])
+    prognosis = record.prediction("prognosis")
+    synthetic = fields_of(prognosis.result).get("synthetic") if prognosis is not None and not card else None
+    return True if synthetic is None else bool(synthetic)
+
+
 class _Report:
-    def __init__(self):
+    def __init__(self, notice: str):
         from fpdf import FPDF
 
         pdf = FPDF(orientation="P", unit="mm", format="A4")
@@ -141,7 +158,7 @@ class _Report:
             pdf.set_y(-12)
             pdf.set_font("DejaVu", "I", 7)
             pdf.set_text_color(120, 120, 120)
-            pdf.cell(0, 5, f"{RESEARCH_NOTICE}   ·   page {pdf.page_no()}/{{nb}}", align="C")
+            pdf.cell(0, 5, f"{notice}   ·   page {pdf.page_no()}/{{nb}}", align="C")
 
         pdf.footer = footer
         self.pdf = pdf
@@ -182,7 +199,12 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
         Who the report is for (default: who signed off, else who reviewed, else who saved).
     """
     generated_at = generated_at or datetime.now(timezone.utc)
-    report = _Report()
+    risk = record.prediction("risk")
+    card = model_card or (lookup(risk.result, "model_card") if risk else None) \
+        or (find_model_card(models_dir, risk.model_sha256) if risk else None) or {}
+    # the synthetic-data sentence only for a demo model or a synthetic cohort (docs/cohort-format.md)
+    notice = research_notice(synthetic_case(record, card))
+    report = _Report(notice)
     pdf = report.pdf
     pdf.add_page()
 
@@ -191,7 +213,7 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
     pdf.set_fill_color(253, 236, 234)
     pdf.set_text_color(160, 30, 30)
     pdf.set_font("DejaVu", "B", 9)
-    pdf.multi_cell(0, 6, RESEARCH_NOTICE, border=1, fill=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, notice, border=1, fill=True, new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
     pdf.ln(1)
     reviewer = reviewer or record.signed_off_by or record.reviewed_by or record.updated_by or "–"
@@ -283,8 +305,6 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
     _clinical_table(pdf, record)
 
     report.heading("Model card")
-    card = model_card or (lookup(risk.result, "model_card") if risk else None) \
-        or (find_model_card(models_dir, risk.model_sha256) if risk else None) or {}
     rows = [(label, _fmt(_card_value(card, path))) for label, path in MODEL_CARD_FIELDS
             if _card_value(card, path) is not None]
     rows.append(("Software", ", ".join(f"{k} {v}" for k, v in (record.software_versions or {}).items()

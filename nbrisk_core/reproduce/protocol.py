@@ -72,7 +72,11 @@ def stage_split(ctx: Context) -> dict:
     from nbrisk_core.split import stratified_split
 
     clinical = _clinical(ctx)
-    split = stratified_split(clinical["patient_id"], clinical["risk_group"], seed=ctx.seed)
+    from nbrisk_core.prognosis.pipeline import split_strata
+
+    # the prognosis engine's strata: the risk group, "unknown" where a real cohort lacks it (or the event
+    # indicator when a stratum is too small); on the demo the paper's split by risk group
+    split = stratified_split(clinical["patient_id"], split_strata(clinical), seed=ctx.seed)
     split.to_csv(ctx.path("split.csv"), index=False)
     merged = split.merge(clinical[["patient_id", "risk_group"]], on="patient_id")
     counts = merged.groupby(["cohort", "risk_group"]).size().unstack(fill_value=0)
@@ -111,7 +115,10 @@ def _classifier_stage(spec: ClassifierSpec) -> Stage:
         proba, _ = Predictor(loaded).predict_batches(x)
         scores = pd.DataFrame({"patient_id": data.patient_ids, "p_high_risk": proba[:, 0],
                                "is_hr": (data.risk_group == "HR").astype(int)})
-        split = pd.read_csv(ctx.path("split.csv"), dtype={"patient_id": str})
+        # the classifier's own split (`nbrisk train` splits the patients with slices and a risk group; on the
+        # demo that is the cohort's split); its validation patients belong to the training cohort
+        split = pd.read_csv(run_dir / "split.csv", dtype={"patient_id": str})
+        split["cohort"] = split["cohort"].replace({"val": "train"})
         scores = scores.merge(split, on="patient_id")
         scores.to_csv(ctx.path("classifiers", f"{spec.key}_scores.csv"), index=False)
         result = {"label": spec.label, "arch": spec.arch, "variant": spec.variant, "sha256": loaded.sha256,

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from nbrisk_core import RESEARCH_NOTICE
+from nbrisk_core import research_notice
 
 
 def paper_values() -> dict:
@@ -55,6 +55,7 @@ def format_value(value: Any) -> str:
 
 def render_html(sections: list[Section], meta: dict) -> str:
     """A self-contained HTML report: tables and plotly figures (plotly.js embedded once)."""
+    synthetic = bool(meta.get("synthetic cohort", True))
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>NBRisk reproduction report</title>",
         "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
@@ -62,7 +63,9 @@ def render_html(sections: list[Section], meta: dict) -> str:
         "td:first-child,th:first-child{text-align:left}.notice{background:#fff3cd;padding:.8em;border-radius:6px}"
         "h2{border-bottom:2px solid #1f5f8b;padding-bottom:4px}</style></head><body>",
         "<h1>NBRisk: reproduction of Zhao et al. 2025</h1>",
-        f"<p class='notice'><b>Synthetic data.</b> {html.escape(RESEARCH_NOTICE)}</p>",
+        # the synthetic-data banner only for a synthetic cohort (cohort.json "synthetic"); the notice always
+        "<p class='notice'>" + ("<b>Synthetic data.</b> " if synthetic else "")
+        + f"{html.escape(research_notice(synthetic))}</p>",
         "<table><tr><th>run</th><th>value</th></tr>",
     ]
     for key, value in meta.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 
@@ -145,7 +146,12 @@ def build_sections(ctx: Context) -> tuple[list[Section], dict]:
     from nbrisk_core.classifier.model_io import software_versions
 
     paper = paper_values()
-    meta = {"nbrisk": __version__, "profile": ctx.profile,
+    meta_file = Path(ctx.data_dir) / "cohort.json"
+    try:
+        synthetic = bool(json.loads(meta_file.read_text()).get("synthetic", False))
+    except (OSError, ValueError, AttributeError):
+        synthetic = False   # unreadable metadata: the report claims nothing about the data
+    meta = {"nbrisk": __version__, "profile": ctx.profile, "synthetic cohort": synthetic,
             "profile description": _profile_description(ctx.profile), "cohort": str(Path(ctx.data_dir)),
             "seed": ctx.seed, "device": "cuda" if torch.cuda.is_available() else "cpu",
             "python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name(),
