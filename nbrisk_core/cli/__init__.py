@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
     "reproduce": "reproduce",
     "bench": "bench",
     "users": "users",
+    "inrg": "inrg",
 }
 
 EXIT_USAGE = 2
