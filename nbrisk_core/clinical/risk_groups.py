@@ -405,6 +405,16 @@ def expected_text(risk_input: RiskInput) -> str:
     return " | ".join(risk_input.codes) + " (or an empty cell)"
 
 
+#: Combinations of inputs that contradict each other: (the first input and its codes, the second
+#: input, its contradicting code, what the second input should be and why). Checked by :func:`parse_inputs`.
+CONTRADICTIONS: tuple[tuple[str, tuple[str, ...], str, str, str], ...] = (
+    ("histologic_category", GN, "histology", "unfavourable",
+     "favourable: GN maturing and GNB intermixed are INPC favourable histology"),
+    ("aberration_11q", YES, "segmental_aberrations", "0",
+     "1: an 11q aberration is a segmental chromosomal aberration"),
+)
+
+
 def parse_inputs(cells: Mapping[str, object], row: int = 1) -> tuple[dict[str, object], list[CellProblem]]:
     """Raw cells (text; "" or None is missing) -> (inputs for :func:`classify`, problems).
 
@@ -432,6 +442,10 @@ def parse_inputs(cells: Mapping[str, object], row: int = 1) -> tuple[dict[str, o
             inputs[risk_input.name] = text
         else:
             problems.append(CellProblem(row, risk_input.name, text, expected_text(risk_input)))
+    for first, first_codes, second, contradicting, expected in CONTRADICTIONS:
+        if inputs.get(first) in first_codes and inputs.get(second) == contradicting:
+            problems.append(CellProblem(row, second, contradicting,
+                                        f"{expected} ({first} = {inputs[first]})"))
     return inputs, problems
 
 

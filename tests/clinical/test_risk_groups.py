@@ -309,3 +309,13 @@ def test_parse_inputs_is_strict_and_names_row_column_value_and_codes():
 def test_input_names_are_the_columns_of_the_issue():
     assert RISK_INPUT_NAMES[:7] == ("inrg_stage", "age_months", "histologic_category",
                                     "differentiation_grade", "mycn_amplified", "aberration_11q", "ploidy")
+
+
+def test_contradicting_inputs_are_rejected():
+    _, problems = parse_inputs({"histologic_category": "GNB intermixed", "histology": "unfavourable",
+                                "aberration_11q": "1", "segmental_aberrations": "0"}, row=3)
+    assert [(p.row, p.column, p.value) for p in problems] == [(3, "histology", "unfavourable"),
+                                                             (3, "segmental_aberrations", "0")]
+    assert "INPC favourable histology (histologic_category = GNB intermixed)" in str(problems[0])
+    assert parse_inputs({"histologic_category": "GNB nodular", "histology": "unfavourable",
+                         "aberration_11q": "1", "segmental_aberrations": "1"})[1] == []
