@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, str] = {
     "bench": "bench",
     "users": "users",
     "audit": "audit",
+    "inrg": "inrg",
 }
 
 EXIT_USAGE = 2
