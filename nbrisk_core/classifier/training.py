@@ -269,7 +269,10 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
-        step_model = DistributedDataParallel(step_model, find_unused_parameters=True)
+        # the auxiliary/dense layers may sit out a step (pretraining heads); the paper's head never does
+        head = risk_head(model)
+        step_model = DistributedDataParallel(step_model, find_unused_parameters=head.aux is not None
+                                             or head.dense is not None)
     spread = 0.0  # largest difference of a weight between ranks after any step (must stay 0)
 
     for epoch in range(start_epoch, recipe.max_epochs):
@@ -291,7 +294,8 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             y = torch.as_tensor(labels, dtype=torch.long, device=device)
             want_dense = bool(recipe.dense_weight and dense_target and dense_target[0] is not None)
             with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                logits, dense, aux_pred = step_model(x, bool(recipe.aux_weight and aux is not None), want_dense)
+                want_aux = bool(recipe.aux_weight and aux is not None)
+                logits, dense, aux_pred = step_model(x, want_aux, want_dense)
             # the losses in fp32 (autocast covers the matrix products only)
             loss = torch.nn.functional.cross_entropy(logits.float(), y)
             if want_dense and dense is not None:
@@ -330,8 +334,8 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             bad_epochs += 1
         if rank == 0:
             save_file(_cpu_state(model), str(checkpoint))
-            torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
-                        "best_loss": best_loss, "bad_epochs": bad_epochs,
+            torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                        "epoch": epoch, "best_loss": best_loss, "bad_epochs": bad_epochs,
                         "history": [json.dumps(asdict(h)) for h in history]}, state_path)
             _write_history(run_dir / "history.csv", history)
             if world_size > 1:

@@ -19,7 +19,8 @@ from nbrisk_core.cli import build_parser, main
 from nbrisk_core.cli.train import build_recipe
 from nbrisk_core.errors import InputError
 
-NO_AUG = Augmentation(rotation_deg=0, translate_fraction=0, brightness=(1, 1), contrast=(1, 1), saturation=(1, 1))
+NO_AUG = Augmentation(rotation_deg=0, translate_fraction=0, brightness=(1, 1), contrast=(1, 1),
+                      saturation=(1, 1))
 
 
 def _args(cohort, run_dir):
@@ -63,5 +64,6 @@ def test_uneven_global_batch_and_pretrain_are_refused(tiny_cohort, tmp_path, cap
     args, recipe = _args(tiny_cohort, tmp_path / "r")
     with pytest.raises(InputError, match="split evenly over --nproc-per-node 3"):
         launch(3, args, recipe)
-    code = main(["train", "--stage", "pretrain", "--tiny", "--run", str(tmp_path / "p"), "--nproc-per-node", "2"])
+    code = main(["train", "--stage", "pretrain", "--tiny", "--run", str(tmp_path / "p"),
+                 "--nproc-per-node", "2"])
     assert code == 2 and "only the fine-tuning stage" in capsys.readouterr().err

@@ -58,7 +58,8 @@ def dask_cluster(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    paths = (str(REPO), os.environ.get("PYTHONPATH"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     cli = [sys.executable, "-m"]
     processes = []
     logs = []
@@ -110,7 +111,8 @@ def _data(n=110, p=4, seed=0):
 
 
 def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    pd.testing.assert_frame_equal(a[ROW_COLUMNS].reset_index(drop=True), b[ROW_COLUMNS].reset_index(drop=True))
+    pd.testing.assert_frame_equal(a[ROW_COLUMNS].reset_index(drop=True),
+                                  b[ROW_COLUMNS].reset_index(drop=True))
     np.testing.assert_allclose(a[SCORES].to_numpy(float), b[SCORES].to_numpy(float), rtol=0, atol=1e-12,
                                equal_nan=True)
 
@@ -118,7 +120,8 @@ def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
 @pytest.fixture(scope="module")
 def local_table():
     X, y, Xt, yt = _data()
-    return grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=PAIRS, profile="test", backend="sequential", seed=3)
+    return grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=PAIRS, profile="test", backend="sequential",
+                         seed=3)
 
 
 def test_grid_on_a_real_cluster_gives_the_local_rows(dask_cluster, local_table):
@@ -144,7 +147,8 @@ def test_unreachable_scheduler_and_bad_address_are_input_errors(monkeypatch):
     X, y, Xt, yt = _data()
     monkeypatch.setattr(grid, "DASK_CONNECT_TIMEOUT_S", 2)
     with pytest.raises(InputError, match="expected an address like tcp://HOST:PORT"):
-        grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=[(None, "Ridge")], backend="dask", scheduler="localhost")
+        grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=[(None, "Ridge")], backend="dask",
+                      scheduler="localhost")
     with pytest.raises(InputError, match=r"tcp://127\.0\.0\.1:\d+: no Dask scheduler answered"):
         grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=[(None, "Ridge")], backend="dask",
                       scheduler=f"tcp://127.0.0.1:{_free_port()}")
@@ -164,8 +168,8 @@ def test_benchmark_cli_with_the_cluster(dask_cluster, tmp_path):
         out = tmp_path / backend
         extra = ["--scheduler", dask_cluster] if backend == "dask" else []
         code = main(["benchmark", "--data", str(cohort), "--out", str(out), "--embeddings",
-                     str(cohort / "embeddings_standin.parquet"), "--grid", "test", "--seed", "7", "--no-figures",
-                     "--quiet", "--n-jobs", "1", "--backend", backend, *extra])
+                     str(cohort / "embeddings_standin.parquet"), "--grid", "test", "--seed", "7",
+                     "--no-figures", "--quiet", "--n-jobs", "1", "--backend", backend, *extra])
         assert code == 0
         outs[backend] = pd.read_csv(out / "combinations.csv", keep_default_na=False, na_values=[""])
     assert json.loads((tmp_path / "dask" / "config.json").read_text())["scheduler"] == dask_cluster
