@@ -48,13 +48,50 @@ def add_arguments(parser) -> None:
                         help="cohort sizes, comma-separated (default: %(default)s)")
     parser.add_argument("--grid", default="full", choices=["full", "quick", "test"],
                         help="grid profile (default: %(default)s)")
-    parser.add_argument("--backend", default="loky", help="joblib backend (default: %(default)s)")
+    parser.add_argument("--backend", default="loky", help="joblib backend, or dask (default: %(default)s)")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
+    parser.add_argument("--workers", help="worker counts to compare, comma-separated (e.g. 1,2): the grid is "
+                                          "run once per count (as --n-jobs) and the speed-up over the first "
+                                          "count is reported")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="with --backend dask: a running scheduler (default: a LocalCluster per run)")
     parser.add_argument("--predictions", type=int, default=20,
                         help="individual predictions timed on the first size (default: %(default)s)")
 
 
 def run(args) -> dict:
+    workers = [int(w) for w in str(getattr(args, "workers", None) or "").split(",") if w.strip()]
+    if not workers:
+        return _run_sizes(args)
+    from nbrisk_core.errors import InputError
+
+    if min(workers) < 1:
+        raise InputError(f"--workers {args.workers}: expected counts of 1 or more, e.g. 1,2")
+    if getattr(args, "scheduler", None):
+        raise InputError("--workers starts a LocalCluster per count; with --scheduler the cluster's own "
+                         "workers are used: leave out one of them")
+    figures: dict = {"workers": {}}
+    for count in workers:
+        args.n_jobs = count
+        print(f"--- {count} worker(s)")
+        figures["workers"][str(count)] = _run_sizes(args)
+    sizes = list(figures["workers"][str(workers[0])]["sizes"])
+    figures["speed_up"] = {}
+    for n in sizes:
+        base = figures["workers"][str(workers[0])]["sizes"][n]["grid_seconds"]
+        speed = {str(c): round(base / max(1e-9, figures["workers"][str(c)]["sizes"][n]["grid_seconds"]), 2)
+                 for c in workers}
+        figures["speed_up"][n] = speed
+        print(f"N={n}: grid speed-up over {workers[0]} worker(s): "
+              + ", ".join(f"{c} worker(s) {v:.2f}x" for c, v in speed.items()))
+    import os
+
+    print(f"{os.cpu_count()} CPU(s) visible; a speed-up is bounded by the cores that are free, "
+          "not by the workers")
+    return figures
+
+
+def _run_sizes(args) -> dict:
     import numpy as np
     import pandas as pd
 
@@ -65,6 +102,7 @@ def run(args) -> dict:
     backend = getattr(args, "backend", "loky")
     n_jobs = int(getattr(args, "n_jobs", 2))
     n_predictions = int(getattr(args, "predictions", 20))
+    scheduler = getattr(args, "scheduler", None)
     import os
 
     print(f"prognosis engine, grid={grid}, backend={backend}, n_jobs={n_jobs}, "
@@ -75,7 +113,8 @@ def run(args) -> dict:
             cohort = write_synthetic_cohort(Path(tmp) / f"n{n}", n_patients=n)
             embeddings = pd.read_parquet(cohort / "embeddings_standin.parquet")
             start = time.perf_counter()
-            pipeline = fit_cohort_pipeline(cohort, embeddings, grid=grid, backend=backend, n_jobs=n_jobs)
+            pipeline = fit_cohort_pipeline(cohort, embeddings, grid=grid, backend=backend, n_jobs=n_jobs,
+                                           scheduler=scheduler)
             total = time.perf_counter() - start
             seconds = pipeline.summary_["seconds"]
             row = {"fit_seconds": round(total, 2), "grid_seconds": round(seconds["grid"], 2),

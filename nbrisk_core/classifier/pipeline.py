@@ -147,10 +147,16 @@ def train_run(args, recipe) -> dict:
     from nbrisk_core.classifier.training import cohort_batches, fit, resolve_precision
     from nbrisk_core.config import demo_cohort_dir
 
+    from nbrisk_core.classifier.distributed import world
+
     started = time.perf_counter()
     run_dir = Path(args.run)
     run_dir.mkdir(parents=True, exist_ok=True)
+    world_size, rank = world()  # under `--nproc-per-node N`, rank 0 alone writes files
     backbone_kwargs = dict(TINY_SWIN_KWARGS) if args.tiny else {}
+    # not a CLI flag: tests set e.g. {"drop_path_rate": 0.0} (stochastic depth draws a mask per image,
+    # so a run split over ranks is not bitwise the 1-process run while it is on)
+    backbone_kwargs.update(getattr(args, "backbone_overrides", None) or {})
     pretrain = recipe.stage == "pretrain"
     n_aux = len(AUX_TARGETS) if pretrain else 0
     n_dense = 1 if pretrain and recipe.dense_weight else 0
@@ -209,7 +215,8 @@ def train_run(args, recipe) -> dict:
             log(f"NOTE: {skipped_note(skipped, n_cohort)}; training on the {len(clinical)} others")
         split = split_cohort(clinical["patient_id"], clinical["risk_group"], args.split_seed,
                              args.val_fraction, recipe.seed)
-        split.to_csv(run_dir / "split.csv", index=False)
+        if rank == 0:
+            split.to_csv(run_dir / "split.csv", index=False)
         data = load_cohort_images(cohort_dir, args.variant, split["patient_id"])
         by = {c: (split["cohort"] == c).to_numpy() for c in ("train", "val", "test")}
         monitor = "test" if recipe.monitor == "test" else "val"
@@ -240,7 +247,10 @@ def train_run(args, recipe) -> dict:
             card["synthetic_data"] = True
     card["training"]["hardware"] = {"device": hardware["device"], "precision": "bf16 autocast"
                                     if resolve_precision(hardware["precision"], hardware["device"]) else "fp32",
-                                    "cpu": cpu_name()}
+                                    "cpu": cpu_name(), "world_size": world_size}
+    card["training"]["world_size"] = world_size
+    if world_size > 1 and (run_dir / "distributed.json").exists():
+        card["training"]["distributed"] = json.loads((run_dir / "distributed.json").read_text())
     card["metrics"] = evaluation
     card["optimistic"] = recipe.monitor == "test"
     card["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -249,7 +259,10 @@ def train_run(args, recipe) -> dict:
     if args.init and Path(args.init).with_name("run.json").exists():
         card["pretraining"] = json.loads(Path(args.init).with_name("run.json").read_text()).get("card", {}).get(
             "training")
-    (run_dir / "run.json").write_text(json.dumps({"card": card}, indent=2, default=str))
+    if rank != 0:
+        return {"summary": "", "card": None, "history": history}
+    (run_dir / "run.json").write_text(json.dumps({"card": card, "world_size": world_size}, indent=2,
+                                                 default=str))
     if args.out:
         # a written model carries the paper's head only: the pretraining-only outputs stay in the run
         head = risk_head(model)

@@ -175,10 +175,34 @@ BatchSource = Callable[[int, int], tuple]  # (epoch, step) -> (uint8 images, lab
 
 
 def cohort_batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
-    """Per epoch, a shuffled pass over a cohort (torch's global RNG, restored on resume)."""
+    """Per epoch, a shuffled pass over a cohort (torch's global RNG, restored on resume).
+
+    In a process group (``nbrisk train --nproc-per-node N``) a ``DistributedSampler`` gives each rank
+    ``batch_size / N`` images of each global batch; its seed is drawn here, once, from the global RNG
+    (the same on every rank and for every N), and ``set_epoch`` reshuffles per epoch, so the global
+    batches do not depend on N (the augmentation's draws per rank do).
+    """
     import torch
+    import torch.distributed as dist
+
+    from nbrisk_core.classifier.distributed import world
+
+    distributed = dist.is_available() and dist.is_initialized()
+    sampler_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item()) if distributed else None
 
     def epoch_batches(epoch: int):
+        if distributed:
+            from torch.utils.data import DistributedSampler
+
+            size, rank = world()
+            sampler = DistributedSampler(range(len(images)), num_replicas=size, rank=rank, shuffle=True,
+                                         seed=sampler_seed)
+            sampler.set_epoch(epoch)
+            mine, local = list(sampler), batch_size // size
+            for start in range(0, len(mine), local):
+                index = np.asarray(mine[start:start + local])
+                yield images[index], labels[index], None
+            return
         order = torch.randperm(len(images)).numpy()
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
@@ -208,8 +232,13 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
+    from nbrisk_core.classifier.distributed import world
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    world_size, rank = world()
+    if rank != 0:  # rank 0 alone logs and writes files
+        log, progress = (lambda _: None), False
     device = resolve_device(device)
     bf16 = resolve_precision(precision, device)
     model.to(device)
@@ -231,8 +260,20 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         log(f"resuming {recipe.stage} at epoch {start_epoch + 1} (best monitored loss {best_loss:.4f})")
     aux_scale_t = None if aux_scale is None else torch.as_tensor(aux_scale, dtype=torch.float32, device=device)
     aux_center_t = None if aux_center is None else torch.as_tensor(aux_center, dtype=torch.float32, device=device)
-    log(f"{recipe.stage}: training on {device}, {'bf16 autocast' if bf16 else 'fp32'}")
-    from nbrisk_core.classifier.architectures import forward_with_tokens, risk_head
+    log(f"{recipe.stage}: training on {device}, {'bf16 autocast' if bf16 else 'fp32'}"
+        + (f", {world_size} processes (DistributedDataParallel)" if world_size > 1 else ""))
+    from nbrisk_core.classifier.architectures import risk_head
+
+    step_model = _train_forward_class()(model)
+    if world_size > 1:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        # the auxiliary/dense layers may sit out a step (pretraining heads); the paper's head never does
+        head = risk_head(model)
+        step_model = DistributedDataParallel(step_model, find_unused_parameters=head.aux is not None
+                                             or head.dense is not None)
+    spread = 0.0  # largest difference of a weight between ranks after any step (must stay 0)
 
     for epoch in range(start_epoch, recipe.max_epochs):
         if epoch >= recipe.early_stop_after and bad_epochs >= recipe.patience:
@@ -251,14 +292,13 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
                 group["lr"] = lr * group.get("lr_mult", 1.0)
             x = to_tensor_batch(images, augment).to(device)
             y = torch.as_tensor(labels, dtype=torch.long, device=device)
-            head = risk_head(model)
+            want_dense = bool(recipe.dense_weight and dense_target and dense_target[0] is not None)
             with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                logits, embedding, dense = forward_with_tokens(model, x)
-                aux_pred = head.aux(embedding) if recipe.aux_weight and aux is not None and head.aux is not None \
-                    else None
+                want_aux = bool(recipe.aux_weight and aux is not None)
+                logits, dense, aux_pred = step_model(x, want_aux, want_dense)
             # the losses in fp32 (autocast covers the matrix products only)
             loss = torch.nn.functional.cross_entropy(logits.float(), y)
-            if recipe.dense_weight and dense is not None and dense_target and dense_target[0] is not None:
+            if want_dense and dense is not None:
                 loss = loss + recipe.dense_weight * dense_loss(dense.float(), dense_target[0])
             if aux_pred is not None:
                 target = torch.as_tensor(aux, dtype=torch.float32, device=device)
@@ -272,9 +312,15 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             if recipe.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
+            if world_size > 1:
+                spread = max(spread, _rank_spread(model))
             total += loss.item() * len(labels)
             count += len(labels)
             bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}")
+        if world_size > 1:  # the epoch's loss over the global batches, not this rank's share
+            sums = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
+            dist.all_reduce(sums)
+            total, count = float(sums[0]), int(sums[1])
         val_loss, val_auc = evaluate_loss_auc(model, val_images, val_labels, bf16=bf16)
         record = EpochRecord(epoch + 1, recipe.stage, lr, total / max(count, 1), val_loss, val_auc,
                              time.perf_counter() - started)
@@ -282,14 +328,22 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         improved = val_loss < best_loss
         if improved:
             best_loss, bad_epochs = val_loss, 0
-            save_file(_cpu_state(model), str(run_dir / "best.safetensors"))
+            if rank == 0:
+                save_file(_cpu_state(model), str(run_dir / "best.safetensors"))
         else:
             bad_epochs += 1
-        save_file(_cpu_state(model), str(checkpoint))
-        torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
-                    "best_loss": best_loss, "bad_epochs": bad_epochs,
-                    "history": [json.dumps(asdict(h)) for h in history]}, state_path)
-        _write_history(run_dir / "history.csv", history)
+        if rank == 0:
+            save_file(_cpu_state(model), str(checkpoint))
+            torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                        "epoch": epoch, "best_loss": best_loss, "bad_epochs": bad_epochs,
+                        "history": [json.dumps(asdict(h)) for h in history]}, state_path)
+            _write_history(run_dir / "history.csv", history)
+            if world_size > 1:
+                (run_dir / "distributed.json").write_text(json.dumps(
+                    {"world_size": world_size, "backend": dist.get_backend(), "device": device,
+                     "max_rank_weight_difference": spread, "epochs": epoch + 1}))
+        if world_size > 1:
+            dist.barrier()  # the other ranks read best.safetensors at the end
         log(f"{recipe.stage} epoch {epoch + 1}: train loss {record.train_loss:.4f}  "
             f"{'test' if recipe.monitor == 'test' else 'val'} loss {val_loss:.4f}  AUC {val_auc:.3f}  "
             f"lr {lr:.2e}  {record.seconds:.0f}s{'  *best' if improved else ''}")
@@ -297,6 +351,41 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         model.load_state_dict(load_file(str(run_dir / "best.safetensors"), device=device))
     model.to("cpu")
     return history
+
+
+def _train_forward_class():
+    import torch
+
+    from nbrisk_core.classifier.architectures import forward_with_tokens, risk_head
+
+    class TrainForward(torch.nn.Module):
+        """One training forward as a module (what DistributedDataParallel wraps): ``(logits, dense or
+        None, aux prediction or None)``; outputs not asked for are left out so that DDP sees their
+        layers as unused."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x, want_aux: bool, want_dense: bool):
+            logits, embedding, dense = forward_with_tokens(self.model, x)
+            head = risk_head(self.model)
+            aux_pred = head.aux(embedding) if want_aux and head.aux is not None else None
+            return logits, dense if want_dense else None, aux_pred
+
+    return TrainForward
+
+
+def _rank_spread(model) -> float:
+    """Largest difference between ranks of any parameter's sum (0.0 when the ranks agree)."""
+    import torch
+    import torch.distributed as dist
+
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters()])
+    high, low = sums.clone(), sums.clone()
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    return float((high - low).max())
 
 
 def _cpu_state(model) -> dict:

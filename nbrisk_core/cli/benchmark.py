@@ -35,8 +35,13 @@ def register(subparsers) -> None:
                              "alone: a cohort without images; the default when the cohort has no images and "
                              "no embeddings) or ct")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--backend", default="loky", choices=["loky", "dask", "ray"],
-                        help="joblib backend for the grid (default: %(default)s)")
+    parser.add_argument("--backend", default="loky", choices=["loky", "dask", "ray", "sequential"],
+                        help="where the grid's fits run: loky (this machine), dask (a Dask cluster: "
+                             "--scheduler, else a LocalCluster of --n-jobs workers); ray is refused "
+                             "unless installed (default: %(default)s)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="with --backend dask: address of a running Dask scheduler (default: a "
+                             "LocalCluster on 127.0.0.1; see docs/scaling.md before using a remote one)")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     parser.add_argument("--grid", default="full", choices=["full", "quick", "test"],
                         help="hyperparameter profile of the 117 combinations (default: %(default)s)")
@@ -73,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.n_jobs < 1:
         raise InputError(f"--n-jobs {args.n_jobs}: expected 1 or more")
+    if args.scheduler and args.backend != "dask":
+        raise InputError(f"--scheduler {args.scheduler}: only used with --backend dask")
     if args.embeddings and args.stand_in_embeddings:
         raise InputError("--embeddings and --stand-in-embeddings exclude each other")
     features = args.features
@@ -107,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     features = features or "both"
     pipeline = fit_cohort_pipeline(data, embeddings, grid=args.grid, backend=args.backend, n_jobs=args.n_jobs,
                                    seed=args.seed, selection_rule=args.selection_rule,
-                                   progress=not args.quiet, features=features)
+                                   progress=not args.quiet, features=features, scheduler=args.scheduler)
     out.mkdir(parents=True, exist_ok=True)
     written = write_outputs(pipeline, data, out, figures=not args.no_figures)
     summary = dict(pipeline.summary_)
@@ -115,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     summary["seconds"] = dict(summary["seconds"], benchmark_total=time.perf_counter() - start)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     config = dict(pipeline.config_, embeddings=embedding_source, backend=args.backend, n_jobs=args.n_jobs,
-                  feature_set=features)
+                  scheduler=args.scheduler, feature_set=features)
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_json_default))
     print(f"selected {pipeline.selected_}: C-index train {summary['c_index_train']:.3f}, "
           f"test {summary['c_index_test']:.3f}"

@@ -59,6 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto: bf16 autocast on CUDA and where the CPU probe measured bf16 faster, else fp32")
     p.add_argument("--tiny", action="store_true", help="tiny Swin configuration (tests)")
+    p.add_argument("--nproc-per-node", type=int, metavar="N",
+                   help="data-parallel training in N processes on this machine (DistributedDataParallel; "
+                        "gloo on CPU, NCCL on CUDA; --batch-size is the global batch)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -92,6 +95,11 @@ def run(args) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     recipe = build_recipe(args)
+    if getattr(args, "nproc_per_node", None):
+        from nbrisk_core.classifier.distributed import launch
+
+        print(launch(args.nproc_per_node, args, recipe))
+        return 0
     result = pipeline.train_run(args, recipe)
     print(result["summary"])
     return 0

@@ -15,6 +15,7 @@ folds and steps for interactive runs and the test suite.
 from __future__ import annotations
 
 import time as _time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -253,34 +254,121 @@ def _fit_predictor(name, columns, profile, seed, X_train, y_train, X_test, y_tes
                 _time.process_time() - cpu)
 
 
-def _parallel(backend: str, n_jobs: int):
-    """A joblib ``Parallel`` for the backend; InputError naming the package if it is not installed."""
+#: seconds to wait for a Dask scheduler to answer and for its first worker to register
+DASK_CONNECT_TIMEOUT_S = 30
+
+
+@contextmanager
+def _parallel(backend: str, n_jobs: int, scheduler: str | None = None):
+    """A context giving ``run(jobs) -> iterator of results in job order`` for the backend.
+
+    ``jobs`` are joblib ``delayed`` calls. ``loky``/``threading``/``sequential`` use joblib; ``dask``
+    submits each fit to a Dask cluster: the scheduler at ``scheduler`` (``tcp://HOST:PORT`` or
+    ``tls://...``), or a LocalCluster of ``n_jobs`` single-threaded worker processes on 127.0.0.1 when
+    none is given. The fits are the same calls with the same seeds on every backend, so the rows
+    are the same. ``ray`` is refused unless the package is installed. InputError names the package or
+    the address when something is missing.
+    """
     import joblib
 
     if backend == "dask":
-        try:
-            from dask.distributed import Client  # noqa: F401  (registers joblib's "dask" backend)
-        except ImportError as error:
-            raise InputError("backend 'dask' needs the packages dask and distributed, which are not "
-                             "installed (pip install 'dask[distributed]'), or use --backend loky") from error
-        Client(processes=True, n_workers=n_jobs, threads_per_worker=1)
-    elif backend == "ray":
+        with _dask_runner(n_jobs, scheduler) as run:
+            yield run
+        return
+    if scheduler is not None:
+        raise InputError(f"--scheduler {scheduler}: a scheduler address is only used with --backend dask "
+                         f"(backend here: {backend})")
+    if backend == "ray":
         try:
             from ray.util.joblib import register_ray
         except ImportError as error:
-            raise InputError("backend 'ray' needs the package ray, which is not installed "
-                             "(pip install ray), or use --backend loky") from error
+            raise InputError("backend 'ray' needs the package ray, which is not installed (NBRisk does not "
+                             "pin it; use --backend dask for a cluster, or loky on one machine)") from error
         register_ray()
     elif backend not in ("loky", "threading", "sequential"):
         raise InputError(f"backend {backend!r} is not known (expected loky, dask or ray)")
     if backend == "sequential":
-        return joblib.Parallel(n_jobs=1, backend="sequential", return_as="generator")
-    return joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")
+        parallel = joblib.Parallel(n_jobs=1, backend="sequential", return_as="generator")
+    else:
+        parallel = joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")
+    yield parallel
+
+
+@contextmanager
+def _dask_runner(n_jobs: int, scheduler: str | None):
+    """Connect to (or start) a Dask cluster; yields ``run(jobs)``; closes what it opened."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        raise InputError("backend 'dask' needs the packages dask and distributed (pinned in "
+                         "requirements.txt: pip install -r requirements.txt), or use --backend loky"
+                         ) from error
+    cluster = None
+    if scheduler is None:
+        # loopback only, no dashboard: a private cluster for this run, closed at the end
+        cluster = LocalCluster(n_workers=max(1, n_jobs), threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    else:
+        if not isinstance(scheduler, str) or "://" not in scheduler:
+            raise InputError(f"--scheduler {scheduler!r}: expected an address like tcp://HOST:PORT "
+                             "or tls://HOST:PORT")
+        try:
+            client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as error:
+            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answered within "
+                             f"{DASK_CONNECT_TIMEOUT_S} s ({type(error).__name__}); start one with "
+                             "`dask scheduler` (see docs/scaling.md)") from error
+    try:
+        try:
+            client.wait_for_workers(1, timeout=DASK_CONNECT_TIMEOUT_S)
+        except TimeoutError as error:
+            raise InputError(f"--scheduler {scheduler}: no Dask worker registered within "
+                             f"{DASK_CONNECT_TIMEOUT_S} s; start workers with `dask worker {scheduler}`"
+                             ) from error
+        _check_dask_workers(client, scheduler)
+
+        def run(jobs):
+            futures = [client.submit(function, *args, pure=False, **kwargs)
+                       for function, args, kwargs in jobs]
+            for future in futures:
+                yield future.result()
+
+        yield run
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _check_dask_workers(client, scheduler) -> None:
+    """InputError unless every worker can import this same ``nbrisk_core`` (fits are sent by reference)."""
+    import importlib.util
+
+    def origin_of(module):  # a local function: sent by value, so it runs where nbrisk_core is missing
+        import importlib.util
+
+        spec = importlib.util.find_spec(module)
+        return None if spec is None else spec.origin
+
+    here = importlib.util.find_spec("nbrisk_core").origin
+    found = client.run(origin_of, "nbrisk_core")
+    missing = [w for w, origin in found.items() if origin is None]
+    if missing:
+        raise InputError(f"Dask cluster {scheduler or 'LocalCluster'}: {len(missing)} worker(s) cannot "
+                         "import nbrisk_core; start them from the repository root with the same environment "
+                         "(PYTHONPATH, venv)")
+    other = sorted({o for o in found.values() if o != here})
+    if other:
+        import warnings
+
+        warnings.warn(f"Dask workers import nbrisk_core from {other[0]}, this process from {here}: results "
+                      "are only identical to the local backend with the same code", stacklevel=3)
 
 
 def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, profile: str = "full",
              backend: str = "loky", n_jobs: int = 2, seed: int = 2025, progress: bool = False,
-             min_selected: int = 2) -> pd.DataFrame:
+             min_selected: int = 2, scheduler: str | None = None) -> pd.DataFrame:
     """Fit every combination and score it by Harrell's C in the training and testing cohorts.
 
     Parameters
@@ -294,7 +382,11 @@ def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, pro
     profile : {"full", "quick", "test"}
         Hyperparameter profile (:data:`PROFILES`).
     backend : {"loky", "dask", "ray", "threading", "sequential"}
-        joblib backend for the fits.
+        Where the fits run: joblib's backends on this machine, or ``dask`` (a Dask cluster: the
+        scheduler at ``scheduler``, else a LocalCluster of ``n_jobs`` workers). Same rows on every
+        backend (only ``seconds`` differs).
+    scheduler : str, optional
+        ``tcp://HOST:PORT`` (or ``tls://``) of a running Dask scheduler, with ``backend="dask"``.
     progress : bool
         Show a tqdm progress bar over the fits.
 
@@ -314,36 +406,37 @@ def run_grid(X_train, y_train, X_test, y_test, feature_names, *, pairs=None, pro
     feature_names = list(feature_names)
     pairs = combinations() if pairs is None else list(pairs)
     all_columns = tuple(range(X_train.shape[1]))
-    parallel = _parallel(backend, n_jobs)
+    with _parallel(backend, n_jobs, scheduler) as parallel:
+        selectors = sorted({s for s, _ in pairs if s is not None})
+        selected: dict[str, tuple | None] = {}
+        selector_seconds: dict[str, float] = {}
+        selector_errors: dict[str, str] = {}
+        # A selector fitted on all features is the same model (same data, settings and seed) as that
+        # algorithm used alone, so its scores are reused for the "alone" row instead of refitting.
+        results: dict[tuple[str, tuple], tuple] = {}
+        selector_jobs = (delayed(_fit_selector)(s, profile, seed, X_train, y_train, X_test, y_test)
+                         for s in selectors)
+        for name, columns, seconds, error, alone in parallel(selector_jobs):
+            selected[name] = None if columns is None else tuple(int(c) for c in columns)
+            selector_seconds[name] = 0.0 if (None, name) in pairs else seconds
+            results[(name, all_columns)] = alone
+            if error:
+                selector_errors[name] = error
 
-    selectors = sorted({s for s, _ in pairs if s is not None})
-    selected: dict[str, tuple | None] = {}
-    selector_seconds: dict[str, float] = {}
-    selector_errors: dict[str, str] = {}
-    # A selector fitted on all features is the same model (same data, settings and seed) as that
-    # algorithm used alone, so its scores are reused for the "alone" row instead of refitting.
-    results: dict[tuple[str, tuple], tuple] = {}
-    for name, columns, seconds, error, alone in parallel(
-            delayed(_fit_selector)(s, profile, seed, X_train, y_train, X_test, y_test) for s in selectors):
-        selected[name] = None if columns is None else tuple(int(c) for c in columns)
-        selector_seconds[name] = 0.0 if (None, name) in pairs else seconds
-        results[(name, all_columns)] = alone
-        if error:
-            selector_errors[name] = error
+        tasks: list[tuple[str, tuple]] = []
+        for selector, predictor in pairs:
+            columns = all_columns if selector is None else selected[selector]
+            if columns is not None and len(columns) >= (1 if selector is None else min_selected):
+                if (predictor, columns) not in tasks and (predictor, columns) not in results:
+                    tasks.append((predictor, columns))
+        jobs = (delayed(_fit_predictor)(p, c, profile, seed, X_train, y_train, X_test, y_test)
+                for p, c in tasks)
+        iterator = parallel(jobs)
+        if progress:
+            from tqdm import tqdm
 
-    tasks: list[tuple[str, tuple]] = []
-    for selector, predictor in pairs:
-        columns = all_columns if selector is None else selected[selector]
-        if columns is not None and len(columns) >= (1 if selector is None else min_selected):
-            if (predictor, columns) not in tasks and (predictor, columns) not in results:
-                tasks.append((predictor, columns))
-    jobs = (delayed(_fit_predictor)(p, c, profile, seed, X_train, y_train, X_test, y_test) for p, c in tasks)
-    iterator = parallel(jobs)
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, total=len(tasks), desc="survival combinations", unit="fit")
-    results.update(zip(tasks, iterator))
+            iterator = tqdm(iterator, total=len(tasks), desc="survival combinations", unit="fit")
+        results.update(zip(tasks, iterator))
 
     uses = {s: sum(1 for sel, _ in pairs if sel == s) for s in selectors}
     rows = []

@@ -285,7 +285,9 @@ class PrognosisPipeline:
     p_univariate, p_multivariate : float
         Screening thresholds (paper: 0.05, 0.2).
     backend, n_jobs : str, int
-        joblib backend and workers for the grid.
+        joblib backend (or ``dask``) and workers for the grid.
+    scheduler : str, optional
+        With ``backend="dask"``: the address of a running Dask scheduler (default: a LocalCluster).
     seed : int
         Seed of every random step (imputation chains, CV folds, forests).
     split_seed : int
@@ -298,7 +300,7 @@ class PrognosisPipeline:
     def __init__(self, *, grid: str = "full", selected: str | None = None, selection_rule: str = "mean",
                  p_univariate: float = 0.05, p_multivariate: float = 0.2, backend: str = "loky",
                  n_jobs: int = 2, seed: int = 2025, split_seed: int = 2025, impute_max_iter: int = 50,
-                 progress: bool = False, features: str = "both"):
+                 progress: bool = False, features: str = "both", scheduler: str | None = None):
         if grid not in GRIDS:
             raise InputError(f"grid {grid!r} is not known (expected one of {', '.join(GRIDS)})")
         if features not in FEATURE_SETS:
@@ -312,6 +314,7 @@ class PrognosisPipeline:
         self.p_multivariate = p_multivariate
         self.backend = backend
         self.n_jobs = n_jobs
+        self.scheduler = scheduler
         self.seed = seed
         self.split_seed = split_seed
         self.impute_max_iter = impute_max_iter
@@ -415,9 +418,11 @@ class PrognosisPipeline:
         else:
             profile = self.grid
             pairs = None
+        scheduler = None if backend == "sequential" else self.scheduler
         self.combinations_ = grid_module.run_grid(X[train], y[train], X[~train], y[~train], self.features_,
                                                   pairs=pairs, profile=profile, backend=backend,
-                                                  n_jobs=self.n_jobs, seed=self.seed, progress=self.progress)
+                                                  n_jobs=self.n_jobs, seed=self.seed, progress=self.progress,
+                                                  scheduler=scheduler)
         if self.grid == "app" and (self.combinations_["status"] != "fitted").all():
             reason = self.combinations_["reason"].iloc[0]
             notes.append(f"{pairs[0][0]} + {pairs[0][1]} could not be used on this cohort ({reason}); "
@@ -601,7 +606,7 @@ class PrognosisPipeline:
 def fit_cohort_pipeline(cohort_dir, embeddings: pd.DataFrame | None = None, *, grid: str = "full",
                         backend: str = "loky", n_jobs: int = 2, seed: int = 2025, selected: str | None = None,
                         selection_rule: str = "mean", progress: bool = False,
-                        features: str = "both") -> PrognosisPipeline:
+                        features: str = "both", scheduler: str | None = None) -> PrognosisPipeline:
     """Fit the prognosis pipeline on a cohort directory (clinical.csv [+ truth.csv, cohort.json]).
 
     Parameters
@@ -621,5 +626,6 @@ def fit_cohort_pipeline(cohort_dir, embeddings: pd.DataFrame | None = None, *, g
     if embeddings is None and features != "clinical":
         embeddings = load_cohort_embeddings(cohort_dir)
     pipeline = PrognosisPipeline(grid=grid, backend=backend, n_jobs=n_jobs, seed=seed, selected=selected,
-                                 selection_rule=selection_rule, progress=progress, features=features)
+                                 selection_rule=selection_rule, progress=progress, features=features,
+                                 scheduler=scheduler)
     return pipeline.fit(clinical, embeddings, truth=truth, meta=meta)
