@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,3 +250,15 @@ def load_cohort(path) -> Cohort:
         raise InputError(f"{slices_path}: chosen_by = {bad.iloc[0]!r} "
                          f"(expected one of {', '.join(CHOSEN_BY)})", source=str(slices_path))
     return Cohort(path=path, meta=meta, clinical=clinical, truth=truth, slices=slices)
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put the finished folder ``new`` in place of ``target`` (a cohort others may be reading): swap by
+    renames, delete the old one afterwards, so that a reader sees the old or the new cohort, never half."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}"
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from nbrisk_core.clinical.schema import (CLINICAL_VARIABLES, COHORT_MISSING_ALLOWED, OUTCOME_COLUMNS,
                                          ClinicalVariable, cohort_variables, variable)
-from nbrisk_core.cohort.format import PHASES, SLICES_COLUMNS, cohort_meta, created_now
+from nbrisk_core.cohort.format import PHASES, SLICES_COLUMNS, cohort_meta, created_now, replace_dir
 from nbrisk_core.cohort.mapping import TIME_UNITS, CohortMapping, load_mapping
 from nbrisk_core.errors import InputError
 
@@ -409,16 +409,6 @@ def ingest_study(source: Path, out_dir: Path, patient_id: str) -> dict:
 # the import
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}"
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "cohort.json").exists())):
         raise InputError(f"{out}: exists and is not a cohort directory (no cohort.json); expected a new or "
@@ -515,7 +505,7 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
         (staging / "cohort.json").write_text(json.dumps(meta, indent=2) + "\n")
         (staging / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
         (staging / REPORT_HTML).write_text(report_html(report))
-        _replace_dir(staging, out)
+        replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, LAB_VARIABLES, OUTCOME_COLUMNS
-from nbrisk_core.cohort.format import SLICES_COLUMNS, Cohort, cohort_meta
+from nbrisk_core.cohort.format import SLICES_COLUMNS, Cohort, cohort_meta, replace_dir
 from nbrisk_core.demo.dicom import ZIP_DATE_TIME, slice_positions, write_study_files
 from nbrisk_core.demo.oracle import auc, harrell_c_index
 from nbrisk_core.demo.patients import GENERATOR_VERSION, HR_FRACTION, sample_patients
@@ -179,7 +179,7 @@ def build_cohort(out, n_patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SE
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         summary = _build_into(staging, n_patients, seed, n_studies, progress)
-        _replace_dir(staging, out)
+        replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -187,17 +187,6 @@ def build_cohort(out, n_patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SE
     summary["wall_time_s"] = time.perf_counter() - started
     summary["size_bytes"] = directory_size(out)
     return summary
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    # Others may be reading the old cohort: swap by renames, delete the old one afterwards.
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}"
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def directory_size(path: Path) -> int:
