@@ -136,7 +136,14 @@ def test_grid_on_a_real_cluster_gives_the_local_rows(dask_cluster, local_table):
     assert other.loc[0, "c_index_train"] != local_table.loc[0, "c_index_train"]
 
 
-def test_grid_on_a_local_cluster_without_scheduler(local_table):
+def test_grid_on_a_local_cluster_without_scheduler(local_table, monkeypatch):
+    # the LocalCluster's workers are spawned processes, which re-run the parent's __main__ file: after an
+    # AppTest in the same pytest process that is a page script (AppTest runs pages as __main__), so give
+    # the spawn a bare __main__, as the nbrisk command line has
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     X, y, Xt, yt = _data()
     table = grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=PAIRS, profile="test", backend="dask", n_jobs=1,
                           seed=3)

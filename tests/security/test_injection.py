@@ -24,6 +24,7 @@ from nbrisk_core.store import cases
 from nbrisk_core.store.cases import CaseRecord, SliceRecord
 from nbrisk_core.store.db import dispose_engines, get_engine
 from nbrisk_ui import state
+from nbrisk_ui.auth import LOCAL_USER
 from nbrisk_ui.text import md, plain
 
 TIMEOUT = 60
@@ -78,7 +79,9 @@ def _save(url: str, label: str, seed: int):
                         notes="![n](http://host/notes.png)", clinical_entered={"nse": 80.0},
                         slices={"ART": SliceRecord("ART", rng.integers(-50, 150, (24, 24)).astype(np.int16),
                                                    7, 35.0)})
-    return cases.save_case(get_engine(url), record, "alice")
+    # saved by the name the pages act as with sign-in off, so that the Saved cases page may list them
+    # (the store shows a user only the cases they own or that are shared with them)
+    return cases.save_case(get_engine(url), record, LOCAL_USER)
 
 
 def _markdown_texts(at: AppTest) -> list[str]:
