@@ -116,9 +116,6 @@ class Cohort:
         if phase not in PHASES:
             raise InputError(f"phase {phase!r}: expected one of {', '.join(PHASES)}")
 
-    def _cache_limit(self) -> int:
-        return SLICE_CACHE_PATIENTS
-
     def _npz(self, patient_id: str) -> dict:
         if patient_id in self._slices:
             self._slices[patient_id] = self._slices.pop(patient_id)   # most recently used last
@@ -133,7 +130,7 @@ class Cohort:
             array.setflags(write=False)   # the cache is shared (Streamlit sessions): never edited
         self._slices[patient_id] = arrays
         # bounded: ~0.5 MB per patient, and a dashboard may browse the whole cohort
-        while len(self._slices) > self._cache_limit():
+        while len(self._slices) > SLICE_CACHE_PATIENTS:
             self._slices.pop(next(iter(self._slices)))
         return arrays
 
