@@ -31,11 +31,10 @@ def register(subparsers) -> None:
 
 def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delong", threshold=None):
     """``{model label: {cohort: metrics}}``, ``{model label: {cohort: (y, score)}}``."""
+    import sys
     from pathlib import Path
 
     import pandas as pd
-
-    import sys
 
     from nbrisk_core.classifier.data import load_cohort_images, skipped_note, to_tensor_batch, usable_patients
     from nbrisk_core.classifier.embeddings import store_embeddings
@@ -70,7 +69,7 @@ def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delon
             n = 2
             while label in results:
                 label, n = f"{base} #{n}", n + 1
-        data = load_cohort_images(cohort_dir, loaded.variant)
+        data = load_cohort_images(cohort_dir, loaded.variant, patient_ids=usable["patient_id"])
         x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
                             std=loaded.card["normalisation"]["std"]).numpy()
         proba, embedding = Predictor(loaded).predict_batches(x)

@@ -144,18 +144,18 @@ def load_cohort_embeddings(cohort_dir) -> pd.DataFrame:
     Uses :func:`nbrisk_core.classifier.embeddings.cohort_embeddings` (cached by model SHA-256) when the
     shipped Swin-ART model exists.
     """
-    from nbrisk_core.config import cohort_models_dir
+    from nbrisk_core.classifier.model_io import shipped_model_path
 
-    models_dir = cohort_models_dir(cohort_dir)
+    model_path = shipped_model_path("art", cohort_dir)   # the cohort's own models/ first
     how = (f"the CT embeddings of cohort {cohort_dir} are missing: make them with "
            f"'nbrisk embed --cohort {cohort_dir} --out FILE.parquet' (needs the shipped classifier "
-           f"{models_dir / 'swin_art_demo.safetensors'}, made by 'nbrisk train') and pass --embeddings "
+           f"{model_path}, made by 'nbrisk train') and pass --embeddings "
            "FILE.parquet (patient_id, ct01..ct16)")
     try:
         from nbrisk_core.classifier.embeddings import cohort_embeddings
     except ImportError as error:
         raise InputError(how) from error
-    if not (models_dir / "swin_art_demo.safetensors").exists():
+    if not model_path.exists():
         raise InputError(how)
     return check_embeddings(cohort_embeddings(Path(cohort_dir)), source="classifier embeddings")
 
