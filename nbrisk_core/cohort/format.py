@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,3 +261,24 @@ def replace_dir(new: Path, target: Path) -> None:
     new.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_target(out: Path, kind: str = "cohort") -> None:
+    """InputError unless ``out`` is new, an empty directory or a cohort (``cohort.json``) to replace."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "cohort.json").exists())):
+        raise InputError(f"{out}: exists and is not a {kind} directory (no cohort.json); expected a new or "
+                         f"empty directory or an existing {kind} to replace", source=str(out))
+
+
+@contextmanager
+def staged_dir(out: Path, verb: str):
+    """A temporary folder beside ``out`` to write a cohort into: it takes the place of ``out``
+    (:func:`replace_dir`) when the block ends, and is deleted if the block fails (nothing left behind)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{verb}-", dir=out.parent))
+    try:
+        yield staging
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -22,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, LAB_VARIABLES, OUTCOME_COLUMNS
-from nbrisk_core.cohort.format import SLICES_COLUMNS, Cohort, cohort_meta, replace_dir
+from nbrisk_core.cohort.format import SLICES_COLUMNS, Cohort, check_target, cohort_meta, staged_dir
 from nbrisk_core.cohort.format import load_cohort as load_any_cohort
 from nbrisk_core.demo.dicom import ZIP_DATE_TIME, slice_positions, write_study_files
 from nbrisk_core.demo.oracle import auc, harrell_c_index
@@ -170,17 +168,9 @@ def build_cohort(out, n_patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SE
     if not isinstance(n_studies, (int, np.integer)) or not 0 <= n_studies <= n_patients:
         raise InputError(f"n_studies = {n_studies!r}: expected an integer in 0..{n_patients}")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "cohort.json").exists())):
-        raise InputError(f"{out}: exists and is not a demo cohort directory (no cohort.json); "
-                         "expected a new or empty directory or an existing demo cohort")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
+    check_target(out, "demo cohort")
+    with staged_dir(out, "building") as staging:
         summary = _build_into(staging, n_patients, seed, n_studies, progress)
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     summary["path"] = str(out)
     summary["wall_time_s"] = time.perf_counter() - started
     summary["size_bytes"] = directory_size(out)
