@@ -163,11 +163,15 @@ class Cohort:
         return path if path.is_dir() else None
 
 
+def table_dtypes() -> dict:
+    """``read_csv`` dtypes of a cohort table: ``patient_id`` and the categories as text (INSS stage
+    "1"/"3" would otherwise be read as numbers)."""
+    return {"patient_id": str, **{v.name: str for v in cohort_variables() if v.kind == "categorical"}}
+
+
 def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     try:
-        # categories as text: INSS stage "1"/"3" would otherwise be read as numbers
-        categorical = {v.name: str for v in cohort_variables() if v.kind == "categorical"}
-        table = pd.read_csv(path, dtype={"patient_id": str, **categorical})
+        table = pd.read_csv(path, dtype=table_dtypes())
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: unreadable CSV ({error})", source=str(path)) from None
     missing = [c for c in required if c not in table.columns]

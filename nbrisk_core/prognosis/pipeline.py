@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS, cohort_variables
+from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
+from nbrisk_core.cohort.format import table_dtypes
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
 
@@ -77,9 +78,7 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
         duplicates = duplicate_names(next(csv.reader(handle), []))
     if duplicates:  # pandas would keep both, the second as "nse.1", and the model would use the first
         raise InputError(f"{clinical_path.name}: header: " + "; ".join(duplicates), source=clinical_path.name)
-    # categories as text: INSS stage "1"/"3" would otherwise be read as numbers
-    categorical = {v.name: str for v in cohort_variables() if v.kind == "categorical"}
-    raw = pd.read_csv(clinical_path, dtype={"patient_id": str, **categorical})
+    raw = pd.read_csv(clinical_path, dtype=table_dtypes())
     for column in ("patient_id", *OUTCOME_COLUMNS):
         if column not in raw.columns:
             raise InputError(f"{clinical_path.name}: column {column!r} is missing (expected patient_id, the "
