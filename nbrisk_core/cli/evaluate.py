@@ -95,6 +95,7 @@ def run(args) -> int:
 
     from nbrisk_core.classifier.metrics import comparison_table, confusion, confusion_figure, roc_figure
     from nbrisk_core.classifier.model_io import shipped_model_path
+    from nbrisk_core.cohort.format import read_meta_if_any
     from nbrisk_core.config import demo_cohort_dir
     from nbrisk_core.errors import InputError
 
@@ -105,8 +106,7 @@ def run(args) -> int:
     models = args.model or [str(shipped_model_path("art", cohort_dir))]
     cohorts = args.split.split(",")
     results, curves = evaluate_models(models, cohort_dir, cohorts, args.split_file, args.ci, args.threshold)
-    meta_path = cohort_dir / "cohort.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_meta_if_any(cohort_dir)
     oracle = meta.get("oracle_auc")
     if args.record:
         from nbrisk_core.classifier.model_io import record_evaluation

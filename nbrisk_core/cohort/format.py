@@ -180,6 +180,24 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return table
 
 
+def _parse_meta(meta_path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{meta_path}: not valid JSON ({error})", source=str(meta_path)) from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}",
+                         source=str(meta_path))
+    return meta
+
+
+def read_meta_if_any(path) -> dict:
+    """``cohort.json`` of a directory as written, ``{}`` when it has none (a tables-only cohort); an
+    InputError naming the file when it is not a JSON object. No format check: see :func:`read_meta`."""
+    meta_path = Path(path) / "cohort.json"
+    return _parse_meta(meta_path) if meta_path.is_file() else {}
+
+
 def read_meta(path) -> dict:
     """``cohort.json`` of a cohort directory, checked (InputError naming the file otherwise).
 
@@ -194,13 +212,7 @@ def read_meta(path) -> dict:
     if not meta_path.is_file():
         raise InputError(f"{meta_path}: missing; {path} is not a cohort directory (expected cohort.json, "
                          "clinical.csv: docs/cohort-format.md)", source=str(meta_path))
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as error:
-        raise InputError(f"{meta_path}: not valid JSON ({error})", source=str(meta_path)) from None
-    if not isinstance(meta, dict):
-        raise InputError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}",
-                         source=str(meta_path))
+    meta = _parse_meta(meta_path)
     version = meta.get("format_version")
     if version is None and "generator_version" in meta:
         version = FORMAT_VERSION   # a demo cohort from before the format had a version

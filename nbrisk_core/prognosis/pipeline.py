@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
-from nbrisk_core.cohort.format import table_dtypes
+from nbrisk_core.cohort.format import read_meta_if_any, table_dtypes
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
 
@@ -88,9 +88,7 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
     clinical = validate_clinical(raw, source=clinical_path.name, allow_extra=True, cohort=True)
     truth_path = cohort_dir / "truth.csv"
     truth = pd.read_csv(truth_path, dtype={"patient_id": str}) if truth_path.exists() else None
-    meta_path = cohort_dir / "cohort.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return clinical, truth, meta
+    return clinical, truth, read_meta_if_any(cohort_dir)
 
 
 def check_embeddings(embeddings: pd.DataFrame, source: str = "embeddings") -> pd.DataFrame:
