@@ -117,9 +117,10 @@ def usable_patients(cohort_dir: Path, clinical: pd.DataFrame, phases, labels: bo
     no_slices = [pid for pid in ids if not _has_slices(cohort_dir, pid, phases)]
     groups = clinical["risk_group"] if "risk_group" in clinical.columns else pd.Series([np.nan] * len(ids))
     no_group = [pid for pid, g in zip(ids, groups) if pd.isna(g) or g == ""] if labels else []
-    skipped = {"no slices": no_slices, "no risk_group": [p for p in no_group if p not in set(no_slices)]}
+    without_slices = set(no_slices)
+    skipped = {"no slices": no_slices, "no risk_group": [p for p in no_group if p not in without_slices]}
     skipped = {k: v for k, v in skipped.items() if v}
-    keep = ~clinical["patient_id"].isin({p for v in skipped.values() for p in v})
+    keep = ~clinical["patient_id"].isin(without_slices.union(no_group))
     if not keep.any():
         what = f"chosen {'/'.join(p.upper() for p in phases)} slices"
         what += " and a risk_group (HR/NHR)" if labels else ""

@@ -31,11 +31,10 @@ def register(subparsers) -> None:
 
 def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delong", threshold=None):
     """``{model label: {cohort: metrics}}``, ``{model label: {cohort: (y, score)}}``."""
+    import sys
     from pathlib import Path
 
     import pandas as pd
-
-    import sys
 
     from nbrisk_core.classifier.data import load_cohort_images, skipped_note, to_tensor_batch, usable_patients
     from nbrisk_core.classifier.embeddings import store_embeddings
@@ -70,7 +69,7 @@ def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delon
             n = 2
             while label in results:
                 label, n = f"{base} #{n}", n + 1
-        data = load_cohort_images(cohort_dir, loaded.variant)
+        data = load_cohort_images(cohort_dir, loaded.variant, patient_ids=usable["patient_id"])
         x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
                             std=loaded.card["normalisation"]["std"]).numpy()
         proba, embedding = Predictor(loaded).predict_batches(x)
@@ -96,6 +95,7 @@ def run(args) -> int:
 
     from nbrisk_core.classifier.metrics import comparison_table, confusion, confusion_figure, roc_figure
     from nbrisk_core.classifier.model_io import shipped_model_path
+    from nbrisk_core.cohort.format import read_meta_if_any
     from nbrisk_core.config import demo_cohort_dir
     from nbrisk_core.errors import InputError
 
@@ -106,8 +106,7 @@ def run(args) -> int:
     models = args.model or [str(shipped_model_path("art", cohort_dir))]
     cohorts = args.split.split(",")
     results, curves = evaluate_models(models, cohort_dir, cohorts, args.split_file, args.ci, args.threshold)
-    meta_path = cohort_dir / "cohort.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_meta_if_any(cohort_dir)
     oracle = meta.get("oracle_auc")
     if args.record:
         from nbrisk_core.classifier.model_io import record_evaluation

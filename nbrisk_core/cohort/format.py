@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,9 +118,6 @@ class Cohort:
         if phase not in PHASES:
             raise InputError(f"phase {phase!r}: expected one of {', '.join(PHASES)}")
 
-    def _cache_limit(self) -> int:
-        return SLICE_CACHE_PATIENTS
-
     def _npz(self, patient_id: str) -> dict:
         if patient_id in self._slices:
             self._slices[patient_id] = self._slices.pop(patient_id)   # most recently used last
@@ -133,7 +132,7 @@ class Cohort:
             array.setflags(write=False)   # the cache is shared (Streamlit sessions): never edited
         self._slices[patient_id] = arrays
         # bounded: ~0.5 MB per patient, and a dashboard may browse the whole cohort
-        while len(self._slices) > self._cache_limit():
+        while len(self._slices) > SLICE_CACHE_PATIENTS:
             self._slices.pop(next(iter(self._slices)))
         return arrays
 
@@ -164,17 +163,39 @@ class Cohort:
         return path if path.is_dir() else None
 
 
+def table_dtypes() -> dict:
+    """``read_csv`` dtypes of a cohort table: ``patient_id`` and the categories as text (INSS stage
+    "1"/"3" would otherwise be read as numbers)."""
+    return {"patient_id": str, **{v.name: str for v in cohort_variables() if v.kind == "categorical"}}
+
+
 def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     try:
-        # categories as text: INSS stage "1"/"3" would otherwise be read as numbers
-        categorical = {v.name: str for v in cohort_variables() if v.kind == "categorical"}
-        table = pd.read_csv(path, dtype={"patient_id": str, **categorical})
+        table = pd.read_csv(path, dtype=table_dtypes())
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: unreadable CSV ({error})", source=str(path)) from None
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise InputError(f"{path}: missing columns {', '.join(missing)}", source=str(path))
     return table
+
+
+def _parse_meta(meta_path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{meta_path}: not valid JSON ({error})", source=str(meta_path)) from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}",
+                         source=str(meta_path))
+    return meta
+
+
+def read_meta_if_any(path) -> dict:
+    """``cohort.json`` of a directory as written, ``{}`` when it has none (a tables-only cohort); an
+    InputError naming the file when it is not a JSON object. No format check: see :func:`read_meta`."""
+    meta_path = Path(path) / "cohort.json"
+    return _parse_meta(meta_path) if meta_path.is_file() else {}
 
 
 def read_meta(path) -> dict:
@@ -191,13 +212,7 @@ def read_meta(path) -> dict:
     if not meta_path.is_file():
         raise InputError(f"{meta_path}: missing; {path} is not a cohort directory (expected cohort.json, "
                          "clinical.csv: docs/cohort-format.md)", source=str(meta_path))
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as error:
-        raise InputError(f"{meta_path}: not valid JSON ({error})", source=str(meta_path)) from None
-    if not isinstance(meta, dict):
-        raise InputError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}",
-                         source=str(meta_path))
+    meta = _parse_meta(meta_path)
     version = meta.get("format_version")
     if version is None and "generator_version" in meta:
         version = FORMAT_VERSION   # a demo cohort from before the format had a version
@@ -262,3 +277,24 @@ def replace_dir(new: Path, target: Path) -> None:
     new.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_target(out: Path, kind: str = "cohort") -> None:
+    """InputError unless ``out`` is new, an empty directory or a cohort (``cohort.json``) to replace."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "cohort.json").exists())):
+        raise InputError(f"{out}: exists and is not a {kind} directory (no cohort.json); expected a new or "
+                         f"empty directory or an existing {kind} to replace", source=str(out))
+
+
+@contextmanager
+def staged_dir(out: Path, verb: str):
+    """A temporary folder beside ``out`` to write a cohort into: it takes the place of ``out``
+    (:func:`replace_dir`) when the block ends, and is deleted if the block fails (nothing left behind)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{verb}-", dir=out.parent))
+    try:
+        yield staging
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

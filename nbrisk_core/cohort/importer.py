@@ -21,8 +21,6 @@ import html
 import json
 import math
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +29,8 @@ import pandas as pd
 
 from nbrisk_core.clinical.schema import (CLINICAL_VARIABLES, COHORT_MISSING_ALLOWED, OUTCOME_COLUMNS,
                                          ClinicalVariable, cohort_variables, variable)
-from nbrisk_core.cohort.format import PHASES, SLICES_COLUMNS, cohort_meta, created_now, replace_dir
+from nbrisk_core.cohort.format import (PHASES, check_target, cohort_meta, created_now, empty_slices_table,
+                                       staged_dir)
 from nbrisk_core.cohort.mapping import TIME_UNITS, CohortMapping, load_mapping
 from nbrisk_core.errors import InputError
 
@@ -409,12 +408,6 @@ def ingest_study(source: Path, out_dir: Path, patient_id: str) -> dict:
 # the import
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "cohort.json").exists())):
-        raise InputError(f"{out}: exists and is not a cohort directory (no cohort.json); expected a new or "
-                         "empty directory or an existing cohort to replace", source=str(out))
-
-
 def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, drop_invalid: bool = False,
                   progress=None) -> ImportResult:
     """Import a clinical sheet (and DICOM studies) into a cohort directory of format v1.
@@ -446,7 +439,7 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
     clinical, out = Path(clinical), Path(out)
     mapping = load_mapping(mapping)
     sheet = read_sheet(clinical)
-    _check_out(out)
+    check_target(out)
     blank = (sheet.apply(lambda column: column.str.strip()) == "").all(axis=1)
     sheet = sheet[~blank]   # empty rows (a spreadsheet's formatted tail) are no patients
     table, problems = convert_rows(sheet, mapping, clinical.name)
@@ -475,9 +468,7 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
         raise InputError(f"{clinical.name}: no valid row to import ({len(table)} rows, all with problems; "
                          "see the problems above)", source=clinical.name)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
-    try:
+    with staged_dir(out, "importing") as staging:
         study_entries: dict[str, dict] = {}
         if studies is not None:
             for n, pid in enumerate(kept["patient_id"]):
@@ -492,8 +483,7 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
                          drop_invalid)
         report["blank_rows_skipped"] = int(blank.sum())
         (staging / "clinical.csv").write_text(_clinical_csv(kept))
-        pd.DataFrame(columns=list(SLICES_COLUMNS)).to_csv(staging / "slices.csv", index=False,
-                                                          lineterminator="\n")
+        empty_slices_table().to_csv(staging / "slices.csv", index=False, lineterminator="\n")
         phase_counts = {p: sum(p in e["phases"] for e in study_entries.values()) for p in PHASES}
         meta = cohort_meta(name=mapping.name, synthetic=mapping.synthetic, source=mapping.source,
                            created=created_now(), n_patients=len(kept), phase_counts=phase_counts,
@@ -505,10 +495,6 @@ def import_cohort(clinical, mapping, out, *, studies=None, studies_map=None, dro
         (staging / "cohort.json").write_text(json.dumps(meta, indent=2) + "\n")
         (staging / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
         (staging / REPORT_HTML).write_text(report_html(report))
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ImportResult(out=out, n_rows=len(table), n_imported=len(kept), dropped=dropped, report=report)
 
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,8 @@ import pandas as pd
 from PIL import Image
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, LAB_VARIABLES, OUTCOME_COLUMNS
-from nbrisk_core.cohort.format import SLICES_COLUMNS, Cohort, cohort_meta, replace_dir
+from nbrisk_core.cohort.format import SLICES_COLUMNS, Cohort, check_target, cohort_meta, staged_dir
+from nbrisk_core.cohort.format import load_cohort as load_any_cohort
 from nbrisk_core.demo.dicom import ZIP_DATE_TIME, slice_positions, write_study_files
 from nbrisk_core.demo.oracle import auc, harrell_c_index
 from nbrisk_core.demo.patients import GENERATOR_VERSION, HR_FRACTION, sample_patients
@@ -32,8 +30,6 @@ from nbrisk_core.demo.render import (N_SLICES, PHASES, SLICE_SIZE, CaseGeometry,
 from nbrisk_core.errors import InputError
 
 COHORT_NAME = "nbrisk-synthetic-demo"
-#: How many patients' slices a loaded cohort keeps in memory.
-SLICE_CACHE_PATIENTS = 32
 DEFAULT_SEED = 20250416
 DEFAULT_PATIENTS = 202
 DEFAULT_STUDIES = 5
@@ -172,17 +168,9 @@ def build_cohort(out, n_patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SE
     if not isinstance(n_studies, (int, np.integer)) or not 0 <= n_studies <= n_patients:
         raise InputError(f"n_studies = {n_studies!r}: expected an integer in 0..{n_patients}")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "cohort.json").exists())):
-        raise InputError(f"{out}: exists and is not a demo cohort directory (no cohort.json); "
-                         "expected a new or empty directory or an existing demo cohort")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
+    check_target(out, "demo cohort")
+    with staged_dir(out, "building") as staging:
         summary = _build_into(staging, n_patients, seed, n_studies, progress)
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     summary["path"] = str(out)
     summary["wall_time_s"] = time.perf_counter() - started
     summary["size_bytes"] = directory_size(out)
@@ -314,71 +302,36 @@ def cohort_statistics(table: pd.DataFrame) -> dict:
 # reading a cohort back
 
 
-@dataclass
 class DemoCohort(Cohort):
-    """A demo cohort on disk: a :class:`~nbrisk_core.cohort.format.Cohort` whose truth is always known.
-
-    Attributes
-    ----------
-    path : Path
-    meta : dict
-        ``cohort.json``.
-    clinical : pandas.DataFrame
-        ``clinical.csv`` (``patient_id`` as a column; labs NaN where missing).
-    truth : pandas.DataFrame
-        ``truth.csv``.
-    """
-
-    def _cache_limit(self) -> int:
-        return SLICE_CACHE_PATIENTS
+    """A demo cohort on disk: a :class:`~nbrisk_core.cohort.format.Cohort` whose truth is always known
+    (``truth`` is ``truth.csv``, never None)."""
 
 
 def load_cohort(path) -> DemoCohort:
-    """Read a demo cohort directory written by :func:`build_cohort`.
+    """Read a demo cohort directory written by :func:`build_cohort`: the format's loader
+    (:func:`nbrisk_core.cohort.format.load_cohort`) plus the generator's keys and tables.
 
     Raises
     ------
     InputError
         If the directory, ``cohort.json`` or a table is missing or invalid (the message names the path).
     """
-    path = Path(path)
-    meta_path = path / "cohort.json"
-    if not path.is_dir():
-        raise InputError(f"{path}: demo cohort directory not found "
-                         f"(build it with 'nbrisk demo build --out {path}')")
-    if not meta_path.is_file():
-        raise InputError(f"{meta_path}: missing; {path} is not a demo cohort "
-                         f"(build it with 'nbrisk demo build --out {path}')")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as error:
-        raise InputError(f"{meta_path}: not valid JSON ({error})") from None
-    required = ("name", "synthetic", "seed", "n_patients", "generator_version")
-    if not isinstance(meta, dict) or any(k not in meta for k in required):
-        raise InputError(f"{meta_path}: expected the keys {', '.join(required)}")
-    tables = {}
-    for name, columns in (("clinical.csv", CLINICAL_COLUMNS), ("truth.csv", TRUTH_COLUMNS)):
-        table_path = path / name
-        if not table_path.is_file():
-            raise InputError(f"{table_path}: missing table of the demo cohort")
-        try:
-            table = pd.read_csv(table_path, dtype={"patient_id": str})
-        except (OSError, ValueError) as error:
-            raise InputError(f"{table_path}: unreadable CSV ({error})") from None
+    cohort = load_any_cohort(path)
+    meta_path = cohort.path / "cohort.json"
+    required = ("seed", "generator_version")
+    if any(k not in cohort.meta for k in required):
+        raise InputError(f"{meta_path}: expected the keys {', '.join(required)} of a demo cohort "
+                         f"(build it with 'nbrisk demo build --out {cohort.path}')", source=str(meta_path))
+    truth_path = cohort.path / "truth.csv"
+    if cohort.truth is None:
+        raise InputError(f"{truth_path}: missing table of the demo cohort", source=str(truth_path))
+    for table_path, table, columns in ((cohort.path / "clinical.csv", cohort.clinical, CLINICAL_COLUMNS),
+                                       (truth_path, cohort.truth, TRUTH_COLUMNS)):
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise InputError(f"{table_path}: missing columns {', '.join(missing)}")
-        tables[name] = table
-    if len(tables["clinical.csv"]) != meta["n_patients"]:
-        raise InputError(f"{path / 'clinical.csv'}: {len(tables['clinical.csv'])} rows, but cohort.json "
-                         f"says n_patients = {meta['n_patients']}")
-    from nbrisk_core.cohort.format import empty_slices_table
-
-    slices_path = path / "slices.csv"   # absent in demo cohorts built before format v1
-    slices = (pd.read_csv(slices_path, dtype={"patient_id": str}) if slices_path.is_file()
-              else empty_slices_table())
-    return DemoCohort(path=path, meta=meta, clinical=tables["clinical.csv"], truth=tables["truth.csv"],
-                      slices=slices)
+            raise InputError(f"{table_path}: missing columns {', '.join(missing)}", source=str(table_path))
+    return DemoCohort(path=cohort.path, meta=cohort.meta, clinical=cohort.clinical, truth=cohort.truth,
+                      slices=cohort.slices)
 
 
 def write_study(cohort_dir, patient_id: str, out_dir, as_zip: bool = False) -> list[Path]:

@@ -93,9 +93,7 @@ def _fit_logit(z: np.ndarray, classes: np.ndarray, n_classes: int, max_iter: int
     """
     n, p = z.shape
     k = n_classes - 1
-    target = np.zeros((n, k))
-    rows = np.nonzero(classes > 0)[0]
-    target[rows, classes[rows] - 1] = 1.0
+    target = _indicators(classes, k)
     penalty = np.full(p, LOGISTIC_L2)
     penalty[0] = 1e-6
 
@@ -347,7 +345,7 @@ class MICEPMMImputer(TransformerMixin, BaseEstimator):
             return X.copy()
         data = X.to_numpy(dtype=float).copy()
         data[mask] = np.take(self.medians_, np.nonzero(mask)[1])
-        group_models = getattr(self, "group_models_", {})
+        group_models = self.group_models_
         group_rows = {}
         for name, (idx, _, _, most_frequent) in group_models.items():
             rows = mask[:, idx].any(axis=1)

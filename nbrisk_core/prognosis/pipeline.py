@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS, cohort_variables
+from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
+from nbrisk_core.cohort.format import read_meta_if_any, table_dtypes
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
 
@@ -77,9 +78,7 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
         duplicates = duplicate_names(next(csv.reader(handle), []))
     if duplicates:  # pandas would keep both, the second as "nse.1", and the model would use the first
         raise InputError(f"{clinical_path.name}: header: " + "; ".join(duplicates), source=clinical_path.name)
-    # categories as text: INSS stage "1"/"3" would otherwise be read as numbers
-    categorical = {v.name: str for v in cohort_variables() if v.kind == "categorical"}
-    raw = pd.read_csv(clinical_path, dtype={"patient_id": str, **categorical})
+    raw = pd.read_csv(clinical_path, dtype=table_dtypes())
     for column in ("patient_id", *OUTCOME_COLUMNS):
         if column not in raw.columns:
             raise InputError(f"{clinical_path.name}: column {column!r} is missing (expected patient_id, the "
@@ -89,9 +88,7 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
     clinical = validate_clinical(raw, source=clinical_path.name, allow_extra=True, cohort=True)
     truth_path = cohort_dir / "truth.csv"
     truth = pd.read_csv(truth_path, dtype={"patient_id": str}) if truth_path.exists() else None
-    meta_path = cohort_dir / "cohort.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return clinical, truth, meta
+    return clinical, truth, read_meta_if_any(cohort_dir)
 
 
 def check_embeddings(embeddings: pd.DataFrame, source: str = "embeddings") -> pd.DataFrame:
@@ -144,18 +141,18 @@ def load_cohort_embeddings(cohort_dir) -> pd.DataFrame:
     Uses :func:`nbrisk_core.classifier.embeddings.cohort_embeddings` (cached by model SHA-256) when the
     shipped Swin-ART model exists.
     """
-    from nbrisk_core.config import cohort_models_dir
+    from nbrisk_core.classifier.model_io import shipped_model_path
 
-    models_dir = cohort_models_dir(cohort_dir)
+    model_path = shipped_model_path("art", cohort_dir)   # the cohort's own models/ first
     how = (f"the CT embeddings of cohort {cohort_dir} are missing: make them with "
            f"'nbrisk embed --cohort {cohort_dir} --out FILE.parquet' (needs the shipped classifier "
-           f"{models_dir / 'swin_art_demo.safetensors'}, made by 'nbrisk train') and pass --embeddings "
+           f"{model_path}, made by 'nbrisk train') and pass --embeddings "
            "FILE.parquet (patient_id, ct01..ct16)")
     try:
         from nbrisk_core.classifier.embeddings import cohort_embeddings
     except ImportError as error:
         raise InputError(how) from error
-    if not (models_dir / "swin_art_demo.safetensors").exists():
+    if not model_path.exists():
         raise InputError(how)
     return check_embeddings(cohort_embeddings(Path(cohort_dir)), source="classifier embeddings")
 

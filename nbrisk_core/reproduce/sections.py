@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
@@ -144,12 +143,13 @@ def build_sections(ctx: Context) -> tuple[list[Section], dict]:
 
     from nbrisk_core.classifier.inference import cpu_name
     from nbrisk_core.classifier.model_io import software_versions
+    from nbrisk_core.cohort.format import read_meta_if_any
+    from nbrisk_core.errors import InputError
 
     paper = paper_values()
-    meta_file = Path(ctx.data_dir) / "cohort.json"
     try:
-        synthetic = bool(json.loads(meta_file.read_text()).get("synthetic", False))
-    except (OSError, ValueError, AttributeError):
+        synthetic = bool(read_meta_if_any(ctx.data_dir).get("synthetic", False))
+    except InputError:
         synthetic = False   # unreadable metadata: the report claims nothing about the data
     meta = {"nbrisk": __version__, "profile": ctx.profile, "synthetic cohort": synthetic,
             "profile description": _profile_description(ctx.profile), "cohort": str(Path(ctx.data_dir)),

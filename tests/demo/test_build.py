@@ -63,7 +63,7 @@ def test_load_cohort_api(tiny_cohort, monkeypatch):
     assert np.array_equal(png, window_to_uint8(hu, 400, 40))
     hu[:] = 0   # callers get their own copy
     assert cohort.slice_hu("P0003", "art").any()
-    monkeypatch.setattr("nbrisk_core.demo.cohort.SLICE_CACHE_PATIENTS", 5)
+    monkeypatch.setattr("nbrisk_core.cohort.format.SLICE_CACHE_PATIENTS", 5)
     for pid in cohort.patient_ids:
         cohort.slice_mask(pid, "nc")
     assert list(cohort._slices) == cohort.patient_ids[-5:]   # bounded memory on large cohorts
