@@ -247,7 +247,7 @@ def train_run(args, recipe) -> dict:
             card["synthetic_data"] = True
     card["training"]["hardware"] = {"device": hardware["device"], "precision": "bf16 autocast"
                                     if resolve_precision(hardware["precision"], hardware["device"]) else "fp32",
-                                    "cpu": cpu_name(), "world_size": world_size}
+                                    "cpu": cpu_name()}
     card["training"]["world_size"] = world_size
     if world_size > 1 and (run_dir / "distributed.json").exists():
         card["training"]["distributed"] = json.loads((run_dir / "distributed.json").read_text())
