@@ -227,6 +227,8 @@ def train_run(args, recipe) -> dict:
                       cohort_batches(data.images[by["train"]], data.labels[by["train"]], recipe.batch_size),
                       data.images[by[monitor]], data.labels[by[monitor]], resume=args.resume,
                       progress=not args.no_progress, log=log, **hardware)
+        if rank != 0:  # rank 0 alone evaluates and writes the run (only this stage is data-parallel)
+            return {"summary": "", "card": None, "history": history}
         evaluation = {c: _evaluate(model, data.images[m], data.labels[m]) for c, m in by.items() if m.any()}
         meta = cohort_meta(cohort_dir)
         card.update(
@@ -259,8 +261,6 @@ def train_run(args, recipe) -> dict:
     if args.init and Path(args.init).with_name("run.json").exists():
         card["pretraining"] = json.loads(Path(args.init).with_name("run.json").read_text()).get("card", {}).get(
             "training")
-    if rank != 0:
-        return {"summary": "", "card": None, "history": history}
     (run_dir / "run.json").write_text(json.dumps({"card": card, "world_size": world_size}, indent=2,
                                                  default=str))
     if args.out:
