@@ -2,8 +2,9 @@
 
 On CUDA the model runs under bf16 autocast. On a CPU where oneDNN really runs fp32 matrix products
 on bf16 units (measured by :mod:`nbrisk_core.classifier.probe`: AMX does, AVX512-BF16 alone does not)
-the model stays fp32 and only its matrix products run on the bf16 units: oneDNN's fpmath mode (``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) rounds the two
-operands of each linear layer and attention product to bf16, accumulates in fp32 and writes fp32.
+the model stays fp32 and only its matrix products run on the bf16 units: oneDNN's fpmath mode
+(``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) rounds the two operands of each linear
+layer and attention product to bf16, accumulates in fp32 and writes fp32.
 Everything else (the patch-embedding convolution, so the input image is not rounded; LayerNorm,
 softmax, GELU, the residual stream, the biases) stays fp32. Measured on the shipped Swin-ART
 (docs/classifier.md): about 2.2x the eager fp32 speed compiled with probabilities within 6e-4 of
@@ -200,15 +201,14 @@ def optimized_config(device: str | None = None, compile: bool = False,
     ``precision``: ``auto`` = bf16 autocast on CUDA, ``bf16-matmul`` on a CPU where the probe
     (:func:`nbrisk_core.classifier.probe.cpu_probe`) found that setting effective and faster than
     fp32, else fp32; or one of :data:`PRECISIONS`. ``bf16-matmul`` is refused where the probe found
-    it without effect (oneDNN would silently compute in fp32: the AVX512-BF16-only kind). On CPUs with AVX512-FP16
-    (Sapphire Rapids and later) fp16 autocast is ~8x closer to fp32 than bf16 autocast but uses no
+    it without effect (oneDNN would silently compute in fp32: the AVX512-BF16-only kind). On CPUs
+    with AVX512-FP16 (Sapphire Rapids and later) fp16 autocast is ~8x closer to fp32 than bf16 autocast but uses no
     AMX, so it is slower (docs/classifier.md).
     """
     import torch
 
-    from nbrisk_core.errors import InputError
-
     from nbrisk_core.classifier.probe import cpu_probe
+    from nbrisk_core.errors import InputError
 
     device = device or choose_device()
     if precision == "auto":

@@ -223,22 +223,23 @@ def shipped_model_path(variant: str = "art", cohort_dir: Path | str | None = Non
     return cohort_models_dir(cohort_dir) / f"{SHIPPED_MODELS[variant]}.safetensors"
 
 
-def record_evaluation(path: Path, evaluation: dict) -> dict:
-    """Append an evaluation to a model card (``evaluations`` list); the weights stay untouched, so
-    the card's SHA-256 still matches. Returns the updated card."""
+def _update_card(path: Path, change) -> dict:
+    """Read the model card next to ``path``, apply ``change(card)`` and write it back; the weights
+    stay untouched, so the card's SHA-256 still matches. Returns the updated card."""
     card_path = Path(path).with_suffix(".json")
     card = read_card(card_path)
-    card.setdefault("evaluations", []).append(evaluation)
+    change(card)
     card_path.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
     return card
+
+
+def record_evaluation(path: Path, evaluation: dict) -> dict:
+    """Append an evaluation to a model card (``evaluations`` list); returns the updated card."""
+    return _update_card(path, lambda card: card.setdefault("evaluations", []).append(evaluation))
 
 
 def record_inference(path: Path, figures: dict) -> dict:
     """Record the optimised inference path measured on one CPU kind in the model card's ``inference``
-    section (``{cpu kind: figures}``: the last measurement per kind is kept); the weights stay
-    untouched. Returns the updated card."""
-    card_path = Path(path).with_suffix(".json")
-    card = read_card(card_path)
-    card.setdefault("inference", {})[figures["cpu_kind"]] = figures
-    card_path.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
-    return card
+    section (``{cpu kind: figures}``: the last measurement per kind is kept); returns the updated card."""
+    return _update_card(path, lambda card: card.setdefault("inference", {})
+                        .update({figures["cpu_kind"]: figures}))

@@ -227,6 +227,8 @@ def train_run(args, recipe) -> dict:
                       cohort_batches(data.images[by["train"]], data.labels[by["train"]], recipe.batch_size),
                       data.images[by[monitor]], data.labels[by[monitor]], resume=args.resume,
                       progress=not args.no_progress, log=log, **hardware)
+        if rank != 0:  # rank 0 alone evaluates and writes the run (only this stage is data-parallel)
+            return {"summary": "", "card": None, "history": history}
         evaluation = {c: _evaluate(model, data.images[m], data.labels[m]) for c, m in by.items() if m.any()}
         meta = cohort_meta(cohort_dir)
         card.update(
@@ -247,7 +249,7 @@ def train_run(args, recipe) -> dict:
             card["synthetic_data"] = True
     card["training"]["hardware"] = {"device": hardware["device"], "precision": "bf16 autocast"
                                     if resolve_precision(hardware["precision"], hardware["device"]) else "fp32",
-                                    "cpu": cpu_name(), "world_size": world_size}
+                                    "cpu": cpu_name()}
     card["training"]["world_size"] = world_size
     if world_size > 1 and (run_dir / "distributed.json").exists():
         card["training"]["distributed"] = json.loads((run_dir / "distributed.json").read_text())
@@ -259,8 +261,6 @@ def train_run(args, recipe) -> dict:
     if args.init and Path(args.init).with_name("run.json").exists():
         card["pretraining"] = json.loads(Path(args.init).with_name("run.json").read_text()).get("card", {}).get(
             "training")
-    if rank != 0:
-        return {"summary": "", "card": None, "history": history}
     (run_dir / "run.json").write_text(json.dumps({"card": card, "world_size": world_size}, indent=2,
                                                  default=str))
     if args.out:

@@ -73,7 +73,8 @@ class CpuProbe:
     @property
     def kind(self) -> str:
         """The project's name of this CPU kind, from its flags: ``amx``, ``avx512-bf16`` (no AMX) or
-        ``no-bf16`` (and the cap, where ``ONEDNN_MAX_CPU_ISA`` limits oneDNN). A label for tables of figures per kind; decisions use the measurement."""
+        ``no-bf16`` (and the cap, where ``ONEDNN_MAX_CPU_ISA`` limits oneDNN). A label for tables of
+        figures per kind; decisions use the measurement."""
         base = ("amx" if "amx_bf16" in self.flags else
                 "avx512-bf16" if "avx512_bf16" in self.flags else "no-bf16")
         return f"{base}, oneDNN capped at {self.onednn_max_isa.lower()}" if self.onednn_max_isa else base

@@ -20,8 +20,8 @@ the same weights as an uninterrupted run.
 
 Precision: ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs where the probe
 (:mod:`nbrisk_core.classifier.probe`) measured bf16 products faster than fp32 (AMX: 75 ms vs 240 ms
-per Swin-T image at batch 16 on 2 cores), fp32 elsewhere (oneDNN's bf16 emulation is slower). Weights, optimizer state and
-the losses stay fp32; only the matrix products run in bf16.
+per Swin-T image at batch 16 on 2 cores), fp32 elsewhere (oneDNN's bf16 emulation is slower).
+Weights, optimizer state and the losses stay fp32; only the matrix products run in bf16.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from sksurv.util import Surv
 
 pytest.importorskip("distributed")
 
+from nbrisk_core.bench.workflow import free_port  # noqa: E402
 from nbrisk_core.errors import InputError  # noqa: E402
 from nbrisk_core.prognosis import grid  # noqa: E402
 
@@ -30,12 +30,6 @@ SCORES = ["c_index_train", "c_index_test", "c_index_mean"]
 #: a few combinations of each kind (selector alone, selector + predictor, deduplicated subsets)
 PAIRS = [(None, "RSF"), ("RSF", "Ridge"), ("LASSO", "GBM"), (None, "LASSO"), ("StepCox[forward]", "RSF"),
          (None, "CoxBoost"), ("CoxBoost", "Enet[alpha=0.5]"), (None, "SuperPC"), (None, "survival-SVM")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop(processes) -> None:
@@ -56,7 +50,7 @@ def dask_cluster(tmp_path_factory):
     from distributed import Client
 
     workdir = tmp_path_factory.mktemp("dask")
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     paths = (str(REPO), os.environ.get("PYTHONPATH"))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
@@ -158,7 +152,7 @@ def test_unreachable_scheduler_and_bad_address_are_input_errors(monkeypatch):
                       scheduler="localhost")
     with pytest.raises(InputError, match=r"tcp://127\.0\.0\.1:\d+: no Dask scheduler answered"):
         grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=[(None, "Ridge")], backend="dask",
-                      scheduler=f"tcp://127.0.0.1:{_free_port()}")
+                      scheduler=f"tcp://127.0.0.1:{free_port()}")
     with pytest.raises(InputError, match="only used with --backend dask"):
         grid.run_grid(X, y, Xt, yt, list("abcd"), pairs=[(None, "Ridge")], backend="loky",
                       scheduler="tcp://127.0.0.1:1")
