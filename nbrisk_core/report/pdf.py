@@ -263,7 +263,6 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
         pdf.cell(0, 5, "No slices stored.", new_x="LMARGIN", new_y="NEXT")
 
     report.heading("High-risk classification (Swin-T)")
-    risk = record.prediction("risk")
     if record.hr_probability is not None or risk is not None:
         report.pairs([
             ("P(high risk)", _fmt(record.hr_probability)),
