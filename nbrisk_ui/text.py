@@ -14,7 +14,7 @@ always a literal character: it can open no link, image, emphasis, code span, HTM
 heading, list, table, math span or directive. Escaping every punctuation character that Markdown,
 GFM or Streamlit give a meaning to therefore shows the text exactly as typed, with one exception:
 GFM's *autolink literals* (``http://...``, ``www....``, ``name@host.org``) are found by remark-gfm
-in the text after the escapes are resolved (seen in Chromium: an escaped ``http\://host`` still
+in the text after the escapes are resolved (seen in Chromium: an escaped ``http\\://host`` still
 became a link). For those, an invisible U+2060 WORD JOINER is put after ``:`` of ``://``, after
 ``www`` and after ``@``: the text looks the same, and the pattern no longer matches.
 """

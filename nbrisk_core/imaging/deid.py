@@ -40,6 +40,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
+from nbrisk_core.imaging.header import HEADER_RULES, HeaderValueError, header_text, header_value
 from nbrisk_core.imaging.phases import description_keywords
 
 #: The edition of PS3.15 Table E.1-1 used: a module of ``dicom-anonymizer``'s
@@ -239,8 +240,6 @@ class Deidentifier:
         are read with :func:`~nbrisk_core.imaging.header.header_value`: a malformed one is left out
         and described in ``notes`` (when given), so no consumer of the header meets a bad value.
         """
-        from nbrisk_core.imaging.header import HEADER_RULES, HeaderValueError, header_value
-
         header: dict = {}
         for keyword in KEPT_ATTRIBUTES:
             if keyword in HEADER_RULES:
@@ -268,7 +267,7 @@ class Deidentifier:
                 value = "\\".join(str(v) for v in value)  # a malformed multi-value is kept as one text
             header[keyword] = value
         if "PatientAge" not in header:
-            age = age_from_dates(_text(ds, "PatientBirthDate"), _text(ds, "StudyDate"))
+            age = age_from_dates(header_text(ds, "PatientBirthDate"), header_text(ds, "StudyDate"))
             if age is not None:
                 header["PatientAge"] = age
         return header
@@ -406,12 +405,6 @@ def _plain(value):
     if isinstance(value, float):
         return float(value)
     return str(value)
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    from nbrisk_core.imaging.header import header_text
-
-    return header_text(ds, keyword)
 
 
 def age_from_dates(birth_date, study_date) -> str | None:

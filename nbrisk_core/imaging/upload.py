@@ -96,7 +96,7 @@ def _alive(pid: int) -> bool:
 class UploadDir:
     """Owns one private temporary directory; ``save`` writes an upload, ``read_study`` reads and deletes."""
 
-    def __init__(self, prefix: str = PREFIX):
+    def __init__(self):
         self.path = private_dir("session")
         self._names: dict[Path, str] = {}
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)

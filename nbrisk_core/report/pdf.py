@@ -101,7 +101,9 @@ def burned_in_view(sl) -> tuple[np.ndarray, str | None]:
     if decision == "confirm":
         return sl.hu, (f"suspected; stored as shown: {record.get('decided_by', '?')} confirmed it shows no "
                        f"identifying text ({record.get('decided_at', '?')}).")
-    if find_pixel_text(sl.hu, is_hu):
+    # a slice saved since NBRisk checks carries the finding made when it was chosen: not redone here
+    pixel_text = record["pixel_text"] if "pixel_text" in record else find_pixel_text(sl.hu, is_hu)
+    if pixel_text:
         return (mask_outside_body(sl.hu, is_hu),
                 "text-like marks outside the body, blacked out in this report (stored before NBRisk "
                 "checked).")
@@ -261,7 +263,6 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
         pdf.cell(0, 5, "No slices stored.", new_x="LMARGIN", new_y="NEXT")
 
     report.heading("High-risk classification (Swin-T)")
-    risk = record.prediction("risk")
     if record.hr_probability is not None or risk is not None:
         report.pairs([
             ("P(high risk)", _fmt(record.hr_probability)),

@@ -254,3 +254,20 @@ def test_pdf_says_what_was_done_and_masks_a_slice_stored_before_the_check(clean_
         expected = {None: "blacked out in this report", "mask": "blacked out before storing",
                     "confirm": "alice confirmed it shows no identifying text"}[decision]
         assert "Burned-in annotation" in text and expected in text, text
+
+
+def test_pdf_reuses_the_finding_recorded_when_the_slice_was_chosen(clean_slice, monkeypatch):
+    """A slice saved since the check carries its finding: the report does not run the heuristic again."""
+    from nbrisk_core.imaging import burned_in
+    from nbrisk_core.report.pdf import burned_in_view
+    from nbrisk_core.store.cases import SliceRecord
+
+    record = assess(clean_slice).to_dict()
+    assert not record["flagged"]
+
+    def not_again(*_args, **_kwargs):
+        raise AssertionError("find_pixel_text ran again on a slice whose finding is recorded")
+
+    monkeypatch.setattr(burned_in, "find_pixel_text", not_again)
+    plane, note = burned_in_view(SliceRecord("ART", clean_slice, 24, 10.0, {"units": "HU", META_KEY: record}))
+    assert plane is clean_slice and note is None

@@ -34,6 +34,15 @@ def _assert_one_line(done: subprocess.CompletedProcess, *names: str) -> str:
     return lines[0]
 
 
+def test_cli_package_runs_as_a_module():
+    """``python -m nbrisk_core.cli`` (the form the README's dev notes use) answers like ``nbrisk``."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "nbrisk_core.cli", "inspect", ""], capture_output=True,
+                          text=True, timeout=180, env=environment, cwd=REPO_ROOT)
+    assert "No module named nbrisk_core.cli.__main__" not in done.stderr
+    _assert_one_line(done, "empty path")
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -64,6 +64,16 @@ def test_md_escapes_every_markdown_construct():
         assert not re.search(r"[*_`~#|&@]", _bare(escaped))
 
 
+def test_text_module_compiles_without_invalid_escape_warnings(repo_root):
+    """nbrisk_ui/text.py's docstring quoted ``http\\://host`` as ``\\:``, an invalid escape."""
+    import warnings
+
+    source = (repo_root / "nbrisk_ui" / "text.py").read_text(encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compile(source, "text.py", "exec")
+
+
 # ------------------------------------------------------------------ pages
 @pytest.fixture
 def store_url(tmp_path, monkeypatch):
