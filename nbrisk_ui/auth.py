@@ -19,7 +19,6 @@ import os
 import streamlit as st
 
 from nbrisk_ui import state
-from nbrisk_ui.text import show_error
 
 #: who the audit trail names when sign-in is off (the local demo)
 LOCAL_USER = "local"
@@ -76,7 +75,7 @@ def _sign_in_form() -> None:
             # not reset the limit (nbrisk_core.store.users.authenticate)
             info = users.authenticate(_engine(), username, password, st.context.ip_address)
         except InputError as error:
-            show_error(error)
+            st.error(str(error))  # fixed texts (users.SignInError), no value of the user in them
         else:
             # the password field is not kept in the session once it has been checked
             st.session_state.pop("nbrisk.auth.password", None)
