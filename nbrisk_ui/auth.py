@@ -15,7 +15,6 @@ session holds, and signs the session out (audited) when they differ.
 from __future__ import annotations
 
 import os
-import secrets
 
 import streamlit as st
 
@@ -32,15 +31,6 @@ def auth_required() -> bool:
     Any other value, empty or misspelt included, keeps it on: a mistake fails closed.
     """
     return os.environ.get("NBRISK_AUTH", "").strip().lower() != "off"
-
-
-def session_key() -> str:
-    """A random key of this browser session (the per-session sign-in rate limit counts on it)."""
-    key = st.session_state.get(state.AUTH_SESSION_KEY)
-    if key is None:
-        key = secrets.token_hex(16)
-        st.session_state[state.AUTH_SESSION_KEY] = key
-    return key
 
 
 def current_user() -> dict | None:
@@ -85,7 +75,7 @@ def _sign_in_form() -> None:
             # not reset the limit (nbrisk_core.store.users.authenticate)
             info = users.authenticate(_engine(), username, password, st.context.ip_address)
         except InputError as error:
-            st.error(str(error))
+            st.error(str(error))  # fixed texts (users.SignInError), no value of the user in them
         else:
             # the password field is not kept in the session once it has been checked
             st.session_state.pop("nbrisk.auth.password", None)

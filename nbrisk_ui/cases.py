@@ -217,9 +217,11 @@ def make_export(case_uid: str, version: int, fmt: str) -> bytes:
     """Make one export file of a stored case version and audit it (:func:`nbrisk_core.report.export_case`)."""
     from nbrisk_core.report import export_case
 
+    cohort = config.demo_cohort_dir()
+    # the model cards of the models the pages used: the cohort's own models/, else NBRISK_MODELS_DIR
     return export_case(store_engine(), case_uid, _username(), fmt, version=version,
-                       cohort_curves=cohort_curves(str(config.demo_cohort_dir())) if fmt == "pdf" else None,
-                       models_dir=config.models_dir())
+                       cohort_curves=cohort_curves(str(cohort)) if fmt == "pdf" else None,
+                       models_dir=config.cohort_models_dir(cohort))
 
 
 def export_buttons(case_uid: str, version: int, label: str, *, key: str = "export") -> None:

@@ -15,7 +15,6 @@ USER = "nbrisk.user"                  # signed-in user (None when auth is off)
 CASE_LABEL = "nbrisk.case_label"      # pseudonymous label of the current case (never a name)
 CASE_NOTES = "nbrisk.case_notes"      # reviewer's notes of the current case
 CASE_STATUS = "nbrisk.case_status"    # draft / reviewed / signed_off of the current case
-AUTH_SESSION_KEY = "nbrisk.auth_session_key"  # random per-browser-session key (sign-in rate limit)
 
 #: the working objects a saved case restores (state key -> logical name in nbrisk_core.store.session)
 CASE_OBJECT_KEYS = {

@@ -130,11 +130,11 @@ with open_tab:
                 st.write("Shared with: " + (", ".join(shared.users) or "no users")
                          + (f"; team {shared.team}" if shared.team else ""))
             else:
-                owner_info = users.get_user(engine, shared.owner)
-                others = [u.username for u in users.list_users(engine)
-                          if u.active and u.username != shared.owner]
+                people = {u.username: u for u in users.list_users(engine)}  # the owner among them
+                others = [name for name, u in people.items() if u.active and name != shared.owner]
                 picked = st.multiselect("Shared with users", sorted(set(others) | set(shared.users)),
                                         default=list(shared.users), key=f"cases.share.users.{chosen}")
+                owner_info = people.get(shared.owner)
                 owner_team = owner_info.team if owner_info else None
                 team_name = owner_team or "the owner has no team"
                 with_team = st.checkbox(f"Shared with the owner's team ({team_name})",

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.safe_csv import neutralise_cell
 from nbrisk_core.store.db import serialize, transaction
 from nbrisk_core.store.models import AuditEvent, utc_now
 
@@ -258,13 +259,13 @@ def protection_problems(engine: Engine) -> list[str]:
 
 
 def events_to_csv(events: list[AuditEntry]) -> str:
-    """CSV text of ``events`` (detail as compact JSON), for the admin's export."""
-    import json
-
+    """CSV text of ``events`` (detail as compact JSON), for the admin's export; a text cell that a
+    spreadsheet would run as a formula is neutralised (:func:`nbrisk_core.safe_csv.neutralise_cell`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for e in events:
-        writer.writerow([e.id, e.at.isoformat(), e.username, e.action, e.case_uid or "",
-                         e.model_sha256 or "", json.dumps(e.detail, sort_keys=True, separators=(",", ":"))])
+        writer.writerow([neutralise_cell(cell) for cell in (
+            e.id, e.at.isoformat(), e.username, e.action, e.case_uid or "", e.model_sha256 or "",
+            json.dumps(e.detail, sort_keys=True, separators=(",", ":")))])
     return buffer.getvalue()

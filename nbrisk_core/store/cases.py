@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -54,15 +55,37 @@ class CaseNotFoundError(InputError):
 class _Denied(Exception):
     """Raised inside a transaction to roll it back; the refusal is audited after it ends."""
 
-    def __init__(self, actor: Actor, why: str):
+    def __init__(self, actor: Actor, operation: str, why: str):
         super().__init__(why)
-        self.actor, self.why = actor, why
+        self.actor, self.operation, self.why = actor, operation, why
 
 
 def _guard(session, actor: Actor, row: Case, operation: str) -> None:
     why = check(session, actor, row, operation)
     if why is not None:
-        raise _Denied(actor, why)
+        raise _Denied(actor, operation, why)
+
+
+@contextmanager
+def _acting(engine: Engine, username: str | Actor, case_uid: str, *, readonly: bool = False):
+    """``(session, actor)``: one transaction of ``username`` on ``case_uid``. A refusal raised in it
+    (:func:`_guard`) rolls it back, is audited after it and leaves as :class:`CaseAccessError`."""
+    try:
+        with transaction(engine, readonly=readonly) as session:
+            yield session, resolve(session, username)
+    except _Denied as denied:
+        raise refuse(engine, denied.actor, case_uid, denied.operation, denied.why) from None
+
+
+def _visible_case(session, actor: Actor, case_uid: str, operation: str, *related,
+                  include_deleted: bool = False) -> Case:
+    """The case row (with ``related`` loaded) that ``actor`` may ``operation``; not found or refused."""
+    row = session.scalar(select(Case).where(Case.case_uid == case_uid)
+                         .options(*(selectinload(r) for r in related)))
+    if row is None or (row.deleted_at is not None and not include_deleted):
+        raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
+    _guard(session, actor, row, operation)
+    return row
 
 
 def software_versions() -> dict[str, str]:
@@ -356,11 +379,10 @@ def save_case(engine: Engine, record: CaseRecord, username: str | Actor) -> Case
     _validate(record)
     now = utc_now()
     try:
-        with transaction(engine) as session:
-            actor = resolve(session, username)
+        with _acting(engine, username, record.case_uid or "(new)") as (session, actor):
             username = actor.username
             if not actor.active:
-                raise _Denied(actor, f"user {username!r} is disabled")
+                raise _Denied(actor, "change", f"user {username!r} is disabled")
             if record.case_uid is None:
                 row = Case(case_uid=new_case_uid(), created_at=now, created_by=username, owner=username,
                            updated_at=now,
@@ -400,8 +422,6 @@ def save_case(engine: Engine, record: CaseRecord, username: str | Actor) -> Case
         # another session committed between our read and our write (the version_id_col guard)
         raise CaseConflictError(f"case {record.case_uid} was changed by someone else while it was being "
                                 "saved; reopen it and apply your changes again", source="case_uid") from error
-    except _Denied as denied:
-        raise refuse(engine, denied.actor, record.case_uid or "(new)", "change", denied.why) from None
     return result
 
 
@@ -460,20 +480,13 @@ def load_case(engine: Engine, case_uid: str, username: str | Actor, *, record_op
     CaseAccessError
         ``username`` may not see it (audited, as ``operation``).
     """
-    try:
-        with transaction(engine) as session:
-            actor = resolve(session, username)
-            row = session.scalar(select(Case).where(Case.case_uid == case_uid)
-                                 .options(selectinload(Case.slices), selectinload(Case.predictions)))
-            if row is None or (row.deleted_at is not None and not include_deleted):
-                raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
-            _guard(session, actor, row, operation)
-            record = _to_record(row)
-            if record_open:
-                audit.record(session, actor.username, "case_opened", case_uid=case_uid,
-                             detail={"version": row.version})
-    except _Denied as denied:
-        raise refuse(engine, denied.actor, case_uid, operation, denied.why) from None
+    with _acting(engine, username, case_uid) as (session, actor):
+        row = _visible_case(session, actor, case_uid, operation, Case.slices, Case.predictions,
+                            include_deleted=include_deleted)
+        record = _to_record(row)
+        if record_open:
+            audit.record(session, actor.username, "case_opened", case_uid=case_uid,
+                         detail={"version": row.version})
     return record
 
 
@@ -525,8 +538,7 @@ def delete_case(engine: Engine, case_uid: str, username: str | Actor, *, version
     Only its owner or an admin may (:class:`CaseAccessError` otherwise, audited).
     """
     try:
-        with transaction(engine) as session:
-            actor = resolve(session, username)
+        with _acting(engine, username, case_uid) as (session, actor):
             username = actor.username
             row = session.scalar(select(Case).where(Case.case_uid == case_uid))
             if row is None or row.deleted_at is not None:
@@ -543,8 +555,6 @@ def delete_case(engine: Engine, case_uid: str, username: str | Actor, *, version
     except StaleDataError as error:
         raise CaseConflictError(f"case {case_uid} was changed by someone else while it was being deleted",
                                 source="case_uid") from error
-    except _Denied as denied:
-        raise refuse(engine, denied.actor, case_uid, "delete", denied.why) from None
 
 
 def record_export(engine: Engine, case_uid: str, username: str | Actor, fmt: str, **detail) -> None:
@@ -552,32 +562,19 @@ def record_export(engine: Engine, case_uid: str, username: str | Actor, fmt: str
 
     Refused (and audited) when ``username`` may not see the case.
     """
-    try:
-        with transaction(engine) as session:
-            actor = resolve(session, username)
-            row = session.scalar(select(Case).where(Case.case_uid == case_uid))
-            if row is None:
-                raise CaseNotFoundError(f"case {case_uid!r} does not exist", source="case_uid")
-            _guard(session, actor, row, "export")
-            audit.record(session, actor.username, "case_exported", case_uid=case_uid,
-                         detail={"format": fmt, **detail})
-    except _Denied as denied:
-        raise refuse(engine, denied.actor, case_uid, "export", denied.why) from None
+    with _acting(engine, username, case_uid) as (session, actor):
+        row = session.scalar(select(Case).where(Case.case_uid == case_uid))
+        if row is None:
+            raise CaseNotFoundError(f"case {case_uid!r} does not exist", source="case_uid")
+        _guard(session, actor, row, "export")
+        audit.record(session, actor.username, "case_exported", case_uid=case_uid,
+                     detail={"format": fmt, **detail})
 
 
 def sharing(engine: Engine, case_uid: str, username: str | Actor) -> Sharing:
     """Whom ``case_uid`` is shared with (for anyone who may see it)."""
-    try:
-        with transaction(engine, readonly=True) as session:
-            actor = resolve(session, username)
-            row = session.scalar(select(Case).where(Case.case_uid == case_uid, Case.deleted_at.is_(None))
-                                 .options(selectinload(Case.shares)))
-            if row is None:
-                raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
-            _guard(session, actor, row, "open")
-            return _sharing_of(row)
-    except _Denied as denied:
-        raise refuse(engine, denied.actor, case_uid, "open", denied.why) from None
+    with _acting(engine, username, case_uid, readonly=True) as (session, actor):
+        return _sharing_of(_visible_case(session, actor, case_uid, "open", Case.shares))
 
 
 def _sharing_of(row: Case) -> Sharing:
@@ -601,44 +598,36 @@ def set_sharing(engine: Engine, case_uid: str, username: str | Actor, *,
         A user that does not exist, or ``team=True`` while the owner has no team.
     """
     wanted_users = sorted({(u or "").strip().lower() for u in users} - {""})
-    try:
-        with transaction(engine) as session:
-            actor = resolve(session, username)
-            row = session.scalar(select(Case).where(Case.case_uid == case_uid, Case.deleted_at.is_(None))
-                                 .options(selectinload(Case.shares)))
-            if row is None:
-                raise CaseNotFoundError(f"case {case_uid!r} does not exist or was deleted", source="case_uid")
-            _guard(session, actor, row, "share")
-            known = set(session.scalars(select(User.username).where(User.username.in_(wanted_users))))
-            unknown = [u for u in wanted_users if u not in known]
-            if unknown:
-                raise InputError(f"share with = {unknown} : no such user (expected existing user names)",
-                                 source="users")
-            wanted = {("user", u) for u in wanted_users if u != row.owner}
-            if team:
-                owner_team = session.scalar(select(User.team).where(User.username == row.owner))
-                if not owner_team:
-                    raise InputError(f"case {case_uid} cannot be shared with a team: its owner {row.owner!r} "
-                                     "has no team (an admin sets one with `nbrisk users team`)",
-                                     source="team")
-                wanted.add(("team", owner_team))
-            current = {(s.grantee_kind, s.grantee): s for s in row.shares}
-            added = sorted(wanted - set(current))
-            removed = sorted(set(current) - wanted)
-            if removed:
-                session.execute(delete(CaseShare).where(CaseShare.id.in_([current[k].id for k in removed])))
-            now = utc_now()
-            for kind, grantee in added:
-                session.add(CaseShare(case_id=row.id, grantee_kind=kind, grantee=grantee,
-                                      granted_by=actor.username, granted_at=now))
-            for action, grants in (("case_shared", added), ("case_unshared", removed)):
-                if grants:
-                    audit.record(session, actor.username, action, case_uid=case_uid,
-                                 detail={"users": [g for k, g in grants if k == "user"],
-                                         "team": next((g for k, g in grants if k == "team"), None)})
-            session.flush()
-            session.expire(row, ["shares"])
-            result = _sharing_of(row)
-    except _Denied as denied:
-        raise refuse(engine, denied.actor, case_uid, "share", denied.why) from None
+    with _acting(engine, username, case_uid) as (session, actor):
+        row = _visible_case(session, actor, case_uid, "share", Case.shares)
+        known = set(session.scalars(select(User.username).where(User.username.in_(wanted_users))))
+        unknown = [u for u in wanted_users if u not in known]
+        if unknown:
+            raise InputError(f"share with = {unknown} : no such user (expected existing user names)",
+                             source="users")
+        wanted = {("user", u) for u in wanted_users if u != row.owner}
+        if team:
+            owner_team = session.scalar(select(User.team).where(User.username == row.owner))
+            if not owner_team:
+                raise InputError(f"case {case_uid} cannot be shared with a team: its owner {row.owner!r} "
+                                 "has no team (an admin sets one with `nbrisk users team`)",
+                                 source="team")
+            wanted.add(("team", owner_team))
+        current = {(s.grantee_kind, s.grantee): s for s in row.shares}
+        added = sorted(wanted - set(current))
+        removed = sorted(set(current) - wanted)
+        if removed:
+            session.execute(delete(CaseShare).where(CaseShare.id.in_([current[k].id for k in removed])))
+        now = utc_now()
+        for kind, grantee in added:
+            session.add(CaseShare(case_id=row.id, grantee_kind=kind, grantee=grantee,
+                                  granted_by=actor.username, granted_at=now))
+        for action, grants in (("case_shared", added), ("case_unshared", removed)):
+            if grants:
+                audit.record(session, actor.username, action, case_uid=case_uid,
+                             detail={"users": [g for k, g in grants if k == "user"],
+                                     "team": next((g for k, g in grants if k == "team"), None)})
+        session.flush()
+        session.expire(row, ["shares"])
+        result = _sharing_of(row)
     return result

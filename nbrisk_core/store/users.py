@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from nbrisk_core.errors import InputError
@@ -208,13 +208,15 @@ def _address(client_address: str | None) -> str:
 
 
 def _counts(session, name: str, address: str, since: datetime) -> FailureCounts:
-    def count(*where) -> int:
-        return int(session.scalar(select(func.count()).select_from(SignInFailure)
-                                  .where(SignInFailure.at >= since, *where)) or 0)
+    """The three counts in one query over the window's rows of this account or this address."""
+    account, here = SignInFailure.username == name, SignInFailure.client_address == address
 
-    return FailureCounts(count(SignInFailure.username == name, SignInFailure.client_address == address),
-                         count(SignInFailure.username == name),
-                         count(SignInFailure.client_address == address))
+    def count(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = session.execute(select(count(and_(account, here)), count(account), count(here))
+                          .where(SignInFailure.at >= since, or_(account, here))).one()
+    return FailureCounts(*(int(n) for n in row))
 
 
 def failure_counts(engine: Engine, username: str, client_address: str | None,

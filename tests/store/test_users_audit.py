@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from sqlalchemy import inspect, select, text
 
@@ -179,3 +182,10 @@ def test_plain_postgresql_url_uses_psycopg3():
         assert engine.url.drivername == "postgresql+psycopg"
     finally:
         engine.dispose()
+
+
+def test_audit_csv_export_neutralises_formula_cells(engine):
+    """A name the trail was given (e.g. a CLI ``--by``) that a spreadsheet would run is exported as text."""
+    audit.record(engine, "=HYPERLINK(1)", "sign_out")
+    rows = list(csv.reader(io.StringIO(audit.events_to_csv(audit.list_events(engine)))))
+    assert rows[0][2] == "username" and rows[1][2] == "'=HYPERLINK(1)"
