@@ -54,3 +54,14 @@ def new_browser(playwright_instance):
     """``new_browser()`` opens a fresh Chromium context (its own cookies); all are closed afterwards."""
     with contextlib.ExitStack() as stack:
         yield lambda: stack.enter_context(browser_context(playwright_instance))
+
+
+@pytest.fixture
+def store_url(tmp_path, monkeypatch):
+    """A throwaway SQLite case store that the pages under AppTest open (``NBRISK_DATABASE_URL``)."""
+    from nbrisk_core.store.db import dispose_engines
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("NBRISK_DATABASE_URL", url)
+    yield url
+    dispose_engines()

@@ -22,7 +22,7 @@ from nbrisk_core.imaging.burned_in import (META_KEY, assess, body_mask, clear_fo
 from nbrisk_core.imaging.case import chosen_slice
 from nbrisk_core.imaging.dicom_io import load_study
 from nbrisk_core.store import cases
-from nbrisk_core.store.db import dispose_engines, get_engine
+from nbrisk_core.store.db import get_engine
 from nbrisk_ui import state
 from nbrisk_ui.text import plain
 
@@ -166,14 +166,6 @@ def test_a_slice_without_a_recorded_finding_is_checked_in_its_pixels(clean_slice
 
 
 # ------------------------------------------------------------------ pages
-@pytest.fixture
-def store_url(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'burned.db'}"
-    monkeypatch.setenv("NBRISK_DATABASE_URL", url)
-    yield url
-    dispose_engines()
-
-
 def _save_box_page():
     from nbrisk_ui.cases import save_case_widget
 

@@ -22,7 +22,7 @@ from nbrisk_core.report import case_to_csv, case_to_json, render_pdf
 from nbrisk_core.safe_csv import FORMULA_TRIGGERS
 from nbrisk_core.store import cases
 from nbrisk_core.store.cases import CaseRecord, SliceRecord
-from nbrisk_core.store.db import dispose_engines, get_engine
+from nbrisk_core.store.db import get_engine
 from nbrisk_ui import state
 from nbrisk_ui.auth import LOCAL_USER
 from nbrisk_ui.text import md, plain
@@ -75,14 +75,6 @@ def test_text_module_compiles_without_invalid_escape_warnings(repo_root):
 
 
 # ------------------------------------------------------------------ pages
-@pytest.fixture
-def store_url(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'injection.db'}"
-    monkeypatch.setenv("NBRISK_DATABASE_URL", url)
-    yield url
-    dispose_engines()
-
-
 def _save(url: str, label: str, seed: int):
     rng = np.random.default_rng(seed)
     record = CaseRecord(label=label, age_months=24.0, sex="M", risk_class="HR", hr_probability=0.7,
