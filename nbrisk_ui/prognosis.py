@@ -32,9 +32,9 @@ AGE_CUTOFF_MONTHS = 18
 def load_embeddings(cohort_dir: str) -> pd.DataFrame:
     """The cohort's CT embeddings from the shipped classifier (:class:`InputError` saying how to
     make them when the model or the embeddings are missing)."""
-    from nbrisk_core.prognosis.pipeline import load_cohort_embeddings
+    from nbrisk_core.features import cohort_ct_features
 
-    return load_cohort_embeddings(Path(cohort_dir))
+    return cohort_ct_features(Path(cohort_dir))
 
 
 def fit_pipeline(cohort_dir: str, grid: str, selected: str | None = None):

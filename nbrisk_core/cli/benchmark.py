@@ -99,18 +99,17 @@ def run(args: argparse.Namespace) -> int:
         embeddings = stand_in_embeddings(pd.read_csv(truth_path, dtype={"patient_id": str}), seed=args.seed)
         embedding_source = "stand-in (noisy latent score; NOT classifier features)"
     else:
-        embeddings, embedding_source = None, "classifier"
-        if features is None:
-            from nbrisk_core.prognosis.pipeline import load_cohort_embeddings
+        from nbrisk_core.features import cohort_ct_features
 
-            try:
-                embeddings = load_cohort_embeddings(data)
-            except InputError:
-                if _has_images(data):
-                    raise
-                features = "clinical"
-                embedding_source = "none (cohort without images: clinical variables only)"
-                print(f"{data}: no images and no CT embeddings: --features clinical", flush=True)
+        embedding_source = "classifier"
+        try:  # the caller embeds: prognosis takes the feature table
+            embeddings = cohort_ct_features(data)
+        except InputError:
+            if features is not None or _has_images(data):
+                raise
+            embeddings, features = None, "clinical"
+            embedding_source = "none (cohort without images: clinical variables only)"
+            print(f"{data}: no images and no CT embeddings: --features clinical", flush=True)
     features = features or "both"
     pipeline = fit_cohort_pipeline(data, embeddings, grid=args.grid, backend=args.backend, n_jobs=args.n_jobs,
                                    seed=args.seed, selection_rule=args.selection_rule,
@@ -149,8 +148,8 @@ def write_outputs(pipeline, data_dir, out, *, figures: bool = True) -> list:
     import numpy as np
     import pandas as pd
 
-    from nbrisk_core.prognosis import metrics
-    from nbrisk_core.prognosis.pipeline import DAYS_PER_YEAR, TD_AUC_YEARS, read_cohort
+    from nbrisk_core.prognosis.evaluation import DAYS_PER_YEAR, evaluate, evaluate_by_cohort
+    from nbrisk_core.prognosis.pipeline import read_cohort
 
     out = Path(out)
     written = []
@@ -167,32 +166,31 @@ def write_outputs(pipeline, data_dir, out, *, figures: bool = True) -> list:
     table(pipeline.baseline_.coefficients_.rename_axis("feature").reset_index(), "baseline_coefficients.csv")
 
     patients = pipeline.patients_
-    train = patients[patients["cohort"] == "train"]
-    test = patients[patients["cohort"] == "test"]
-    times = [DAYS_PER_YEAR * y for y in TD_AUC_YEARS]
-    rows = []
-    for model, frame in (("MLRS", patients), ("baseline_lasso_cox", pipeline.baseline_.patients_)):
-        tr = frame[frame["cohort"] == "train"]
-        for cohort, part in frame.groupby("cohort"):
-            for a in metrics.time_dependent_auc(part["event"], part["time"], part["mlrs"], times,
-                                                train_event=tr["event"], train_time=tr["time"]):
-                rows.append(dict(model=model, cohort=cohort, years=a.time / DAYS_PER_YEAR, auc=a.auc, low=a.low,
-                                 high=a.high, n_cases=a.n_cases, n_controls=a.n_controls, reason=a.reason))
-    table(pd.DataFrame(rows), "td_auc.csv")
-
     horizon = 3 * DAYS_PER_YEAR
-    probability = metrics.risk_probability_from_score(train["event"], train["time"], train["mlrs"],
-                                                      test["mlrs"], horizon)
-    dca = metrics.decision_curve(test["event"], test["time"], probability, horizon)
+    # one evaluation per model and cohort (C-index with CI, log-rank, td-AUC, decision curve, calibration)
+    evaluations = {"MLRS": evaluate_by_cohort(patients, horizon_days=horizon),
+                   "baseline_lasso_cox": evaluate_by_cohort(pipeline.baseline_.patients_, horizon_days=None,
+                                                            c_index_ci=None)}
+    rows = [dict(model=model, cohort=cohort, years=a.time / DAYS_PER_YEAR, auc=a.auc, low=a.low, high=a.high,
+                 n_cases=a.n_cases, n_controls=a.n_controls, reason=a.reason)
+            for model, by_cohort in evaluations.items() for cohort, result in by_cohort.items()
+            for a in result.td_auc]
+    table(pd.DataFrame(rows), "td_auc.csv")
+    dca = evaluations["MLRS"]["test"].decision_curve
     table(dca, "decision_curve.csv")
+    pipeline_ci = {cohort: (None if e.c_index is None else [e.c_index.low, e.c_index.high])
+                   for cohort, e in evaluations["MLRS"].items()}
 
     clinical, _, _ = read_cohort(data_dir)
     clinical = clinical.set_index(clinical["patient_id"].astype(str)).loc[patients["patient_id"]].reset_index(drop=True)
-    associations = metrics.mlrs_associations(patients["mlrs"].to_numpy(), clinical)
+    associations = evaluate(None, patients, times_days=[], horizon_days=None, c_index_ci=None,
+                            associations_with=clinical).associations
     (out / "associations.json").write_text(json.dumps(
         {k: {f: (getattr(v, f) if not isinstance(getattr(v, f), float) or np.isfinite(getattr(v, f)) else None)
              for f in v.__dataclass_fields__} for k, v in associations.items()}, indent=2, default=str))
     written.append(out / "associations.json")
+    (out / "c_index_ci.json").write_text(json.dumps(pipeline_ci, indent=2))
+    written.append(out / "c_index_ci.json")
     if figures:
         written += _write_figures(pipeline, clinical, dca, horizon, out)
     return written
@@ -206,7 +204,8 @@ def _write_figures(pipeline, clinical, dca, horizon, out) -> list:
     import plotly.graph_objects as go
 
     from nbrisk_core.prognosis import plots
-    from nbrisk_core.prognosis.pipeline import DAYS_PER_YEAR, TD_AUC_YEARS
+    from nbrisk_core.prognosis.evaluation import DAYS_PER_YEAR, TD_AUC_YEARS
+    from nbrisk_core.prognosis.metrics import kaplan_meier
 
     written = []
     patients = pipeline.patients_
@@ -258,13 +257,15 @@ def _write_figures(pipeline, clinical, dca, horizon, out) -> list:
     plt.close(fig)
     written.append(out / "c_index_heatmap.png")
 
-    from lifelines import KaplanMeierFitter
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, cohort in zip(axes, ("train", "test")):
         part = patients[patients["cohort"] == cohort]
         for group, sub in part.groupby("mlrs_group"):
-            KaplanMeierFitter(label=f"{group} MLRS (n={len(sub)})").fit(sub["time"], sub["event"]).plot_survival_function(ax=ax)
+            km = kaplan_meier(sub["event"], sub["time"])
+            line, = ax.step(km["time"], km["survival"], where="post", label=f"{group} MLRS (n={len(sub)})")
+            ax.fill_between(km["time"], km["low"], km["high"], step="post", alpha=0.15, color=line.get_color(),
+                            lw=0)
+        ax.legend()
         p = pipeline.summary_["logrank_p"].get(cohort)
         ax.set_title(f"{cohort}ing cohort" + (f", log-rank p = {p:.2g}" if p is not None else ""))
         ax.set_xlabel("days")

@@ -79,7 +79,7 @@ def run(args) -> int:
     paths = {phase: getattr(args, phase) for phase in PHASES}
     slices = {phase: getattr(args, f"slice_{phase}") for phase in PHASES}
     if args.labs:
-        if importlib.util.find_spec("nbrisk_core.prognosis.individual") is None:
+        if importlib.util.find_spec("nbrisk_core.prognosis.pipeline") is None:
             raise InputError("--labs: prognosis not available in this installation")
         from nbrisk_core.prognosis.validation import validate_clinical
 
@@ -88,9 +88,13 @@ def run(args) -> int:
     result = predict_paths(paths, slices, args.models, getattr(args, "precision", "auto"))
     # --- prognosis hook (owned by the prognosis engine) ---------------------------------------
     if args.labs:
-        from nbrisk_core.prognosis.individual import predict_from_labs
+        from nbrisk_core.config import demo_cohort_dir
+        from nbrisk_core.features import cohort_ct_features
+        from nbrisk_core.prognosis.pipeline import predict_from_labs
 
-        result["prognosis"] = predict_from_labs(result["embedding"], args.labs)
+        # the caller embeds: the prognosis engine takes the cohort's CT feature table
+        result["prognosis"] = predict_from_labs(result["embedding"], args.labs,
+                                                embeddings=cohort_ct_features(demo_cohort_dir()))
     # ------------------------------------------------------------------------------------------
     if args.json:
         print(json.dumps(result, default=float))

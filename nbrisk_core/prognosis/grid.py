@@ -147,55 +147,57 @@ def forest_curve_bytes(n_trees: int, n_samples: int, n_unique_times: int, min_sa
 
 
 # --------------------------------------------------------------------------------------------
-# the fitted combination
+# the fitted combination: a scikit-learn Pipeline(select, model)
 # --------------------------------------------------------------------------------------------
 
 
-class CombinationModel:
-    """A fitted ``selector + predictor``: the predictor on the selector's columns of the full design.
+def make_combination(name: str, profile: str = "full", seed: int = 2025):
+    """An unfitted combination: ``Pipeline([("select", SelectedFeatures | "passthrough"), ("model", ...)])``.
 
-    ``predict`` / ``predict_survival_function`` take the full screened design (all of
-    ``feature_names_``) and pick the columns themselves.
+    ``fit(X, y)`` fits the selector on every column of ``X`` and the predictor on the columns it keeps;
+    ``predict``, ``predict_survival_function`` (scikit-survival's pipeline methods) and ``score`` take
+    the full design. A selector keeping fewer than 2 features makes ``fit`` raise ValueError.
     """
+    from sklearn.pipeline import Pipeline
 
-    def __init__(self, name: str, predictor, columns, feature_names):
-        self.name = name
-        self.predictor_ = predictor
-        self.columns_ = np.asarray(columns, dtype=int)
-        self.feature_names_ = list(feature_names)
-        self.used_features_ = [self.feature_names_[i] for i in self.columns_]
+    selector, predictor = parse_combination(name)
+    select = ("passthrough" if selector is None
+              else est.SelectedFeatures(estimator=make_estimator(selector, profile, seed), min_features=2))
+    return Pipeline([("select", select), ("model", make_estimator(predictor, profile, seed))])
 
-    def _x(self, X):
-        return np.asarray(X, dtype=float)[:, self.columns_]
 
-    def predict(self, X) -> np.ndarray:
-        """Risk score (higher = worse) = the predictor's own prediction."""
-        return np.asarray(self.predictor_.predict(self._x(X)), dtype=float)
+def has_survival_function(model) -> bool:
+    """Whether a fitted combination gives its own S(t) (not the SVM, not a forest without leaf curves)."""
+    final = model[-1]
+    return (hasattr(final, "predict_survival_function")
+            and not isinstance(final, est.RankingSurvivalSVM)
+            and not getattr(final, "low_memory", False))
 
-    @property
-    def has_survival_function(self) -> bool:
-        return (hasattr(self.predictor_, "predict_survival_function")
-                and not isinstance(self.predictor_, est.RankingSurvivalSVM)
-                and not getattr(self.predictor_, "low_memory", False))
 
-    def predict_survival_function(self, X, return_array=False):
-        return self.predictor_.predict_survival_function(self._x(X), return_array=return_array)
+def selected_columns(model) -> np.ndarray:
+    """Indices of the design columns the combination's predictor uses."""
+    select = model.named_steps["select"]
+    if select == "passthrough" or select is None:
+        return np.arange(model[-1].n_features_in_)
+    return np.flatnonzero(select.get_support())
 
-    def predict_survival_band(self, X):
-        """``(times, mean, low, high)`` from the forest's trees, or ``None`` when the model gives no band."""
-        if hasattr(self.predictor_, "predict_survival_band") and self.has_survival_function:
-            return self.predictor_.predict_survival_band(self._x(X))
-        return None
 
-    def predict_with_band(self, X):
-        """``(risk, (times, mean, low, high))`` in one pass for forests, else ``(risk, None)``."""
-        if hasattr(self.predictor_, "_survival_band_and_risk") and self.has_survival_function:
-            times, mean, low, high, risk = self.predictor_._survival_band_and_risk(self._x(X))
-            return risk, (times, mean, low, high)
-        return self.predict(X), None
+def used_features(model, feature_names) -> list[str]:
+    """Names of the design columns the combination's predictor uses."""
+    return [list(feature_names)[i] for i in selected_columns(model)]
 
-    def __repr__(self) -> str:
-        return f"CombinationModel({self.name!r}, features={self.used_features_})"
+
+def predict_with_band(model, X):
+    """``(risk, (times, mean, low, high))`` in one pass for forests with leaf curves, else ``(risk, None)``.
+
+    The band is the 2.5th-97.5th percentile of the trees' curves (a spread, not a confidence interval).
+    """
+    final = model[-1]
+    if hasattr(final, "predict_band_and_risk") and has_survival_function(model):
+        Xt = np.asarray(X, dtype=float)[:, selected_columns(model)]
+        times, mean, low, high, risk = final.predict_band_and_risk(Xt)
+        return risk, (times, mean, low, high)
+    return np.asarray(model.predict(np.asarray(X, dtype=float)), dtype=float), None
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,13 +206,14 @@ class CombinationModel:
 
 
 def _c_index(event, time, risk) -> float:
-    from sksurv.metrics import concordance_index_censored
+    """The one C-index (:func:`~nbrisk_core.prognosis.metrics.concordance_index`); NaN for a model whose
+    risk is not finite (its row stays in the table, unranked)."""
+    from nbrisk_core.prognosis.metrics import concordance_index
 
     risk = np.asarray(risk, dtype=float)
     if not np.all(np.isfinite(risk)):
         return float("nan")
-    return float(concordance_index_censored(np.asarray(event, dtype=bool), np.asarray(time, dtype=float),
-                                            risk)[0])
+    return concordance_index(event, time, risk)
 
 
 def _fit_selector(name, profile, seed, X, y, X_test, y_test):
@@ -489,27 +492,34 @@ def select_best(table: pd.DataFrame, rule: str = "mean") -> str:
     return str(order.iloc[0]["combination"])
 
 
-def fit_combination(name: str, X_train, y_train, feature_names, *, profile: str = "full",
-                    seed: int = 2025) -> CombinationModel:
-    """Fit one named combination on the training data (used to rebuild the selected model)."""
+def fit_combination(name: str, X_train, y_train, feature_names=None, *, profile: str = "full",
+                    seed: int = 2025):
+    """Fit one named combination on the training data (used to rebuild the selected model).
+
+    Returns the fitted ``Pipeline(select, model)`` of :func:`make_combination`. A forest whose leaf
+    curves would exceed :data:`FOREST_CURVE_BUDGET_BYTES` is fitted with ``low_memory`` (same risk;
+    S(t) then comes from a Breslow baseline on the MLRS). ``feature_names`` is accepted for
+    symmetry with :func:`run_grid`; :func:`used_features` names the columns.
+    """
     import warnings
 
-    selector, predictor = parse_combination(name)
     X_train = np.asarray(X_train, dtype=float)
+    model = make_combination(name, profile, seed)
+    predictor = model[-1]
+    if isinstance(predictor, RandomSurvivalForest):
+        n_times = len(np.unique(est.event_time_arrays(y_train)[1]))
+        size = forest_curve_bytes(predictor.n_estimators, len(X_train), n_times, predictor.min_samples_leaf)
+        if size > FOREST_CURVE_BUDGET_BYTES:
+            predictor.set_params(low_memory=True)  # same risk; S(t) then comes from a Breslow baseline
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if selector is None:
-            columns = np.arange(X_train.shape[1])
-        else:
-            columns = make_estimator(selector, profile, seed).fit(X_train, y_train).selected_features_
-            if len(columns) < 2:
-                raise InputError(f"combination {name!r}: selector {selector} kept {len(columns)} feature(s) "
-                                 "on this cohort, fewer than 2; choose another combination")
-        model = make_estimator(predictor, profile, seed)
-        if isinstance(model, RandomSurvivalForest):
-            n_times = len(np.unique(est.event_time_arrays(y_train)[1]))
-            size = forest_curve_bytes(model.n_estimators, len(X_train), n_times, model.min_samples_leaf)
-            if size > FOREST_CURVE_BUDGET_BYTES:
-                model.set_params(low_memory=True)  # same risk; S(t) then comes from a Breslow baseline
-        model.fit(X_train[:, columns], y_train)
-    return CombinationModel(name, model, columns, feature_names)
+        try:
+            model.fit(X_train, y_train)
+        except ValueError as error:
+            if "fewer than" not in str(error):
+                raise
+            selector = parse_combination(name)[0]
+            kept = len(np.asarray(model.named_steps["select"].estimator_.selected_features_))
+            raise InputError(f"combination {name!r}: selector {selector} kept {kept} feature(s) "
+                             "on this cohort, fewer than 2; choose another combination") from error
+    return model

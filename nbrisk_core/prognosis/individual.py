@@ -1,14 +1,13 @@
 """Prognosis of one patient: survival curve, MLRS, its percentile and group.
 
-:class:`IndividualPrognosis` is what :meth:`PrognosisPipeline.predict_patient` returns;
-:func:`predict_from_labs` is the JSON-able form used by ``nbrisk predict --labs FILE``.
+:class:`IndividualPrognosis` is what :meth:`PrognosisPipeline.predict_patient` returns (its JSON-able
+form, :meth:`IndividualPrognosis.to_dict`, is what ``nbrisk predict --labs FILE`` prints through
+:func:`nbrisk_core.prognosis.pipeline.predict_from_labs`). This module imports nothing of the pipeline.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -121,79 +120,3 @@ def describe_imputed(name: str, value, *, label: bool = False) -> str:
     else:
         shown = str(value)
     return f"{title} = {shown}" + (f" {spec.unit}" if spec.unit and spec.kind == "numeric" else "")
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_pipeline(cohort_dir: str, embeddings_key: str | None):
-    from nbrisk_core.prognosis.pipeline import fit_cohort_pipeline, read_embeddings
-
-    embeddings = read_embeddings(embeddings_key) if embeddings_key else None
-    return fit_cohort_pipeline(cohort_dir, embeddings, grid="app")
-
-
-def read_embedding_vector(embedding) -> np.ndarray:
-    """A patient's 16 CT features from a sequence, a dict/Series with ct01..ct16, or a JSON/CSV file."""
-    from nbrisk_core.prognosis.pipeline import CT_COLUMNS
-
-    if isinstance(embedding, (str, Path)):
-        path = Path(embedding)
-        if not path.exists():
-            raise InputError(f"{path}: embedding file not found (expected 16 CT features ct01..ct16)")
-        if path.suffix.lower() == ".json":
-            import json
-
-            embedding = json.loads(path.read_text())
-        else:
-            import pandas as pd
-
-            table = pd.read_csv(path)
-            if len(table) != 1:
-                raise InputError(f"{path.name}: expected one row of CT features, got {len(table)} rows")
-            embedding = table.iloc[0].to_dict()
-    if isinstance(embedding, dict) or hasattr(embedding, "to_dict"):
-        values = dict(embedding.to_dict() if hasattr(embedding, "to_dict") else embedding)
-        missing = [c for c in CT_COLUMNS if c not in values]
-        if missing:
-            raise InputError(f"CT embedding: missing {', '.join(missing)} (expected the 16 features ct01..ct16)")
-        embedding = [values[c] for c in CT_COLUMNS]
-    try:
-        vector = np.asarray(embedding, dtype=float).ravel()
-    except (TypeError, ValueError) as error:
-        raise InputError(f"CT embedding: not numeric ({error}); expected 16 numbers") from error
-    if vector.size != len(CT_COLUMNS):
-        raise InputError(f"CT embedding has {vector.size} values; expected {len(CT_COLUMNS)} (ct01..ct16)")
-    if not np.all(np.isfinite(vector)):
-        raise InputError("CT embedding contains a missing or infinite value; expected 16 finite numbers")
-    return vector
-
-
-def predict_from_labs(embedding, labs_path, cohort_dir=None, *, embeddings_file=None) -> dict:
-    """Individual prognosis from a CT embedding and a lab file, as a JSON-able dict.
-
-    Parameters
-    ----------
-    embedding : sequence of 16 floats, dict with ct01..ct16, or path (JSON/one-row CSV)
-        The patient's CT features (hidden layer of Swin-ART).
-    labs_path : str or Path
-        JSON object ``{variable: value or {"value": v, "unit": u}}`` or a one-row CSV
-        (headers may carry units: ``"nse [ug/L]"``). Missing labs are imputed and listed.
-    cohort_dir : str or Path, optional
-        Cohort the pipeline is fitted on (default: the demo cohort). The fit uses ``grid="app"``
-        and is cached per process.
-    embeddings_file : str or Path, optional
-        Embedding table of the cohort (else the classifier's ``cohort_embeddings``).
-    """
-    from nbrisk_core.config import demo_cohort_dir
-    from nbrisk_core.prognosis.validation import validate_clinical
-
-    labs = validate_clinical(labs_path, require=False)
-    if len(labs) != 1:
-        raise InputError(f"{Path(labs_path).name}: expected the values of one patient, got {len(labs)} rows")
-    vector = read_embedding_vector(embedding)
-    cohort = Path(cohort_dir) if cohort_dir is not None else demo_cohort_dir()
-    pipeline = _cached_pipeline(str(Path(cohort).resolve()),
-                                str(Path(embeddings_file).resolve()) if embeddings_file else None)
-    result = pipeline.predict_patient(vector, labs).to_dict()
-    result["cohort"] = str(cohort)
-    result["synthetic"] = bool(pipeline.config_.get("synthetic", False))
-    return result

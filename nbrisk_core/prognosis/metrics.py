@@ -7,14 +7,14 @@ Every metric delegates to the library of the field that implements it:
 =============================  ==============================================================
 metric                         implementation
 =============================  ==============================================================
-Kaplan-Meier                   ``lifelines.KaplanMeierFitter`` (Greenwood / exponential CI)
+Kaplan-Meier                   ``sksurv.nonparametric.kaplan_meier_estimator`` (log-log CI)
 Harrell's C-index              ``sksurv.metrics.concordance_index_censored``
 log-rank test                  ``lifelines.statistics.multivariate_logrank_test``
 time-dependent AUC             ``sksurv.metrics.cumulative_dynamic_auc`` (Uno's IPCW
                                cumulative/dynamic AUC), one call per time point
 integrated Brier score         ``sksurv.metrics.integrated_brier_score``
 decision curve                 Vickers' ``stdca`` (KM-based net benefit), written here on top
-                               of lifelines' Kaplan-Meier
+                               of :func:`kaplan_meier`
 calibration at a horizon       predicted risk vs ``1 - KM`` per bin of predicted risk
 associations                   ``scipy.stats.mannwhitneyu`` (= R ``wilcox.test``), ``pearsonr``
 =============================  ==============================================================
@@ -97,67 +97,62 @@ def _surv(event: np.ndarray, time: np.ndarray):
 # --------------------------------------------------------------------------------------------
 # Kaplan-Meier
 # --------------------------------------------------------------------------------------------
-def kaplan_meier(time, event, *, times=None) -> pd.DataFrame:
-    """Kaplan-Meier estimate of overall survival with its 95 % pointwise CI.
+def kaplan_meier(event, time, *, times=None, ci: bool = True) -> pd.DataFrame:
+    """Kaplan-Meier estimate of overall survival with its 95 % pointwise CI: the one KM of NBRisk.
+
+    Every survival curve, decision curve and calibration of the product goes through this function
+    (``sksurv.nonparametric.kaplan_meier_estimator``, ``conf_type="log-log"``: R's
+    ``survfit(conf.type="log-log")``, equal to lifelines' exponential Greenwood interval to 1e-6).
 
     Parameters
     ----------
-    time, event : array-like
-        Follow-up time (days) and event indicator (1 = death, 0 = censored).
+    event, time : array-like
+        Event indicator (1 = death, 0 = censored) and follow-up time (days).
     times : array-like, optional
-        Evaluate the step function at these times (default: at every distinct observed time).
+        Evaluate the step function at these times (default: at 0 and every distinct observed time).
+    ci : bool
+        Compute the interval (``low``/``high`` are NaN otherwise; faster).
 
     Returns
     -------
     DataFrame
-        Columns ``time, survival, low, high`` (lifelines' exponential Greenwood interval, as R's
-        ``survfit(conf.type="log-log")``); with ``times=None`` also ``at_risk`` and ``events``.
+        Columns ``time, survival, low, high``; with ``times=None`` also ``at_risk`` and ``events``.
+        The first row is ``t = 0`` (S = 1 unless deaths at time 0), as R's ``survfit`` and lifelines.
 
     Examples
     --------
-    >>> kaplan_meier([1, 2, 3], [1, 0, 1])["survival"].round(3).tolist()
+    >>> kaplan_meier([1, 0, 1], [1, 2, 3])["survival"].round(3).tolist()
     [1.0, 0.667, 0.667, 0.0]
-    """
-    from lifelines import KaplanMeierFitter
-
-    event, time = _survival_arrays(event, time, what="Kaplan-Meier")
-    km = KaplanMeierFitter(alpha=1 - CONFIDENCE_LEVEL).fit(time, event)
-    ci = km.confidence_interval_survival_function_
-    if times is None:
-        table = km.event_table
-        return pd.DataFrame({
-            "time": km.survival_function_.index.to_numpy(dtype=float),
-            "survival": km.survival_function_.iloc[:, 0].to_numpy(),
-            "low": ci.iloc[:, 0].to_numpy(),
-            "high": ci.iloc[:, 1].to_numpy(),
-            "at_risk": table["at_risk"].to_numpy(),
-            "events": table["observed"].to_numpy(),
-        })
-    times = np.atleast_1d(np.asarray(times, dtype=float))
-    # step functions: the value at t is the last step at or before t
-    idx = np.searchsorted(km.survival_function_.index.to_numpy(dtype=float), times, side="right") - 1
-    idx = np.clip(idx, 0, None)
-    return pd.DataFrame({
-        "time": times,
-        "survival": km.survival_function_.iloc[:, 0].to_numpy()[idx],
-        "low": ci.iloc[:, 0].to_numpy()[idx],
-        "high": ci.iloc[:, 1].to_numpy()[idx],
-    })
-
-
-def _km_survival_at(time: np.ndarray, event: np.ndarray, horizon: float) -> float:
-    """KM survival at ``horizon``; NaN when the follow-up stops before the horizon with S > 0.
-
-    Uses ``sksurv.nonparametric.kaplan_meier_estimator`` (same estimate as lifelines, tested to
-    1e-6, but about 10x faster: the decision curve calls this once per threshold).
     """
     from sksurv.nonparametric import kaplan_meier_estimator
 
+    event, time = _survival_arrays(event, time, what="Kaplan-Meier")
+    if ci:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            steps, survival, (low, high) = kaplan_meier_estimator(event.astype(bool), time, conf_type="log-log")
+    else:
+        steps, survival = kaplan_meier_estimator(event.astype(bool), time)
+        low = high = np.full(len(steps), np.nan)
+    if steps[0] != 0:
+        steps, survival = np.r_[0.0, steps], np.r_[1.0, survival]
+        low, high = np.r_[1.0 if ci else np.nan, low], np.r_[1.0 if ci else np.nan, high]
+    if times is None:
+        return pd.DataFrame({
+            "time": steps.astype(float), "survival": survival, "low": low, "high": high,
+            "at_risk": (time[None, :] >= steps[:, None]).sum(axis=1),
+            "events": ((time[None, :] == steps[:, None]) & (event[None, :] == 1)).sum(axis=1),
+        })
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    # step functions: the value at t is the last step at or before t
+    idx = np.clip(np.searchsorted(steps, times, side="right") - 1, 0, None)
+    return pd.DataFrame({"time": times, "survival": survival[idx], "low": low[idx], "high": high[idx]})
+
+
+def _km_survival_at(time: np.ndarray, event: np.ndarray, horizon: float) -> float:
+    """KM survival at ``horizon``; NaN when the follow-up stops before the horizon with S > 0."""
     if len(time) == 0:
         return float("nan")
-    steps, survival = kaplan_meier_estimator(event.astype(bool), time)
-    k = int(np.searchsorted(steps, horizon, side="right")) - 1
-    s = 1.0 if k < 0 else float(survival[k])
+    s = float(kaplan_meier(event, time, times=[horizon], ci=False)["survival"].iloc[0])
     if horizon > time.max() and s > 0:
         # nobody is followed up to the horizon: the KM is undefined there (R's
         # summary(survfit, times=) refuses too) and carrying the last value forward would be a guess
@@ -203,12 +198,12 @@ class LogRankResult:
                 f"p={self.p_value:.3g}, groups={list(self.groups)})")
 
 
-def logrank_test(time, event, groups) -> LogRankResult:
+def logrank_test(event, time, groups) -> LogRankResult:
     """Log-rank test across two or more groups (R ``survdiff`` with ``rho = 0``).
 
     Examples
     --------
-    >>> logrank_test([1, 2, 3, 4], [1, 1, 1, 1], ["a", "b", "a", "b"]).degrees_of_freedom
+    >>> logrank_test([1, 1, 1, 1], [1, 2, 3, 4], ["a", "b", "a", "b"]).degrees_of_freedom
     1
     """
     from lifelines.statistics import multivariate_logrank_test
@@ -503,10 +498,8 @@ def risk_probability_from_score(train_event, train_time, train_score, score, hor
     if np.ptp(train_score) == 0:
         # a constant score (e.g. a model that ranks no one) carries no information: every patient
         # gets the cohort's Kaplan-Meier risk at the horizon
-        from lifelines import KaplanMeierFitter
-
-        km = KaplanMeierFitter().fit(train_time, train_event)
-        return np.full(score.shape, 1.0 - float(km.survival_function_at_times(horizon).iloc[0]))
+        at_horizon = kaplan_meier(train_event, train_time, times=[horizon], ci=False)["survival"].iloc[0]
+        return np.full(score.shape, 1.0 - float(at_horizon))
     # centre and scale for a well-conditioned fit; the prediction undoes nothing (same transform)
     centre, spread = train_score.mean(), train_score.std() or 1.0
     frame = pd.DataFrame({"time": train_time, "event": train_event, "score": (train_score - centre) / spread})
@@ -532,8 +525,6 @@ def calibration_at(event, time, predicted_risk_at_horizon, horizon, bins: int = 
         Columns ``bin, n, n_events, predicted, observed, observed_low, observed_high``
         (``observed`` NaN where the bin's follow-up ends before the horizon).
     """
-    from lifelines import KaplanMeierFitter
-
     event, time = _survival_arrays(event, time, what="calibration")
     pred = _score_array(predicted_risk_at_horizon, len(time), name="predicted_risk_at_horizon")
     if (pred < 0).any() or (pred > 1).any():
@@ -549,14 +540,12 @@ def calibration_at(event, time, predicted_risk_at_horizon, horizon, bins: int = 
     rows = []
     for b in range(int(bins)):
         sel = bin_of == b
-        km = KaplanMeierFitter(alpha=1 - CONFIDENCE_LEVEL).fit(time[sel], event[sel])
-        if horizon > time[sel].max() and km.survival_function_.iloc[-1, 0] > 0:
+        km = kaplan_meier(event[sel], time[sel])
+        if horizon > time[sel].max() and km["survival"].iloc[-1] > 0:
             obs = lo = hi = float("nan")
         else:
-            obs = 1 - float(km.survival_function_at_times(horizon).iloc[0])
-            ci = km.confidence_interval_survival_function_
-            k = max(int(np.searchsorted(ci.index.to_numpy(dtype=float), horizon, side="right")) - 1, 0)
-            lo, hi = 1 - float(ci.iloc[k, 1]), 1 - float(ci.iloc[k, 0])
+            k = max(int(np.searchsorted(km["time"].to_numpy(), horizon, side="right")) - 1, 0)
+            obs, lo, hi = 1 - float(km["survival"].iloc[k]), 1 - float(km["high"].iloc[k]), 1 - float(km["low"].iloc[k])
         rows.append((b + 1, int(sel.sum()), int(event[sel & (time <= horizon)].sum()),
                      float(pred[sel].mean()), obs, lo, hi))
     return pd.DataFrame(rows, columns=["bin", "n", "n_events", "predicted", "observed",

@@ -1,39 +1,54 @@
-"""The fitted prognosis pipeline: clinical data + CT features -> MLRS and survival.
+"""The prognosis pipeline: a feature table (CT features + clinical variables) -> MLRS and survival.
 
-Steps (``../shared/spec/method.md`` sections 4-7), all fitted on the training cohort only:
+Steps (``../shared/spec/method.md`` sections 4-7), each a separate function or estimator:
 
-1. validate the clinical table against the schema (:mod:`~nbrisk_core.prognosis.validation`);
-2. split 8:2 stratified by risk group with :func:`nbrisk_core.split.stratified_split` (seed 2025),
-   the same split as the classifier;
-3. encode the clinical variables, impute missing ones by MICE-PMM (:mod:`~nbrisk_core.prognosis.impute`);
-4. standardise CT features + clinical features (mean 0, variance 1);
-5. screen features by univariate then multivariate Cox (:mod:`~nbrisk_core.prognosis.screening`);
-6. fit the combination grid and select a combination (:mod:`~nbrisk_core.prognosis.grid`);
-7. MLRS = the selected model's risk; high/low cut-off = training median, frozen;
-8. baseline: LASSO-Cox on clinical variables only, evaluated the same way.
+1. :func:`read_cohort` validates the clinical table (:mod:`~nbrisk_core.prognosis.validation`);
+   :func:`cohort_design` joins it to the CT feature table the caller made
+   (:func:`nbrisk_core.features.cohort_ct_features`): ``(ids, X, y)``;
+2. :func:`split_cohort`: 8:2 stratified by risk group with :func:`nbrisk_core.split.stratified_split`
+   (seed 2025), the same split as the classifier;
+3. :class:`CohortPreprocessor` (fitted on training rows only): MICE-PMM imputation
+   (:mod:`~nbrisk_core.prognosis.impute`), standardisation, Cox screening
+   (:mod:`~nbrisk_core.prognosis.screening`);
+4. :func:`search_combinations`: the combination grid and the selection (:mod:`~nbrisk_core.prognosis.grid`);
+5. :class:`PrognosisPipeline` ``.fit(X, y)``: preprocessing + the selected combination (a fitted
+   ``Pipeline(select, model)``), MLRS cut-off = training median (frozen), a Breslow baseline on the MLRS;
+6. :func:`fit_baseline`: LASSO-Cox on the clinical variables only;
+7. :func:`~nbrisk_core.prognosis.evaluation.evaluate` of each cohort, :func:`oracle_c_index`.
 
-Nothing is unpickled: a pipeline is rebuilt from the data plus :attr:`PrognosisPipeline.config_`
-(seed, grid, selection and the software versions) with :func:`fit_cohort_pipeline`.
+:func:`fit_prognosis` (tables in memory) and :func:`fit_cohort_pipeline` (a cohort directory) run them in
+that order and record the cohort-level results on the fitted pipeline (``split_``, ``combinations_``,
+``patients_``, ``baseline_``, ``summary_``, ``config_``). Nothing is unpickled: a pipeline is rebuilt
+from the data plus :attr:`PrognosisPipeline.config_` (seed, grid, selection and the software versions).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import time as _time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
 from nbrisk_core.cohort.format import read_meta_if_any, table_dtypes
 from nbrisk_core.errors import InputError
+from nbrisk_core.prognosis.evaluation import DAYS_PER_YEAR, TD_AUC_YEARS, evaluate_by_cohort, summary_of
+from nbrisk_core.prognosis.grid import has_survival_function, predict_with_band
 from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
+from nbrisk_core.prognosis.inputs import (  # noqa: F401  (re-exported: the engine's input tables)
+    CT_COLUMNS,
+    check_embeddings,
+    read_embedding_vector,
+    read_embeddings,
+    stand_in_embeddings,
+)
 
-CT_COLUMNS: list[str] = [f"ct{i:02d}" for i in range(1, 17)]
-DAYS_PER_YEAR = 365.25
-TD_AUC_YEARS = (1, 3, 5, 7)
 GRIDS = ("full", "quick", "test", "app")
 #: Which candidate features the grid sees: ``both`` (the paper: CT features + clinical variables),
 #: ``clinical`` (clinical variables alone: a cohort without images) or ``ct`` (CT features alone).
@@ -60,7 +75,7 @@ def _software_versions() -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# inputs: cohort tables and embeddings
+# 1-2. inputs and split
 # --------------------------------------------------------------------------------------------
 
 
@@ -91,121 +106,47 @@ def read_cohort(cohort_dir) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
     return clinical, truth, read_meta_if_any(cohort_dir)
 
 
-def check_embeddings(embeddings: pd.DataFrame, source: str = "embeddings") -> pd.DataFrame:
-    """Embedding table indexed by patient_id with finite ct01..ct16 (InputError otherwise)."""
-    if not isinstance(embeddings, pd.DataFrame):
-        raise InputError(f"{source}: expected a table indexed by patient_id with columns ct01..ct16, "
-                         f"got {type(embeddings).__name__}")
-    table = embeddings
-    if "patient_id" in table.columns:
-        table = table.set_index("patient_id")
-    missing = [c for c in CT_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(f"{source}: columns {', '.join(missing)} are missing (expected ct01..ct16)",
-                         source=source)
-    table = table[CT_COLUMNS].apply(pd.to_numeric, errors="coerce")
-    table.index = table.index.astype(str)
-    bad = table.index[~np.isfinite(table.to_numpy()).all(axis=1)]
-    if len(bad):
-        raise InputError(f"{source}: patient {bad[0]} has a missing or non-numeric CT feature "
-                         f"({len(bad)} patient(s) in all); expected 16 finite numbers", source=source)
-    if table.index.duplicated().any():
-        raise InputError(f"{source}: patient {table.index[table.index.duplicated()][0]} appears twice",
-                         source=source)
-    return table
+def missing_embeddings_message(cohort_dir) -> str:
+    """What to do when a cohort is fitted with CT features but none were given."""
+    return (f"the CT embeddings of cohort {cohort_dir} are missing: make them with "
+            f"'nbrisk embed --cohort {cohort_dir} --out FILE.parquet' (needs the shipped classifier, made by "
+            "'nbrisk train') and pass --embeddings FILE.parquet (patient_id, ct01..ct16), or fit on the "
+            "clinical variables alone (--features clinical)")
 
 
-def read_embeddings(path) -> pd.DataFrame:
-    """Embedding table from a parquet or CSV file (``patient_id`` + ct01..ct16)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: embedding file not found (expected parquet or CSV with patient_id and "
-                         "ct01..ct16)", source=str(path))
-    if path.suffix.lower() == ".parquet":
-        table = pd.read_parquet(path)
-        if table.index.name == "patient_id":
-            table = table.reset_index()
-    elif path.suffix.lower() == ".csv":
-        table = pd.read_csv(path, dtype={"patient_id": str})
+def cohort_design(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, features: str = "both"):
+    """``(patient ids, X, y)`` of a validated clinical table and a CT feature table.
+
+    ``X`` is indexed by patient id: the CT columns (none with ``features="clinical"``) then the encoded
+    clinical variables, missing values kept for the imputer; ``y = Surv.from_arrays(os_event, os_days)``.
+    """
+    from sksurv.util import Surv
+
+    from nbrisk_core.prognosis.validation import encode_clinical
+
+    if features not in FEATURE_SETS:
+        raise InputError(f"features {features!r} is not known (expected one of {', '.join(FEATURE_SETS)})")
+    ids = clinical["patient_id"].astype(str).to_numpy()
+    if features == "clinical":
+        ct = pd.DataFrame(index=pd.Index(ids))
     else:
-        raise InputError(f"{path.name}: unsupported embedding file type {path.suffix!r} "
-                         "(expected .parquet or .csv)", source=path.name)
-    if "patient_id" not in table.columns:
-        raise InputError(f"{path.name}: column 'patient_id' is missing", source=path.name)
-    return check_embeddings(table, source=path.name)
-
-
-def load_cohort_embeddings(cohort_dir) -> pd.DataFrame:
-    """CT embeddings of a cohort from the classifier (InputError saying how to make them if absent).
-
-    Uses :func:`nbrisk_core.classifier.embeddings.cohort_embeddings` (cached by model SHA-256) when the
-    shipped Swin-ART model exists.
-    """
-    from nbrisk_core.classifier.model_io import shipped_model_path
-
-    model_path = shipped_model_path("art", cohort_dir)   # the cohort's own models/ first
-    how = (f"the CT embeddings of cohort {cohort_dir} are missing: make them with "
-           f"'nbrisk embed --cohort {cohort_dir} --out FILE.parquet' (needs the shipped classifier "
-           f"{model_path}, made by 'nbrisk train') and pass --embeddings "
-           "FILE.parquet (patient_id, ct01..ct16)")
-    try:
-        from nbrisk_core.classifier.embeddings import cohort_embeddings
-    except ImportError as error:
-        raise InputError(how) from error
-    if not model_path.exists():
-        raise InputError(how)
-    return check_embeddings(cohort_embeddings(Path(cohort_dir)), source="classifier embeddings")
-
-
-def stand_in_embeddings(truth: pd.DataFrame, seed: int = 2025, signal: float = 0.6) -> pd.DataFrame:
-    """STAND-IN CT features for tests and benchmarks only -- NOT the classifier's embeddings.
-
-    Sixteen columns shaped like the Swin-ART hidden layer: six carry a noisy copy of the cohort's
-    ``latent_score`` (weight ``signal``), ten are noise. They let the prognosis engine be tested and
-    timed before (and independently of) the trained classifier; every caller labels results made
-    with them as stand-in.
-    """
-    rng = np.random.default_rng(seed)
-    latent = truth["latent_score"].to_numpy(dtype=float)
-    latent = (latent - latent.mean()) / (latent.std() or 1.0)
-    values = rng.normal(size=(len(truth), len(CT_COLUMNS)))
-    for k, column in enumerate((2, 5, 6, 9, 12, 14)):  # cf. the paper's features 3, 6, 7, 10, 13, 15
-        values[:, column] = signal * (1 if k % 2 == 0 else -1) * latent + np.sqrt(1 - signal ** 2) * values[:, column]
-    return pd.DataFrame(values, index=pd.Index(truth["patient_id"].astype(str), name="patient_id"),
-                        columns=CT_COLUMNS)
-
-
-# --------------------------------------------------------------------------------------------
-# evaluation shared by the MLRS and the baseline
-# --------------------------------------------------------------------------------------------
-
-
-def _evaluate(patients: pd.DataFrame, cutoff: float) -> dict:
-    """C-index, log-rank p of high vs low and td-AUC at 1/3/5/7 years, per cohort."""
-    from nbrisk_core.prognosis import metrics
-
-    out: dict = {"c_index": {}, "logrank_p": {}, "td_auc": {}}
-    train = patients[patients["cohort"] == "train"]
-    for cohort, part in patients.groupby("cohort"):
-        event, time, risk = part["event"].to_numpy(), part["time"].to_numpy(), part["mlrs"].to_numpy()
-        try:
-            out["c_index"][cohort] = metrics.concordance_index(event, time, risk)
-        except InputError:
-            out["c_index"][cohort] = None
-        groups = part["mlrs_group"].to_numpy()
-        out["logrank_p"][cohort] = (metrics.logrank_test(time, event, groups).p_value
-                                    if len(set(groups.tolist())) > 1 else None)
-        aucs = metrics.time_dependent_auc(event, time, risk, [DAYS_PER_YEAR * y for y in TD_AUC_YEARS],
-                                          train_event=train["event"].to_numpy(), train_time=train["time"].to_numpy())
-        out["td_auc"][cohort] = {str(y): ([None, None, None] if np.isnan(a.auc) else [a.auc, a.low, a.high])
-                                 for y, a in zip(TD_AUC_YEARS, aucs)}
-    out["cutoff"] = float(cutoff)
-    return out
-
-
-def _patients_table(ids, cohort, time, event, mlrs, cutoff) -> pd.DataFrame:
-    return pd.DataFrame({"patient_id": ids, "cohort": cohort, "time": time, "event": event.astype(int),
-                         "mlrs": mlrs, "mlrs_group": np.where(mlrs > cutoff, "high", "low")})
+        if embeddings is None:
+            raise InputError("embeddings: no CT feature table given (expected patient_id + ct01..ct16; "
+                             "or features='clinical')")
+        embeddings = check_embeddings(embeddings)
+        absent = [i for i in ids if i not in embeddings.index]
+        if absent:
+            raise InputError(f"embeddings: no CT features for {len(absent)} of {len(ids)} patients "
+                             f"(e.g. {', '.join(absent[:3])}); expected one row per patient of "
+                             "clinical.csv")
+        ct = pd.DataFrame(embeddings.loc[ids, CT_COLUMNS].to_numpy(dtype=float), columns=CT_COLUMNS,
+                          index=pd.Index(ids))
+    encoded = encode_clinical(clinical)
+    encoded.index = ids
+    X = pd.concat([ct, encoded], axis=1)
+    time = clinical[OUTCOME_COLUMNS[0]].to_numpy(dtype=float)
+    event = clinical[OUTCOME_COLUMNS[1]].to_numpy(dtype=int)
+    return ids, X, Surv.from_arrays(event.astype(bool), time)
 
 
 def split_strata(clinical: pd.DataFrame) -> np.ndarray:
@@ -223,291 +164,244 @@ def split_strata(clinical: pd.DataFrame) -> np.ndarray:
     return clinical[OUTCOME_COLUMNS[1]].astype(int).astype(str).to_numpy()
 
 
-class BaselineLassoCox:
-    """The paper's benchmark: LASSO-Cox (10-fold CV, lambda.min) on the clinical variables only.
+def split_cohort(clinical: pd.DataFrame, seed: int = 2025) -> pd.DataFrame:
+    """``patient_id, cohort`` (train/test), 8:2 stratified by :func:`split_strata`; InputError when a
+    part has too few deaths to fit (5 in training) or evaluate (1 in testing)."""
+    from nbrisk_core.split import stratified_split
 
-    Attributes after :meth:`fit`: ``model_`` (:class:`~nbrisk_core.prognosis.estimators.CoxnetCV`),
-    ``features_``, ``coefficients_`` (Series), ``cutoff_`` (training median), ``patients_``
-    (same columns as the pipeline's), ``c_index_train_``, ``c_index_test_``, ``summary_``.
-    """
-
-    def __init__(self, cv: int = 10, seed: int = 2025):
-        self.cv = cv
-        self.seed = seed
-
-    def fit(self, X: pd.DataFrame, time, event, cohort, patient_ids):
-        import warnings
-
-        from sksurv.util import Surv
-
-        from nbrisk_core.prognosis.estimators import CoxnetCV
-
-        cohort = np.asarray(cohort)
-        train = cohort == "train"
-        time = np.asarray(time, dtype=float)
-        event = np.asarray(event, dtype=int)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model_ = CoxnetCV(l1_ratio=1.0, cv=self.cv, seed=self.seed).fit(
-                X.to_numpy()[train], Surv.from_arrays(event[train].astype(bool), time[train]))
-        self.features_ = list(X.columns)
-        self.coefficients_ = pd.Series(self.model_.coef_, index=self.features_, name="coefficient")
-        risk = self.model_.predict(X.to_numpy())
-        self.cutoff_ = float(np.median(risk[train]))
-        self.patients_ = _patients_table(list(patient_ids), cohort, time, event, risk, self.cutoff_)
-        self.summary_ = _evaluate(self.patients_, self.cutoff_)
-        self.c_index_train_ = self.summary_["c_index"].get("train")
-        self.c_index_test_ = self.summary_["c_index"].get("test")
-        return self
+    split = stratified_split(clinical["patient_id"].astype(str).to_numpy(), split_strata(clinical), seed=seed)
+    event = clinical[OUTCOME_COLUMNS[1]].to_numpy(dtype=int)
+    train = split["cohort"].to_numpy() == "train"
+    if event[train].sum() < 5 or event[~train].sum() < 1:
+        raise InputError(f"cohort has {int(event[train].sum())} deaths in training and "
+                         f"{int(event[~train].sum())} in testing; at least 5 and 1 are needed")
+    return split
 
 
 # --------------------------------------------------------------------------------------------
-# the pipeline
+# 3. imputation, standardisation, screening
 # --------------------------------------------------------------------------------------------
 
 
-class PrognosisPipeline:
-    """Prognosis engine fitted on one cohort (see the module docstring for the steps).
+class CohortPreprocessor(BaseEstimator):
+    """MICE-PMM imputation of the clinical columns, standardisation and Cox screening.
 
-    Parameters
+    ``fit(X, y)`` on the training rows of :func:`cohort_design`'s ``X``. A clinical column no training
+    patient has is left out (``notes_`` says so). :meth:`transform` gives the screened, standardised
+    design of new rows; the training rows' design is ``training_design_`` (their MICE completion, not a
+    re-imputation).
+
+    Attributes
     ----------
-    grid : {"full", "quick", "test", "app"}
-        ``full``/``quick``/``test``: all 117 combinations with that hyperparameter profile;
-        ``app``: only ``selected`` (default :data:`APP_DEFAULT_COMBINATION`) with the full profile,
-        fast enough to fit when the dashboard starts.
-    selected : str, optional
-        With ``grid="app"``: the combination to fit (e.g. the ``selected`` of a full run's summary.json).
-    selection_rule : {"mean", "test", "train"}
-        How the grid's best combination is chosen (paper: mean of training and testing C-index).
-    p_univariate, p_multivariate : float
-        Screening thresholds (paper: 0.05, 0.2).
-    backend, n_jobs : str, int
-        joblib backend (or ``dask``) and workers for the grid.
-    scheduler : str, optional
-        With ``backend="dask"``: the address of a running Dask scheduler (default: a LocalCluster).
-    seed : int
-        Seed of every random step (imputation chains, CV folds, forests).
-    split_seed : int
-        Seed of the train/test split (shared with the classifier).
-    features : {"both", "clinical", "ct"}
-        Candidate features of the screening and the grid (:data:`FEATURE_SETS`); with ``clinical`` no
-        embeddings are needed. The clinical-only LASSO-Cox baseline is fitted in every case.
+    ct_columns_, clinical_columns_, candidate_columns_, features_ : list of str
+    imputer_ : MICEPMMImputer
+    scaler_ : StandardScaler
+    screening_ : DataFrame (see :func:`~nbrisk_core.prognosis.screening.cox_screening`)
+    training_standard_ : DataFrame (all candidate columns, standardised)
+    training_design_ : ndarray (``features_`` columns)
+    notes_ : list of str
     """
 
-    def __init__(self, *, grid: str = "full", selected: str | None = None, selection_rule: str = "mean",
-                 p_univariate: float = 0.05, p_multivariate: float = 0.2, backend: str = "loky",
-                 n_jobs: int = 2, seed: int = 2025, split_seed: int = 2025, impute_max_iter: int = 50,
-                 progress: bool = False, features: str = "both", scheduler: str | None = None):
-        if grid not in GRIDS:
-            raise InputError(f"grid {grid!r} is not known (expected one of {', '.join(GRIDS)})")
-        if features not in FEATURE_SETS:
-            raise InputError(f"features {features!r} is not known "
-                             f"(expected one of {', '.join(FEATURE_SETS)})")
+    def __init__(self, *, features: str = "both", p_univariate: float = 0.05, p_multivariate: float = 0.2,
+                 impute_max_iter: int = 50, seed: int = 2025):
         self.features = features
-        self.grid = grid
-        self.selected = selected
-        self.selection_rule = selection_rule
         self.p_univariate = p_univariate
         self.p_multivariate = p_multivariate
-        self.backend = backend
-        self.n_jobs = n_jobs
-        self.scheduler = scheduler
-        self.seed = seed
-        self.split_seed = split_seed
         self.impute_max_iter = impute_max_iter
-        self.progress = progress
+        self.seed = seed
 
-    # -- design ------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y):
+        from sklearn.preprocessing import StandardScaler
 
-    def _candidates(self, clinical_encoded: pd.DataFrame, ct: np.ndarray) -> pd.DataFrame:
-        frame = pd.DataFrame(ct, columns=self.ct_columns_, index=clinical_encoded.index)
-        return pd.concat([frame, clinical_encoded], axis=1)
+        from nbrisk_core.prognosis.estimators import check_survival_data
+        from nbrisk_core.prognosis.impute import MICEPMMImputer
+        from nbrisk_core.prognosis.screening import cox_screening
+        from nbrisk_core.prognosis.validation import categorical_groups
 
-    def _standardise(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        _, event, time = check_survival_data(np.zeros((len(X), 0)), y)
+        notes: list[str] = []
+        self.ct_columns_ = [c for c in X.columns if c in CT_COLUMNS]
+        clinical = X.drop(columns=self.ct_columns_)
+        # a variable no training patient has (a cohort without histology, INSS stage only...) cannot
+        # be imputed or modelled: it is left out, and said so
+        empty = [c for c in clinical.columns if clinical[c].isna().all()]
+        if empty:
+            notes.append(f"left out (no value in the training cohort): {', '.join(empty)}")
+            clinical = clinical.drop(columns=empty)
+        self.clinical_columns_ = list(clinical.columns)
+        t0 = _time.perf_counter()
+        self.imputer_ = MICEPMMImputer(max_iter=self.impute_max_iter, seed=self.seed,
+                                       groups=categorical_groups(clinical.columns)).fit(clinical)
+        if not self.imputer_.converged_:
+            notes.append(f"MICE-PMM chains were still moving after {self.imputer_.n_iter_} cycles")
+        self.impute_seconds_ = _time.perf_counter() - t0
+        candidates = pd.concat([X[self.ct_columns_], self.imputer_.completed_], axis=1)
+        self.candidate_columns_ = list(candidates.columns)
+        self.scaler_ = StandardScaler().fit(candidates.to_numpy(dtype=float))
+        self.training_standard_ = self._scale(candidates)
+        screened = self.ct_columns_ if self.features == "ct" else self.candidate_columns_
+        self.screening_ = cox_screening(self.training_standard_[screened], time, event,
+                                        p_univariate=self.p_univariate, p_multivariate=self.p_multivariate)
+        notes += self.screening_.attrs.get("notes", [])
+        kept = set(self.screening_.loc[self.screening_["kept"], "feature"])
+        # keep candidate order (CT first, then clinical) so designs are reproducible
+        self.features_ = [c for c in self.candidate_columns_ if c in kept]
+        self.training_design_ = self.training_standard_[self.features_].to_numpy()
+        self.notes_ = notes
+        return self
+
+    def _scale(self, candidates: pd.DataFrame) -> pd.DataFrame:
         values = self.scaler_.transform(candidates[self.candidate_columns_].to_numpy(dtype=float))
         return pd.DataFrame(values, columns=self.candidate_columns_, index=candidates.index)
 
-    # -- fit ---------------------------------------------------------------------------------
+    def standardise(self, X: pd.DataFrame, *, with_imputed: bool = False):
+        """All candidate columns of new rows, imputed (frozen training models) and standardised
+        (``(standard, imputed clinical)`` with ``with_imputed=True``)."""
+        check_is_fitted(self, "scaler_")
+        completed = self.imputer_.transform(X.reindex(columns=self.clinical_columns_))
+        ct = X[self.ct_columns_]
+        standard = self._scale(pd.concat([ct.set_axis(completed.index), completed], axis=1))
+        return (standard, completed) if with_imputed else standard
 
-    def fit(self, clinical: pd.DataFrame, embeddings: pd.DataFrame, truth: pd.DataFrame | None = None,
-            meta: dict | None = None):
-        """Fit on a validated clinical table (with patient_id, os_days, os_event) and CT embeddings."""
-        from sklearn.preprocessing import StandardScaler
-        from sksurv.util import Surv
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """Screened, standardised design of new rows (columns ``features_``)."""
+        return self.standardise(X)[self.features_].to_numpy()
 
-        from nbrisk_core.prognosis import grid as grid_module
-        from nbrisk_core.prognosis.impute import MICEPMMImputer
-        from nbrisk_core.prognosis.screening import cox_screening
-        from nbrisk_core.prognosis.validation import categorical_groups, encode_clinical
-        from nbrisk_core.split import stratified_split
 
-        start = _time.perf_counter()
-        timings: dict[str, float] = {}
-        notes: list[str] = []
-        ids = clinical["patient_id"].astype(str).to_numpy()
-        if self.features == "clinical":
-            self.ct_columns_ = []
-            ct = np.empty((len(ids), 0))
-        else:
-            embeddings = check_embeddings(embeddings)
-            absent = [i for i in ids if i not in embeddings.index]
-            if absent:
-                raise InputError(f"embeddings: no CT features for {len(absent)} of {len(ids)} patients "
-                                 f"(e.g. {', '.join(absent[:3])}); expected one row per patient of "
-                                 "clinical.csv")
-            self.ct_columns_ = list(CT_COLUMNS)
-            ct = embeddings.loc[ids, CT_COLUMNS].to_numpy(dtype=float)
-        time = clinical[OUTCOME_COLUMNS[0]].to_numpy(dtype=float)
-        event = clinical[OUTCOME_COLUMNS[1]].to_numpy(dtype=int)
+# --------------------------------------------------------------------------------------------
+# 4. the combination grid
+# --------------------------------------------------------------------------------------------
 
-        self.split_ = stratified_split(ids, split_strata(clinical), seed=self.split_seed)
-        cohort = self.split_["cohort"].to_numpy()
-        train = cohort == "train"
-        if event[train].sum() < 5 or event[~train].sum() < 1:
-            raise InputError(f"cohort has {int(event[train].sum())} deaths in training and "
-                             f"{int(event[~train].sum())} in testing; at least 5 and 1 are needed")
 
-        # 3. encode + impute (training only; testing patients imputed with the frozen models)
-        t0 = _time.perf_counter()
-        encoded = encode_clinical(clinical)
-        encoded.index = ids
-        # a variable no training patient has (a cohort without histology, INSS stage only...) cannot
-        # be imputed or modelled: it is left out, and said so
-        empty = [c for c in encoded.columns if encoded.loc[train, c].isna().all()]
-        if empty:
-            notes.append(f"left out (no value in the training cohort): {', '.join(empty)}")
-            encoded = encoded.drop(columns=empty)
-        self.clinical_columns_ = list(encoded.columns)
-        self.imputer_ = MICEPMMImputer(max_iter=self.impute_max_iter, seed=self.seed,
-                                       groups=categorical_groups(encoded.columns)).fit(encoded[train])
-        imputed = pd.concat([self.imputer_.completed_, self.imputer_.transform(encoded[~train])]).loc[ids]
-        if not self.imputer_.converged_:
-            notes.append(f"MICE-PMM chains were still moving after {self.imputer_.n_iter_} cycles")
-        timings["impute"] = _time.perf_counter() - t0
+def search_combinations(X_train, y_train, X_test, y_test, feature_names, *, grid: str = "full",
+                        selected: str | None = None, selection_rule: str = "mean", backend: str = "loky",
+                        n_jobs: int = 2, seed: int = 2025, progress: bool = False,
+                        scheduler: str | None = None) -> tuple[pd.DataFrame, str, str, list[str]]:
+    """Run the grid on a preprocessed design and pick a combination.
 
-        # 4. standardise on training
-        candidates = self._candidates(imputed, ct)
-        self.candidate_columns_ = list(candidates.columns)
-        self.scaler_ = StandardScaler().fit(candidates[train].to_numpy(dtype=float))
-        standard = self._standardise(candidates)
+    ``grid="app"`` fits only ``selected`` (default :data:`APP_DEFAULT_COMBINATION`) with the full profile,
+    falling back to :data:`APP_FALLBACK_COMBINATION` when it cannot be fitted. Returns
+    ``(combinations table, selected name, profile, notes)``.
+    """
+    from nbrisk_core.prognosis import grid as grid_module
 
-        # 5. screening
-        t0 = _time.perf_counter()
-        screened = self.ct_columns_ if self.features == "ct" else self.candidate_columns_
-        self.screening_ = cox_screening(standard.loc[train, screened], time[train], event[train],
-                                        p_univariate=self.p_univariate, p_multivariate=self.p_multivariate)
-        notes += self.screening_.attrs.get("notes", [])
-        self.features_ = self.screening_.loc[self.screening_["kept"], "feature"].tolist()
-        # keep candidate order (CT first, then clinical) so designs are reproducible
-        self.features_ = [c for c in self.candidate_columns_ if c in self.features_]
-        timings["screening"] = _time.perf_counter() - t0
+    notes: list[str] = []
+    if grid == "app":
+        profile = "full"
+        backend = "sequential"  # one combination: a worker pool would only add start-up time
+        pairs = [grid_module.parse_combination(selected or APP_DEFAULT_COMBINATION)]
+    else:
+        profile = grid
+        pairs = None
+    scheduler = None if backend == "sequential" else scheduler
+    combinations = grid_module.run_grid(X_train, y_train, X_test, y_test, feature_names, pairs=pairs,
+                                        profile=profile, backend=backend, n_jobs=n_jobs, seed=seed,
+                                        progress=progress, scheduler=scheduler)
+    if grid == "app" and (combinations["status"] != "fitted").all():
+        reason = combinations["reason"].iloc[0]
+        notes.append(f"{pairs[0][0]} + {pairs[0][1]} could not be used on this cohort ({reason}); "
+                     f"fitted {APP_FALLBACK_COMBINATION} instead")
+        fallback = grid_module.run_grid(X_train, y_train, X_test, y_test, feature_names,
+                                        pairs=[grid_module.parse_combination(APP_FALLBACK_COMBINATION)],
+                                        profile=profile, backend="sequential", seed=seed)
+        combinations = pd.concat([combinations, fallback], ignore_index=True)
+    return combinations, grid_module.select_best(combinations, selection_rule), profile, notes
 
-        # 6. grid + selection
-        t0 = _time.perf_counter()
-        X = standard[self.features_].to_numpy()
-        y = Surv.from_arrays(event.astype(bool), time)
-        backend = self.backend
-        if self.grid == "app":
-            profile = "full"
-            backend = "sequential"  # one combination: a worker pool would only add start-up time
-            name = self.selected or APP_DEFAULT_COMBINATION
-            pairs = [grid_module.parse_combination(name)]
-        else:
-            profile = self.grid
-            pairs = None
-        scheduler = None if backend == "sequential" else self.scheduler
-        self.combinations_ = grid_module.run_grid(X[train], y[train], X[~train], y[~train], self.features_,
-                                                  pairs=pairs, profile=profile, backend=backend,
-                                                  n_jobs=self.n_jobs, seed=self.seed, progress=self.progress,
-                                                  scheduler=scheduler)
-        if self.grid == "app" and (self.combinations_["status"] != "fitted").all():
-            reason = self.combinations_["reason"].iloc[0]
-            notes.append(f"{pairs[0][0]} + {pairs[0][1]} could not be used on this cohort ({reason}); "
-                         f"fitted {APP_FALLBACK_COMBINATION} instead")
-            fallback = grid_module.run_grid(X[train], y[train], X[~train], y[~train], self.features_,
-                                            pairs=[grid_module.parse_combination(APP_FALLBACK_COMBINATION)],
-                                            profile=profile, backend="sequential", seed=self.seed)
-            self.combinations_ = pd.concat([self.combinations_, fallback], ignore_index=True)
-        timings["grid_cpu"] = float(self.combinations_.attrs.get("cpu_seconds", float("nan")))
-        self.selected_ = grid_module.select_best(self.combinations_, self.selection_rule)
-        timings["grid"] = _time.perf_counter() - t0
 
-        # rebuild the selected model in this process (same data, settings and seed as in the grid)
-        t0 = _time.perf_counter()
-        self.model_ = grid_module.fit_combination(self.selected_, X[train], y[train], self.features_,
-                                                  profile=profile, seed=self.seed)
-        timings["refit_selected"] = _time.perf_counter() - t0
-        if getattr(self.model_.predictor_, "low_memory", False):
-            notes.append(f"{self.selected_}: the forest is too large to keep its trees' survival curves "
-                         f"(> {grid_module.FOREST_CURVE_BUDGET_BYTES / 1e9:.1f} GB); individual S(t) comes from a "
-                         "Breslow baseline on the MLRS, without a tree band")
-        mlrs = self.model_.predict(X)
-        row = self.combinations_.set_index("combination").loc[self.selected_]
-        from nbrisk_core.prognosis.metrics import concordance_index
+# --------------------------------------------------------------------------------------------
+# 5. the fitted pipeline
+# --------------------------------------------------------------------------------------------
 
-        refit_c = concordance_index(event[train], time[train], mlrs[train])
-        if not np.isclose(refit_c, row["c_index_train"], atol=1e-9):
-            notes.append(f"refitted {self.selected_} has training C-index {refit_c:.4f}, grid had "
-                         f"{row['c_index_train']:.4f}")
 
-        # 7. MLRS and frozen cut-off
-        self.cutoff_ = float(np.median(mlrs[train]))
-        self.train_mlrs_ = np.sort(mlrs[train])
-        self.patients_ = _patients_table(ids, cohort, time, event, mlrs, self.cutoff_)
-        # a Breslow baseline on the MLRS gives S(t) for models without their own survival function
+class PrognosisPipeline(BaseEstimator):
+    """Preprocessing + one combination of the grid, fitted on training rows: the MLRS and S(t).
+
+    ``fit(X, y)`` only fits (no split, no grid, no evaluation: :func:`fit_prognosis` does those and
+    records their results here as ``split_``, ``combinations_``, ``patients_``, ``baseline_``,
+    ``summary_``, ``config_``, ``notes_``).
+
+    Parameters
+    ----------
+    combination : str
+        A combination of the grid (e.g. ``"StepCox[backward] + RSF"``).
+    profile : {"full", "quick", "test"}
+        Its hyperparameters (:data:`~nbrisk_core.prognosis.grid.PROFILES`).
+    features : {"both", "clinical", "ct"}
+        Candidate features of the screening (:data:`FEATURE_SETS`).
+    p_univariate, p_multivariate : float
+        Screening thresholds (paper: 0.05, 0.2).
+    impute_max_iter, seed : int
+        MICE-PMM cycles; seed of every random step (imputation chains, CV folds, forests).
+
+    Attributes
+    ----------
+    preprocessor_ : CohortPreprocessor
+        (its ``imputer_``, ``scaler_``, ``screening_``, ``features_`` and column lists are copied here).
+    model_ : sklearn.pipeline.Pipeline
+        ``Pipeline([("select", ...), ("model", ...)])`` on the screened design.
+    selected_ : str
+    cutoff_ : float
+        Training median of the MLRS (high = above).
+    train_mlrs_ : ndarray
+        Sorted training MLRS (percentiles).
+    breslow_ : BreslowEstimator
+        Baseline hazard on the MLRS, for S(t) of models without their own survival function.
+    """
+
+    def __init__(self, *, combination: str = APP_DEFAULT_COMBINATION, profile: str = "full",
+                 features: str = "both", p_univariate: float = 0.05, p_multivariate: float = 0.2,
+                 impute_max_iter: int = 50, seed: int = 2025):
+        self.combination = combination
+        self.profile = profile
+        self.features = features
+        self.p_univariate = p_univariate
+        self.p_multivariate = p_multivariate
+        self.impute_max_iter = impute_max_iter
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y, *, preprocessor: CohortPreprocessor | None = None):
+        """Fit on training rows (:func:`cohort_design`'s ``X`` and ``y``).
+
+        ``preprocessor``: a :class:`CohortPreprocessor` already fitted on this same ``X`` and ``y`` (the
+        grid search's), used as is instead of being fitted again.
+        """
         from sksurv.linear_model.coxph import BreslowEstimator
 
-        self._breslow_on_mlrs = BreslowEstimator().fit(mlrs[train], event[train], time[train])
+        from nbrisk_core.prognosis import grid as grid_module
+        from nbrisk_core.prognosis.estimators import event_time_arrays
 
-        # 8. baseline LASSO-Cox on clinical variables only
-        t0 = _time.perf_counter()
-        self.baseline_ = BaselineLassoCox(seed=self.seed).fit(standard[self.clinical_columns_], time, event,
-                                                               cohort, ids)
-        timings["baseline"] = _time.perf_counter() - t0
-
-        evaluation = _evaluate(self.patients_, self.cutoff_)
-        self.notes_ = notes
-        self.config_ = {
-            "grid": self.grid, "profile": profile, "selected": self.selected_,
-            "selection_rule": self.selection_rule, "seed": self.seed, "split_seed": self.split_seed,
-            "p_univariate": self.p_univariate, "p_multivariate": self.p_multivariate,
-            "impute_max_iter": self.impute_max_iter, "features": self.features_,
-            "feature_set": self.features,
-            "candidate_columns": self.candidate_columns_, "n_patients": int(len(ids)),
-            "n_train": int(train.sum()), "n_test": int((~train).sum()),
-            "synthetic": bool((meta or {}).get("synthetic", False)), "cohort_name": (meta or {}).get("name"),
-            "software": _software_versions(),
-        }
-        summary = {
-            "selected": self.selected_, "selection_rule": self.selection_rule,
-            "c_index_train": evaluation["c_index"].get("train"), "c_index_test": evaluation["c_index"].get("test"),
-            "cutoff": self.cutoff_, "logrank_p": evaluation["logrank_p"], "td_auc": evaluation["td_auc"],
-            "features": self.features_, "feature_set": self.features,
-            "n_combinations": int(len(self.combinations_)),
-            "n_fitted": int((self.combinations_["status"] == "fitted").sum()),
-            "baseline_lasso_cox": {
-                "c_index_train": self.baseline_.c_index_train_, "c_index_test": self.baseline_.c_index_test_,
-                "cutoff": self.baseline_.cutoff_, "logrank_p": self.baseline_.summary_["logrank_p"],
-                "td_auc": self.baseline_.summary_["td_auc"],
-                "features": [f for f, c in self.baseline_.coefficients_.items() if c != 0],
-            },
-            "imputation": {"n_iter": self.imputer_.n_iter_, "converged": bool(self.imputer_.converged_),
-                           "max_ks_d": float(self.imputer_.ks_["d_statistic"].max())
-                           if len(self.imputer_.ks_) else None},
-            "notes": notes,
-        }
-        if truth is not None and "true_linear_predictor" in truth.columns:
-            lp = truth.set_index(truth["patient_id"].astype(str))["true_linear_predictor"]
-            test = ~train
-            if lp.index.isin(ids).all() or set(ids) <= set(lp.index):
-                summary["oracle_c_index_test"] = concordance_index(event[test], time[test],
-                                                                   lp.loc[ids[test]].to_numpy(dtype=float))
-        timings["total"] = _time.perf_counter() - start
-        summary["seconds"] = timings
-        self.summary_ = summary
+        if preprocessor is None:
+            preprocessor = CohortPreprocessor(features=self.features, p_univariate=self.p_univariate,
+                                              p_multivariate=self.p_multivariate,
+                                              impute_max_iter=self.impute_max_iter, seed=self.seed).fit(X, y)
+        else:
+            check_is_fitted(preprocessor, "training_design_")
+            if len(preprocessor.training_design_) != len(X):
+                raise ValueError(f"preprocessor was fitted on {len(preprocessor.training_design_)} rows, "
+                                 f"X has {len(X)}")
+        self.preprocessor_ = preprocessor
+        for name in ("ct_columns_", "clinical_columns_", "candidate_columns_", "features_", "imputer_",
+                     "scaler_", "screening_"):
+            setattr(self, name, getattr(preprocessor, name))
+        design = preprocessor.training_design_
+        self.model_ = grid_module.fit_combination(self.combination, design, y, self.features_,
+                                                  profile=self.profile, seed=self.seed)
+        self.selected_ = self.combination
+        mlrs = np.asarray(self.model_.predict(design), dtype=float)
+        event, time = event_time_arrays(y)
+        self.cutoff_ = float(np.median(mlrs))
+        self.train_mlrs_ = np.sort(mlrs)
+        self.breslow_ = BreslowEstimator().fit(mlrs, event, time)
         return self
 
-    # -- use ---------------------------------------------------------------------------------
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """Screened, standardised design of new rows."""
+        check_is_fitted(self, "model_")
+        return self.preprocessor_.transform(X)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """MLRS (higher = worse) of new rows of :func:`cohort_design`'s ``X``."""
+        return np.asarray(self.model_.predict(self.transform(X)), dtype=float)
 
     def percentile(self, mlrs: float) -> float:
         """Percent of training patients with an MLRS at or below ``mlrs``."""
@@ -522,6 +416,11 @@ class PrognosisPipeline:
         """
         import hashlib
 
+        check_is_fitted(self, "model_")
+        if not hasattr(self, "patients_"):  # fitted outside fit_prognosis: its parameters and training MLRS
+            digest = hashlib.sha256(json.dumps(self.get_params(), sort_keys=True, default=str).encode())
+            digest.update(np.ascontiguousarray(self.train_mlrs_).tobytes())
+            return digest.hexdigest()
         digest = hashlib.sha256(json.dumps(self.config_, sort_keys=True, default=str).encode())
         digest.update("\n".join(self.patients_["patient_id"].astype(str)).encode())
         digest.update(np.ascontiguousarray(self.patients_[["time", "event", "mlrs"]].to_numpy(dtype=float))
@@ -539,7 +438,6 @@ class PrognosisPipeline:
             Entered clinical values (validated here, unit-aware); missing ones are imputed from the
             training cohort and listed in ``imputed`` and ``notes``.
         """
-        from nbrisk_core.prognosis.individual import read_embedding_vector
         from nbrisk_core.prognosis.validation import decode_clinical, encode_clinical, validate_clinical
 
         vector = read_embedding_vector(embedding) if self.ct_columns_ else np.empty(0)
@@ -549,11 +447,11 @@ class PrognosisPipeline:
         missing_vars = [v.name for v in CLINICAL_VARIABLES
                         if pd.isna(clinical[v.name].iloc[0])]
         encoded = encode_clinical(clinical).reindex(columns=self.clinical_columns_)
-        completed = self.imputer_.transform(encoded)
+        ct = pd.DataFrame(vector[None, :], columns=self.ct_columns_, index=encoded.index)
+        standard, completed = self.preprocessor_.standardise(pd.concat([ct, encoded], axis=1), with_imputed=True)
         imputed_values = decode_clinical(completed.iloc[0], missing_vars)
-        standard = self._standardise(self._candidates(completed, vector[None, :]))
         X = standard[self.features_].to_numpy()
-        risk, band = self.model_.predict_with_band(X)
+        risk, band = predict_with_band(self.model_, X)
         mlrs = float(risk[0])
         notes = []
         if missing_vars:
@@ -565,11 +463,11 @@ class PrognosisPipeline:
             survival, low, high = mean[0], band_low[0], band_high[0]
             notes.append("band: 2.5th-97.5th percentile of the forest's trees (spread, not a confidence "
                          "interval)")
-        elif self.model_.has_survival_function:
+        elif has_survival_function(self.model_):
             function = self.model_.predict_survival_function(X)[0]
             times, survival = np.asarray(function.x, dtype=float), np.asarray(function.y, dtype=float)
         else:
-            function = self._breslow_on_mlrs.get_survival_function(np.array([mlrs]))[0]
+            function = self.breslow_.get_survival_function(np.array([mlrs]))[0]
             times, survival = np.asarray(function.x, dtype=float), np.asarray(function.y, dtype=float)
             notes.append(f"{self.selected_} gives no survival function: S(t) from a Breslow baseline "
                          "on the training MLRS")
@@ -600,29 +498,267 @@ class PrognosisPipeline:
                 "checked (its model card gives its AUC on the demo cohort).")
 
 
+# --------------------------------------------------------------------------------------------
+# 6-7. baseline, patients, oracle
+# --------------------------------------------------------------------------------------------
+
+
+def patients_table(ids, cohort, time, event, mlrs, cutoff) -> pd.DataFrame:
+    """``patient_id, cohort, time, event, mlrs, mlrs_group`` (high = above ``cutoff``)."""
+    return pd.DataFrame({"patient_id": ids, "cohort": cohort, "time": time, "event": np.asarray(event).astype(int),
+                         "mlrs": mlrs, "mlrs_group": np.where(mlrs > cutoff, "high", "low")})
+
+
+class BaselineLassoCox:
+    """The paper's benchmark: LASSO-Cox (10-fold CV, lambda.min) on the clinical variables only.
+
+    Made by :func:`fit_baseline`. Attributes: ``model_`` (:class:`~nbrisk_core.prognosis.estimators.CoxnetCV`),
+    ``features_``, ``coefficients_`` (Series), ``cutoff_`` (training median), ``patients_`` (same
+    columns as the pipeline's), ``summary_``, ``c_index_train_``, ``c_index_test_``.
+    """
+
+
+def fit_baseline(standard_clinical: pd.DataFrame, y, cohort, *, cv: int = 10, seed: int = 2025) -> BaselineLassoCox:
+    """Fit the clinical-only LASSO-Cox on the training rows of a standardised clinical table and score
+    every row (the table's index holds the patient ids; ``cohort`` is train/test per row)."""
+    import warnings
+
+    from nbrisk_core.prognosis.estimators import CoxnetCV, event_time_arrays
+
+    cohort = np.asarray(cohort)
+    train = cohort == "train"
+    event, time = event_time_arrays(y)
+    baseline = BaselineLassoCox()
+    X = standard_clinical.to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        baseline.model_ = CoxnetCV(l1_ratio=1.0, cv=cv, seed=seed).fit(X[train], y[train])
+    baseline.features_ = list(standard_clinical.columns)
+    baseline.coefficients_ = pd.Series(baseline.model_.coef_, index=baseline.features_, name="coefficient")
+    risk = baseline.model_.predict(X)
+    baseline.cutoff_ = float(np.median(risk[train]))
+    baseline.patients_ = patients_table(list(standard_clinical.index), cohort, time, event, risk, baseline.cutoff_)
+    baseline.summary_ = summary_of(evaluate_by_cohort(baseline.patients_, horizon_days=None, c_index_ci=None),
+                                   baseline.cutoff_)
+    baseline.c_index_train_ = baseline.summary_["c_index"].get("train")
+    baseline.c_index_test_ = baseline.summary_["c_index"].get("test")
+    return baseline
+
+
+def oracle_c_index(truth: pd.DataFrame | None, patients: pd.DataFrame) -> float | None:
+    """C-index of the generator's true linear predictor in the testing cohort (synthetic cohorts only)."""
+    from nbrisk_core.prognosis.metrics import concordance_index
+
+    if truth is None or "true_linear_predictor" not in truth.columns:
+        return None
+    lp = truth.set_index(truth["patient_id"].astype(str))["true_linear_predictor"]
+    ids = patients["patient_id"].astype(str).to_numpy()
+    if not set(ids) <= set(lp.index):
+        return None
+    test = patients["cohort"].to_numpy() == "test"
+    return concordance_index(patients["event"].to_numpy()[test], patients["time"].to_numpy()[test],
+                             lp.loc[ids[test]].to_numpy(dtype=float))
+
+
+# --------------------------------------------------------------------------------------------
+# the whole chain on a cohort
+# --------------------------------------------------------------------------------------------
+
+
+def fit_prognosis(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, *, truth: pd.DataFrame | None = None,
+                  meta: dict | None = None, grid: str = "full", selected: str | None = None,
+                  selection_rule: str = "mean", features: str = "both", p_univariate: float = 0.05,
+                  p_multivariate: float = 0.2, backend: str = "loky", n_jobs: int = 2, seed: int = 2025,
+                  split_seed: int = 2025, impute_max_iter: int = 50, progress: bool = False,
+                  scheduler: str | None = None) -> PrognosisPipeline:
+    """Split, preprocess, search the grid, fit the selected pipeline, the baseline, and evaluate.
+
+    ``clinical``: validated (:func:`read_cohort`), with patient_id, os_days, os_event; ``embeddings``: the
+    caller's CT feature table (None with ``features="clinical"``). Returns the fitted
+    :class:`PrognosisPipeline` with the cohort's results recorded on it.
+    """
+    if grid not in GRIDS:
+        raise InputError(f"grid {grid!r} is not known (expected one of {', '.join(GRIDS)})")
+    start = _time.perf_counter()
+    timings: dict[str, float] = {}
+    ids, X, y = cohort_design(clinical, embeddings, features)
+    split = split_cohort(clinical, seed=split_seed)
+    cohort = split["cohort"].to_numpy()
+    train = cohort == "train"
+    event, time = y["event"], y["time"]
+
+    t0 = _time.perf_counter()
+    preprocessor = CohortPreprocessor(features=features, p_univariate=p_univariate, p_multivariate=p_multivariate,
+                                      impute_max_iter=impute_max_iter, seed=seed).fit(X[train], y[train])
+    timings["impute"] = preprocessor.impute_seconds_
+    standard = pd.concat([preprocessor.training_standard_, preprocessor.standardise(X[~train])]).loc[ids]
+    timings["screening"] = _time.perf_counter() - t0 - timings["impute"]
+    notes = list(preprocessor.notes_)
+    design = standard[preprocessor.features_].to_numpy()
+
+    t0 = _time.perf_counter()
+    combinations, chosen, profile, grid_notes = search_combinations(
+        design[train], y[train], design[~train], y[~train], preprocessor.features_, grid=grid, selected=selected,
+        selection_rule=selection_rule, backend=backend, n_jobs=n_jobs, seed=seed, progress=progress,
+        scheduler=scheduler)
+    notes += grid_notes
+    timings["grid_cpu"] = float(combinations.attrs.get("cpu_seconds", float("nan")))
+    timings["grid"] = _time.perf_counter() - t0
+
+    t0 = _time.perf_counter()
+    pipeline = PrognosisPipeline(combination=chosen, profile=profile, features=features, p_univariate=p_univariate,
+                                 p_multivariate=p_multivariate, impute_max_iter=impute_max_iter, seed=seed)
+    pipeline.fit(X[train], y[train], preprocessor=preprocessor)
+    timings["refit_selected"] = _time.perf_counter() - t0
+    if getattr(pipeline.model_[-1], "low_memory", False):
+        from nbrisk_core.prognosis.grid import FOREST_CURVE_BUDGET_BYTES
+
+        notes.append(f"{chosen}: the forest is too large to keep its trees' survival curves "
+                     f"(> {FOREST_CURVE_BUDGET_BYTES / 1e9:.1f} GB); individual S(t) comes from a "
+                     "Breslow baseline on the MLRS, without a tree band")
+    mlrs = np.asarray(pipeline.model_.predict(design), dtype=float)
+    row = combinations.set_index("combination").loc[chosen]
+    from nbrisk_core.prognosis.metrics import concordance_index
+
+    refit_c = concordance_index(event[train], time[train], mlrs[train])
+    if not np.isclose(refit_c, row["c_index_train"], atol=1e-9):
+        notes.append(f"refitted {chosen} has training C-index {refit_c:.4f}, grid had "
+                     f"{row['c_index_train']:.4f}")
+    # the cut-off and percentiles of the cohort's fit come from the same scoring as its patients table
+    pipeline.cutoff_ = float(np.median(mlrs[train]))
+    pipeline.train_mlrs_ = np.sort(mlrs[train])
+    patients = patients_table(ids, cohort, time, event, mlrs, pipeline.cutoff_)
+
+    t0 = _time.perf_counter()
+    baseline = fit_baseline(standard[preprocessor.clinical_columns_], y, cohort, seed=seed)
+    timings["baseline"] = _time.perf_counter() - t0
+
+    evaluation = summary_of(evaluate_by_cohort(patients, horizon_days=None, c_index_ci=None), pipeline.cutoff_)
+    pipeline.split_ = split
+    pipeline.combinations_ = combinations
+    pipeline.patients_ = patients
+    pipeline.baseline_ = baseline
+    pipeline.notes_ = notes
+    pipeline.config_ = {
+        "grid": grid, "profile": profile, "selected": chosen, "selection_rule": selection_rule, "seed": seed,
+        "split_seed": split_seed, "p_univariate": p_univariate, "p_multivariate": p_multivariate,
+        "impute_max_iter": impute_max_iter, "features": pipeline.features_, "feature_set": features,
+        "candidate_columns": pipeline.candidate_columns_, "n_patients": int(len(ids)),
+        "n_train": int(train.sum()), "n_test": int((~train).sum()),
+        "synthetic": bool((meta or {}).get("synthetic", False)), "cohort_name": (meta or {}).get("name"),
+        "software": _software_versions(),
+    }
+    imputer = pipeline.imputer_
+    summary = {
+        "selected": chosen, "selection_rule": selection_rule,
+        "c_index_train": evaluation["c_index"].get("train"), "c_index_test": evaluation["c_index"].get("test"),
+        "cutoff": pipeline.cutoff_, "logrank_p": evaluation["logrank_p"], "td_auc": evaluation["td_auc"],
+        "features": pipeline.features_, "feature_set": features,
+        "n_combinations": int(len(combinations)),
+        "n_fitted": int((combinations["status"] == "fitted").sum()),
+        "baseline_lasso_cox": {
+            "c_index_train": baseline.c_index_train_, "c_index_test": baseline.c_index_test_,
+            "cutoff": baseline.cutoff_, "logrank_p": baseline.summary_["logrank_p"],
+            "td_auc": baseline.summary_["td_auc"],
+            "features": [f for f, c in baseline.coefficients_.items() if c != 0],
+        },
+        "imputation": {"n_iter": imputer.n_iter_, "converged": bool(imputer.converged_),
+                       "max_ks_d": float(imputer.ks_["d_statistic"].max()) if len(imputer.ks_) else None},
+        "notes": notes,
+    }
+    oracle = oracle_c_index(truth, patients)
+    if oracle is not None:
+        summary["oracle_c_index_test"] = oracle
+    timings["total"] = _time.perf_counter() - start
+    summary["seconds"] = timings
+    pipeline.summary_ = summary
+    return pipeline
+
+
 def fit_cohort_pipeline(cohort_dir, embeddings: pd.DataFrame | None = None, *, grid: str = "full",
                         backend: str = "loky", n_jobs: int = 2, seed: int = 2025, selected: str | None = None,
                         selection_rule: str = "mean", progress: bool = False,
                         features: str = "both", scheduler: str | None = None) -> PrognosisPipeline:
-    """Fit the prognosis pipeline on a cohort directory (clinical.csv [+ truth.csv, cohort.json]).
+    """:func:`fit_prognosis` on a cohort directory (clinical.csv [+ truth.csv, cohort.json]).
 
     Parameters
     ----------
     cohort_dir : path
         Cohort directory (layout in docs/architecture.md).
-    embeddings : DataFrame, optional
-        CT features indexed by patient_id (ct01..ct16). Default: the classifier's
-        ``cohort_embeddings(cohort_dir)`` when the shipped model exists; otherwise an InputError
-        says how to make them.
+    embeddings : DataFrame
+        CT features indexed by patient_id (ct01..ct16), made by the caller (e.g.
+        :func:`nbrisk_core.features.cohort_ct_features`); not needed with ``features="clinical"``.
     grid : {"full", "quick", "test", "app"}
-        See :class:`PrognosisPipeline`.
-    features : {"both", "clinical", "ct"}
-        See :class:`PrognosisPipeline`; ``clinical`` needs no embeddings.
+        ``full``/``quick``/``test``: all 117 combinations with that hyperparameter profile; ``app``: only
+        ``selected`` (default :data:`APP_DEFAULT_COMBINATION`) with the full profile.
     """
     clinical, truth, meta = read_cohort(cohort_dir)
     if embeddings is None and features != "clinical":
-        embeddings = load_cohort_embeddings(cohort_dir)
-    pipeline = PrognosisPipeline(grid=grid, backend=backend, n_jobs=n_jobs, seed=seed, selected=selected,
-                                 selection_rule=selection_rule, progress=progress, features=features,
-                                 scheduler=scheduler)
-    return pipeline.fit(clinical, embeddings, truth=truth, meta=meta)
+        raise InputError(missing_embeddings_message(cohort_dir))
+    return fit_prognosis(clinical, embeddings, truth=truth, meta=meta, grid=grid, backend=backend, n_jobs=n_jobs,
+                         seed=seed, selected=selected, selection_rule=selection_rule, progress=progress,
+                         features=features, scheduler=scheduler)
+
+
+#: CT feature tables handed to :func:`predict_from_labs`, by content hash (the cache key of the fit)
+_FEATURE_TABLES: dict[str, pd.DataFrame] = {}
+
+
+def _table_key(table: pd.DataFrame) -> str:
+    import hashlib
+
+    table = check_embeddings(table)
+    digest = hashlib.sha256("\n".join(table.index).encode())
+    digest.update(np.ascontiguousarray(table.to_numpy(dtype=float)).tobytes())
+    key = digest.hexdigest()
+    _FEATURE_TABLES.setdefault(key, table)
+    return key
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_pipeline(cohort_dir: str, embeddings_key: str | None):
+    if embeddings_key is None:
+        embeddings = None
+    elif embeddings_key in _FEATURE_TABLES:
+        embeddings = _FEATURE_TABLES[embeddings_key]
+    else:
+        embeddings = read_embeddings(embeddings_key)
+    return fit_cohort_pipeline(cohort_dir, embeddings, grid="app")
+
+
+def predict_from_labs(embedding, labs_path, cohort_dir=None, *, embeddings: pd.DataFrame | None = None,
+                      embeddings_file=None) -> dict:
+    """Individual prognosis from a CT embedding and a lab file, as a JSON-able dict.
+
+    Parameters
+    ----------
+    embedding : sequence of 16 floats, dict with ct01..ct16, or path (JSON/one-row CSV)
+        The patient's CT features (hidden layer of Swin-ART).
+    labs_path : str or Path
+        JSON object ``{variable: value or {"value": v, "unit": u}}`` or a one-row CSV
+        (headers may carry units: ``"nse [ug/L]"``). Missing labs are imputed and listed.
+    cohort_dir : str or Path, optional
+        Cohort the pipeline is fitted on (default: the demo cohort). The fit uses ``grid="app"``
+        and is cached per process.
+    embeddings : DataFrame, optional
+        The cohort's CT feature table, made by the caller (:func:`nbrisk_core.features.cohort_ct_features`).
+    embeddings_file : str or Path, optional
+        The same table as a parquet/CSV file (``nbrisk embed``). One of the two is needed.
+    """
+    from nbrisk_core.config import demo_cohort_dir
+    from nbrisk_core.prognosis.validation import validate_clinical
+
+    labs = validate_clinical(labs_path, require=False)
+    if len(labs) != 1:
+        raise InputError(f"{Path(labs_path).name}: expected the values of one patient, got {len(labs)} rows")
+    vector = read_embedding_vector(embedding)
+    cohort = Path(cohort_dir) if cohort_dir is not None else demo_cohort_dir()
+    if embeddings is not None:
+        key = _table_key(embeddings)
+    else:
+        key = str(Path(embeddings_file).resolve()) if embeddings_file else None
+    pipeline = _cached_pipeline(str(Path(cohort).resolve()), key)
+    result = pipeline.predict_patient(vector, labs).to_dict()
+    result["cohort"] = str(cohort)
+    result["synthetic"] = bool(pipeline.config_.get("synthetic", False))
+    return result

@@ -26,7 +26,7 @@ def kaplan_meier_figure(time, event, groups=None, *, title: str = "Overall survi
     colours : dict, optional
         Colour per group label (default: :data:`GROUP_COLOURS` in label order).
     """
-    from lifelines import KaplanMeierFitter
+    from nbrisk_core.prognosis.metrics import kaplan_meier
 
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=int)
@@ -38,12 +38,12 @@ def kaplan_meier_figure(time, event, groups=None, *, title: str = "Overall survi
     for k, name in enumerate(names):
         colour = (colours or {}).get(name, GROUP_COLOURS[k % len(GROUP_COLOURS)])
         sel = labels == name
-        km = KaplanMeierFitter(label=str(name)).fit(time[sel], event[sel])
-        t = km.survival_function_.index.to_numpy()
-        s = km.survival_function_.iloc[:, 0].to_numpy()
+        km = kaplan_meier(event[sel], time[sel], ci=ci)
+        t = km["time"].to_numpy()
+        s = km["survival"].to_numpy()
         if ci:
-            lo = km.confidence_interval_.iloc[:, 0].to_numpy()
-            hi = km.confidence_interval_.iloc[:, 1].to_numpy()
+            lo = km["low"].to_numpy()
+            hi = km["high"].to_numpy()
             fig.add_trace(go.Scatter(x=np.r_[t, t[::-1]], y=np.r_[hi, lo[::-1]], fill="toself",
                                      line=dict(width=0, shape="hv"), fillcolor=colour, opacity=0.15,
                                      hoverinfo="skip", showlegend=False), row=1, col=1)
@@ -51,7 +51,8 @@ def kaplan_meier_figure(time, event, groups=None, *, title: str = "Overall survi
                                  name=f"{name} (n={int(sel.sum())})"), row=1, col=1)
         cens = sel & (event == 0)
         if cens.any():
-            fig.add_trace(go.Scatter(x=time[cens], y=km.survival_function_at_times(time[cens]).to_numpy(),
+            at_censoring = kaplan_meier(event[sel], time[sel], times=time[cens], ci=False)["survival"]
+            fig.add_trace(go.Scatter(x=time[cens], y=at_censoring.to_numpy(),
                                      mode="markers", marker=dict(symbol="line-ns-open", color=colour, size=8),
                                      showlegend=False, hoverinfo="skip"), row=1, col=1)
         at_risk = [int((time[sel] >= a).sum()) for a in at_risk_times]
@@ -413,8 +414,9 @@ def individual_survival_png(prognosis, cohort_time, cohort_event, cohort_group, 
     """
     import io
 
-    from lifelines import KaplanMeierFitter
     from matplotlib.figure import Figure
+
+    from nbrisk_core.prognosis.metrics import kaplan_meier
 
     time = np.asarray(cohort_time, dtype=float)
     event = np.asarray(cohort_event, dtype=int)
@@ -424,9 +426,9 @@ def individual_survival_png(prognosis, cohort_time, cohort_event, cohort_group, 
     ax = fig.add_subplot(1, 1, 1)
     for k, name in enumerate(sorted(set(groups.tolist()), key=str)):
         sel = groups == name
-        km = KaplanMeierFitter().fit(time[sel], event[sel])
+        km = kaplan_meier(event[sel], time[sel], ci=False)
         colour = (colours or {}).get(name, GROUP_COLOURS[k % len(GROUP_COLOURS)])
-        ax.step(km.survival_function_.index, km.survival_function_.iloc[:, 0], where="post",
+        ax.step(km["time"], km["survival"], where="post",
                 color=colour, alpha=0.7, label=f"cohort {name} (n={int(sel.sum())})")
     times = np.asarray(prognosis.times, dtype=float)
     if getattr(prognosis, "low", None) is not None and getattr(prognosis, "high", None) is not None:
