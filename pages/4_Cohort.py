@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from nbrisk_core.errors import InputError
-from nbrisk_core.prognosis import metrics, plots
+from nbrisk_core.prognosis import plots
+from nbrisk_core.prognosis.evaluation import CohortEvaluation, evaluate
 from nbrisk_ui import auth, state
 from nbrisk_ui.prognosis import DAYS_PER_YEAR, FULL_SEARCH_GRID, ROC_YEARS, cohort_and_pipeline, merged_patients
 from nbrisk_ui.text import md
@@ -25,22 +26,24 @@ def figure(name: str, *args, **kwargs):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def computed(name: str, *args, **kwargs):
-    """``metrics.<name>(*args, **kwargs)`` cached on its inputs (decision curves take seconds)."""
-    return getattr(metrics, name)(*args, **kwargs)
+def evaluation(part: pd.DataFrame, reference: pd.DataFrame, years: tuple = ROC_YEARS,
+               horizon_years: float | None = None) -> CohortEvaluation:
+    """:func:`~nbrisk_core.prognosis.evaluation.evaluate` of a (sub)cohort of the patients table, cached on
+    its rows: C-index with CI, log-rank, td-AUC at ``years`` and, with a horizon, the decision curve and
+    calibration. ``reference`` is the whole training cohort (IPC weights, score-to-probability model), as in
+    the pipeline's summary and `nbrisk benchmark`: the same numbers everywhere."""
+    return evaluate(None, part, reference=reference, times_days=[y * DAYS_PER_YEAR for y in years],
+                    horizon_days=None if horizon_years is None else horizon_years * DAYS_PER_YEAR)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def roc_table(frame: pd.DataFrame, train_event: np.ndarray, train_time: np.ndarray) -> pd.DataFrame:
+def roc_table(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """td-AUC with 95 % CI at 1/3/5/7 years per cohort of ``frame``."""
     rows = []
     for cohort, label in COHORTS:
         part = frame[frame["cohort"] == cohort]
         if part.empty or part["event"].sum() == 0:
             continue
-        for res in metrics.time_dependent_auc(part["event"], part["time"], part["mlrs"],
-                                              [y * DAYS_PER_YEAR for y in ROC_YEARS],
-                                              train_event=train_event, train_time=train_time):
+        for res in evaluation(part, reference).td_auc:
             rows.append({"cohort": label, "years": round(res.time / DAYS_PER_YEAR, 2), "auc": res.auc,
                          "low": res.low, "high": res.high, "cases": res.n_cases,
                          "controls": res.n_controls, "note": res.reason})
@@ -59,11 +62,12 @@ def cohort_columns(sub: pd.DataFrame, need_deaths: bool = False):
             yield cohort, label, part
 
 
-def c_index_or_nan(part: pd.DataFrame, column: str = "mlrs") -> float:
-    try:
-        return metrics.concordance_index(part["event"], part["time"], part[column])
-    except InputError:  # no death in this part: no comparable pair
-        return float("nan")
+def c_index_text(result: CohortEvaluation) -> str:
+    c = result.c_index
+    if c is None:
+        return "C-index of the MLRS: not defined (no death in this part)"
+    interval = "" if np.isnan(c.low) else f" (95 % CI {c.low:.3f}-{c.high:.3f}, bootstrap)"
+    return f"C-index of the MLRS: {c.value:.3f}{interval}"
 
 
 auth.gate()
@@ -78,6 +82,7 @@ current = st.session_state.get(state.PROGNOSIS_RESULT)
 # subgroup, as in the pipeline's summary and `nbrisk benchmark`: the same numbers everywhere
 train_all = patients[patients["cohort"] == "train"]
 TRAIN_CENSORING = dict(train_event=train_all["event"].to_numpy(), train_time=train_all["time"].to_numpy())
+REFERENCE = train_all[["patient_id", "cohort", "time", "event", "mlrs", "mlrs_group"]]
 
 # ------------------------------------------------------------------ subgroup filter
 with st.container(border=True):
@@ -125,16 +130,14 @@ with tabs[0]:
 # ------------------------------------------------------------------ MLRS groups
 with tabs[1]:
     for cohort, label, part in cohort_columns(sub):
-        try:
-            test = computed("logrank_test", part["time"], part["event"], part["mlrs_group"])
-            p_text = f"log-rank p = {test.p_value:.3g}"
-        except InputError as error:
-            p_text = f"log-rank test not possible: {error}"
+        result = evaluation(part, REFERENCE)
+        p_text = (f"log-rank p = {result.logrank.p_value:.3g}" if result.logrank is not None
+                  else "log-rank test not possible: all patients are in one MLRS group")
         groups = part["mlrs_group"] + " MLRS"
         st.plotly_chart(figure("kaplan_meier_figure", part["time"], part["event"], groups,
                                title=f"{label}: {p_text}", colours=plots.risk_group_colours(groups)),
                         key=KEY + f"km.{cohort}")
-        st.caption(f"C-index of the MLRS: {c_index_or_nan(part):.3f}")
+        st.caption(c_index_text(result))
         st.plotly_chart(figure("risk_factor_figure", part["mlrs"], part["time"], part["event"],
                                pipeline.cutoff_),
                         key=KEY + f"riskfactor.{cohort}")
@@ -151,7 +154,7 @@ with tabs[2]:
         st.plotly_chart(figure("td_roc_figure", part["event"], part["time"], part["mlrs"],
                                [y * DAYS_PER_YEAR for y in ROC_YEARS], title=label, **TRAIN_CENSORING),
                         key=KEY + f"roc.{cohort}")
-    st.dataframe(roc_table(sub, **TRAIN_CENSORING), hide_index=True)
+    st.dataframe(roc_table(sub, REFERENCE), hide_index=True)
     st.caption("95 % CI: Clopper-Pearson exact interval over case-control pairs, as in the paper "
                "(narrow because pairs sharing a patient are treated as independent; see docs/prognosis.md).")
 
@@ -163,15 +166,11 @@ with tabs[3]:
     for cohort, label, part in cohort_columns(sub):
         # probability of death by the horizon from a one-covariate Cox model of the MLRS fitted on
         # the whole training cohort, so the testing curve does not use testing outcomes
-        prob = computed("risk_probability_from_score", train_all["event"], train_all["time"],
-                        train_all["mlrs"], part["mlrs"], horizon)
-        dca = computed("decision_curve", part["event"], part["time"], prob, horizon)
-        dca_figure = figure("decision_curve_figure", dca, horizon)
+        result = evaluation(part, REFERENCE, horizon_years=years)
+        dca_figure = figure("decision_curve_figure", result.decision_curve, horizon)
         dca_figure.update_layout(title=f"{label}: decision curve, {years} y")
         st.plotly_chart(dca_figure, key=KEY + f"dca.{cohort}")
-        bins = min(5, max(1, len(part) // 10))
-        calibration = computed("calibration_at", part["event"], part["time"], prob, horizon, bins=bins)
-        st.plotly_chart(figure("calibration_figure", calibration, horizon),
+        st.plotly_chart(figure("calibration_figure", result.calibration, horizon),
                         key=KEY + f"calibration.{cohort}")
 
 # ------------------------------------------------------------------ screening
@@ -205,10 +204,10 @@ with tabs[6]:
             part = frame[frame["cohort"] == cohort]
             if part.empty or part["event"].sum() == 0:
                 continue
-            aucs = computed("time_dependent_auc", part["event"], part["time"], part["mlrs"],
-                            [y * DAYS_PER_YEAR for y in DCA_YEARS], **TRAIN_CENSORING)
-            rows.append({"cohort": label, "model": name, "c_index": c_index_or_nan(part),
-                         **{f"AUC {a.time / DAYS_PER_YEAR:g} y": a.auc for a in aucs}})
+            result = evaluation(part, REFERENCE, years=DCA_YEARS)
+            rows.append({"cohort": label, "model": name,
+                         "c_index": result.c_index.value if result.c_index else float("nan"),
+                         **{f"AUC {a.time / DAYS_PER_YEAR:g} y": a.auc for a in result.td_auc}})
     st.markdown("The paper's benchmark: a LASSO-Cox model on clinical indicators only (fitted C-index "
                 f"{baseline.c_index_train_:.3f} training, {baseline.c_index_test_:.3f} testing).")
     st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -401,7 +401,8 @@ class PrognosisPipeline(BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """MLRS (higher = worse) of new rows of :func:`cohort_design`'s ``X``."""
-        return np.asarray(self.model_.predict(self.transform(X)), dtype=float)
+        design = self.transform(X)  # NotFittedError before fit
+        return np.asarray(self.model_.predict(design), dtype=float)
 
     def percentile(self, mlrs: float) -> float:
         """Percent of training patients with an MLRS at or below ``mlrs``."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sksurv.util import Surv
 
@@ -67,67 +66,21 @@ def test_cox_newton_matches_scikit_survival_breslow(cohort):
     assert loglik == pytest.approx(est.cox_partial_loglik(X @ reference, y["time"], y["event"]), abs=1e-8)
 
 
-def _dataset(name):
-    from sksurv import datasets
-    from sksurv.column import encode_categorical
-
-    X, y = {"gbsg2": datasets.load_gbsg2, "veterans": datasets.load_veterans_lung_cancer,
-            "whas500": datasets.load_whas500}[name]()
-    X = encode_categorical(X).astype(float)
-    return X, y
-
-
-@pytest.mark.parametrize("name", ["gbsg2", "veterans", "whas500"])
-def test_cox_coefficients_agree_between_lifelines_and_scikit_survival(name):
-    """Same method (Efron ties, no penalty): the coefficients agree to 1e-6."""
-    from lifelines import CoxPHFitter
-    from sksurv.linear_model import CoxPHSurvivalAnalysis
-
-    X, y = _dataset(name)
-    event_name, time_name = y.dtype.names
-    sk = CoxPHSurvivalAnalysis(ties="efron", tol=1e-12, n_iter=200).fit(X, y)
-    frame = X.assign(_time=y[time_name], _event=y[event_name].astype(int))
-    ll = CoxPHFitter().fit(frame, "_time", "_event", fit_options={"precision": 1e-12, "max_steps": 200})
-    np.testing.assert_allclose(ll.params_[X.columns].to_numpy(), sk.coef_, atol=1e-6, rtol=0)
-
-
-def test_veterans_cox_matches_published_r_coxph():
-    """R survival's coxph(Surv(time, status) ~ trt + celltype + karno + diagtime + age + prior, veteran),
-    Efron ties: coefficients as printed by R (4 significant digits). R codes prior as 0/10, so the
-    yes-vs-no coefficient is 10x R's per-unit one."""
-    from sksurv.linear_model import CoxPHSurvivalAnalysis
-
-    X, y = _dataset("veterans")
-    coef = pd.Series(CoxPHSurvivalAnalysis(ties="efron").fit(X, y).coef_, index=X.columns)
-    published = {"Treatment=test": 2.946e-01, "Celltype=smallcell": 8.616e-01, "Celltype=large": 4.013e-01,
-                 "Karnofsky_score": -3.282e-02, "Months_from_Diagnosis": 8.132e-05, "Age_in_years": -8.706e-03,
-                 "Prior_therapy=yes": 10 * 7.159e-03}
-    # celltype reference in R is squamous; here it is adeno (first level): re-express against squamous
-    squamous = coef["Celltype=squamous"]
-    ours = {"Treatment=test": coef["Treatment=test"], "Celltype=smallcell": coef["Celltype=smallcell"] - squamous,
-            "Celltype=large": coef["Celltype=large"] - squamous, "Karnofsky_score": coef["Karnofsky_score"],
-            "Months_from_Diagnosis": coef["Months_from_Diagnosis"], "Age_in_years": coef["Age_in_years"],
-            "Prior_therapy=yes": coef["Prior_therapy=yes"]}
-    assert -squamous == pytest.approx(1.196, abs=6e-4)  # R: celltypeadeno 1.196
-    for key, value in published.items():
-        assert ours[key] == pytest.approx(value, rel=6e-4, abs=1e-7), key
-
-
 def test_stepwise_directions():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(200, 6))
     hazard = np.exp(1.2 * X[:, 0] - 1.0 * X[:, 1])
     time = rng.exponential(1 / hazard) * 300 + 1
     y = Surv.from_arrays(np.ones(200, bool), time)
-    backward = est.StepwiseCox("backward").fit(X, y)
+    backward = est.StepwiseCox(direction="backward").fit(X, y)
     assert {0, 1} <= set(backward.selected_features_.tolist())
     assert len(backward.selected_features_) < 6
     # Mime1's "forward" starts from the full model, so it keeps every feature
-    assert est.StepwiseCox("forward").fit(X, y).selected_features_.tolist() == list(range(6))
-    textbook = est.StepwiseCox("forward", start="empty").fit(X, y)
+    assert est.StepwiseCox(direction="forward").fit(X, y).selected_features_.tolist() == list(range(6))
+    textbook = est.StepwiseCox(direction="forward", start="empty").fit(X, y)
     assert {0, 1} <= set(textbook.selected_features_.tolist())
-    both = est.StepwiseCox("both").fit(X, y)
-    assert both.aic_ <= est.StepwiseCox("forward").fit(X, y).aic_
+    both = est.StepwiseCox(direction="both").fit(X, y)
+    assert both.aic_ <= est.StepwiseCox(direction="forward").fit(X, y).aic_
 
 
 def test_lasso_drops_noise_and_rsf_minimal_depth_selects_signal():
@@ -139,7 +92,7 @@ def test_lasso_drops_noise_and_rsf_minimal_depth_selects_signal():
     times, mean, low, high = rsf.predict_survival_band(X[:2])
     assert low.shape == (2, len(times)) and np.all(low <= mean + 1e-12) and np.all(mean <= high + 1e-12)
     np.testing.assert_allclose(mean, rsf.predict_survival_function(X[:2], return_array=True), atol=1e-12)
-    risk = rsf._survival_band_and_risk(X[:5])[-1]
+    risk = rsf.predict_band_and_risk(X[:5])[-1]
     np.testing.assert_allclose(risk, rsf.predict(X[:5]), rtol=1e-10)
 
 
@@ -158,3 +111,65 @@ def test_survival_svm_accepts_zero_times():
     y0 = Surv.from_arrays(y["event"], time)
     model = est.RankingSurvivalSVM(random_state=0).fit(X, y0)
     assert model.score(X, y0) > 0.6
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_estimator_refuses_use_before_fit_and_positional_parameters(name, cohort):
+    """sklearn's check_is_fitted guards predict; parameters are keyword-only (sklearn's convention)."""
+    import inspect
+
+    from sklearn.exceptions import NotFittedError
+
+    X, _ = cohort
+    estimator = make_estimator(name, profile="test", seed=1)
+    with pytest.raises(NotFittedError):
+        estimator.predict(X)
+    own = type(estimator).__init__
+    if own is not object.__init__ and "nbrisk_core" in own.__module__:
+        kinds = {p.kind for n, p in inspect.signature(own).parameters.items() if n != "self"}
+        assert kinds <= {inspect.Parameter.KEYWORD_ONLY}, f"{name}: {kinds}"
+
+
+def test_fit_checks_y_with_scikit_survival(cohort):
+    X, y = cohort
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        est.StepwiseCox().fit(X[:-1], y)
+    with pytest.raises(ValueError, match="no events in y"):
+        est.RidgeCoxCV(cv=2).fit(X, Surv.from_arrays(np.zeros(len(X), bool), y["time"]))
+
+
+def test_risk_set_sums_equal_brute_force_sums(cohort):
+    """The one place that sums over risk sets: s0, s1, s2 at each distinct time, by brute force."""
+    X, y = cohort
+    X = X[:30, :3]
+    time = y["time"][:30]
+    weights = np.exp(X @ np.array([0.3, -0.2, 0.1]))
+    unique, inverse = est.risk_set_index(time)
+    s0, s1, s2 = est.risk_set_sums(X, weights, inverse, len(unique))
+    for k, t in enumerate(unique):
+        at_risk = time >= t
+        assert s0[k] == pytest.approx(weights[at_risk].sum(), rel=1e-12)
+        np.testing.assert_allclose(s1[k], (weights[at_risk, None] * X[at_risk]).sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(s2[k], np.einsum("i,ij,ik->jk", weights[at_risk], X[at_risk], X[at_risk]),
+                                   rtol=1e-10, atol=1e-12)
+    _, _, diagonal = est.risk_set_sums(X, weights, inverse, len(unique), order="diagonal")
+    np.testing.assert_allclose(diagonal, np.diagonal(s2, axis1=1, axis2=2), rtol=1e-12)
+
+
+def test_information_is_minus_the_numerical_hessian(cohort):
+    X, y = cohort
+    X = X[:, :3]
+    beta = np.array([0.4, -0.3, 0.2])
+    step = 1e-4
+    hessian = np.empty((3, 3))
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = step
+
+        def grad(b):
+            return np.array([(est.cox_partial_loglik(X @ (b + d), y["time"], y["event"])
+                              - est.cox_partial_loglik(X @ (b - d), y["time"], y["event"])) / (2 * step)
+                             for d in np.eye(3) * step])
+
+        hessian[:, j] = (grad(beta + e) - grad(beta - e)) / (2 * step)
+    np.testing.assert_allclose(est.cox_information(X, y["time"], y["event"], beta), -hessian, rtol=1e-4)

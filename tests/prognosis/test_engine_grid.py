@@ -80,7 +80,24 @@ def test_fit_combination_rebuilds_the_grid_model():
 
     c_test = concordance_index(y["event"][~train], y["time"][~train], model.predict(X[~train]))
     assert c_test == pytest.approx(table.loc[0, "c_index_test"], abs=1e-12)
-    assert set(model.used_features_) <= set("abcd")
+    assert set(grid.used_features(model, "abcd")) <= set("abcd")
+    # a combination is a fitted scikit-learn Pipeline(select, model): the predictor sees the kept columns
+    from sklearn.pipeline import Pipeline
+
+    assert isinstance(model, Pipeline) and list(model.named_steps) == ["select", "model"]
+    assert model[-1].n_features_in_ == len(grid.used_features(model, "abcd")) >= 2
+    assert model.score(X[~train], y[~train]) == pytest.approx(c_test, abs=1e-12)
+
+
+def test_predictor_alone_is_a_passthrough_pipeline_and_a_weak_selector_is_refused():
+    X, y = _data(n=100, p=4, seed=3)
+    alone = grid.fit_combination("Ridge", X, y, list("abcd"), profile="test", seed=1)
+    assert alone.named_steps["select"] == "passthrough" and grid.used_features(alone, "abcd") == list("abcd")
+    curves = alone.predict_survival_function(X[:2], return_array=True)  # scikit-survival's Pipeline method
+    assert curves.shape[0] == 2 and np.all(np.diff(curves, axis=1) <= 1e-12)
+    noise = np.random.default_rng(0).normal(size=(100, 4))
+    with pytest.raises(InputError, match="kept . feature.*fewer than 2"):
+        grid.fit_combination("LASSO + plsRcox", noise, y, list("abcd"), profile="test", seed=1)
 
 
 def test_unknown_backend_and_missing_package_are_input_errors():
@@ -97,10 +114,10 @@ def test_unknown_backend_and_missing_package_are_input_errors():
 def test_large_selected_forest_keeps_its_risk_but_not_its_curves(monkeypatch):
     X, y = _data(n=100, p=4, seed=6)
     full = grid.fit_combination("RSF", X, y, list("abcd"), profile="test", seed=1)
-    assert full.has_survival_function and full.predict_with_band(X[:2])[1] is not None
+    assert grid.has_survival_function(full) and grid.predict_with_band(full, X[:2])[1] is not None
     monkeypatch.setattr(grid, "FOREST_CURVE_BUDGET_BYTES", 0)
     small = grid.fit_combination("RSF", X, y, list("abcd"), profile="test", seed=1)
-    assert small.predictor_.low_memory and not small.has_survival_function
+    assert small[-1].low_memory and not grid.has_survival_function(small)
     np.testing.assert_allclose(small.predict(X), full.predict(X))
-    risk, band = small.predict_with_band(X[:2])
+    risk, band = grid.predict_with_band(small, X[:2])
     assert band is None and np.allclose(risk, full.predict(X[:2]))

@@ -6,6 +6,7 @@ CT features here are STAND-INS (a noisy copy of the generator's latent score,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,7 +15,13 @@ import pytest
 
 from nbrisk_core.bench.prognosis import write_synthetic_cohort
 from nbrisk_core.errors import InputError
-from nbrisk_core.prognosis.pipeline import CT_COLUMNS, PrognosisPipeline, fit_cohort_pipeline, read_cohort
+from nbrisk_core.prognosis.pipeline import (
+    CT_COLUMNS,
+    PrognosisPipeline,
+    cohort_design,
+    fit_cohort_pipeline,
+    read_cohort,
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +113,12 @@ def test_bad_inputs_raise_input_errors(pipeline, cohort_dir, tmp_path, monkeypat
         fit_cohort_pipeline(cohort_dir, None, grid="test")
     with pytest.raises(InputError, match="no CT features for 1 of 120"):
         emb = pd.read_parquet(cohort_dir / "embeddings_standin.parquet").iloc[1:]
-        PrognosisPipeline(grid="test").fit(read_cohort(cohort_dir)[0], emb)
+        cohort_design(read_cohort(cohort_dir)[0], emb)
 
 
 def test_app_grid_fits_one_combination_and_predict_from_labs(cohort_dir, embeddings, tmp_path, monkeypatch):
     from nbrisk_core.prognosis import grid
-    from nbrisk_core.prognosis.individual import _cached_pipeline, predict_from_labs
+    from nbrisk_core.prognosis.pipeline import _cached_pipeline, predict_from_labs
 
     # the app fits its combination with the full profile; small trees and folds keep the test fast
     monkeypatch.setitem(grid.PROFILES, "full", grid.PROFILES["test"])
@@ -174,3 +181,47 @@ def test_ct_signal_note_only_when_no_ct_feature_is_used(pipeline):
     clinical_only.features_ = [c for c in pipeline.features_ if c not in CT_COLUMNS]
     note = clinical_only.ct_signal_note()
     assert note is not None and "None of the 16 CT features" in note and "clinical variables alone" in note
+
+
+def test_prognosis_pipeline_fit_only_fits_and_matches_the_cohort_fit(pipeline, cohort_dir, embeddings):
+    """The caller splits; PrognosisPipeline.fit(X, y) on the training rows gives the cohort fit's MLRS."""
+    from nbrisk_core.prognosis.pipeline import split_cohort
+
+    clinical, _, _ = read_cohort(cohort_dir)
+    ids, X, y = cohort_design(clinical, embeddings)
+    train = split_cohort(clinical)["cohort"].to_numpy() == "train"
+    alone = PrognosisPipeline(combination=pipeline.selected_, profile="test", seed=7).fit(X[train], y[train])
+    assert not hasattr(alone, "combinations_") and not hasattr(alone, "patients_")  # no grid, no evaluation
+    expected = pipeline.patients_.set_index("patient_id").loc[ids[~train], "mlrs"].to_numpy()
+    np.testing.assert_allclose(alone.predict(X[~train]), expected, rtol=0, atol=1e-9)
+    assert alone.cutoff_ == pytest.approx(pipeline.cutoff_, abs=1e-9)
+    assert alone.features_ == pipeline.features_
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        PrognosisPipeline().predict(X)
+
+
+def test_evaluate_gives_the_summary_numbers_with_a_c_index_interval(pipeline):
+    from nbrisk_core.prognosis import metrics
+    from nbrisk_core.prognosis.evaluation import CohortEvaluation, evaluate
+
+    patients = pipeline.patients_
+    test = patients[patients["cohort"] == "test"]
+    result = evaluate(pipeline, test)
+    assert isinstance(result, CohortEvaluation) and result.n == len(test)
+    assert result.c_index.value == pipeline.summary_["c_index_test"]
+    assert result.c_index.low <= result.c_index.value <= result.c_index.high < 1.0 + 1e-12
+    assert result.logrank.p_value == pipeline.summary_["logrank_p"]["test"]
+    assert result.td_auc_by_year() == pipeline.summary_["td_auc"]["test"]
+    train = patients[patients["cohort"] == "train"]
+    probability = metrics.risk_probability_from_score(train["event"], train["time"], train["mlrs"], test["mlrs"],
+                                                      result.horizon_days)
+    pd.testing.assert_frame_equal(result.decision_curve,
+                                  metrics.decision_curve(test["event"], test["time"], probability,
+                                                         result.horizon_days))
+    assert list(result.calibration.columns)[:3] == ["bin", "n", "n_events"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.n = 0
+    with pytest.raises(InputError, match="lacks column.*mlrs"):
+        evaluate(pipeline, test.drop(columns="mlrs"))

@@ -30,7 +30,7 @@ def test_kaplan_meier_freireich_6mp_by_hand():
     # t=16: x10/11 = .627; t=22: x6/7 = .538; t=23: x5/6 = .448 (textbook values, e.g. Kleinbaum & Klein)
     time = [6, 6, 6, 6, 7, 9, 10, 10, 11, 13, 16, 17, 19, 20, 22, 23, 25, 32, 32, 34, 35]
     event = [1, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]
-    km = metrics.kaplan_meier(time, event, times=[6, 7, 10, 13, 16, 22, 23, 35])
+    km = metrics.kaplan_meier(event, time, times=[6, 7, 10, 13, 16, 22, 23, 35])
     expected = [18 / 21]
     for at_risk in (17, 15, 12, 11, 7, 6):
         expected.append(expected[-1] * (at_risk - 1) / at_risk)
@@ -44,9 +44,9 @@ def test_kaplan_meier_agrees_with_scikit_survival(veterans):
     from sksurv.nonparametric import kaplan_meier_estimator
 
     _, event, time = veterans
-    km = metrics.kaplan_meier(time, event)
+    km = metrics.kaplan_meier(event, time)
     t, s, ci = kaplan_meier_estimator(event.astype(bool), time, conf_type="log-log")
-    # lifelines adds the row t = 0, S = 1
+    # the row t = 0, S = 1 first (as R's survfit and lifelines)
     assert km["time"].iloc[0] == 0 and km["survival"].iloc[0] == 1
     np.testing.assert_allclose(km["time"].to_numpy()[1:], t, atol=1e-6)
     np.testing.assert_allclose(km["survival"].to_numpy()[1:], s, atol=1e-6)
@@ -60,7 +60,7 @@ def test_logrank_veterans_treatment_matches_r_survdiff(veterans):
     # R: survdiff(Surv(time, status) ~ trt, data = survival::veteran) prints
     #   trt=1 N=69 O=64 E=64.5 ; trt=2 N=68 O=64 E=63.5 ; Chisq = 0.00823 on 1 df, p = 0.928
     x, event, time = veterans
-    result = metrics.logrank_test(time, event, x["Treatment"].astype(str))
+    result = metrics.logrank_test(event, time, x["Treatment"].astype(str))
     assert result.degrees_of_freedom == 1
     assert result.statistic == pytest.approx(0.00823, abs=5e-6)
     assert result.p_value == pytest.approx(0.928, abs=5e-4)
@@ -74,7 +74,7 @@ def test_logrank_veterans_celltype_matches_r_and_sksurv(veterans):
     # R: survdiff(Surv(time, status) ~ celltype, data = veteran): Chisq = 25.4 on 3 df, p = 1.27e-05
     x, event, time = veterans
     groups = x["Celltype"].astype(str).to_numpy()
-    result = metrics.logrank_test(time, event, groups)
+    result = metrics.logrank_test(event, time, groups)
     chi2, p = compare_survival(Surv.from_arrays(event.astype(bool), time), groups)
     assert result.degrees_of_freedom == 3
     assert result.statistic == pytest.approx(chi2, abs=1e-6)
@@ -87,14 +87,14 @@ def test_logrank_separated_groups_is_significant_and_identical_groups_are_not():
     time = np.r_[np.arange(1, 21), np.arange(1, 21) * 10.0]
     event = np.ones(40, dtype=int)
     groups = ["short"] * 20 + ["long"] * 20
-    assert metrics.logrank_test(time, event, groups).p_value < 1e-4
-    same = metrics.logrank_test(np.r_[time[:20], time[:20]], event, groups)
+    assert metrics.logrank_test(event, time, groups).p_value < 1e-4
+    same = metrics.logrank_test(event, np.r_[time[:20], time[:20]], groups)
     assert same.statistic == pytest.approx(0, abs=1e-12)
 
 
 def test_logrank_rejects_a_single_group():
     with pytest.raises(InputError, match="at least two groups"):
-        metrics.logrank_test([1, 2, 3], [1, 0, 1], ["a", "a", "a"])
+        metrics.logrank_test([1, 0, 1], [1, 2, 3], ["a", "a", "a"])
 
 
 # ------------------------------------------------------------------ C-index

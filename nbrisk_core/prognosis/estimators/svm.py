@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 from sksurv.svm import FastSurvivalSVM
 from sksurv.util import check_array_survival
 
@@ -34,6 +36,13 @@ class RankingSurvivalSVM(FastSurvivalSVM):
             time[low] = floor * (0.5 + 0.4 * (time[low] - time[low].min()) / spread)
             y = Surv.from_arrays(event, time)
         return super().fit(X, y)
+
+    def predict(self, X):
+        # scikit-survival sets coef_ = None in __init__, so sklearn's check_is_fitted alone would pass
+        check_is_fitted(self, "coef_")
+        if self.coef_ is None:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first")
+        return super().predict(X)
 
 
 __all__ = ["RankingSurvivalSVM"]
