@@ -94,7 +94,10 @@ def concordance_with_ci(event, time, risk, *, n_bootstrap: int = 200, seed: int 
             idx = rng.integers(0, len(time), len(time))
             if event[idx].sum() == 0:
                 continue
-            values.append(metrics.concordance_index(event[idx], time[idx], risk[idx]))
+            try:
+                values.append(metrics.concordance_index(event[idx], time[idx], risk[idx]))
+            except InputError:  # a resample whose deaths are all after everyone else: no comparable pair
+                continue
         if len(values) >= 20:
             low, high = (float(q) for q in np.quantile(values, [0.025, 0.975]))
     return ConcordanceResult(value, low, high, int(len(time)), int(event.sum()))

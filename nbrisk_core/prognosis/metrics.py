@@ -175,13 +175,18 @@ def concordance_index(event, time, risk) -> float:
     >>> concordance_index([1, 1, 0], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0])
     1.0
     """
+    from sksurv.exceptions import NoComparablePairException
     from sksurv.metrics import concordance_index_censored
 
     event, time = _survival_arrays(event, time, what="C-index")
     risk = _score_array(risk, len(time), name="risk")
     if event.sum() == 0:
         raise InputError("C-index: no deaths among the patients, so no pair is comparable", source="event")
-    return float(concordance_index_censored(event.astype(bool), time, risk)[0])
+    try:
+        return float(concordance_index_censored(event.astype(bool), time, risk)[0])
+    except NoComparablePairException:
+        raise InputError("C-index: no comparable pair (every death comes after all other follow-up)",
+                         source="time") from None
 
 
 @dataclass(frozen=True)
