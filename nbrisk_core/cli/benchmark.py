@@ -263,8 +263,8 @@ def _write_figures(pipeline, clinical, dca, horizon, out) -> list:
         for group, sub in part.groupby("mlrs_group"):
             km = kaplan_meier(sub["event"], sub["time"])
             line, = ax.step(km["time"], km["survival"], where="post", label=f"{group} MLRS (n={len(sub)})")
-            ax.fill_between(km["time"], km["low"], km["high"], step="post", alpha=0.15, color=line.get_color(),
-                            lw=0)
+            ax.fill_between(km["time"], km["low"], km["high"], step="post", alpha=0.15,
+                            color=line.get_color(), lw=0)
         ax.legend()
         p = pipeline.summary_["logrank_p"].get(cohort)
         ax.set_title(f"{cohort}ing cohort" + (f", log-rank p = {p:.2g}" if p is not None else ""))

@@ -72,8 +72,8 @@ class CohortEvaluation:
 
     def td_auc_by_year(self) -> dict:
         """``{"1": [auc, low, high] or [None]*3, ...}``: the summary.json form."""
-        return {f"{round(a.time / DAYS_PER_YEAR, 6):g}": ([None, None, None] if np.isnan(a.auc) else [a.auc, a.low, a.high])
-                for a in self.td_auc}
+        return {f"{round(a.time / DAYS_PER_YEAR, 6):g}":
+                ([None, None, None] if np.isnan(a.auc) else [a.auc, a.low, a.high]) for a in self.td_auc}
 
 
 def concordance_with_ci(event, time, risk, *, n_bootstrap: int = 200, seed: int = 2025) -> ConcordanceResult:
@@ -127,7 +127,8 @@ def _scored(model, cohort) -> pd.DataFrame:
 def evaluate(model, cohort, *, reference: pd.DataFrame | None = None, cutoff: float | None = None,
              times_days=None, horizon_days: float | None = DEFAULT_HORIZON_DAYS,
              calibration_bins: int | None = None, associations_with: pd.DataFrame | None = None,
-             c_index_ci: str | None = "bootstrap", n_bootstrap: int = 200, seed: int = 2025) -> CohortEvaluation:
+             c_index_ci: str | None = "bootstrap", n_bootstrap: int = 200,
+             seed: int = 2025) -> CohortEvaluation:
     """Evaluate a risk score (higher = worse) on a cohort.
 
     Parameters
@@ -188,8 +189,8 @@ def evaluate(model, cohort, *, reference: pd.DataFrame | None = None, cutoff: fl
     td_auc = tuple(metrics.time_dependent_auc(event, time, risk, times, **train)) if times else ()
     dca = calibration = None
     if horizon_days is not None and reference is not None:
-        probability = metrics.risk_probability_from_score(reference["event"], reference["time"], reference["mlrs"],
-                                                          risk, horizon_days)
+        probability = metrics.risk_probability_from_score(reference["event"], reference["time"],
+                                                          reference["mlrs"], risk, horizon_days)
         dca = metrics.decision_curve(event, time, probability, horizon_days)
         bins = calibration_bins or min(5, max(1, len(table) // 10))
         calibration = metrics.calibration_at(event, time, probability, horizon_days, bins=bins)

@@ -129,7 +129,8 @@ def kaplan_meier(event, time, *, times=None, ci: bool = True) -> pd.DataFrame:
     event, time = _survival_arrays(event, time, what="Kaplan-Meier")
     if ci:
         with np.errstate(divide="ignore", invalid="ignore"):
-            steps, survival, (low, high) = kaplan_meier_estimator(event.astype(bool), time, conf_type="log-log")
+            steps, survival, (low, high) = kaplan_meier_estimator(event.astype(bool), time,
+                                                                  conf_type="log-log")
     else:
         steps, survival = kaplan_meier_estimator(event.astype(bool), time)
         low = high = np.full(len(steps), np.nan)
@@ -550,7 +551,8 @@ def calibration_at(event, time, predicted_risk_at_horizon, horizon, bins: int = 
             obs = lo = hi = float("nan")
         else:
             k = max(int(np.searchsorted(km["time"].to_numpy(), horizon, side="right")) - 1, 0)
-            obs, lo, hi = 1 - float(km["survival"].iloc[k]), 1 - float(km["high"].iloc[k]), 1 - float(km["low"].iloc[k])
+            obs = 1 - float(km["survival"].iloc[k])
+            lo, hi = 1 - float(km["high"].iloc[k]), 1 - float(km["low"].iloc[k])
         rows.append((b + 1, int(sel.sum()), int(event[sel & (time <= horizon)].sum()),
                      float(pred[sel].mean()), obs, lo, hi))
     return pd.DataFrame(rows, columns=["bin", "n", "n_events", "predicted", "observed",

@@ -449,7 +449,8 @@ class PrognosisPipeline(BaseEstimator):
                         if pd.isna(clinical[v.name].iloc[0])]
         encoded = encode_clinical(clinical).reindex(columns=self.clinical_columns_)
         ct = pd.DataFrame(vector[None, :], columns=self.ct_columns_, index=encoded.index)
-        standard, completed = self.preprocessor_.standardise(pd.concat([ct, encoded], axis=1), with_imputed=True)
+        standard, completed = self.preprocessor_.standardise(pd.concat([ct, encoded], axis=1),
+                                                             with_imputed=True)
         imputed_values = decode_clinical(completed.iloc[0], missing_vars)
         X = standard[self.features_].to_numpy()
         risk, band = predict_with_band(self.model_, X)
@@ -506,20 +507,22 @@ class PrognosisPipeline(BaseEstimator):
 
 def patients_table(ids, cohort, time, event, mlrs, cutoff) -> pd.DataFrame:
     """``patient_id, cohort, time, event, mlrs, mlrs_group`` (high = above ``cutoff``)."""
-    return pd.DataFrame({"patient_id": ids, "cohort": cohort, "time": time, "event": np.asarray(event).astype(int),
-                         "mlrs": mlrs, "mlrs_group": np.where(mlrs > cutoff, "high", "low")})
+    return pd.DataFrame({"patient_id": ids, "cohort": cohort, "time": time,
+                         "event": np.asarray(event).astype(int), "mlrs": mlrs, "mlrs_group": np.where(mlrs > cutoff, "high", "low")})
 
 
 class BaselineLassoCox:
     """The paper's benchmark: LASSO-Cox (10-fold CV, lambda.min) on the clinical variables only.
 
-    Made by :func:`fit_baseline`. Attributes: ``model_`` (:class:`~nbrisk_core.prognosis.estimators.CoxnetCV`),
+    Made by :func:`fit_baseline`. Attributes: ``model_``
+    (:class:`~nbrisk_core.prognosis.estimators.CoxnetCV`),
     ``features_``, ``coefficients_`` (Series), ``cutoff_`` (training median), ``patients_`` (same
     columns as the pipeline's), ``summary_``, ``c_index_train_``, ``c_index_test_``.
     """
 
 
-def fit_baseline(standard_clinical: pd.DataFrame, y, cohort, *, cv: int = 10, seed: int = 2025) -> BaselineLassoCox:
+def fit_baseline(standard_clinical: pd.DataFrame, y, cohort, *, cv: int = 10,
+                 seed: int = 2025) -> BaselineLassoCox:
     """Fit the clinical-only LASSO-Cox on the training rows of a standardised clinical table and score
     every row (the table's index holds the patient ids; ``cohort`` is train/test per row)."""
     import warnings
@@ -538,7 +541,8 @@ def fit_baseline(standard_clinical: pd.DataFrame, y, cohort, *, cv: int = 10, se
     baseline.coefficients_ = pd.Series(baseline.model_.coef_, index=baseline.features_, name="coefficient")
     risk = baseline.model_.predict(X)
     baseline.cutoff_ = float(np.median(risk[train]))
-    baseline.patients_ = patients_table(list(standard_clinical.index), cohort, time, event, risk, baseline.cutoff_)
+    baseline.patients_ = patients_table(list(standard_clinical.index), cohort, time, event, risk,
+                                        baseline.cutoff_)
     baseline.summary_ = summary_of(evaluate_by_cohort(baseline.patients_, horizon_days=None, c_index_ci=None),
                                    baseline.cutoff_)
     baseline.c_index_train_ = baseline.summary_["c_index"].get("train")
@@ -566,8 +570,8 @@ def oracle_c_index(truth: pd.DataFrame | None, patients: pd.DataFrame) -> float 
 # --------------------------------------------------------------------------------------------
 
 
-def fit_prognosis(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, *, truth: pd.DataFrame | None = None,
-                  meta: dict | None = None, grid: str = "full", selected: str | None = None,
+def fit_prognosis(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, *,
+                  truth: pd.DataFrame | None = None, meta: dict | None = None, grid: str = "full", selected: str | None = None,
                   selection_rule: str = "mean", features: str = "both", p_univariate: float = 0.05,
                   p_multivariate: float = 0.2, backend: str = "loky", n_jobs: int = 2, seed: int = 2025,
                   split_seed: int = 2025, impute_max_iter: int = 50, progress: bool = False,
@@ -589,8 +593,8 @@ def fit_prognosis(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, *, tr
     event, time = y["event"], y["time"]
 
     t0 = _time.perf_counter()
-    preprocessor = CohortPreprocessor(features=features, p_univariate=p_univariate, p_multivariate=p_multivariate,
-                                      impute_max_iter=impute_max_iter, seed=seed).fit(X[train], y[train])
+    preprocessor = CohortPreprocessor(features=features, p_univariate=p_univariate,
+                                      p_multivariate=p_multivariate, impute_max_iter=impute_max_iter, seed=seed).fit(X[train], y[train])
     timings["impute"] = preprocessor.impute_seconds_
     standard = pd.concat([preprocessor.training_standard_, preprocessor.standardise(X[~train])]).loc[ids]
     timings["screening"] = _time.perf_counter() - t0 - timings["impute"]
@@ -599,16 +603,16 @@ def fit_prognosis(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, *, tr
 
     t0 = _time.perf_counter()
     combinations, chosen, profile, grid_notes = search_combinations(
-        design[train], y[train], design[~train], y[~train], preprocessor.features_, grid=grid, selected=selected,
-        selection_rule=selection_rule, backend=backend, n_jobs=n_jobs, seed=seed, progress=progress,
+        design[train], y[train], design[~train], y[~train], preprocessor.features_, grid=grid,
+        selected=selected, selection_rule=selection_rule, backend=backend, n_jobs=n_jobs, seed=seed, progress=progress,
         scheduler=scheduler)
     notes += grid_notes
     timings["grid_cpu"] = float(combinations.attrs.get("cpu_seconds", float("nan")))
     timings["grid"] = _time.perf_counter() - t0
 
     t0 = _time.perf_counter()
-    pipeline = PrognosisPipeline(combination=chosen, profile=profile, features=features, p_univariate=p_univariate,
-                                 p_multivariate=p_multivariate, impute_max_iter=impute_max_iter, seed=seed)
+    pipeline = PrognosisPipeline(combination=chosen, profile=profile, features=features,
+                                 p_univariate=p_univariate, p_multivariate=p_multivariate, impute_max_iter=impute_max_iter, seed=seed)
     pipeline.fit(X[train], y[train], preprocessor=preprocessor)
     timings["refit_selected"] = _time.perf_counter() - t0
     if getattr(pipeline.model_[-1], "low_memory", False):
@@ -634,7 +638,8 @@ def fit_prognosis(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, *, tr
     baseline = fit_baseline(standard[preprocessor.clinical_columns_], y, cohort, seed=seed)
     timings["baseline"] = _time.perf_counter() - t0
 
-    evaluation = summary_of(evaluate_by_cohort(patients, horizon_days=None, c_index_ci=None), pipeline.cutoff_)
+    evaluation = summary_of(evaluate_by_cohort(patients, horizon_days=None, c_index_ci=None),
+                            pipeline.cutoff_)
     pipeline.split_ = split
     pipeline.combinations_ = combinations
     pipeline.patients_ = patients
@@ -652,7 +657,8 @@ def fit_prognosis(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, *, tr
     imputer = pipeline.imputer_
     summary = {
         "selected": chosen, "selection_rule": selection_rule,
-        "c_index_train": evaluation["c_index"].get("train"), "c_index_test": evaluation["c_index"].get("test"),
+        "c_index_train": evaluation["c_index"].get("train"),
+        "c_index_test": evaluation["c_index"].get("test"),
         "cutoff": pipeline.cutoff_, "logrank_p": evaluation["logrank_p"], "td_auc": evaluation["td_auc"],
         "features": pipeline.features_, "feature_set": features,
         "n_combinations": int(len(combinations)),
@@ -696,8 +702,8 @@ def fit_cohort_pipeline(cohort_dir, embeddings: pd.DataFrame | None = None, *, g
     clinical, truth, meta = read_cohort(cohort_dir)
     if embeddings is None and features != "clinical":
         raise InputError(missing_embeddings_message(cohort_dir))
-    return fit_prognosis(clinical, embeddings, truth=truth, meta=meta, grid=grid, backend=backend, n_jobs=n_jobs,
-                         seed=seed, selected=selected, selection_rule=selection_rule, progress=progress,
+    return fit_prognosis(clinical, embeddings, truth=truth, meta=meta, grid=grid, backend=backend,
+                         n_jobs=n_jobs, seed=seed, selected=selected, selection_rule=selection_rule, progress=progress,
                          features=features, scheduler=scheduler)
 
 

@@ -215,8 +215,8 @@ def test_evaluate_gives_the_summary_numbers_with_a_c_index_interval(pipeline):
     assert result.logrank.p_value == pipeline.summary_["logrank_p"]["test"]
     assert result.td_auc_by_year() == pipeline.summary_["td_auc"]["test"]
     train = patients[patients["cohort"] == "train"]
-    probability = metrics.risk_probability_from_score(train["event"], train["time"], train["mlrs"], test["mlrs"],
-                                                      result.horizon_days)
+    probability = metrics.risk_probability_from_score(train["event"], train["time"], train["mlrs"],
+                                                      test["mlrs"], result.horizon_days)
     pd.testing.assert_frame_equal(result.decision_curve,
                                   metrics.decision_curve(test["event"], test["time"], probability,
                                                          result.horizon_days))

@@ -55,6 +55,7 @@ from nbrisk_core.prognosis.estimators.svm import RankingSurvivalSVM
 __all__ = [
     "CoxBoostCV", "CoxnetCV", "GBMCoxCV", "LinearCoxModel", "MinimalDepthRSF", "PLSCox", "RankingSurvivalSVM",
     "RidgeCoxCV", "SelectedFeatures", "StepFunction", "StepwiseCox", "SuperPC", "check_survival_data",
-    "cox_information", "cox_newton", "cox_partial_loglik", "cox_wald", "cv_partial_loglik", "event_time_arrays",
+    "cox_information", "cox_newton", "cox_partial_loglik", "cox_wald", "cv_partial_loglik",
+    "event_time_arrays",
     "risk_set_index", "risk_set_sums", "univariate_cox_scores",
 ]

@@ -174,7 +174,7 @@ def cox_information(X, time, event, beta) -> np.ndarray:
 
 
 def cox_wald(X, time, event, *, ridge: float = 0.0) -> dict:
-    """Cox fit with Wald statistics: ``coef``, ``se``, ``z``, ``p``, ``hr``, ``low``, ``high`` (95 %), ``loglik``.
+    """Cox fit with Wald statistics: ``coef, se, z, p, hr, low, high`` (95 %) and ``loglik``.
 
     Breslow ties (R ``coxph(ties="breslow")``); with ``ridge`` > 0 the standard errors are those of the
     penalised fit (inverse of the penalised information), as R's ``coxph`` with a ridge term reports.
