@@ -141,7 +141,8 @@ class AlexNetBackbone(nn.Module):
             self.reset_classifier(0)
 
     def reset_classifier(self, num_classes: int) -> None:
-        self.classifier[6] = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        width = self.head_hidden_size
+        self.classifier[6] = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
 
     def get_classifier(self) -> nn.Module:
         return self.classifier[6]

@@ -68,8 +68,9 @@ class DataConfig:
         HU first, or an 8-bit grey image (uint8, or an entry with ``"grey"``) taken as it is. The CLI
         and the dashboard both call this, so a case gives the same tensor in both.
         """
-        return build_model_input_from_chosen(slices_by_phase, self.variant, window=self.window, mean=self.mean,
-                                             std=self.std, size=self.input_size, phases=self.phases)
+        return build_model_input_from_chosen(slices_by_phase, self.variant, window=self.window,
+                                             mean=self.mean, std=self.std, size=self.input_size,
+                                             phases=self.phases)
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,8 @@ class ModelCard:
                              f"{list(INPUT_VARIANTS[variant].phases)}")
         class_order = tuple(fields.string_list("class_order"))
         if class_order != CLASS_ORDER:
-            raise InputError(f"{source}: field 'class_order' = {list(class_order)}; expected {list(CLASS_ORDER)} "
-                             "(output 0 = high risk)")
+            raise InputError(f"{source}: field 'class_order' = {list(class_order)}; expected "
+                             f"{list(CLASS_ORDER)} (output 0 = high risk)")
         sha256 = record["sha256"]
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise InputError(f"{source}: field 'sha256' = {sha256!r}; expected 64 lower-case hex digits")
@@ -145,7 +146,8 @@ class ModelCard:
             raise InputError(f"{source}: field 'head.hidden_units' = {hidden!r}; expected {HIDDEN_UNITS}")
         backbone_kwargs = record.get("backbone_kwargs") or {}
         if not isinstance(backbone_kwargs, Mapping):
-            raise InputError(f"{source}: field 'backbone_kwargs' = {backbone_kwargs!r}; expected a JSON object")
+            raise InputError(f"{source}: field 'backbone_kwargs' = {backbone_kwargs!r}; "
+                             "expected a JSON object")
         threshold = fields.number("decision_threshold", record.get("decision_threshold", DEFAULT_THRESHOLD),
                                   low=0.0, high=1.0)
         data = DataConfig(variant=variant, phases=phases,
@@ -226,5 +228,6 @@ class _Fields:
         if not isinstance(value, list | tuple) or len(value) != 3 or any(
                 isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
                 or (positive and v <= 0) for v in value):
-            raise self._fail(name, value, f"3 finite{' positive' if positive else ''} numbers (one per channel)")
+            kind = "finite positive" if positive else "finite"
+            raise self._fail(name, value, f"3 {kind} numbers (one per channel)")
         return tuple(float(v) for v in value)

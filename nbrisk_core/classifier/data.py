@@ -50,7 +50,8 @@ def label_index(risk_group: str) -> int:
     return CLASS_ORDER.index(risk_group)
 
 
-def read_grey_slices(cohort_dir: Path, patient_id: str, phases, window: Window = MODEL_WINDOW) -> dict[str, np.ndarray]:
+def read_grey_slices(cohort_dir: Path, patient_id: str, phases,
+                     window: Window = MODEL_WINDOW) -> dict[str, np.ndarray]:
     """8-bit grey max-area slices of one patient: ``hu.npz`` windowed with ``window`` if present, else
     the PNGs (exported in W 400 / L 40)."""
     folder = Path(cohort_dir) / "slices" / patient_id
@@ -135,7 +136,8 @@ def usable_patients(cohort_dir: Path, clinical: pd.DataFrame, phases, labels: bo
 
 
 def load_cohort_images(cohort_dir: Path, variant: str, patient_ids=None,
-                       size: int = INPUT_SIZE, labels: bool = True, window: Window = MODEL_WINDOW) -> CohortImages:
+                       size: int = INPUT_SIZE, labels: bool = True,
+                       window: Window = MODEL_WINDOW) -> CohortImages:
     """The model images of every usable patient (or of ``patient_ids``) of a cohort directory.
 
     Without ``patient_ids``, patients without chosen slices (or, with ``labels``, without a risk group)

@@ -113,13 +113,22 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     with onednn_matmul_precision(None, device.type), _CAM_LOCK:
         private = _cam_model(model)
         layer = private.cam_target_layer()
+        reshape = private.spec.cam_reshape
         with (_gradients_only_in(private, layer),
-              classes[method](model=private, target_layers=[layer], reshape_transform=private.spec.cam_reshape) as cam):
+              classes[method](model=private, target_layers=[layer], reshape_transform=reshape) as cam):
             if method == "scorecam":
                 cam.batch_size = 32
             heat = cam(input_tensor=tensor.to(device),
                        targets=[ClassifierOutputTarget(CLASS_ORDER.index(target_class))])
     return CamResult(np.nan_to_num(heat[0]).astype(np.float32), method, target_class)
+
+
+def compute_case_cam(loaded, slices_by_phase, method: str = "gradcam", target_class: str = "HR") -> CamResult:
+    """:func:`compute_cam` of one case for a loaded model (:class:`~.model_io.LoadedModel`), its input built
+    from the model card's data config exactly as :func:`~.inference.predict_case` builds it (HU slices
+    windowed with the card's window, 8-bit images as they are)."""
+    x = loaded.model_card.data.model_input(slices_by_phase)
+    return compute_cam(loaded.model, x, method, target_class)
 
 
 #: the one colour map of every CAM overlay (page and PDF): jet, as OpenCV's COLORMAP_JET

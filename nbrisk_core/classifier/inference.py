@@ -359,5 +359,6 @@ def predict_case(predictor: Predictor, slices_by_phase: dict) -> CasePrediction:
     proba, embedding = predictor.logits_and_embedding(x)
     p_hr = float(proba[0, CLASS_ORDER.index("HR")])
     threshold = card.decision_threshold
-    return CasePrediction(card.variant, card.variant_label, p_hr, "HR" if p_hr >= threshold else "NHR", threshold,
-                          embedding[0], card.sha256, predictor.config.describe(), time.perf_counter() - started)
+    return CasePrediction(card.variant, card.variant_label, p_hr, "HR" if p_hr >= threshold else "NHR",
+                          threshold, embedding[0], card.sha256, predictor.config.describe(),
+                          time.perf_counter() - started)

@@ -27,7 +27,8 @@ def chosen_slice(series: CTSeries, index: int) -> dict:
     dict
         ``hu`` (2-D HU slice: int16, or float32 when a fractional (0028,1053) RescaleSlope gives
         fractional HU, kept unrounded so the model input equals the CLI's; for a 2-D image upload
-        ``None`` and ``grey`` holds the uint8 image), ``index`` (0-based, ascending z), ``z_mm``, ``pixel_spacing`` (row, col) in mm,
+        ``None`` and ``grey`` holds the uint8 image), ``index`` (0-based, ascending z), ``z_mm``,
+        ``pixel_spacing`` (row, col) in mm,
         ``series_uid`` (the remapped UID, never the original) and ``burned_in_annotation`` (the
         header flag and the pixel-text finding of :mod:`.burned_in`; a flagged slice is masked or
         confirmed before it is stored).

@@ -39,7 +39,8 @@ def test_head_is_the_papers_and_embedding_is_16d(tiny_model):
 def test_the_timm_backbone_is_timms_without_a_classifier_and_unpatched(tiny_model):
     backbone = tiny_model.backbone
     assert type(backbone).__module__.startswith("timm.") and backbone.num_classes == 0
-    assert isinstance(backbone.get_classifier(), torch.nn.Identity)  # reset_classifier(0), not a swapped attribute
+    # reset_classifier(0), not an attribute swapped by path
+    assert isinstance(backbone.get_classifier(), torch.nn.Identity)
     assert not hasattr(backbone, "nbrisk_arch") and tiny_model.arch == "swin_t"
     assert set(tiny_model.state_dict()) == ({f"backbone.{k}" for k in backbone.state_dict()}
                                             | {f"head.{k}" for k in tiny_model.head.state_dict()})
@@ -173,6 +174,7 @@ def test_pretrained_backbone_file_leaves_the_head_fresh(tiny_model, tmp_path):
     head_before = {k: v.clone() for k, v in fresh.head.state_dict().items()}
     skipped = load_backbone_weights(fresh, path)
     assert skipped == []  # every backbone tensor found its place
-    assert all(torch.equal(fresh.head.state_dict()[k], head_before[k]) for k in head_before)  # the head starts fresh
+    # the head starts fresh
+    assert all(torch.equal(fresh.head.state_dict()[k], head_before[k]) for k in head_before)
     source = tiny_model.backbone.state_dict()
     assert all(torch.equal(v, source[k]) for k, v in fresh.backbone.state_dict().items())

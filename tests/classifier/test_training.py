@@ -145,9 +145,9 @@ def test_cli_pretrain_then_finetune(tiny_cohort, tmp_path, capsys):
     assert "tumour fraction per token" in card["training"]["dense_target"]
     # the written model carries the paper's head only; the run keeps the pretraining outputs
     assert card["head"]["n_aux"] == 0
-    head_keys = {k.split(".")[2] for k in load_file(str(pre / "model.safetensors")) if k.startswith("head.fc.")}
+    head_keys = {k.split(".")[1] for k in load_file(str(pre / "model.safetensors")) if k.startswith("head.")}
     assert head_keys == {"hidden", "out"}
-    run_head = {k.split(".")[2] for k in load_file(str(pre / "best.safetensors")) if k.startswith("head.fc.")}
+    run_head = {k.split(".")[1] for k in load_file(str(pre / "best.safetensors")) if k.startswith("head.")}
     assert run_head == {"hidden", "out", "aux", "dense", "norm"}
     assert card["training_cohort"]["synthetic"] is True and card["synthetic_data"] is True
     # auxiliary targets are z-scored (centre and scale of the synthetic validation set, kept with the run)
