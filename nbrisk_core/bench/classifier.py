@@ -63,7 +63,6 @@ def measure_throughput(model, device: str, batch_size: int, steps: int, train: b
 
     import torch
 
-    from nbrisk_core.classifier.architectures import forward_with_embedding
     from nbrisk_core.classifier.training import Recipe, _make_optimizer
 
     model = model.to(device)
@@ -76,9 +75,9 @@ def measure_throughput(model, device: str, batch_size: int, steps: int, train: b
     def step():
         if not train:
             with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16):
-                return forward_with_embedding(model, x)
+                return model.forward_with_embedding(x)
         with torch.autocast(device_type, dtype=torch.bfloat16):
-            logits, _ = forward_with_embedding(model, x)
+            logits, _ = model.forward_with_embedding(x)
         loss = torch.nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -146,8 +145,7 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from nbrisk_core.classifier.architectures import forward_with_embedding
-    from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
+    from nbrisk_core.classifier.data import cohort_model_inputs
     from nbrisk_core.classifier.explain import compute_cam
     from nbrisk_core.classifier.inference import (
         Predictor,
@@ -168,13 +166,13 @@ def run(args) -> dict:
     print(f"cpu probe: {probe.summary()}")
     cohort = demo_cohort_dir()
     if (cohort / "clinical.csv").exists():
-        data = load_cohort_images(cohort, loaded.variant)
+        data, x_cohort = cohort_model_inputs(cohort, loaded.model_card.data)
         n = min(args.agreement_cases, len(data.labels))
         # both classes in the agreement set: as many HR as NHR patients, or the whole cohort
         order = np.argsort(data.labels, kind="stable")
         hr, nhr = order[data.labels[order] == 0], order[data.labels[order] == 1]
         index = order if n == len(order) else np.concatenate([hr[: n // 2], nhr[: n - n // 2]])
-        x_all = to_tensor_batch(data.images[index]).numpy()
+        x_all = x_cohort[index]
         is_hr = (data.labels[index] == 0).astype(int)
     else:
         x_all = np.random.default_rng(0).normal(size=(4, 3, 224, 224)).astype(np.float32)
@@ -204,7 +202,7 @@ def run(args) -> dict:
 
     # the reference, one eager fp32 pass with exact products: probabilities and 16-d embeddings
     with torch.no_grad(), onednn_matmul_precision(None):
-        reference = [forward_with_embedding(model, torch.from_numpy(x_all[i:i + 8]))
+        reference = [model.forward_with_embedding(torch.from_numpy(x_all[i:i + 8]))
                      for i in range(0, len(x_all), 8)]
     p_eager = np.concatenate([torch.softmax(logits, 1).numpy() for logits, _ in reference])
     e_eager = np.concatenate([embedding.numpy() for _, embedding in reference])
@@ -214,7 +212,7 @@ def run(args) -> dict:
     max_abs_diff = float(np.abs(p_eager - p_opt).max())
     # what the clinician sees and what the prognosis engine reads: the risk class at the card's
     # threshold and the 16-d embedding
-    threshold = float(loaded.card.get("decision_threshold", 0.5))
+    threshold = loaded.model_card.decision_threshold
     figures = {"eager_ms": eager_ms, "optimized_ms": optimized_ms, "speedup": eager_ms / optimized_ms,
                "max_abs_diff": max_abs_diff, "optimized_path": config.describe(), "compile_s": warmup_s,
                "class_flips": int(((p_eager[:, 0] >= threshold) != (p_opt[:, 0] >= threshold)).sum()),

@@ -2,7 +2,8 @@
 
 Modules (import the one you need; this package imports nothing heavy on its own):
 
-``architectures``  the table of backbones, the paper's 16-neuron head, model construction
+``architectures``  the table of backbones, the paper's 16-neuron head, ``RiskClassifier`` (backbone + head)
+``card``           the model card as a frozen, validated type; its data config feeds inference
 ``model_io``       safetensors weights + JSON model card, SHA-256 verified loading
 ``data``           cohort images and labels, the paper's augmentation
 ``training``       the paper's recipe (fine-tuning) and the synthetic pretraining stage, resumable

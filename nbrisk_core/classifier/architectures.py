@@ -1,9 +1,20 @@
 """Backbones and the paper's head: pooled features -> FC(16) -> FC(2) -> softmax.
 
-The backbone comes from ``timm.create_model(..., pretrained=False)`` (or torchvision for AlexNet,
-which timm lacks). We keep the library's surface (``forward_features`` / ``forward_head``) and
-only *replace* its final linear classifier with :class:`RiskHead`, the head of the paper
-(``../shared/spec/method.md`` section 3). Architectures are a table, not ``if`` chains.
+:class:`RiskClassifier` is one ``nn.Module`` of two parts: ``backbone``, a
+``timm.create_model(..., pretrained=False)`` whose classifier timm's own ``reset_classifier(0)``
+removed (AlexNet, which timm lacks, comes from torchvision behind the same surface:
+:class:`AlexNetBackbone`), and ``head``, the paper's :class:`RiskHead`
+(``../shared/spec/method.md`` section 3). It keeps timm's surface: ``forward_features`` (last
+feature map), ``forward_head`` (``pre_logits=True`` gives the embedding), ``forward`` (class
+logits), plus ``embed``. Nothing is patched onto the backbone. Architectures are a table, not
+``if`` chains.
+
+State-dict layout
+-----------------
+Layout 2 (this module): ``backbone.*`` and ``head.*``. Layout 1 (cards without
+``state_dict_layout``, e.g. the shipped ``models/swin_art_demo``): the head sat in the backbone's
+classifier slot (``head.fc.*`` for Swin-T). :data:`STATE_DICT_LAYOUTS` maps old keys on load
+(:func:`upgrade_state_dict`); the weights themselves never change.
 
 The CT embedding
 ----------------
@@ -16,7 +27,7 @@ constant embedding column, which the prognosis engine's Cox screening cannot use
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -109,26 +120,42 @@ def _timm_backbone(name: str, **kwargs) -> nn.Module:
     return timm.create_model(name, pretrained=False, **kwargs)
 
 
-def _torchvision_alexnet(**kwargs) -> nn.Module:
-    from torchvision.models import alexnet
+class AlexNetBackbone(nn.Module):
+    """torchvision's AlexNet (timm has none) with timm's surface: ``forward_features``,
+    ``forward_head(pre_logits=...)``, ``reset_classifier``, ``num_features``, ``head_hidden_size``.
 
-    return alexnet(weights=None, **kwargs)
+    Its submodules keep torchvision's names (``features``, ``avgpool``, ``classifier``), so state
+    dicts and CAM layer paths are torchvision's.
+    """
 
+    num_features = 256  # channels of the last feature map
+    head_hidden_size = 4096  # width of the pooled pre-logits
 
-def _timm_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model.forward_features(x)
+    def __init__(self, num_classes: int = 1000, **kwargs):
+        from torchvision.models import alexnet
 
+        super().__init__()
+        net = alexnet(weights=None, num_classes=max(num_classes, 1), **kwargs)
+        self.features, self.avgpool, self.classifier = net.features, net.avgpool, net.classifier
+        if num_classes <= 0:
+            self.reset_classifier(0)
 
-def _timm_pool(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    return model.forward_head(features, pre_logits=True)
+    def reset_classifier(self, num_classes: int) -> None:
+        width = self.head_hidden_size
+        self.classifier[6] = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
 
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[6]
 
-def _alexnet_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model.features(x)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.classifier[:-1](torch.flatten(self.avgpool(x), 1))
+        return x if pre_logits else self.classifier[-1](x)
 
-def _alexnet_pool(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    return model.classifier[:-1](torch.flatten(model.avgpool(features), 1))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def _swin_reshape(tensor: torch.Tensor) -> torch.Tensor:
@@ -138,38 +165,32 @@ def _swin_reshape(tensor: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Architecture:
-    """One selectable backbone (``--arch``) and what Grad-CAM and the head need to know of it."""
+    """One selectable backbone (``--arch``) and what Grad-CAM and the key map need to know of it."""
 
     name: str
     label: str
     create: Callable[..., nn.Module]
     model_name: str | None           # timm model name (None for torchvision builders)
-    classifier_path: str             # dotted path of the final linear layer that the head replaces
-    in_features: int
-    cam_layer: str                   # dotted path of the Grad-CAM target layer
-    #: ``(model, x) -> last feature map`` and ``(model, feature map) -> pooled pre-logits``
-    features: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _timm_features
-    pool: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _timm_pool
+    cam_layer: str                   # dotted path of the Grad-CAM target layer, inside the backbone
+    #: dotted path of the backbone's classifier, where state-dict layout 1 kept the head
+    layout1_head_path: str
     features_nhwc: bool = False      # timm Swin stages are NHWC, CNN feature maps NCHW
     cam_reshape: Callable | None = None
-    #: keyword overrides accepted by the builder (tiny test configurations)
-    default_kwargs: dict = field(default_factory=dict)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture("swin_t", "Swin-T", lambda **kw: _timm_backbone("swin_tiny_patch4_window7_224", **kw),
-                     "swin_tiny_patch4_window7_224", "head.fc", 768, "layers.3.blocks.-1",
+                     "swin_tiny_patch4_window7_224", "layers.3.blocks.-1", "head.fc",
                      features_nhwc=True, cam_reshape=_swin_reshape),
         Architecture("resnet50", "ResNet-50", lambda **kw: _timm_backbone("resnet50", **kw),
-                     "resnet50", "fc", 2048, "layer4"),
+                     "resnet50", "layer4", "fc"),
         Architecture("densenet121", "DenseNet-121", lambda **kw: _timm_backbone("densenet121", **kw),
-                     "densenet121", "classifier", 1024, "features.norm5"),
+                     "densenet121", "features.norm5", "classifier"),
         Architecture("vgg16", "VGG-16", lambda **kw: _timm_backbone("vgg16", **kw),
-                     "vgg16", "head.fc", 4096, "features.29"),
-        Architecture("alexnet", "AlexNet", _torchvision_alexnet, None, "classifier.6", 4096, "features.11",
-                     features=_alexnet_features, pool=_alexnet_pool),
+                     "vgg16", "features.29", "head.fc"),
+        Architecture("alexnet", "AlexNet", AlexNetBackbone, None, "features.11", "classifier.6"),
     )
 }
 
@@ -191,18 +212,8 @@ def get_submodule(model: nn.Module, path: str) -> nn.Module:
     return module
 
 
-def _set_submodule(model: nn.Module, path: str, new: nn.Module) -> None:
-    parent_path, _, leaf = path.rpartition(".")
-    parent = get_submodule(model, parent_path) if parent_path else model
-    if leaf.isdigit():
-        parent[int(leaf)] = new
-    else:
-        setattr(parent, leaf, new)
-
-
-def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | None = None,
-                n_dense: int = 0, pool_norm: bool = False) -> nn.Module:
-    """A backbone of :data:`ARCHITECTURES` with its classifier replaced by :class:`RiskHead`.
+class RiskClassifier(nn.Module):
+    """A backbone of :data:`ARCHITECTURES` and the paper's :class:`RiskHead`, in one module.
 
     Parameters
     ----------
@@ -218,52 +229,107 @@ def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | No
         Standardise the pooled features before the head's hidden layer (synthetic pretraining; see
         :class:`RiskHead`).
 
+    Notes
+    -----
+    The backbone is built with its ImageNet classifier, then ``reset_classifier(0)`` removes it.
+    ``create_model(name, num_classes=0)`` would give the same module, but it would draw fewer random
+    numbers before the head is initialised: a seeded training run would no longer start from the weights
+    it started from before (the demo models' recorded runs).
+
     Examples
     --------
-    >>> model = build_model("swin_t", backbone_kwargs=TINY_SWIN_KWARGS)
-    >>> model(torch.zeros(1, 3, 224, 224)).shape
-    torch.Size([1, 2])
+    >>> model = RiskClassifier("swin_t", backbone_kwargs=TINY_SWIN_KWARGS).eval()
+    >>> model(torch.zeros(1, 3, 224, 224)).shape, model.embed(torch.zeros(1, 3, 224, 224)).shape
+    (torch.Size([1, 2]), torch.Size([1, 16]))
     """
-    spec = get_architecture(arch)
-    backbone = spec.create(**(backbone_kwargs or {}))
-    old = get_submodule(backbone, spec.classifier_path)
-    if not isinstance(old, nn.Linear):
-        raise RuntimeError(f"{spec.name}: {spec.classifier_path} is {type(old).__name__}, expected Linear")
-    head = RiskHead(old.in_features, n_aux=n_aux, n_dense=n_dense, dense_in_features=_feature_map_width(backbone),
-                    pool_norm=pool_norm)
-    _set_submodule(backbone, spec.classifier_path, head)
-    backbone.nbrisk_arch = spec.name
-    return backbone
+
+    def __init__(self, arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | None = None,
+                 n_dense: int = 0, pool_norm: bool = False):
+        super().__init__()
+        spec = get_architecture(arch)
+        self.arch = spec.name
+        self.backbone = spec.create(**(backbone_kwargs or {}))
+        self.backbone.reset_classifier(0)
+        pooled_width = int(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features)
+        self.head = RiskHead(pooled_width, n_aux=n_aux, n_dense=n_dense,
+                             dense_in_features=int(self.backbone.num_features), pool_norm=pool_norm)
+
+    @property
+    def spec(self) -> Architecture:
+        return ARCHITECTURES[self.arch]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map (NHWC for Swin, NCHW for the CNNs)."""
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Class logits ``(N, 2)`` of a feature map; with ``pre_logits`` the 16-d embedding."""
+        embedding = self.head.embed(self.backbone.forward_head(features, pre_logits=True))
+        return embedding if pre_logits else self.head.out(embedding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The 16-d CT embedding ``(N, 16)``: the hidden layer's outputs after the activation."""
+        return self.forward_head(self.forward_features(x), pre_logits=True)
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, embedding)`` in one pass."""
+        embedding = self.embed(x)
+        return self.head.out(embedding), embedding
+
+    def forward_tokens(self, x: torch.Tensor):
+        """``(logits, embedding, dense)`` in one pass; ``dense`` is the head's per-token output
+        ``(N, h, w, n_dense)`` on the last feature map (``None`` when the head has no dense layer)."""
+        features = self.forward_features(x)
+        embedding = self.forward_head(features, pre_logits=True)
+        dense = None
+        if self.head.dense is not None:
+            dense = self.head.dense(features if self.spec.features_nhwc else features.permute(0, 2, 3, 1))
+        return self.head.out(embedding), embedding, dense
+
+    def get_classifier(self) -> nn.Module:
+        """The final linear layer (timm's name for it)."""
+        return self.head.out
+
+    def cam_target_layer(self) -> nn.Module:
+        """The Grad-CAM target layer of the architecture table."""
+        return get_submodule(self.backbone, self.spec.cam_layer)
 
 
-def risk_head(model: nn.Module) -> RiskHead:
-    """The :class:`RiskHead` of a model made by :func:`build_model`."""
-    return get_submodule(model, ARCHITECTURES[model.nbrisk_arch].classifier_path)
+def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | None = None,
+                n_dense: int = 0, pool_norm: bool = False) -> RiskClassifier:
+    """A :class:`RiskClassifier` (the builder the CLI, training and model loading call)."""
+    return RiskClassifier(arch, n_aux=n_aux, backbone_kwargs=backbone_kwargs, n_dense=n_dense,
+                          pool_norm=pool_norm)
 
 
-def forward_with_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits, embedding)`` in one pass: class logits ``(N, 2)`` and the 16-d embedding ``(N, 16)``."""
-    spec = ARCHITECTURES[model.nbrisk_arch]
-    pooled = spec.pool(model, spec.features(model, x))
-    head = risk_head(model)
-    embedding = head.embed(pooled)
-    return head.out(embedding), embedding
+#: the state-dict layout :class:`RiskClassifier` writes (recorded in the model card)
+STATE_DICT_LAYOUT = 2
 
 
-def forward_with_tokens(model: nn.Module, x: torch.Tensor):
-    """``(logits, embedding, dense)`` in one pass; ``dense`` is the head's per-token output
-    ``(N, h, w, n_dense)`` on the last feature map (``None`` when the head has no dense layer)."""
-    spec = ARCHITECTURES[model.nbrisk_arch]
-    features = spec.features(model, x)
-    head = risk_head(model)
-    embedding = head.embed(spec.pool(model, features))
-    dense = None
-    if head.dense is not None:
-        dense = head.dense(features if spec.features_nhwc else features.permute(0, 2, 3, 1))
-    return head.out(embedding), embedding, dense
+def _layout1_to_2(state: dict, arch: str) -> dict:
+    """Layout 1 had the head in the backbone's classifier slot and no ``backbone.`` prefix."""
+    prefix = get_architecture(arch).layout1_head_path + "."
+    return {(f"head.{key[len(prefix):]}" if key.startswith(prefix) else f"backbone.{key}"): value
+            for key, value in state.items()}
 
 
-def _feature_map_width(model: nn.Module) -> int:
-    """Channels of the last feature map (what the head's dense layer reads): timm's ``num_features``;
-    torchvision's AlexNet ends its features with 256 channels."""
-    return int(getattr(model, "num_features", 256))
+#: layout -> the map of its keys to the next layout (applied in turn up to :data:`STATE_DICT_LAYOUT`)
+STATE_DICT_LAYOUTS: dict[int, Callable[[dict, str], dict]] = {1: _layout1_to_2}
+
+
+def upgrade_state_dict(state: dict, arch: str, layout: int) -> dict:
+    """``state`` (written in ``layout``) with the keys of :data:`STATE_DICT_LAYOUT`; tensors unchanged."""
+    if not 1 <= layout <= STATE_DICT_LAYOUT:
+        raise InputError(f"state-dict layout {layout!r}; expected 1-{STATE_DICT_LAYOUT}")
+    for version in range(layout, STATE_DICT_LAYOUT):
+        state = STATE_DICT_LAYOUTS[version](state, arch)
+    return state
+
+
+def detect_layout(state: dict) -> int:
+    """The layout of a run's checkpoint, which has no card: layout 2 keys all start with
+    ``backbone.`` or ``head.``; a layout 1 state has backbone keys without a prefix."""
+    return STATE_DICT_LAYOUT if all(k.startswith(("backbone.", "head.")) for k in state) else 1

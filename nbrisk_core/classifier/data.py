@@ -19,6 +19,7 @@ from nbrisk_core.classifier import CLASS_ORDER
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.model_input import (IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, INPUT_VARIANTS,
                                              hu_to_uint8, to_model_image)
+from nbrisk_core.imaging.windowing import MODEL_WINDOW, Window
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ def label_index(risk_group: str) -> int:
     return CLASS_ORDER.index(risk_group)
 
 
-def read_grey_slices(cohort_dir: Path, patient_id: str, phases) -> dict[str, np.ndarray]:
-    """8-bit grey max-area slices of one patient: windowed ``hu.npz`` if present, else the PNGs."""
+def read_grey_slices(cohort_dir: Path, patient_id: str, phases,
+                     window: Window = MODEL_WINDOW) -> dict[str, np.ndarray]:
+    """8-bit grey max-area slices of one patient: ``hu.npz`` windowed with ``window`` if present, else
+    the PNGs (exported in W 400 / L 40)."""
     folder = Path(cohort_dir) / "slices" / patient_id
     npz = folder / "hu.npz"
     grey = {}
@@ -58,7 +61,7 @@ def read_grey_slices(cohort_dir: Path, patient_id: str, phases) -> dict[str, np.
         with np.load(npz) as arrays:  # npz of plain arrays; allow_pickle stays False
             for phase in phases:
                 if phase in arrays:
-                    grey[phase] = hu_to_uint8(arrays[phase])
+                    grey[phase] = hu_to_uint8(arrays[phase], window)
     for phase in phases:
         png = folder / f"{phase}.png"
         if phase not in grey and png.exists():
@@ -133,7 +136,8 @@ def usable_patients(cohort_dir: Path, clinical: pd.DataFrame, phases, labels: bo
 
 
 def load_cohort_images(cohort_dir: Path, variant: str, patient_ids=None,
-                       size: int = INPUT_SIZE, labels: bool = True) -> CohortImages:
+                       size: int = INPUT_SIZE, labels: bool = True,
+                       window: Window = MODEL_WINDOW) -> CohortImages:
     """The model images of every usable patient (or of ``patient_ids``) of a cohort directory.
 
     Without ``patient_ids``, patients without chosen slices (or, with ``labels``, without a risk group)
@@ -158,11 +162,20 @@ def load_cohort_images(cohort_dir: Path, variant: str, patient_ids=None,
         clinical = clinical.set_index("patient_id").loc[wanted].reset_index()
     else:
         clinical, skipped = usable_patients(cohort_dir, clinical, phases, labels)
-    images = np.stack([to_model_image(read_grey_slices(cohort_dir, pid, phases), variant, size)
+    images = np.stack([to_model_image(read_grey_slices(cohort_dir, pid, phases, window), variant, size)
                        for pid in clinical["patient_id"]])
     groups = clinical["risk_group"].to_numpy()
     codes = np.array([label_index(g) if labels or not pd.isna(g) else -1 for g in groups], dtype=np.int64)
     return CohortImages(list(clinical["patient_id"]), images, codes, groups, skipped)
+
+
+def cohort_model_inputs(cohort_dir: Path, data_config, patient_ids=None,
+                        labels: bool = True) -> tuple[CohortImages, np.ndarray]:
+    """A cohort's images and normalised float32 inputs ``(N, 3, S, S)`` as a model card's data config
+    (:class:`nbrisk_core.classifier.card.DataConfig`: window, input size, mean/std) says."""
+    data = load_cohort_images(cohort_dir, data_config.variant, patient_ids, data_config.input_size, labels,
+                              data_config.window)
+    return data, to_tensor_batch(data.images, mean=data_config.mean, std=data_config.std).numpy()
 
 
 def to_tensor_batch(images_uint8: np.ndarray, augment=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):

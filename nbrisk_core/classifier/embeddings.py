@@ -61,14 +61,12 @@ def _write_cache(path: Path, frame: pd.DataFrame, meta: dict) -> None:
 
 def compute_embeddings(loaded, cohort_dir: Path, batch_size: int = 16) -> pd.DataFrame:
     """Embeddings of every patient of a cohort with a loaded Swin-ART-type model (fp32)."""
-    from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
+    from nbrisk_core.classifier.data import cohort_model_inputs
     from nbrisk_core.classifier.inference import Predictor
 
     # every patient with chosen slices (a risk group is not needed); the others have no embedding yet
-    data = load_cohort_images(cohort_dir, loaded.card["variant"], labels=False)
+    data, x = cohort_model_inputs(cohort_dir, loaded.model_card.data, labels=False)
     predictor = Predictor(loaded)
-    x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
-                        std=loaded.card["normalisation"]["std"]).numpy()
     _, embedding = predictor.predict_batches(x, batch_size)
     frame = pd.DataFrame(embedding.astype(np.float64), index=pd.Index(data.patient_ids, name="patient_id"),
                          columns=list(EMBEDDING_COLUMNS))

@@ -88,8 +88,8 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
 
     Parameters
     ----------
-    model : torch.nn.Module
-        A model from :func:`nbrisk_core.classifier.architectures.build_model` (fp32).
+    model : RiskClassifier
+        A :class:`nbrisk_core.classifier.architectures.RiskClassifier` (fp32).
     method : {"gradcam", "gradcam++", "eigencam", "scorecam"}
     target_class : {"HR", "NHR"}
         The class whose logit is explained.
@@ -97,7 +97,6 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     import torch
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from nbrisk_core.classifier.architectures import ARCHITECTURES, get_submodule
     from nbrisk_core.classifier.inference import onednn_matmul_precision
 
     classes = _cam_classes()
@@ -105,7 +104,6 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
         raise InputError(f"CAM method {method!r}: expected one of {sorted(classes)}")
     if target_class not in CLASS_ORDER:
         raise InputError(f"CAM target class {target_class!r}: expected one of {list(CLASS_ORDER)}")
-    spec = ARCHITECTURES[model.nbrisk_arch]
     tensor = torch.as_tensor(np.asarray(x, dtype=np.float32))
     if tensor.ndim == 3:
         tensor = tensor[None]
@@ -114,14 +112,29 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     # that block is taken before _CAM_LOCK, always in this order
     with onednn_matmul_precision(None, device.type), _CAM_LOCK:
         private = _cam_model(model)
-        layer = get_submodule(private, spec.cam_layer)
+        layer = private.cam_target_layer()
+        reshape = private.spec.cam_reshape
         with (_gradients_only_in(private, layer),
-              classes[method](model=private, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam):
+              classes[method](model=private, target_layers=[layer], reshape_transform=reshape) as cam):
             if method == "scorecam":
                 cam.batch_size = 32
             heat = cam(input_tensor=tensor.to(device),
                        targets=[ClassifierOutputTarget(CLASS_ORDER.index(target_class))])
     return CamResult(np.nan_to_num(heat[0]).astype(np.float32), method, target_class)
+
+
+def compute_case_cam(loaded, slices_by_phase, method: str = "gradcam", target_class: str = "HR") -> CamResult:
+    """:func:`compute_cam` of one case for a loaded model (:class:`~.model_io.LoadedModel`), its input built
+    from the model card's data config exactly as :func:`~.inference.predict_case` builds it (HU slices
+    windowed with the card's window, 8-bit images as they are)."""
+    x = loaded.model_card.data.model_input(slices_by_phase)
+    return compute_cam(loaded.model, x, method, target_class)
+
+
+#: the one colour map of every CAM overlay (page and PDF): jet, as OpenCV's COLORMAP_JET
+CAM_COLORMAP = "jet"
+#: the heat map's default weight in an overlay (page slider default, PDF)
+CAM_OPACITY = 0.4
 
 
 def _jet(values: np.ndarray) -> np.ndarray:
@@ -139,17 +152,39 @@ def resize_heatmap(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def overlay(grey: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4) -> np.ndarray:
-    """Blend a heat map onto an 8-bit grey slice at the slice's resolution -> uint8 RGB.
+def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = CAM_OPACITY, window=None) -> np.ndarray:
+    """The CAM overlay of NBRisk: a heat map in jet over the slice, at the slice's resolution -> uint8 RGB.
 
-    ``opacity`` 0 shows only the slice, 1 only the heat map.
+    The Risk page and the PDF report both draw with this function (one colour map, one blend).
+
+    Parameters
+    ----------
+    image : ndarray, 2-D
+        The slice: 8-bit grey (uint8, taken as it is) or HU (windowed with ``window``; default the
+        model's W 400 / L 40, :data:`nbrisk_core.imaging.windowing.MODEL_WINDOW`).
+    heatmap : ndarray, 2-D
+        A CAM in [0, 1] (:attr:`CamResult.heatmap`, any size: resized bilinearly to the slice; values
+        outside [0, 1] are clipped, NaN counts as 0).
+    opacity : float
+        0 shows only the slice, 1 only the heat map.
+    window : Window, optional
+        The CT window of an HU slice.
     """
+    from nbrisk_core.imaging.model_input import grey_from_chosen_slice
+    from nbrisk_core.imaging.windowing import MODEL_WINDOW
+
     if not 0.0 <= opacity <= 1.0:
         raise InputError(f"overlay opacity = {opacity}; expected 0-1")
-    grey = np.asarray(grey)
-    if grey.ndim != 2:
-        raise InputError(f"overlay expects a 2-D grey slice, got shape {grey.shape}")
-    heat = resize_heatmap(heatmap, grey.shape)
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise InputError(f"overlay expects a 2-D slice, got shape {image.shape}")
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    if heatmap.ndim == 3 and 1 in heatmap.shape:
+        heatmap = heatmap.squeeze()
+    if heatmap.ndim != 2:
+        raise InputError(f"overlay expects a 2-D heat map, got shape {heatmap.shape}")
+    grey = grey_from_chosen_slice(image, window or MODEL_WINDOW)
+    heat = resize_heatmap(np.nan_to_num(heatmap), grey.shape)
     rgb = np.repeat(grey[..., None].astype(np.float32), 3, axis=-1)
     blended = (1 - opacity) * rgb + opacity * _jet(heat).astype(np.float32)
     return np.clip(blended.round(), 0, 255).astype(np.uint8)

@@ -299,9 +299,7 @@ class Predictor:
             self._forward = compile_for_inference(self._plain_forward, self.config.device)
 
     def _plain_forward(self, x):
-        from nbrisk_core.classifier.architectures import forward_with_embedding
-
-        return forward_with_embedding(self._model, x)
+        return self._model.forward_with_embedding(x)
 
     def logits_and_embedding(self, x_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised float32 ``(N, 3, 224, 224)`` -> ``(softmax (N, 2), embedding (N, 16))``."""
@@ -347,17 +345,20 @@ class CasePrediction:
                 "device": self.device, "seconds": self.seconds}
 
 
-def predict_case(predictor: Predictor, grey_by_phase: dict[str, np.ndarray]) -> CasePrediction:
-    """Score one case from 8-bit grey max-area slices (``{"art": uint8 2-D, ...}``)."""
-    from nbrisk_core.imaging.model_input import build_model_input
+def predict_case(predictor: Predictor, slices_by_phase: dict) -> CasePrediction:
+    """Score one case from its chosen slices, ``{"art": slice, ...}``.
 
-    card = predictor.loaded.card
+    A slice is HU (2-D float or signed-integer array, or a Case-page entry with ``"hu"``), windowed
+    with the model card's window, or an 8-bit grey image (uint8, or an entry with ``"grey"``) taken
+    as it is: :meth:`nbrisk_core.classifier.card.DataConfig.model_input`, the one input builder of the
+    CLI and the dashboard.
+    """
+    card = predictor.loaded.model_card
     started = time.perf_counter()
-    x = build_model_input(grey_by_phase, card["variant"], card["normalisation"]["mean"],
-                          card["normalisation"]["std"], card["input_size"])[None]
+    x = card.data.model_input(slices_by_phase)[None]
     proba, embedding = predictor.logits_and_embedding(x)
     p_hr = float(proba[0, CLASS_ORDER.index("HR")])
-    threshold = float(card.get("decision_threshold", 0.5))
-    return CasePrediction(card["variant"], card.get("variant_label", card["variant"]), p_hr,
-                          "HR" if p_hr >= threshold else "NHR", threshold, embedding[0], card["sha256"],
-                          predictor.config.describe(), time.perf_counter() - started)
+    threshold = card.decision_threshold
+    return CasePrediction(card.variant, card.variant_label, p_hr, "HR" if p_hr >= threshold else "NHR",
+                          threshold, embedding[0], card.sha256, predictor.config.describe(),
+                          time.perf_counter() - started)

@@ -3,7 +3,10 @@
 A model is two files side by side, ``NAME.safetensors`` and ``NAME.json``. The card records
 everything needed to rebuild the network and to judge it (architecture, variant, input, class
 order, threshold, training cohort, recipe, metrics, software) and the SHA-256 of the weights
-file. :func:`load_model` refuses a weights file whose hash or tensors do not match the card.
+file. :func:`load_model` refuses a weights file whose hash or tensors do not match the card, and
+returns the card parsed as a :class:`~nbrisk_core.classifier.card.ModelCard` (its data config is what
+inference reads). Weights written in an older state-dict layout (the card's ``state_dict_layout``,
+absent = 1) are mapped to the current keys on load (:func:`~.architectures.upgrade_state_dict`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from nbrisk_core.classifier import CLASS_ORDER, HIDDEN_UNITS
+from nbrisk_core.classifier.card import CARD_VERSION, ModelCard
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.model_input import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, INPUT_VARIANTS
 from nbrisk_core.imaging.windowing import MODEL_WINDOW
 
-CARD_VERSION = 1
+__all__ = ["CARD_VERSION", "DEFAULT_MODEL", "SHIPPED_MODELS", "LoadedModel", "ModelCard", "base_card",
+           "load_backbone_weights", "load_model", "read_card", "read_model_card", "record_evaluation",
+           "record_inference", "save_model", "sha256_file", "shipped_model_path", "software_versions"]
 
 #: variant -> the shipped model file stem in ``models/`` (data, not if-chains)
 SHIPPED_MODELS: dict[str, str] = {
@@ -76,9 +82,11 @@ def base_card(arch: str, variant: str, backbone_kwargs: dict | None = None) -> d
 def save_model(model, stem: Path, card: dict, half: bool = True) -> dict:
     """Write ``stem.safetensors`` (fp16 if ``half``) and ``stem.json``; return the card written.
 
-    The card gains ``weights_file``, ``weights_dtype``, ``sha256`` and ``software``.
+    The card gains ``weights_file``, ``weights_dtype``, ``state_dict_layout``, ``sha256`` and ``software``.
     """
     from safetensors.torch import save_file
+
+    from nbrisk_core.classifier.architectures import STATE_DICT_LAYOUT
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +96,8 @@ def save_model(model, stem: Path, card: dict, half: bool = True) -> dict:
     save_file(tensors, str(weights_path), metadata={"format": "pt", "nbrisk_architecture": card["architecture"]})
     card = dict(card)
     card.update(weights_file=weights_path.name, weights_dtype="float16" if half else "float32",
-                sha256=sha256_file(weights_path), software=software_versions())
+                state_dict_layout=STATE_DICT_LAYOUT, sha256=sha256_file(weights_path),
+                software=software_versions())
     stem.with_suffix(".json").write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
     return card
 
@@ -104,7 +113,8 @@ def _json_default(value):
 
 
 def read_card(path: Path) -> dict:
-    """The model card of ``path`` (the ``.json`` or its ``.safetensors``)."""
+    """The model card of ``path`` (the ``.json`` or its ``.safetensors``) as JSON, validated
+    (:meth:`ModelCard.from_record`: an InputError names the field)."""
     card_path = Path(path).with_suffix(".json")
     if not card_path.exists():
         raise InputError(f"{card_path}: model card not found (expected next to the weights file)")
@@ -112,32 +122,39 @@ def read_card(path: Path) -> dict:
         card = json.loads(card_path.read_text())
     except json.JSONDecodeError as error:
         raise InputError(f"{card_path}: not a valid JSON model card ({error})") from None
-    for key in ("architecture", "variant", "sha256", "class_order"):
-        if key not in card:
-            raise InputError(f"{card_path}: model card lacks the field {key!r}")
-    weights_file = card.get("weights_file")
-    if weights_file is not None and (not isinstance(weights_file, str) or weights_file in ("", ".", "..")
-                                     or Path(weights_file).name != weights_file or "\\" in weights_file):
-        raise InputError(f"{card_path}: weights_file {weights_file!r} must be a bare file name next to the "
-                         "card (no folder, no '..', not absolute)")
+    ModelCard.from_record(card, card_path)
     return card
 
 
-@dataclass
-class LoadedModel:
-    """A verified model ready for inference: the network (eval mode, fp32) and its card."""
+def read_model_card(path: Path) -> ModelCard:
+    """The validated :class:`ModelCard` of ``path`` (the ``.json`` or its ``.safetensors``)."""
+    card_path = Path(path).with_suffix(".json")
+    return ModelCard.from_record(read_card(card_path), card_path)
 
-    model: object
-    card: dict
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model ready for inference: the network (eval mode, fp32) and its card.
+
+    ``model_card`` is the typed card inference reads; ``card`` the JSON record (for display).
+    """
+
+    model: object  # nbrisk_core.classifier.architectures.RiskClassifier
+    model_card: ModelCard
     path: Path
 
     @property
+    def card(self) -> dict:
+        """The card as read from JSON (fields NBRisk does not interpret included); a copy."""
+        return dict(self.model_card.record)
+
+    @property
     def sha256(self) -> str:
-        return self.card["sha256"]
+        return self.model_card.sha256
 
     @property
     def variant(self) -> str:
-        return self.card["variant"]
+        return self.model_card.variant
 
 
 def load_model(path: Path, device: str = "cpu") -> LoadedModel:
@@ -153,40 +170,41 @@ def load_model(path: Path, device: str = "cpu") -> LoadedModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from nbrisk_core.classifier.architectures import build_model, get_architecture
+    from nbrisk_core.classifier.architectures import build_model, upgrade_state_dict
 
     path = Path(path)
-    card = read_card(path)
-    weights_path = path.with_name(card.get("weights_file", path.with_suffix(".safetensors").name))
+    card = read_model_card(path)
+    weights_path = path.with_name(card.weights_file or path.with_suffix(".safetensors").name)
     if not weights_path.exists():
         raise InputError(f"{weights_path}: model weights file not found")
     actual = sha256_file(weights_path)
-    if actual != card["sha256"]:
+    if actual != card.sha256:
         raise InputError(f"{weights_path}: SHA-256 {actual[:16]}... does not match the model card's "
-                         f"{card['sha256'][:16]}...; the file is truncated, corrupted or was changed")
+                         f"{card.sha256[:16]}...; the file is truncated, corrupted or was changed")
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(f"{weights_path}: not a readable safetensors file ({error})") from None
-    get_architecture(card["architecture"])
-    model = build_model(card["architecture"], n_aux=int(card.get("head", {}).get("n_aux", 0)),
-                        backbone_kwargs=card.get("backbone_kwargs") or None)
+    model = build_model(card.architecture, n_aux=card.n_aux,
+                        backbone_kwargs=dict(card.backbone_kwargs) or None)
+    tensors = upgrade_state_dict(tensors, card.architecture, card.state_dict_layout)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
     if missing or unexpected or wrong:
-        raise InputError(f"{weights_path}: weights do not fit architecture {card['architecture']!r} "
+        raise InputError(f"{weights_path}: weights do not fit architecture {card.architecture!r} "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
     model.eval().to(torch.device(device))
-    return LoadedModel(model=model, card=card, path=weights_path)
+    return LoadedModel(model=model, model_card=card, path=weights_path)
 
 
 def load_backbone_weights(model, weights_file: Path) -> list[str]:
     """Initialise a backbone from a local file (ImageNet weights a site may hold): safetensors,
-    or a timm/torch checkpoint read with ``torch.load(weights_only=True)``. The classifier is
-    skipped (the paper's head starts fresh). Returns the keys that were not loaded."""
+    or a timm/torch checkpoint read with ``torch.load(weights_only=True)``, into ``model.backbone``
+    (the checkpoint's keys are the bare timm model's; its ImageNet classifier has no place in a
+    backbone without one, and the paper's head starts fresh). Returns the keys that were not loaded."""
     import torch
     from safetensors.torch import load_file
 
@@ -201,16 +219,12 @@ def load_backbone_weights(model, weights_file: Path) -> list[str]:
         except Exception as error:  # torch raises several types for a bad or unsafe file
             raise InputError(f"--pretrained {weights_file}: not a plain tensor checkpoint ({error})") from None
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
-    from nbrisk_core.classifier.architectures import ARCHITECTURES
-
-    head_prefix = ARCHITECTURES[model.nbrisk_arch].classifier_path + "."
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items()
-              if k in own and not k.startswith(head_prefix) and tuple(v.shape) == tuple(own[k].shape)}
+    own = model.backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if not usable:
         raise InputError(f"--pretrained {weights_file}: no tensor fits this architecture")
-    model.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))
+    model.backbone.load_state_dict(usable, strict=False)
+    return sorted(f"backbone.{k}" for k in set(own) - set(usable))
 
 
 def shipped_model_path(variant: str = "art", cohort_dir: Path | str | None = None) -> Path:

@@ -109,8 +109,8 @@ def _initial_weights(model, args) -> str | None:
     """Load ``--init`` (run or model safetensors; the aux and dense outputs are dropped if absent here)."""
     from safetensors.torch import load_file
 
-    from nbrisk_core.classifier.architectures import ARCHITECTURES, fold_pool_norm
-    from nbrisk_core.classifier.model_io import load_backbone_weights, read_card, sha256_file
+    from nbrisk_core.classifier.architectures import detect_layout, fold_pool_norm, upgrade_state_dict
+    from nbrisk_core.classifier.model_io import load_backbone_weights, read_model_card, sha256_file
 
     if args.pretrained:
         load_backbone_weights(model, Path(args.pretrained))
@@ -119,10 +119,14 @@ def _initial_weights(model, args) -> str | None:
     path = Path(args.init)
     if not path.exists():
         raise InputError(f"--init {path}: file not found")
-    if path.with_suffix(".json").exists():
-        read_card(path)  # a shipped model: load_model would verify; here the hash is recorded
-    head_prefix = f"{ARCHITECTURES[model.nbrisk_arch].classifier_path}."
     state = load_file(str(path))
+    if path.with_suffix(".json").exists():
+        # a shipped model: load_model would verify; here the hash is recorded; its card gives the layout
+        state = upgrade_state_dict(state, model.arch, read_model_card(path).state_dict_layout)
+    else:
+        # a run's checkpoint has no card: its keys tell the layout
+        state = upgrade_state_dict(state, model.arch, detect_layout(state))
+    head_prefix = "head."
     own = model.state_dict()
     if f"{head_prefix}norm.running_mean" not in own:  # a pretraining run's standardisation -> the paper's head
         state = fold_pool_norm(state, head_prefix)
@@ -139,7 +143,7 @@ def train_run(args, recipe) -> dict:
     """Train one stage as the CLI asked; returns ``{"summary": str, "card": dict | None, ...}``."""
     import torch
 
-    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model, risk_head
+    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
     from nbrisk_core.classifier.data import load_cohort_images, skipped_note, usable_patients
     from nbrisk_core.classifier.model_io import base_card, save_model
     from nbrisk_core.imaging.model_input import INPUT_VARIANTS
@@ -265,7 +269,7 @@ def train_run(args, recipe) -> dict:
                                                  default=str))
     if args.out:
         # a written model carries the paper's head only: the pretraining-only outputs stay in the run
-        head = risk_head(model)
+        head = model.head
         head.fold_norm()
         head.aux = head.dense = None
         card = save_model(model, Path(args.out), card)

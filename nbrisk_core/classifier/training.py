@@ -99,9 +99,7 @@ def _make_optimizer(model, recipe: Recipe):
     the learning rate (each group's ``lr_mult``; :func:`fit` sets ``lr = schedule * lr_mult``)."""
     import torch
 
-    from nbrisk_core.classifier.architectures import risk_head
-
-    head_ids = {id(p) for p in risk_head(model).parameters()}
+    head_ids = {id(p) for p in model.head.parameters()}
     groups = [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr_mult": 1.0},
               {"params": [p for p in model.parameters() if id(p) in head_ids], "lr_mult": recipe.head_lr_mult}]
     if recipe.optimizer == "adam":
@@ -251,7 +249,7 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
     if resume:
         if not (checkpoint.exists() and state_path.exists()):
             raise InputError(f"--resume: no checkpoint in {run_dir} (expected checkpoint.safetensors and state.pt)")
-        model.load_state_dict(load_file(str(checkpoint), device=device))
+        model.load_state_dict(_run_state(load_file(str(checkpoint), device=device), model))
         state = torch.load(state_path, weights_only=True, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -262,15 +260,13 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
     aux_center_t = None if aux_center is None else torch.as_tensor(aux_center, dtype=torch.float32, device=device)
     log(f"{recipe.stage}: training on {device}, {'bf16 autocast' if bf16 else 'fp32'}"
         + (f", {world_size} processes (DistributedDataParallel)" if world_size > 1 else ""))
-    from nbrisk_core.classifier.architectures import risk_head
-
     step_model = _train_forward_class()(model)
     if world_size > 1:
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
         # the auxiliary/dense layers may sit out a step (pretraining heads); the paper's head never does
-        head = risk_head(model)
+        head = model.head
         step_model = DistributedDataParallel(step_model, find_unused_parameters=head.aux is not None
                                              or head.dense is not None)
     spread = 0.0  # largest difference of a weight between ranks after any step (must stay 0)
@@ -348,15 +344,13 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             f"{'test' if recipe.monitor == 'test' else 'val'} loss {val_loss:.4f}  AUC {val_auc:.3f}  "
             f"lr {lr:.2e}  {record.seconds:.0f}s{'  *best' if improved else ''}")
     if (run_dir / "best.safetensors").exists():
-        model.load_state_dict(load_file(str(run_dir / "best.safetensors"), device=device))
+        model.load_state_dict(_run_state(load_file(str(run_dir / "best.safetensors"), device=device), model))
     model.to("cpu")
     return history
 
 
 def _train_forward_class():
     import torch
-
-    from nbrisk_core.classifier.architectures import forward_with_tokens, risk_head
 
     class TrainForward(torch.nn.Module):
         """One training forward as a module (what DistributedDataParallel wraps): ``(logits, dense or
@@ -368,8 +362,8 @@ def _train_forward_class():
             self.model = model
 
         def forward(self, x, want_aux: bool, want_dense: bool):
-            logits, embedding, dense = forward_with_tokens(self.model, x)
-            head = risk_head(self.model)
+            logits, embedding, dense = self.model.forward_tokens(x)
+            head = self.model.head
             aux_pred = head.aux(embedding) if want_aux and head.aux is not None else None
             return logits, dense if want_dense else None, aux_pred
 
@@ -386,6 +380,13 @@ def _rank_spread(model) -> float:
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     return float((high - low).max())
+
+
+def _run_state(state: dict, model) -> dict:
+    """A run's checkpoint in the current key layout (a run started before layout 2 resumes)."""
+    from nbrisk_core.classifier.architectures import detect_layout, upgrade_state_dict
+
+    return upgrade_state_dict(state, model.arch, detect_layout(state))
 
 
 def _cpu_state(model) -> dict:

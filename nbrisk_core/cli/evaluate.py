@@ -36,7 +36,7 @@ def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delon
 
     import pandas as pd
 
-    from nbrisk_core.classifier.data import load_cohort_images, skipped_note, to_tensor_batch, usable_patients
+    from nbrisk_core.classifier.data import cohort_model_inputs, skipped_note, usable_patients
     from nbrisk_core.classifier.embeddings import store_embeddings
     from nbrisk_core.classifier.inference import Predictor
     from nbrisk_core.classifier.metrics import evaluate_scores
@@ -54,29 +54,28 @@ def evaluate_models(model_paths, cohort_dir, cohorts, split_file=None, ci="delon
         loaded = load_model(Path(path))
         # the patients `nbrisk train` used: those with chosen slices and a risk group (an imported cohort
         # may have neither for some); the default split is made on them, as in training
-        usable, skipped = usable_patients(cohort_dir, clinical, INPUT_VARIANTS[loaded.variant].phases)
+        usable, skipped = usable_patients(cohort_dir, clinical, loaded.model_card.phases)
         if skipped:
             print(f"NOTE: {skipped_note(skipped, len(clinical))}", file=sys.stderr)
         if split_file:
             split = pd.read_csv(split_file, dtype={"patient_id": str})
         else:
             split = stratified_split(usable["patient_id"], usable["risk_group"])
-        label = loaded.card.get("variant_label", Path(path).stem)
-        if loaded.card["architecture"] != "swin_t":
-            label = f"{loaded.card['architecture']}-{loaded.card['variant'].upper()}"
+        card = loaded.model_card
+        label = card.record.get("variant_label", Path(path).stem)
+        if card.architecture != "swin_t":
+            label = f"{card.architecture}-{card.variant.upper()}"
         if label in results:  # two models of one kind: each keeps its own row (and --record its own card)
             label = base = f"{label} ({Path(path).stem})"
             n = 2
             while label in results:
                 label, n = f"{base} #{n}", n + 1
-        data = load_cohort_images(cohort_dir, loaded.variant, patient_ids=usable["patient_id"])
-        x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
-                            std=loaded.card["normalisation"]["std"]).numpy()
+        data, x = cohort_model_inputs(cohort_dir, card.data, patient_ids=usable["patient_id"])
         proba, embedding = Predictor(loaded).predict_batches(x)
         store_embeddings(loaded, cohort_dir, data.patient_ids, embedding)  # one pass serves both
         is_hr = (data.labels == 0).astype(int)
         where = split.set_index("patient_id")["cohort"].reindex(data.patient_ids).to_numpy()
-        cut = threshold if threshold is not None else float(loaded.card.get("decision_threshold", 0.5))
+        cut = threshold if threshold is not None else card.decision_threshold
         results[label], curves[label] = {}, {}
         for cohort in cohorts:
             mask = (where == cohort) if cohort != "all" else (where == where)

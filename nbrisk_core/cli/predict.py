@@ -41,10 +41,12 @@ def predict_paths(paths: dict, slices: dict, models_dir=None, precision: str = "
     from nbrisk_core.classifier.model_io import SHIPPED_MODELS, load_model
     from nbrisk_core.config import models_dir as default_models_dir
     from nbrisk_core.errors import InputError
-    from nbrisk_core.imaging import read_phase_input
+    from nbrisk_core.imaging import read_phase_slice
 
     started = time.perf_counter()
-    grey = {phase: read_phase_input(path, slices.get(phase))[0] for phase, path in paths.items() if path}
+    # HU as read (not rounded) or the 8-bit image: each model windows HU with its own card's window,
+    # through the input builder the Risk page uses (DataConfig.model_input)
+    chosen = {phase: read_phase_slice(path, slices.get(phase))[0] for phase, path in paths.items() if path}
     folder = Path(models_dir) if models_dir else default_models_dir()
     config = optimized_config(precision=precision)
     variants, art = {}, None
@@ -53,21 +55,20 @@ def predict_paths(paths: dict, slices: dict, models_dir=None, precision: str = "
         if not weights.exists():
             continue
         loaded = load_model(weights, device=config.device)
-        if not all(p in grey for p in loaded.card["phases"]):
+        if not all(p in chosen for p in loaded.model_card.phases):
             continue
-        result = predict_case(Predictor(loaded, config), grey)
+        result = predict_case(Predictor(loaded, config), chosen)
         variants[variant] = {"label": result.label, "p_high_risk": result.p_high_risk,
                              "risk_class": result.risk_class, "threshold": result.threshold,
                              "model_sha256": result.model_sha256}
         if variant == "art":
-            art = result
+            art, art_synthetic = result, loaded.model_card.synthetic_data
     if art is None:
         raise InputError(f"{folder}: no Swin-ART model ({SHIPPED_MODELS['art']}.safetensors); "
                          "train it with `nbrisk train` or set NBRISK_MODELS_DIR")
     return {"variants": variants, "embedding": [float(v) for v in art.embedding], "model_sha256": art.model_sha256,
             "device": art.device, "seconds": time.perf_counter() - started,
-            "synthetic_data": bool(load_model(folder / f"{SHIPPED_MODELS['art']}.safetensors").card.get(
-                "synthetic_data", False))}
+            "synthetic_data": art_synthetic}
 
 
 def run(args) -> int:

@@ -19,6 +19,7 @@ _EXPORTS = {
     "Study": "nbrisk_core.imaging.dicom_io",
     "load_study": "nbrisk_core.imaging.dicom_io",
     "read_phase_input": "nbrisk_core.imaging.phase_input",
+    "read_phase_slice": "nbrisk_core.imaging.phase_input",
 }
 
 __all__ = sorted(_EXPORTS)

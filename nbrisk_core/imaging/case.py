@@ -25,8 +25,10 @@ def chosen_slice(series: CTSeries, index: int) -> dict:
     Returns
     -------
     dict
-        ``hu`` (int16 2-D HU slice; for a 2-D image upload ``None`` and ``grey`` holds the uint8
-        image), ``index`` (0-based, ascending z), ``z_mm``, ``pixel_spacing`` (row, col) in mm,
+        ``hu`` (2-D HU slice: int16, or float32 when a fractional (0028,1053) RescaleSlope gives
+        fractional HU, kept unrounded so the model input equals the CLI's; for a 2-D image upload
+        ``None`` and ``grey`` holds the uint8 image), ``index`` (0-based, ascending z), ``z_mm``,
+        ``pixel_spacing`` (row, col) in mm,
         ``series_uid`` (the remapped UID, never the original) and ``burned_in_annotation`` (the
         header flag and the pixel-text finding of :mod:`.burned_in`; a flagged slice is masked or
         confirmed before it is stored).
@@ -44,7 +46,7 @@ def chosen_slice(series: CTSeries, index: int) -> dict:
     if series.header.get("image_file"):
         entry["grey"] = np.array(plane, dtype=np.uint8)
     elif series.is_hu:
-        entry["hu"] = _as_int16(plane)
+        entry["hu"] = _hu_copy(plane)
     else:
         raise InputError(f"{series.label}: modality {series.header.get('Modality')} has no Hounsfield units; "
                          "NBRisk reads CT slices")
@@ -53,12 +55,11 @@ def chosen_slice(series: CTSeries, index: int) -> dict:
     return entry
 
 
-def _as_int16(plane: np.ndarray) -> np.ndarray:
+def _hu_copy(plane: np.ndarray) -> np.ndarray:
+    # int16, or float32 for a fractional rescale: rounding here made the page's 8-bit input differ from
+    # the CLI's (which windows the float HU) by one grey level at some pixels
     values = np.asarray(plane)
-    if values.dtype == np.int16:
-        return values.copy()
-    # a fractional rescale slope gives float HU: rounding to whole HU is below CT's precision
-    return np.clip(np.rint(values), -32768, 32767).astype(np.int16)
+    return values.astype(np.int16 if values.dtype == np.int16 else np.float32, copy=True)
 
 
 def case_meta(study: Study, assignment: Mapping[str, str | None]) -> dict:

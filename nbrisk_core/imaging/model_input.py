@@ -16,7 +16,7 @@ same tensor. Following ``../shared/spec/method.md`` section 2:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +62,7 @@ def hu_to_uint8(hu: np.ndarray, window: Window = MODEL_WINDOW) -> np.ndarray:
 
 
 def to_model_image(grey_by_phase: Mapping[str, np.ndarray], variant: str,
-                   size: int = INPUT_SIZE) -> np.ndarray:
+                   size: int = INPUT_SIZE, phases: Sequence[str] | None = None) -> np.ndarray:
     """Build the 8-bit ``(size, size, 3)`` RGB image a variant reads, before normalisation.
 
     Parameters
@@ -71,19 +71,21 @@ def to_model_image(grey_by_phase: Mapping[str, np.ndarray], variant: str,
         8-bit greyscale slices keyed by ``"nc"``, ``"art"``, ``"pv"`` (only the phases the variant
         needs are required). For the multiphase variant all three must have the same shape.
     variant : {"nc", "art", "pv", "mp"}
+    phases : sequence of str, optional
+        The phases in channel order as the model card records them (default: the variant's).
     """
     if variant not in INPUT_VARIANTS:
         raise InputError(f"unknown model variant {variant!r}; expected one of {sorted(INPUT_VARIANTS)}")
-    phases = INPUT_VARIANTS[variant].phases
+    phases = tuple(phases) if phases is not None else INPUT_VARIANTS[variant].phases
     missing = [p for p in phases if p not in grey_by_phase or grey_by_phase[p] is None]
     if missing:
         raise InputError(f"variant {INPUT_VARIANTS[variant].label} needs the "
-                         f"{', '.join(PHASE_LABELS[p] for p in missing)} slice, which is missing")
+                         f"{', '.join(PHASE_LABELS.get(p, p) for p in missing)} slice, which is missing")
     channels = []
     for phase in phases:
         grey = np.asarray(grey_by_phase[phase])
         if grey.dtype != np.uint8 or grey.ndim != 2:
-            raise InputError(f"{PHASE_LABELS[phase]} slice: expected a 2-D 8-bit greyscale image, "
+            raise InputError(f"{PHASE_LABELS.get(phase, phase)} slice: expected a 2-D 8-bit greyscale image, "
                              f"got dtype {grey.dtype} and shape {grey.shape}")
         channels.append(_resize_grey(grey, size))
     if len(channels) == 1:
@@ -105,31 +107,49 @@ def normalize(rgb: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarr
 
 
 def build_model_input(grey_by_phase: Mapping[str, np.ndarray], variant: str,
-                      mean=IMAGENET_MEAN, std=IMAGENET_STD, size: int = INPUT_SIZE) -> np.ndarray:
+                      mean=IMAGENET_MEAN, std=IMAGENET_STD, size: int = INPUT_SIZE,
+                      phases: Sequence[str] | None = None) -> np.ndarray:
     """The classifier's float32 ``(3, size, size)`` input for one case (no augmentation)."""
-    return normalize(to_model_image(grey_by_phase, variant, size), mean, std)
+    return normalize(to_model_image(grey_by_phase, variant, size, phases), mean, std)
 
 
-def grey_from_chosen_slice(chosen: Mapping, window: Window = MODEL_WINDOW) -> np.ndarray:
-    """The 8-bit model image of one entry of the Case page's chosen slices.
+def grey_from_chosen_slice(chosen, window: Window = MODEL_WINDOW) -> np.ndarray:
+    """The 8-bit model image of one phase's chosen slice.
 
-    ``chosen`` is ``{"hu": int16 2-D array, ...}`` for a DICOM series (windowed here with
-    :func:`hu_to_uint8`, exactly as :func:`nbrisk_core.imaging.read_phase_input` does for the CLI),
-    or ``{"grey": uint8 2-D array, ...}`` for a 2-D image upload (taken as it is).
+    ``chosen`` is one of
+
+    - an HU slice: a 2-D array of a signed-integer or float dtype, after (0028,1053) RescaleSlope
+      and (0028,1052) RescaleIntercept; windowed here with :func:`hu_to_uint8` as it is. A
+      fractional slope gives float HU, which are **not** rounded first, so the Case page's slice and
+      :func:`nbrisk_core.imaging.read_phase_input` (the CLI) give the same grey levels;
+    - an 8-bit grey image (uint8 2-D: the paper's BMP export, a 2-D upload), taken as it is;
+    - an entry of the Case page's chosen slices, ``{"hu": ..., ...}`` (DICOM) or ``{"grey": ...}``
+      (2-D upload), or an object with ``hu`` / ``grey`` attributes.
     """
-    if chosen.get("grey") is not None:
-        grey = np.asarray(chosen["grey"])
+    if isinstance(chosen, np.ndarray):
+        hu, grey = (None, chosen) if chosen.dtype == np.uint8 else (chosen, None)
+    elif isinstance(chosen, Mapping):
+        hu, grey = chosen.get("hu"), chosen.get("grey")
+    else:
+        hu, grey = getattr(chosen, "hu", None), getattr(chosen, "grey", None)
+    if grey is not None:
+        grey = np.asarray(grey)
         if grey.dtype != np.uint8 or grey.ndim != 2:
             raise InputError(f"chosen slice: expected an 8-bit 2-D grey image, got {grey.dtype} {grey.shape}")
         return grey
-    if chosen.get("hu") is None:
+    if hu is None:
         raise InputError("chosen slice has neither an HU slice ('hu') nor a grey image ('grey')")
-    return hu_to_uint8(np.asarray(chosen["hu"]), window)
+    hu = np.asarray(hu)
+    if hu.dtype.kind not in "if":
+        raise InputError(f"chosen slice: expected HU as signed integers or floats, got dtype {hu.dtype}")
+    return hu_to_uint8(hu, window)
 
 
-def build_model_input_from_chosen(chosen_by_phase: Mapping[str, Mapping], variant: str,
+def build_model_input_from_chosen(chosen_by_phase: Mapping, variant: str,
                                   window: Window = MODEL_WINDOW, **kwargs) -> np.ndarray:
-    """:func:`build_model_input` from the Case page's ``{phase: chosen slice}`` mapping."""
+    """The one input builder from chosen slices (HU or grey, see :func:`grey_from_chosen_slice`) to
+    the model's tensor; ``kwargs`` go to :func:`build_model_input` (mean, std, size, phases).
+    :meth:`nbrisk_core.classifier.card.DataConfig.model_input` calls it with a model card's values."""
     grey = {phase: grey_from_chosen_slice(entry, window) for phase, entry in chosen_by_phase.items()
             if entry is not None}
     return build_model_input(grey, variant, **kwargs)

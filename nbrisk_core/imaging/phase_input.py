@@ -20,6 +20,9 @@ from nbrisk_core.imaging.windowing import MODEL_WINDOW, Window
 def read_phase_input(path, slice_index: int | None = None, window: Window = MODEL_WINDOW) -> tuple[np.ndarray, dict]:
     """Read one phase's slice as the 8-bit greyscale image the classifier reads.
 
+    :func:`read_phase_slice` windowed with ``window``; ``nbrisk predict`` reads the slice itself and
+    lets each model window it with its card's window.
+
     Parameters
     ----------
     path : path-like
@@ -43,6 +46,21 @@ def read_phase_input(path, slice_index: int | None = None, window: Window = MODE
     ------
     InputError
         Unreadable file, no or several image series, missing or out-of-range ``slice_index``.
+    """
+    pixels, info = read_phase_slice(path, slice_index)
+    if info["source"] == "image":
+        return pixels, info
+    grey = hu_to_uint8(pixels, window)
+    return grey, info | {"window": {"width": window.width, "level": window.level}}
+
+
+def read_phase_slice(path, slice_index: int | None = None) -> tuple[np.ndarray, dict]:
+    """Read one phase's chosen slice as it is: HU for DICOM (int16, or float32 for a fractional
+    (0028,1053) RescaleSlope; not rounded), the 8-bit grey image for a 2-D image file.
+
+    Same parameters, errors and ``info`` as :func:`read_phase_input` (without ``window``); give the
+    slice to :meth:`nbrisk_core.classifier.card.DataConfig.model_input`, which windows HU with the
+    model card's window.
     """
     path = Path(path)
     if not path.exists():
@@ -72,13 +90,11 @@ def read_phase_input(path, slice_index: int | None = None, window: Window = MODE
         raise InputError(f"{path}: slice index {slice_index} is out of range; expected 0-{series.n_slices - 1} "
                          f"({series.n_slices} slices)", source=str(path))
     index = int(slice_index)
-    hu = series.hu[index]
-    grey = hu_to_uint8(hu, window)
-    return grey, {
-        "source": "dicom", "path": str(path), "shape": list(grey.shape), "series_uid": series.series_uid,
+    hu = np.array(series.hu[index])
+    return hu, {
+        "source": "dicom", "path": str(path), "shape": list(hu.shape), "series_uid": series.series_uid,
         "slice_index": index, "n_slices": series.n_slices, "z_mm": float(series.z_mm[index]),
-        "pixel_spacing": list(series.pixel_spacing), "window": {"width": window.width, "level": window.level},
-        "warnings": list(series.warnings) + list(study.warnings),
+        "pixel_spacing": list(series.pixel_spacing), "warnings": list(series.warnings) + list(study.warnings),
     }
 
 

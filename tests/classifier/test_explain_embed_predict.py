@@ -39,12 +39,11 @@ def test_cam_backward_stops_at_the_target_layer_and_gives_the_same_map(tiny_mode
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from nbrisk_core.classifier import explain
-    from nbrisk_core.classifier.architectures import ARCHITECTURES, get_submodule
 
     tiny_model.eval()
     x = np.random.default_rng(1).normal(size=(1, 3, 224, 224)).astype(np.float32)
-    spec = ARCHITECTURES[tiny_model.nbrisk_arch]
-    layer = get_submodule(tiny_model, spec.cam_layer)
+    spec = tiny_model.spec
+    layer = tiny_model.cam_target_layer()
     cls = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}[method]
     with cls(model=tiny_model, target_layers=[layer], reshape_transform=spec.cam_reshape) as cam:  # every grad
         reference = cam(input_tensor=torch.as_tensor(x), targets=[ClassifierOutputTarget(0)])[0]

@@ -9,33 +9,52 @@ import pytest
 import torch
 
 from nbrisk_core.classifier import CLASS_ORDER
-from nbrisk_core.classifier.architectures import (ARCHITECTURES, TINY_SWIN_KWARGS, RiskHead, build_model,
-                                                  forward_with_embedding, forward_with_tokens, risk_head)
+from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, RiskClassifier, RiskHead, build_model
 from nbrisk_core.classifier.model_io import base_card, load_model, save_model
 from nbrisk_core.errors import InputError
 
 
 def test_head_is_the_papers_and_embedding_is_16d(tiny_model):
-    head = risk_head(tiny_model)
-    assert isinstance(head, RiskHead)
+    head = tiny_model.head
+    assert isinstance(tiny_model, RiskClassifier) and isinstance(head, RiskHead)
     assert head.hidden.out_features == 16 and head.out.out_features == len(CLASS_ORDER) == 2
-    # timm's own surface still works and reaches our head
+    # timm's surface on the whole model: features -> head (pre_logits = the embedding) -> logits
     tiny_model.eval()
     x = torch.randn(3, 3, 224, 224)
     with torch.no_grad():
-        logits, embedding = forward_with_embedding(tiny_model, x)
-        direct = tiny_model.forward_head(tiny_model.forward_features(x))
+        logits, embedding = tiny_model.forward_with_embedding(x)
+        features = tiny_model.forward_features(x)
+        direct = tiny_model.forward_head(features)
+        pre_logits = tiny_model.forward_head(features, pre_logits=True)
+        embedded = tiny_model.embed(x)
+        called = tiny_model(x)
     assert logits.shape == (3, 2) and embedding.shape == (3, 16)
-    torch.testing.assert_close(logits, direct)
-    torch.testing.assert_close(logits, head.out(embedding))
+    for other in (direct, called, head.out(embedding)):
+        torch.testing.assert_close(logits, other, rtol=0, atol=0)
+    for other in (pre_logits, embedded):
+        torch.testing.assert_close(embedding, other, rtol=0, atol=0)
+    assert tiny_model.get_classifier() is head.out
 
 
-@pytest.mark.parametrize("arch", ["resnet50", "densenet121", "vgg16", "alexnet"])
-def test_cnn_baselines_take_the_same_head(arch):
-    model = build_model(arch)
-    head = risk_head(model)
-    assert head.hidden.in_features == ARCHITECTURES[arch].in_features
-    assert head.out.out_features == 2
+def test_the_timm_backbone_is_timms_without_a_classifier_and_unpatched(tiny_model):
+    backbone = tiny_model.backbone
+    assert type(backbone).__module__.startswith("timm.") and backbone.num_classes == 0
+    # reset_classifier(0), not an attribute swapped by path
+    assert isinstance(backbone.get_classifier(), torch.nn.Identity)
+    assert not hasattr(backbone, "nbrisk_arch") and tiny_model.arch == "swin_t"
+    assert set(tiny_model.state_dict()) == ({f"backbone.{k}" for k in backbone.state_dict()}
+                                            | {f"head.{k}" for k in tiny_model.head.state_dict()})
+
+
+@pytest.mark.parametrize("arch, pooled", [("resnet50", 2048), ("densenet121", 1024), ("vgg16", 4096),
+                                          ("alexnet", 4096)])
+def test_cnn_baselines_take_the_same_head(arch, pooled):
+    model = build_model(arch).eval()
+    assert model.head.hidden.in_features == pooled
+    assert model.head.out.out_features == 2
+    assert isinstance(model.backbone.get_classifier(), torch.nn.Identity)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 2)
 
 
 @pytest.mark.parametrize("arch, grid", [("swin_t", 7), ("resnet50", 7), ("alexnet", 6)])
@@ -44,13 +63,13 @@ def test_dense_pretraining_output_reads_the_last_feature_map(arch, grid):
     model = build_model(arch, n_aux=3, n_dense=1, backbone_kwargs=kwargs).eval()
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
-        logits, embedding, dense = forward_with_tokens(model, x)
-        plain_logits, plain_embedding = forward_with_embedding(model, x)
+        logits, embedding, dense = model.forward_tokens(x)
+        plain_logits, plain_embedding = model.forward_with_embedding(x)
     assert dense.shape == (2, grid, grid, 1)
     # the class path is the paper's whatever the pretraining outputs
     torch.testing.assert_close(logits, plain_logits)
     torch.testing.assert_close(embedding, plain_embedding)
-    assert forward_with_tokens(build_model(arch, backbone_kwargs=kwargs).eval(), x)[2] is None
+    assert build_model(arch, backbone_kwargs=kwargs).eval().forward_tokens(x)[2] is None
 
 
 def test_pool_norm_folds_into_the_papers_hidden_layer():
@@ -145,14 +164,17 @@ def test_pretrained_backbone_file_leaves_the_head_fresh(tiny_model, tmp_path):
     from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS
     from nbrisk_core.classifier.model_io import load_backbone_weights
 
+    # a timm checkpoint: the bare model's keys, with its ImageNet classifier
     path = tmp_path / "backbone.safetensors"
-    save_file({k: v.contiguous() for k, v in tiny_model.state_dict().items()}, str(path))
+    checkpoint = {k: v.contiguous() for k, v in tiny_model.backbone.state_dict().items()}
+    checkpoint |= {"head.fc.weight": torch.ones(1000, 192), "head.fc.bias": torch.ones(1000)}
+    save_file(checkpoint, str(path))
     torch.manual_seed(123)
     fresh = build_model("swin_t", backbone_kwargs=dict(TINY_SWIN_KWARGS))
-    head_before = {k: v.clone() for k, v in fresh.state_dict().items() if k.startswith("head.fc.")}
+    head_before = {k: v.clone() for k, v in fresh.head.state_dict().items()}
     skipped = load_backbone_weights(fresh, path)
-    state, source = fresh.state_dict(), tiny_model.state_dict()
-    assert head_before and all(k in skipped for k in head_before)
-    assert all(torch.equal(state[k], head_before[k]) for k in head_before)  # the paper's head starts fresh
-    backbone = [k for k in state if not k.startswith("head.fc.")]
-    assert all(torch.equal(state[k], source[k]) for k in backbone)
+    assert skipped == []  # every backbone tensor found its place
+    # the head starts fresh
+    assert all(torch.equal(fresh.head.state_dict()[k], head_before[k]) for k in head_before)
+    source = tiny_model.backbone.state_dict()
+    assert all(torch.equal(v, source[k]) for k, v in fresh.backbone.state_dict().items())

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model, risk_head
+from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
 from nbrisk_core.classifier.data import Augmentation, load_cohort_images
 from nbrisk_core.classifier.training import Recipe, cohort_batches, evaluate_loss_auc, fit
 from nbrisk_core.cli import main
@@ -123,7 +123,7 @@ def test_pretrain_recipe_gives_the_head_its_own_learning_rate(tiny_model):
     multipliers = [g["lr_mult"] for g in optimizer.param_groups]
     assert multipliers == [1.0, PRETRAIN_RECIPE.head_lr_mult]
     n_head = sum(p.numel() for p in optimizer.param_groups[1]["params"])
-    assert n_head == sum(p.numel() for p in risk_head(tiny_model).parameters())
+    assert n_head == sum(p.numel() for p in tiny_model.head.parameters())
     # geometric augmentation would move the tumour away from its token targets
     assert PRETRAIN_RECIPE.augmentation.rotation_deg == 0 and PRETRAIN_RECIPE.augmentation.translate_fraction == 0
 
@@ -145,9 +145,9 @@ def test_cli_pretrain_then_finetune(tiny_cohort, tmp_path, capsys):
     assert "tumour fraction per token" in card["training"]["dense_target"]
     # the written model carries the paper's head only; the run keeps the pretraining outputs
     assert card["head"]["n_aux"] == 0
-    head_keys = {k.split(".")[2] for k in load_file(str(pre / "model.safetensors")) if k.startswith("head.fc.")}
+    head_keys = {k.split(".")[1] for k in load_file(str(pre / "model.safetensors")) if k.startswith("head.")}
     assert head_keys == {"hidden", "out"}
-    run_head = {k.split(".")[2] for k in load_file(str(pre / "best.safetensors")) if k.startswith("head.fc.")}
+    run_head = {k.split(".")[1] for k in load_file(str(pre / "best.safetensors")) if k.startswith("head.")}
     assert run_head == {"hidden", "out", "aux", "dense", "norm"}
     assert card["training_cohort"]["synthetic"] is True and card["synthetic_data"] is True
     # auxiliary targets are z-scored (centre and scale of the synthetic validation set, kept with the run)
