@@ -124,32 +124,6 @@ def compute_cam(model, x: np.ndarray, method: str = "gradcam", target_class: str
     return CamResult(np.nan_to_num(heat[0]).astype(np.float32), method, target_class)
 
 
-def _jet(values: np.ndarray) -> np.ndarray:
-    """The jet colour map (as OpenCV's COLORMAP_JET) on values in [0, 1] -> uint8 RGB."""
-    v = np.clip(values, 0, 1)[..., None]
-    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
-    return (np.concatenate([r, g, b], axis=-1) * 255).round().astype(np.uint8)
-
-
-def resize_heatmap(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a heat map to ``shape`` (rows, cols): the slice's own resolution."""
-    image = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
-
-
-def overlay(grey: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4) -> np.ndarray:
-    """Blend a heat map onto an 8-bit grey slice at the slice's resolution -> uint8 RGB.
-
-    ``opacity`` 0 shows only the slice, 1 only the heat map.
-    """
-    if not 0.0 <= opacity <= 1.0:
-        raise InputError(f"overlay opacity = {opacity}; expected 0-1")
-    grey = np.asarray(grey)
-    if grey.ndim != 2:
-        raise InputError(f"overlay expects a 2-D grey slice, got shape {grey.shape}")
-    heat = resize_heatmap(heatmap, grey.shape)
-    rgb = np.repeat(grey[..., None].astype(np.float32), 3, axis=-1)
-    blended = (1 - opacity) * rgb + opacity * _jet(heat).astype(np.float32)
-    return np.clip(blended.round(), 0, 255).astype(np.uint8)
+# one overlay for the Risk page and the PDF report (nbrisk_core.imaging.render)
+from nbrisk_core.imaging.render import cam_overlay as overlay  # noqa: E402,F401
+from nbrisk_core.imaging.render import resize_heatmap  # noqa: E402,F401

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 
+from nbrisk_core.case import PHASES as _PHASES
 from nbrisk_core.classifier.inference import PRECISION_CHOICES
 
-PHASES = ("nc", "art", "pv")
+PHASES = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 
 
 def register(subparsers) -> None:

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from nbrisk_core.case import PHASES as _PHASES
+from nbrisk_core.case import ChosenSlice
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.windowing import MODEL_WINDOW, Window, window_to_uint8
 
-PHASES: tuple[str, ...] = ("nc", "art", "pv")
+PHASES = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 PHASE_LABELS: dict[str, str] = {"nc": "non-contrast", "art": "arterial", "pv": "portal venous"}
 INPUT_SIZE: int = 224
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -48,7 +50,7 @@ INPUT_VARIANTS: dict[str, InputVariant] = {
         InputVariant("nc", ("nc",), "Swin-NC"),
         InputVariant("art", ("art",), "Swin-ART"),
         InputVariant("pv", ("pv",), "Swin-PV"),
-        InputVariant("mp", ("nc", "art", "pv"), "Swin-MP"),
+        InputVariant("mp", _PHASES, "Swin-MP"),
     )
 }
 
@@ -110,24 +112,22 @@ def build_model_input(grey_by_phase: Mapping[str, np.ndarray], variant: str,
     return normalize(to_model_image(grey_by_phase, variant, size), mean, std)
 
 
-def grey_from_chosen_slice(chosen: Mapping, window: Window = MODEL_WINDOW) -> np.ndarray:
-    """The 8-bit model image of one entry of the Case page's chosen slices.
+def grey_from_chosen_slice(chosen: ChosenSlice, window: Window = MODEL_WINDOW) -> np.ndarray:
+    """The 8-bit model image of a chosen slice.
 
-    ``chosen`` is ``{"hu": int16 2-D array, ...}`` for a DICOM series (windowed here with
-    :func:`hu_to_uint8`, exactly as :func:`nbrisk_core.imaging.read_phase_input` does for the CLI),
-    or ``{"grey": uint8 2-D array, ...}`` for a 2-D image upload (taken as it is).
+    A DICOM slice's ``hu`` is windowed here with :func:`hu_to_uint8`, exactly as
+    :func:`nbrisk_core.imaging.read_phase_input` does for the CLI; a 2-D image upload's ``grey``
+    (uint8) is taken as it is.
     """
-    if chosen.get("grey") is not None:
-        grey = np.asarray(chosen["grey"])
+    if chosen.grey is not None:
+        grey = np.asarray(chosen.grey)
         if grey.dtype != np.uint8 or grey.ndim != 2:
             raise InputError(f"chosen slice: expected an 8-bit 2-D grey image, got {grey.dtype} {grey.shape}")
         return grey
-    if chosen.get("hu") is None:
-        raise InputError("chosen slice has neither an HU slice ('hu') nor a grey image ('grey')")
-    return hu_to_uint8(np.asarray(chosen["hu"]), window)
+    return hu_to_uint8(np.asarray(chosen.hu), window)
 
 
-def build_model_input_from_chosen(chosen_by_phase: Mapping[str, Mapping], variant: str,
+def build_model_input_from_chosen(chosen_by_phase: Mapping[str, ChosenSlice], variant: str,
                                   window: Window = MODEL_WINDOW, **kwargs) -> np.ndarray:
     """:func:`build_model_input` from the Case page's ``{phase: chosen slice}`` mapping."""
     grey = {phase: grey_from_chosen_slice(entry, window) for phase, entry in chosen_by_phase.items()
