@@ -103,7 +103,7 @@ def show_reopened_case(case_uid: str) -> None:
             with column:
                 options = ([SAVED_WINDOW] if view.window else []) + list(WINDOW_PRESETS)
                 choice = st.selectbox(f"{view.phase.upper()} window", options, disabled=not view.is_hu,
-                                      key=f"case.reopened.window.{case_uid}.{view.phase}")
+                                      key=f"case.reopened.window.{case_uid}.{view.phase.upper()}")
                 window = view.window if choice == SAVED_WINDOW else {"width": WINDOW_PRESETS[choice].width,
                                                                       "level": WINDOW_PRESETS[choice].level}
                 where = [f"slice {view.index}" if view.index is not None else None,

@@ -41,10 +41,10 @@ def _no_auth_for_local_tests(monkeypatch):
         monkeypatch.setenv("NBRISK_AUTH", "off")
 
 
-def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk: bool = True, prognosis: bool = True,
-              seed: int = 7, **changes):
+def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk=True, prognosis=True, seed: int = 7, **changes):
     """A small typed case as the pages hand it over (nbrisk_core.case): chosen slices, a risk and a
-    prognosis result, clinical values with one imputed."""
+    prognosis result, clinical values with one imputed. ``risk``/``prognosis``: True (the default
+    result), None/False (none) or the object to use."""
     import numpy as np
 
     from nbrisk_core.case import Case, ChosenSlice, Phase, Prognosis, RiskResult, VariantScore
@@ -60,7 +60,8 @@ def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk: bool = True, 
         scores={"art": VariantScore("art", "Swin-ART", 0.81, "HR", 0.5, "a" * 64),
                 "mp": VariantScore("mp", "Swin-MP", 0.42, "NHR", 0.5, "c" * 64)},
         embedding=rng.normal(size=16).astype(np.float32),
-        cams={"art": rng.random((7, 7)).astype(np.float32)}, device="cpu (fp32)", seconds=0.01) if risk else None
+        cams={"art": rng.random((7, 7)).astype(np.float32)}, device="cpu (fp32)", seconds=0.01) \
+        if risk is True else (risk or None)
     times = np.linspace(0, 2500, 12)
     outcome = Prognosis(times=times, survival=np.exp(-times / 3000), mlrs=1.3, percentile=82.0, group="high",
                         cutoff=0.4, model="StepCox[backward] + RSF", imputed=("ldh",),
@@ -68,7 +69,8 @@ def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk: bool = True, 
                         pipeline_sha256="d" * 64,
                         reference_curves={"high MLRS (training)": (np.array([0, 500.0]), np.array([1.0, 0.6])),
                                           "low MLRS (training)": (np.array([0, 800.0]), np.array([1.0, 0.9]))},
-                        embedding_source="risk page", prediction_ms=12.0) if prognosis else None
+                        embedding_source="risk page", prediction_ms=12.0) \
+        if prognosis is True else (prognosis or None)
     values = dict(label="P0007", slices=slices, risk=result, prognosis=outcome,
                   study={"age": "002Y", "age_months": 30.0, "sex": "F",
                          "phases": {p: {"series_uid": f"2.25.{i + 1}", "n_slices": 20} for i, p in enumerate(phases)}},
