@@ -71,11 +71,13 @@ def _default_label() -> str:
     return st.session_state.get(state.CASE_LABEL) or ""
 
 
-def _put(case: Case) -> None:
-    """Put a stored case into the session: its objects under the pages' keys, its id and version."""
-    for key, value in ((state.CASE, dict(case.study) or None), (state.CHOSEN_SLICES, dict(case.slices) or None),
-                       (state.RISK_RESULT, case.risk), (state.CLINICAL_VALUES, dict(case.clinical) or None),
-                       (state.PROGNOSIS_RESULT, case.prognosis)):
+def _put(case: Case, *, objects: bool = True) -> None:
+    """Put a stored case into the session: its id and version and (``objects``) its objects under the
+    pages' keys. After a save the working objects stay (e.g. the unmasked slices the Risk page reads)."""
+    values = ((state.CASE, dict(case.study) or None), (state.CHOSEN_SLICES, dict(case.slices) or None),
+              (state.RISK_RESULT, case.risk), (state.CLINICAL_VALUES, dict(case.clinical) or None),
+              (state.PROGNOSIS_RESULT, case.prognosis))
+    for key, value in values if objects else ():
         if value is None:
             st.session_state.pop(key, None)
         else:
@@ -110,7 +112,7 @@ def save_current_case(label: str, notes: str, status: str, include_series: bool 
         case = case.replace(stored=StoredInfo(case_uid, st.session_state.get(state.CASE_VERSION)))
     saved = service.save_case(store_engine(), case, _username(), include_series=include_series,
                               burned_in_decision=burned_in_decision)
-    _put(saved)
+    _put(saved, objects=False)
     return saved
 
 
