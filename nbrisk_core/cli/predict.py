@@ -38,37 +38,32 @@ def predict_paths(paths: dict, slices: dict, models_dir=None, precision: str = "
     import time
     from pathlib import Path
 
-    from nbrisk_core.classifier.inference import Predictor, optimized_config, predict_case
+    from nbrisk_core.classifier.inference import Predictor, optimized_config
     from nbrisk_core.classifier.model_io import SHIPPED_MODELS, load_model
     from nbrisk_core.config import models_dir as default_models_dir
     from nbrisk_core.errors import InputError
     from nbrisk_core.imaging import read_phase_input
+    from nbrisk_core.service import score_case
 
     started = time.perf_counter()
     grey = {phase: read_phase_input(path, slices.get(phase))[0] for phase, path in paths.items() if path}
     folder = Path(models_dir) if models_dir else default_models_dir()
     config = optimized_config(precision=precision)
-    variants, art = {}, None
+    predictors = {}
     for variant, stem in SHIPPED_MODELS.items():
         weights = folder / f"{stem}.safetensors"
-        if not weights.exists():
-            continue
-        loaded = load_model(weights, device=config.device)
-        if not all(p in grey for p in loaded.card["phases"]):
-            continue
-        result = predict_case(Predictor(loaded, config), grey)
-        variants[variant] = {"label": result.label, "p_high_risk": result.p_high_risk,
-                             "risk_class": result.risk_class, "threshold": result.threshold,
-                             "model_sha256": result.model_sha256}
-        if variant == "art":
-            art = result
-    if art is None:
+        if weights.exists():
+            predictors[variant] = Predictor(load_model(weights, device=config.device), config)
+    if "art" not in predictors:
         raise InputError(f"{folder}: no Swin-ART model ({SHIPPED_MODELS['art']}.safetensors); "
                          "train it with `nbrisk train` or set NBRISK_MODELS_DIR")
-    return {"variants": variants, "embedding": [float(v) for v in art.embedding], "model_sha256": art.model_sha256,
-            "device": art.device, "seconds": time.perf_counter() - started,
-            "synthetic_data": bool(load_model(folder / f"{SHIPPED_MODELS['art']}.safetensors").card.get(
-                "synthetic_data", False))}
+    # the Risk page's call: one model input per variant, every variant that has its phases
+    result = score_case(predictors, grey)
+    variants = {v: {"label": s.label, "p_high_risk": s.p_high_risk, "risk_class": s.risk_class,
+                    "threshold": s.threshold, "model_sha256": s.model_sha256} for v, s in result.scores.items()}
+    return {"variants": variants, "embedding": [float(v) for v in result.embedding],
+            "model_sha256": result.model_sha256, "device": result.device, "seconds": time.perf_counter() - started,
+            "synthetic_data": bool(predictors["art"].loaded.card.get("synthetic_data", False))}
 
 
 def run(args) -> int:
