@@ -77,12 +77,13 @@ def score_case(predictors: Mapping[str, object], grey: Mapping[str, np.ndarray],
     from nbrisk_core.errors import InputError
 
     if reference not in predictors:
-        raise InputError(f"model variant {reference!r}: no model loaded (loaded: {', '.join(predictors) or 'none'})",
-                         source="models")
+        loaded = ", ".join(predictors) or "none"
+        raise InputError(f"model variant {reference!r}: no model loaded (loaded: {loaded})", source="models")
     inputs = model_inputs(predictors, grey) if inputs is None else inputs
     if reference not in inputs:
         need = ", ".join(p.upper() for p in _card(predictors[reference])["phases"])
-        raise InputError(f"the {need} slice is needed for the reference model ({reference})", source=reference)
+        raise InputError(f"the {need} slice is needed for the reference model ({reference})",
+                         source=reference)
     scores, embedding, seconds, device = {}, None, 0.0, ""
     for variant, x in inputs.items():
         predictor = predictors[variant]
@@ -118,7 +119,8 @@ def prognose_case(pipeline, embedding, entered: Mapping, *, embedding_source: st
     elapsed_ms = 1000 * (time.perf_counter() - started)
     return Prognosis(
         times=np.asarray(result.times), survival=np.asarray(result.survival), mlrs=float(result.mlrs),
-        percentile=float(result.percentile), group=result.group, cutoff=float(result.cutoff), model=result.model,
+        percentile=float(result.percentile), group=result.group, cutoff=float(result.cutoff),
+        model=result.model,
         low=None if result.low is None else np.asarray(result.low),
         high=None if result.high is None else np.asarray(result.high),
         imputed=tuple(result.imputed), imputed_values=dict(result.imputed_values), notes=tuple(result.notes),
@@ -205,12 +207,13 @@ def export_case(engine, case_uid: str, username: str, fmt: str, *, version: int 
     from nbrisk_core.store import cases
 
     if fmt not in EXPORT_FORMATS:
-        raise InputError(f"export format = {fmt!r} is not known (expected one of {', '.join(EXPORT_FORMATS)})",
-                         source="format")
+        known = ", ".join(EXPORT_FORMATS)
+        raise InputError(f"export format = {fmt!r} is not known (expected one of {known})", source="format")
     case = open_case(engine, case_uid, username, record_open=False, operation="export")
     if version is not None and case.stored.version != version:
         raise cases.CaseConflictError(
-            f"case {case_uid} was changed by {case.stored.updated_by} (it is now version {case.stored.version}; "
+            f"case {case_uid} was changed by {case.stored.updated_by} "
+            f"(it is now version {case.stored.version}; "
             f"the page showed version {version}); reload the Saved cases page to export the current version",
             source="case_uid")
     card = find_model_card(models_dir, case.risk.model_sha256) if case.risk is not None else None

@@ -196,7 +196,8 @@ def open_case(case_uid: str) -> Case:
 
 def close_case() -> None:
     """Forget the current case (start a new one)."""
-    for key in (*state.CASE_OBJECT_KEYS, state.CASE_STORED, state.CASE_ID, state.CASE_VERSION, state.CASE_LABEL,
+    for key in (*state.CASE_OBJECT_KEYS, state.CASE_STORED, state.CASE_ID, state.CASE_VERSION,
+                state.CASE_LABEL,
                 state.CASE_NOTES, state.CASE_STATUS, _LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET,
                 _SERIES_WIDGET, _BURNED_IN_WIDGET):
         st.session_state.pop(key, None)

@@ -178,8 +178,8 @@ def cam_panel() -> None:
     st.subheader("Where the model looked (Grad-CAM)")
     c1, c2, c3 = st.columns(3)
     method = c1.selectbox("Method", list(CAM_METHODS), format_func=CAM_METHODS.get, key="risk.cam.method")
-    target = c2.selectbox("Class explained", ["HR", "NHR"], format_func={"HR": "high risk", "NHR": "non-high risk"}.get,
-                          key="risk.cam.target")
+    target = c2.selectbox("Class explained", ["HR", "NHR"], key="risk.cam.target",
+                          format_func={"HR": "high risk", "NHR": "non-high risk"}.get)
     opacity = c3.slider("Heat-map opacity", 0.0, 1.0, CAM_OPACITY, 0.05, key="risk.cam.opacity")
     cam_variants = [v for v in result.scores if len(predictors[v].loaded.card["phases"]) == 1]
     cols = st.columns(max(1, len(cam_variants)))

@@ -190,8 +190,8 @@ with compare_tab:
         for column, case in zip((c1, c2), compared, strict=False):
             risk, prognosis = case.risk, case.prognosis
             with column:
-                st.markdown(f"### {md(case.label)}  \n{md(case.stored.case_uid)} · version {case.stored.version} · "
-                            f"{STATUS_LABELS[case.status]}")
+                st.markdown(f"### {md(case.label)}  \n{md(case.stored.case_uid)} · "
+                            f"version {case.stored.version} · {STATUS_LABELS[case.status]}")
                 m1, m2, m3 = st.columns(3)
                 m1.metric("P(high risk)", "–" if risk is None else f"{risk.p_high_risk:.2f}")
                 m2.metric("Risk class", "–" if risk is None else risk.risk_class)

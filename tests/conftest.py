@@ -41,7 +41,8 @@ def _no_auth_for_local_tests(monkeypatch):
         monkeypatch.setenv("NBRISK_AUTH", "off")
 
 
-def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk=True, prognosis=True, seed: int = 7, **changes):
+def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk=True, prognosis=True, seed: int = 7,
+              **changes):
     """A small typed case as the pages hand it over (nbrisk_core.case): chosen slices, a risk and a
     prognosis result, clinical values with one imputed. ``risk``/``prognosis``: True (the default
     result), None/False (none) or the object to use."""
@@ -67,13 +68,15 @@ def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk=True, prognosi
                         cutoff=0.4, model="StepCox[backward] + RSF", imputed=("ldh",),
                         imputed_values={"ldh": 410.0}, notes=("imputed from the training cohort: LDH",),
                         pipeline_sha256="d" * 64,
-                        reference_curves={"high MLRS (training)": (np.array([0, 500.0]), np.array([1.0, 0.6])),
-                                          "low MLRS (training)": (np.array([0, 800.0]), np.array([1.0, 0.9]))},
+                        reference_curves={
+                            "high MLRS (training)": (np.array([0, 500.0]), np.array([1.0, 0.6])),
+                            "low MLRS (training)": (np.array([0, 800.0]), np.array([1.0, 0.9]))},
                         embedding_source="risk page", prediction_ms=12.0) \
         if prognosis is True else (prognosis or None)
     values = dict(label="P0007", slices=slices, risk=result, prognosis=outcome,
                   study={"age": "002Y", "age_months": 30.0, "sex": "F",
-                         "phases": {p: {"series_uid": f"2.25.{i + 1}", "n_slices": 20} for i, p in enumerate(phases)}},
+                         "phases": {p: {"series_uid": f"2.25.{i + 1}", "n_slices": 20}
+                                    for i, p in enumerate(phases)}},
                   clinical={"age_months": 30.0, "sex": "F", "nse": 120.0, "ldh": None})
     values.update(changes)
     return Case(**values)

@@ -20,7 +20,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from nbrisk_core.classifier import CLASS_ORDER
 from nbrisk_core.errors import InputError

@@ -60,9 +60,11 @@ def predict_paths(paths: dict, slices: dict, models_dir=None, precision: str = "
     # the Risk page's call: one model input per variant, every variant that has its phases
     result = score_case(predictors, grey)
     variants = {v: {"label": s.label, "p_high_risk": s.p_high_risk, "risk_class": s.risk_class,
-                    "threshold": s.threshold, "model_sha256": s.model_sha256} for v, s in result.scores.items()}
+                    "threshold": s.threshold, "model_sha256": s.model_sha256}
+                for v, s in result.scores.items()}
     return {"variants": variants, "embedding": [float(v) for v in result.embedding],
-            "model_sha256": result.model_sha256, "device": result.device, "seconds": time.perf_counter() - started,
+            "model_sha256": result.model_sha256, "device": result.device,
+            "seconds": time.perf_counter() - started,
             "synthetic_data": bool(predictors["art"].loaded.card.get("synthetic_data", False))}
 
 

@@ -48,7 +48,7 @@ def chosen_slice(series: CTSeries, index: int, phase: str | Phase) -> ChosenSlic
     return ChosenSlice(Phase(phase), int(index), float(series.z_mm[int(index)]), hu=hu, grey=grey,
                        pixel_spacing=(float(series.pixel_spacing[0]), float(series.pixel_spacing[1])),
                        series_uid=series.series_uid,
-                       burned_in=assess(hu if hu is not None else grey, hu is not None, series.header).to_dict())
+                       burned_in=assess(grey if hu is None else hu, hu is not None, series.header).to_dict())
 
 
 def with_series(slices: Mapping[Phase, ChosenSlice], study: Study | None,

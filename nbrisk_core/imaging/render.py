@@ -141,7 +141,7 @@ CAM_OPACITY = 0.4
 
 
 def cam_overlay(grey: np.ndarray, heatmap: np.ndarray, opacity: float = CAM_OPACITY) -> np.ndarray:
-    """Blend a CAM heat map (values in [0, 1]) onto an 8-bit grey slice at the slice's resolution -> uint8 RGB.
+    """Blend a CAM heat map (values in [0, 1]) onto an 8-bit grey slice, at the slice's resolution -> RGB.
 
     The one overlay of NBRisk: the Risk page and the PDF report draw the same colours. ``opacity``
     0 shows only the slice, 1 only the heat map.

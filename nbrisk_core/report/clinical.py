@@ -53,7 +53,8 @@ def clinical_values(case: Case) -> list[ClinicalValue]:
     """The case's clinical values in schema order, each marked entered, imputed or not given.
 
     A variable counts as imputed when it was not entered and the prognosis imputed it
-    (:attr:`nbrisk_core.case.Case.imputed`); its value is then the imputed one, in the schema's canonical unit (an
+    (:attr:`nbrisk_core.case.Case.imputed`); its value is then the imputed one, in the schema's canonical
+    unit (an
     entered value keeps the unit it was typed in).
     """
     entered = case.clinical

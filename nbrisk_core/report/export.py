@@ -31,7 +31,7 @@ EXPORT_FORMATS: dict[str, str] = {"pdf": "application/pdf", "csv": "text/csv", "
 
 
 def _sha256(values: np.ndarray) -> str:
-    """SHA-256 of an array by dtype, shape and bytes (:func:`nbrisk_core.store.codec.sha256_of` of an array)."""
+    """SHA-256 of an array by dtype, shape and bytes (as :func:`nbrisk_core.store.codec.sha256_of`)."""
     arr = np.ascontiguousarray(values)
     digest = hashlib.sha256(f"nd:{arr.dtype.str}:{arr.shape}".encode())
     digest.update(arr.tobytes())
@@ -65,7 +65,8 @@ def _slice(chosen: ChosenSlice) -> dict:
             "series_uid": chosen.series_uid, META_KEY: dict(chosen.burned_in) or None,
             "viewer_window": chosen.window}
     return {"slice_index": chosen.index, "slice_position_mm": chosen.z_mm, "shape": list(chosen.plane.shape),
-            "hu_sha256": _sha256(chosen.plane), "meta": _plain({k: v for k, v in meta.items() if v is not None})}
+            "hu_sha256": _sha256(chosen.plane),
+            "meta": _plain({k: v for k, v in meta.items() if v is not None})}
 
 
 def case_to_dict(case: Case) -> dict:
@@ -80,7 +81,8 @@ def case_to_dict(case: Case) -> dict:
         "version": stored.version if stored else None, "status": case.status,
         "age_months": case.age_months, "sex": case.sex,
         **{k: _plain(v) for k, v in when.items()},
-        "risk": {"class": risk.risk_class if risk else None, "p_high_risk": risk.p_high_risk if risk else None,
+        "risk": {"class": risk.risk_class if risk else None,
+                 "p_high_risk": risk.p_high_risk if risk else None,
                  **({"model_sha256": risk.model_sha256, "device": risk.device,
                      "variants": {v: {"p_high_risk": s.p_high_risk, "risk_class": s.risk_class,
                                       "threshold": s.threshold, "model_sha256": s.model_sha256}
@@ -92,7 +94,8 @@ def case_to_dict(case: Case) -> dict:
                       "group": prognosis.group if prognosis else None,
                       **({"model": prognosis.model, "cutoff": prognosis.cutoff,
                           "pipeline_sha256": prognosis.pipeline_sha256, "notes": list(prognosis.notes),
-                          "survival_curve": {"times": _plain(prognosis.times), "survival": _plain(prognosis.survival)}}
+                          "survival_curve": {"times": _plain(prognosis.times),
+                                             "survival": _plain(prognosis.survival)}}
                          if prognosis else {})},
         "clinical": {c.name: {"value": _plain(c.value), "unit": c.unit, "source": c.source,
                               **({"note": "imputed value not stored with this case"}

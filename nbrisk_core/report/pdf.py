@@ -260,7 +260,8 @@ def render_pdf(case: Case, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.n
     rows = [
         ("MLRS", _fmt(prognosis.mlrs if prognosis else None)),
         ("Cohort percentile", "–" if prognosis is None else f"{prognosis.percentile:.0f}"),
-        ("MLRS group", {"high": "high MLRS", "low": "low MLRS"}.get(prognosis.group if prognosis else "", "–")),
+        ("MLRS group", {"high": "high MLRS", "low": "low MLRS"}.get(prognosis.group if prognosis else "",
+                                                                   "–")),
     ]
     if prognosis is not None and prognosis.model:
         rows.append(("Survival model", prognosis.model))
@@ -303,7 +304,8 @@ def render_pdf(case: Case, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.n
         report.pairs([
             ("Created", f"{_when(stored.created_at)} by {stored.created_by or '–'}"),
             ("Last changed", f"{_when(stored.updated_at)} by {stored.updated_by or '–'}"),
-            ("Reviewed", f"{_when(stored.reviewed_at)} by {stored.reviewed_by}" if stored.reviewed_by else "–"),
+            ("Reviewed", f"{_when(stored.reviewed_at)} by {stored.reviewed_by}"
+             if stored.reviewed_by else "–"),
             ("Signed off", f"{_when(stored.signed_off_at)} by {stored.signed_off_by}"
              if stored.signed_off_by else "–"),
         ])

@@ -241,8 +241,8 @@ def _validate(record: CaseRecord) -> None:
                              source="phase")
         hu = np.asarray(sl.hu)
         if hu.ndim != 2 or hu.size == 0 or hu.dtype.kind not in "iuf":
-            raise InputError(f"{str(phase).upper()} chosen slice has shape {hu.shape} and dtype {hu.dtype} (expected a "
-                             "non-empty 2-D numeric HU array)", source=phase)
+            raise InputError(f"{str(phase).upper()} chosen slice has shape {hu.shape} and dtype {hu.dtype} "
+                             "(expected a non-empty 2-D numeric HU array)", source=phase)
 
 
 def _npz(**arrays) -> bytes:

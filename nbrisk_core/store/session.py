@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from nbrisk_core.case import (PHASES, Case, ChosenSlice, Phase, PredictionInfo, Prognosis, RiskResult, StoredInfo,
-                              VariantScore)
+from nbrisk_core.case import (PHASES, Case, ChosenSlice, Phase, PredictionInfo, Prognosis, RiskResult,
+                              StoredInfo, VariantScore)
 from nbrisk_core.store import codec
 from nbrisk_core.store.cases import CaseRecord, PredictionRecord, SliceRecord
 
@@ -51,7 +51,8 @@ def _chosen_slice(record: SliceRecord) -> ChosenSlice:
                        series_hu=record.series_hu, **fields)
 
 
-def record_from_case(case: Case, *, include_series: bool = False, base: CaseRecord | None = None) -> CaseRecord:
+def record_from_case(case: Case, *, include_series: bool = False,
+                     base: CaseRecord | None = None) -> CaseRecord:
     """The :class:`CaseRecord` that stores ``case``.
 
     Parameters
@@ -116,8 +117,8 @@ def case_from_record(record: CaseRecord) -> Case:
             reviewed_at=record.reviewed_at, reviewed_by=record.reviewed_by,
             signed_off_at=record.signed_off_at, signed_off_by=record.signed_off_by, owner=record.owner,
             software_versions=dict(record.software_versions or {}),
-            predictions=tuple(PredictionInfo(p.kind, p.model_name, p.model_sha256, p.input_sha256, p.created_at,
-                                             p.created_by, dict(p.software_versions or {}))
+            predictions=tuple(PredictionInfo(p.kind, p.model_name, p.model_sha256, p.input_sha256,
+                                             p.created_at, p.created_by, dict(p.software_versions or {}))
                               for p in record.predictions))
     slices = {Phase(p): _chosen_slice(s) for p, s in record.slices.items()}
     return Case(label=record.label, slices={p: slices[p] for p in PHASES if p in slices}, study=study,
@@ -148,13 +149,15 @@ def _risk_v1(saved: Any) -> RiskResult | None:
     cams = saved.get("gradcam")
     cams = {Phase(p): np.asarray(m) for p, m in cams.items()} if isinstance(cams, Mapping) else {}
     embedding = saved.get("embedding")
-    return RiskResult(scores=scores, embedding=np.asarray([] if embedding is None else embedding, dtype=float),
-                      cams=cams, reference="art", device=str(saved.get("device") or ""))
+    embedding = np.asarray([] if embedding is None else embedding, dtype=float)
+    return RiskResult(scores=scores, embedding=embedding, cams=cams, reference="art",
+                      device=str(saved.get("device") or ""))
 
 
 #: fields of the Prognosis page's dict of format 1 (``dataclasses.asdict`` of its result, plus two)
-_PROGNOSIS_V1 = ("times", "survival", "mlrs", "percentile", "group", "cutoff", "model", "low", "high", "imputed",
-                 "imputed_values", "notes", "pipeline_sha256", "embedding_source", "prediction_ms", "synthetic")
+_PROGNOSIS_V1 = ("times", "survival", "mlrs", "percentile", "group", "cutoff", "model", "low", "high",
+                 "imputed", "imputed_values", "notes", "pipeline_sha256", "embedding_source", "prediction_ms",
+                 "synthetic")
 
 
 def _prognosis_v1(saved: Any) -> Prognosis | None:

@@ -36,7 +36,8 @@ def test_risk_page_takes_the_case_page_slices(tiny_cohort, tiny_models_dir, monk
     at = _app(monkeypatch, tiny_cohort, tiny_models_dir)
     hu = np.full((64, 64), 40, np.int16)
     hu[20:40, 20:40] = 150
-    at.session_state[state.CHOSEN_SLICES] = {"art": ChosenSlice("art", 3, 12.0, hu=hu, pixel_spacing=(0.8, 0.8))}
+    at.session_state[state.CHOSEN_SLICES] = {"art": ChosenSlice("art", 3, 12.0, hu=hu,
+                                                                pixel_spacing=(0.8, 0.8))}
     at.run()
     assert not at.exception, at.exception
     assert at.radio[0].value == "Case from the Case page"

@@ -1,4 +1,4 @@
-"""The typed case (nbrisk_core/case.py): one phase spelling, no alias guessing, no dict round trips in pages."""
+"""The typed case (nbrisk_core/case.py): one phase spelling, no alias guessing, no dict round trips."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: where the product's code lives; left out: the browser harness nbrisk_core/bench/workflow.py (it clicks
 #: the page's upper-case tab labels and moves to tests/e2e with issue 24 item 5) and the migrations
 #: (frozen history: they spell the phases as the database held them)
-SOURCES = [p for folder in ("nbrisk_core", "nbrisk_ui", "pages") for p in sorted((ROOT / folder).rglob("*.py"))
+SOURCES = [p for folder in ("nbrisk_core", "nbrisk_ui", "pages")
+           for p in sorted((ROOT / folder).rglob("*.py"))
            if p.relative_to(ROOT).as_posix() not in ("nbrisk_core/case.py", "nbrisk_core/bench/workflow.py")
            and "migrations" not in p.parts]
 
@@ -25,7 +26,8 @@ def _phase_sequences(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-            words = {e.value.lower() for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            words = {e.value.lower() for e in node.elts
+                     if isinstance(e, ast.Constant) and isinstance(e.value, str)}
             if words == {"nc", "art", "pv"}:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     return found
@@ -43,16 +45,16 @@ def test_the_phase_constants_are_the_phase_type():
     from nbrisk_core.imaging import case, model_input, phases
     from nbrisk_core.store import models
 
-    for constant in (predict.PHASES, cohort_format.PHASES, render.PHASES, case.PHASE_ORDER, model_input.PHASES,
-                     phases.PHASE_CODES, models.PHASES):
+    for constant in (predict.PHASES, cohort_format.PHASES, render.PHASES, case.PHASE_ORDER,
+                     model_input.PHASES, phases.PHASE_CODES, models.PHASES):
         assert constant is PHASES
     assert [str(p) for p in PHASES] == ["nc", "art", "pv"] and Phase("art") is Phase.ART
     with pytest.raises(ValueError, match="'ART' is not a valid Phase"):
         Phase("ART")
 
 
-@pytest.mark.parametrize("pattern", [r"\bFIELD_NAMES\b", r"\bfields_of\(", r"(?<![.\w])lookup\((?!self)", r"\b_phase_key\b",
-                                     r"\bcurve_from\b", r"\bgradcam_by_phase\b"])
+@pytest.mark.parametrize("pattern", [r"\bFIELD_NAMES\b", r"\bfields_of\(", r"(?<![.\w])lookup\((?!self)",
+                                     r"\b_phase_key\b", r"\bcurve_from\b", r"\bgradcam_by_phase\b"])
 def test_no_alias_guessing_is_left(pattern):
     # (a method such as the web-session registry's REGISTRY.lookup(token) is another thing)
     hits = [f"{p.relative_to(ROOT)}" for p in SOURCES if re.search(pattern, p.read_text())]

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from nbrisk_core import RESEARCH_NOTICE
-from nbrisk_core.case import Case, ChosenSlice, PredictionInfo, Prognosis, RiskResult, StoredInfo, VariantScore
+from nbrisk_core.case import (Case, ChosenSlice, PredictionInfo, Prognosis, RiskResult, StoredInfo,
+                              VariantScore)
 from nbrisk_core.report import case_to_csv, case_to_json, find_model_card, render_pdf
 
 needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
@@ -34,13 +35,14 @@ def record() -> Case:
     times = np.linspace(0, 2500, 40)
     risk = RiskResult(scores={"art": VariantScore("art", "Swin-ART", 0.8123, "HR", 0.5, "ab" * 32)},
                       embedding=np.zeros(16), cams={"art": cam})
-    prognosis = Prognosis(times=times, survival=np.exp(-times / 3000), mlrs=1.234, percentile=87.0, group="high",
-                          cutoff=1.0, model="stepcox_backward+rsf", imputed=("ldh",), imputed_values={"ldh": 456.0},
-                          pipeline_sha256="ef" * 32)
-    stored = StoredInfo(case_uid="C0123456789", version=3, created_by="alice", updated_by="bob", reviewed_by="bob",
-                        signed_off_by="carol", created_at=datetime(2026, 1, 2, tzinfo=timezone.utc),
+    prognosis = Prognosis(times=times, survival=np.exp(-times / 3000), mlrs=1.234, percentile=87.0,
+                          group="high", cutoff=1.0, model="stepcox_backward+rsf", imputed=("ldh",),
+                          imputed_values={"ldh": 456.0}, pipeline_sha256="ef" * 32)
+    stored = StoredInfo(case_uid="C0123456789", version=3, created_by="alice", updated_by="bob",
+                        reviewed_by="bob", signed_off_by="carol", created_at=datetime(2026, 1, 2, tzinfo=timezone.utc),
                         predictions=(PredictionInfo("risk", "art", "ab" * 32, "cd" * 32),
-                                     PredictionInfo("prognosis", "stepcox_backward+rsf", "ef" * 32, "01" * 32)))
+                                     PredictionInfo("prognosis", "stepcox_backward+rsf", "ef" * 32,
+                                                    "01" * 32)))
     return Case(label="P0007", slices=slices, risk=risk, prognosis=prognosis, status="signed_off",
                 notes="Left adrenal mass, 6 cm.", stored=stored,
                 clinical={"age_months": 30.0, "sex": "F", "nse": 123.4, "ldh": None})
@@ -155,7 +157,8 @@ def test_clinical_values_mark_sources_and_give_imputed_values_in_schema_units(re
     from nbrisk_core.report import clinical_values
 
     # a unit chosen for a field left empty does not apply to the value imputed for it
-    record = replace(record, clinical={**record.clinical, "ldh": {"value": None, "unit": "ukat/L"}, "crp": None})
+    record = replace(record, clinical={**record.clinical, "ldh": {"value": None, "unit": "ukat/L"},
+                                       "crp": None})
     rows = {c.name: c for c in clinical_values(record)}
     assert [c.name for c in clinical_values(record)] == ["age_months", "sex", "nse", "ldh", "crp"]  # schema order
     assert (rows["ldh"].value, rows["ldh"].unit, rows["ldh"].source, rows["ldh"].imputed) == (456.0, "U/L",
@@ -179,11 +182,13 @@ def test_exports_show_imputed_values_marked(record):
 @needs_poppler
 @pytest.mark.parametrize("status, who, label", [("draft", {}, "Last edited by bob"),
                                                 ("reviewed", {"reviewed_by": "dave"}, "Reviewer dave"),
-                                                ("signed_off", {"reviewed_by": "dave", "signed_off_by": "carol"},
+                                                ("signed_off",
+                                                 {"reviewed_by": "dave", "signed_off_by": "carol"},
                                                  "Signed off by carol")])
 def test_pdf_names_who_edited_a_draft_and_who_reviewed(record, tmp_path, status, who, label):
     """Bug: a draft's PDF called its last editor (``updated_by``) its "Reviewer"."""
-    stored = replace(record.stored, **{"updated_by": "bob", "reviewed_by": None, "signed_off_by": None, **who})
+    stored = replace(record.stored,
+                     **{"updated_by": "bob", "reviewed_by": None, "signed_off_by": None, **who})
     lines = _pdf_lines(render_pdf(replace(record, status=status, stored=stored)), tmp_path)
     header = lines[:12]
     assert label in header

@@ -160,8 +160,8 @@ def test_mask_and_confirm_are_recorded_with_the_slice(clean_slice):
 def test_a_slice_without_a_recorded_finding_is_checked_in_its_pixels(clean_slice):
     """A case saved before NBRisk checked, reopened: no finding recorded, so its pixels are looked at."""
     marked = burn_text(clean_slice, "DOE^JOHN", (3, 3), SATURATED_HU)
-    assert list(flagged_slices({"art": ChosenSlice("art", hu=marked), "nc": ChosenSlice("nc", hu=clean_slice)})) \
-        == ["art"]
+    slices = {"art": ChosenSlice("art", hu=marked), "nc": ChosenSlice("nc", hu=clean_slice)}
+    assert list(flagged_slices(slices)) == ["art"]
     with pytest.raises(InputError, match="ART: .*text-like marks"):
         clear_for_storage({"art": ChosenSlice("art", hu=marked)}, None, "alice")
 

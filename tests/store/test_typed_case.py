@@ -76,7 +76,7 @@ def test_whole_series_is_stored_when_asked(engine, alice, typed_case):
 
 @pytest.fixture
 def old_store(tmp_path):
-    """The fixture database: one case saved by NBRisk before the typed case (schema 0002, upper-case phases)."""
+    """The fixture database: one case saved before the typed case (schema 0002, upper-case phases)."""
     path = tmp_path / "old.sqlite"
     shutil.copyfile(OLD_CASE, path)
     engine = make_engine(f"sqlite:///{path}")

@@ -26,8 +26,8 @@ def _saved_case(url, label, risk_class, p):
     rng = np.random.default_rng(len(label))
     record = cases.CaseRecord(label=label, age_months=24.0, sex="M", risk_class=risk_class, hr_probability=p,
                               clinical_entered={"nse": 80.0, "ldh": None}, clinical_imputed={"ldh": 300.0},
-                              slices={"art": cases.SliceRecord("art", rng.integers(-50, 150, (24, 24)).astype(np.int16),
-                                                               7, 35.0)})
+                              slices={"art": cases.SliceRecord(
+                                  "art", rng.integers(-50, 150, (24, 24)).astype(np.int16), 7, 35.0)})
     # the pages run with sign-in off: their user is "local", who sees the cases "local" saved
     return cases.save_case(get_engine(url), record, "local")
 
@@ -184,9 +184,11 @@ def _save_box_app():
     from nbrisk_core.case import ChosenSlice, RiskResult, VariantScore
 
     if state.CHOSEN_SLICES not in st.session_state:
-        st.session_state[state.CHOSEN_SLICES] = {"art": ChosenSlice("art", 3, None, hu=np.full((8, 8), 40, np.int16))}
+        st.session_state[state.CHOSEN_SLICES] = {"art": ChosenSlice("art", 3, None,
+                                                                    hu=np.full((8, 8), 40, np.int16))}
         st.session_state[state.RISK_RESULT] = RiskResult(
-            scores={"art": VariantScore("art", "Swin-ART", 0.66, "HR", 0.5, "a" * 64)}, embedding=np.zeros(16))
+            scores={"art": VariantScore("art", "Swin-ART", 0.66, "HR", 0.5, "a" * 64)},
+            embedding=np.zeros(16))
     save_case_widget()
 
 

@@ -1,6 +1,7 @@
 """Builds ``case_v1.sqlite``: a case saved by NBRisk before the typed case (commit 52e2db5).
 
-Run once, at that commit, from the repository root (``PYTHONPATH=$PWD python tests/store/data/make_case_v1.py``):
+Run once, at that commit, from the repository root
+(``PYTHONPATH=$PWD python tests/store/data/make_case_v1.py``):
 the pages' working objects of that time (dicts from the Case and Risk pages, the Prognosis page's
 ``dataclasses.asdict`` of its result) were saved through ``store.session.record_from_session`` and
 ``store.cases.save_case``, with upper-case phases in ``case_slices``. The file is the fixture of
