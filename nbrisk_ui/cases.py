@@ -12,6 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from nbrisk_core import config
+from nbrisk_core.case import Case
 from nbrisk_ui import state
 from nbrisk_ui.text import md, show_error
 
@@ -49,50 +50,69 @@ def _username() -> str:
     return current_username()
 
 
-def session_objects() -> dict:
-    """The pages' working objects under their logical names (see ``state.CASE_OBJECT_KEYS``)."""
-    return {name: st.session_state.get(key) for key, name in state.CASE_OBJECT_KEYS.items()}
+def current_case(label: str = "", notes: str = "", status: str = "draft") -> Case:
+    """The session's working objects as one typed :class:`~nbrisk_core.case.Case` (pages' keys:
+    ``state.CASE``, ``CHOSEN_SLICES``, ``RISK_RESULT``, ``CLINICAL_VALUES``, ``PROGNOSIS_RESULT``)."""
+    stored = st.session_state.get(state.CASE_STORED)
+    return Case(label=label, slices=st.session_state.get(state.CHOSEN_SLICES) or {},
+                study=st.session_state.get(state.CASE) or {}, risk=st.session_state.get(state.RISK_RESULT),
+                clinical=st.session_state.get(state.CLINICAL_VALUES) or {},
+                prognosis=st.session_state.get(state.PROGNOSIS_RESULT), status=status, notes=notes,
+                stored=stored if stored is not None and stored.case_uid == st.session_state.get(state.CASE_ID)
+                else None)
 
 
-def _has_anything_to_save(objects: dict) -> bool:
-    return any(objects.get(name) is not None for name in ("chosen_slices", "risk_result", "prognosis_result"))
+def _has_anything_to_save() -> bool:
+    return any(st.session_state.get(key) is not None
+               for key in (state.CHOSEN_SLICES, state.RISK_RESULT, state.PROGNOSIS_RESULT))
 
 
-def _default_label(objects: dict) -> str:
-    from nbrisk_core.store.session import lookup
+def _default_label() -> str:
+    return st.session_state.get(state.CASE_LABEL) or ""
 
-    label = st.session_state.get(state.CASE_LABEL)
-    if label:
-        return label
-    found = lookup(objects.get("case"), "label") or lookup(objects.get("risk_result"), "label")
-    return str(found) if found and str(found) not in ("HR", "NHR") else ""
+
+def _put(case: Case, *, objects: bool = True) -> None:
+    """Put a stored case into the session: its id and version and (``objects``) its objects under the
+    pages' keys. After a save the working objects stay (e.g. the unmasked slices the Risk page reads)."""
+    values = ((state.CASE, dict(case.study) or None), (state.CHOSEN_SLICES, dict(case.slices) or None),
+              (state.RISK_RESULT, case.risk), (state.CLINICAL_VALUES, dict(case.clinical) or None),
+              (state.PROGNOSIS_RESULT, case.prognosis))
+    for key, value in values if objects else ():
+        if value is None:
+            st.session_state.pop(key, None)
+        else:
+            st.session_state[key] = value
+    st.session_state[state.CASE_STORED] = case.stored
+    st.session_state[state.CASE_ID] = case.stored.case_uid
+    st.session_state[state.CASE_VERSION] = case.stored.version
+    st.session_state[state.CASE_LABEL] = case.label
+    st.session_state[state.CASE_NOTES] = case.notes
+    st.session_state[state.CASE_STATUS] = case.status
 
 
 def save_current_case(label: str, notes: str, status: str, include_series: bool = False,
-                      burned_in_decision: str | None = None):
-    """Save the session's case (create, or update the opened one); returns the saved record.
+                      burned_in_decision: str | None = None) -> Case:
+    """Save the session's case (create, or update the opened one); returns it as stored.
 
     Chosen slices that may show burned-in identifying text (:mod:`nbrisk_core.imaging.burned_in`)
     are stored masked or, when ``burned_in_decision`` is ``"confirm"``, as shown with the signed-in
-    reviewer's confirmation; without a decision nothing is saved (:class:`InputError`).
+    reviewer's confirmation; without a decision nothing is saved (:class:`InputError`). With
+    ``include_series`` each phase's whole series of the loaded study is stored with its slice.
     """
-    from nbrisk_core.imaging.burned_in import clear_for_storage
-    from nbrisk_core.store import cases
-    from nbrisk_core.store.session import record_from_session
+    from nbrisk_core import service
+    from nbrisk_core.case import StoredInfo
+    from nbrisk_core.imaging.case import with_series
 
-    objects = session_objects()
-    objects["chosen_slices"] = clear_for_storage(objects.get("chosen_slices"), burned_in_decision,
-                                                 _username())
-    record = record_from_session(**objects, label=label, notes=notes, status=status,
-                                 include_series=include_series)
-    record.case_uid = st.session_state.get(state.CASE_ID)
-    record.version = st.session_state.get(state.CASE_VERSION)
-    saved = cases.save_case(store_engine(), record, _username())
-    st.session_state[state.CASE_ID] = saved.case_uid
-    st.session_state[state.CASE_VERSION] = saved.version
-    st.session_state[state.CASE_LABEL] = saved.label
-    st.session_state[state.CASE_NOTES] = saved.notes
-    st.session_state[state.CASE_STATUS] = saved.status
+    case = current_case(label, notes, status)
+    if include_series:
+        case = case.replace(slices=with_series(case.slices, st.session_state.get(state.IMAGING_STUDY),
+                                               st.session_state.get(state.PHASE_ASSIGNMENT)))
+    case_uid = st.session_state.get(state.CASE_ID)
+    if case_uid and case.stored is None:  # opened in this session before CASE_STORED was kept
+        case = case.replace(stored=StoredInfo(case_uid, st.session_state.get(state.CASE_VERSION)))
+    saved = service.save_case(store_engine(), case, _username(), include_series=include_series,
+                              burned_in_decision=burned_in_decision)
+    _put(saved, objects=False)
     return saved
 
 
@@ -107,24 +127,23 @@ def save_case_widget(*, title: str = "Save case") -> None:
     from nbrisk_core.store.cases import CaseConflictError
     from nbrisk_core.store.models import CASE_STATUSES
 
-    objects = session_objects()
     with st.container(border=True):
         st.subheader(title)
         case_uid = st.session_state.get(state.CASE_ID)
         if case_uid:
             st.caption(f"Editing stored case **{case_uid}** (version {st.session_state.get(state.CASE_VERSION)}).")
-        if not _has_anything_to_save(objects):
+        if not _has_anything_to_save():
             st.info("Nothing to save yet: choose the slices on the Case page or get a prediction first.")
             return
         label = st.text_input("Case label (a pseudonym such as the study number, never a name)",
-                              value=_default_label(objects), max_chars=64, key=_LABEL_WIDGET)
+                              value=_default_label(), max_chars=64, key=_LABEL_WIDGET)
         notes = st.text_area("Notes", value=st.session_state.get(state.CASE_NOTES, ""), key=_NOTES_WIDGET)
         current = st.session_state.get(state.CASE_STATUS, "draft")
         status = st.selectbox("Status", CASE_STATUSES, index=CASE_STATUSES.index(current),
                               format_func=STATUS_LABELS.get, key=_STATUS_WIDGET)
         include_series = st.checkbox("Also store the whole series (default: only the chosen slice per phase)",
                                      value=False, key=_SERIES_WIDGET)
-        decision = burned_in_choice(objects.get("chosen_slices"))
+        decision = burned_in_choice(st.session_state.get(state.CHOSEN_SLICES))
         st.session_state[state.CASE_LABEL] = label
         st.session_state[state.CASE_NOTES] = notes
         st.session_state[state.CASE_STATUS] = status
@@ -140,7 +159,7 @@ def save_case_widget(*, title: str = "Save case") -> None:
                 done = {"mask": " Burned-in annotation: the area outside the body was blacked out in the "
                                 "stored slices.",
                         "confirm": " Burned-in annotation: your confirmation is stored with the slices."}
-                st.success(f"Saved as case **{saved.case_uid}**, version {saved.version}."
+                st.success(f"Saved as case **{saved.stored.case_uid}**, version {saved.stored.version}."
                            + done.get(decision, ""))
 
 
@@ -160,53 +179,28 @@ def burned_in_choice(chosen_slices) -> str | None:
                     key=_BURNED_IN_WIDGET)
 
 
-def open_case(case_uid: str):
-    """Load a stored case into this session (audited as ``case_opened``); returns the record."""
-    from nbrisk_core.store import cases
-    from nbrisk_core.store.session import session_from_record
+def open_case(case_uid: str) -> Case:
+    """Load a stored case into this session (audited as ``case_opened``); returns it."""
+    from nbrisk_core import service
 
-    record = cases.load_case(store_engine(), case_uid, _username())
-    objects = session_from_record(record)
+    case = service.open_case(store_engine(), case_uid, _username())
     # the Case page's working study belongs to whatever was loaded before: it must not be shown
     # under the reopened case (the Case page shows the case's stored chosen slices instead)
     for key in state.IMAGING_KEYS:
         st.session_state.pop(key, None)
-    for key, name in state.CASE_OBJECT_KEYS.items():
-        if objects.get(name) is None:
-            st.session_state.pop(key, None)
-        else:
-            st.session_state[key] = objects[name]
-    st.session_state[state.CASE_ID] = record.case_uid
-    st.session_state[state.CASE_VERSION] = record.version
-    st.session_state[state.CASE_LABEL] = record.label
-    st.session_state[state.CASE_NOTES] = record.notes
-    st.session_state[state.CASE_STATUS] = record.status
+    _put(case)
     for widget in (_LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET, _SERIES_WIDGET, _BURNED_IN_WIDGET):
         st.session_state.pop(widget, None)
-    return record
+    return case
 
 
 def close_case() -> None:
     """Forget the current case (start a new one)."""
-    for key in (*state.CASE_OBJECT_KEYS, state.CASE_ID, state.CASE_VERSION, state.CASE_LABEL,
+    for key in (*state.CASE_OBJECT_KEYS, state.CASE_STORED, state.CASE_ID, state.CASE_VERSION,
+                state.CASE_LABEL,
                 state.CASE_NOTES, state.CASE_STATUS, _LABEL_WIDGET, _NOTES_WIDGET, _STATUS_WIDGET,
                 _SERIES_WIDGET, _BURNED_IN_WIDGET):
         st.session_state.pop(key, None)
-
-
-@st.cache_data(show_spinner=False)
-def cohort_curves(path: str):
-    """Kaplan-Meier curves of the cohort by risk group, for the report (cached per cohort)."""
-    from pathlib import Path
-
-    from nbrisk_core.report.figures import cohort_km_curves
-
-    if not (Path(path) / "clinical.csv").exists():
-        return None
-    import pandas as pd
-
-    clinical = pd.read_csv(Path(path) / "clinical.csv")
-    return cohort_km_curves(clinical["os_days"], clinical["os_event"], clinical["risk_group"])
 
 
 #: session key of the export files made in this session: ``{(case_uid, version, fmt): bytes}``
@@ -214,14 +208,17 @@ _EXPORTS = "nbrisk.exports"
 
 
 def make_export(case_uid: str, version: int, fmt: str) -> bytes:
-    """Make one export file of a stored case version and audit it (:func:`nbrisk_core.report.export_case`)."""
-    from nbrisk_core.report import export_case
+    """Make one export file of a stored case version and audit it (:func:`nbrisk_core.service.export_case`).
+
+    The PDF draws the reference curves stored with the prognosis (Kaplan-Meier of the training
+    cohort by MLRS group, as the Prognosis page).
+    """
+    from nbrisk_core import service
 
     cohort = config.demo_cohort_dir()
     # the model cards of the models the pages used: the cohort's own models/, else NBRISK_MODELS_DIR
-    return export_case(store_engine(), case_uid, _username(), fmt, version=version,
-                       cohort_curves=cohort_curves(str(cohort)) if fmt == "pdf" else None,
-                       models_dir=config.cohort_models_dir(cohort))
+    return service.export_case(store_engine(), case_uid, _username(), fmt, version=version,
+                               models_dir=config.cohort_models_dir(cohort))
 
 
 def export_buttons(case_uid: str, version: int, label: str, *, key: str = "export") -> None:

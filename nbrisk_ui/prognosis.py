@@ -143,26 +143,27 @@ def merged_patients(pipeline, clinical: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def summary_csv(result: dict, meta: dict | None) -> str:
-    """The downloadable prognosis summary: ``#`` header lines, then the survival curve as CSV.
+def summary_csv(result, meta: dict | None) -> str:
+    """The downloadable prognosis summary of a :class:`nbrisk_core.case.Prognosis`: ``#`` header lines,
+    then the survival curve as CSV.
 
     Read it back with ``pandas.read_csv(path, comment="#")``.
     """
     import io
 
     meta = meta or {}
-    curve = pd.DataFrame({"time_days": result["times"], "survival": result["survival"]})
-    if result.get("low") is not None and result.get("high") is not None:
-        curve["survival_low"] = result["low"]
-        curve["survival_high"] = result["high"]
+    curve = pd.DataFrame({"time_days": result.times, "survival": result.survival})
+    if result.low is not None and result.high is not None:
+        curve["survival_low"] = result.low
+        curve["survival_high"] = result.high
     buffer = io.StringIO()
     buffer.write(f"# NBRisk prognosis summary (research use only, not for clinical decisions); "
                  f"cohort={meta.get('name', '?')} synthetic={bool(meta.get('synthetic', True))}\n")
-    buffer.write(f"# model={result['model']} mlrs={result['mlrs']:.6g} percentile={result['percentile']:.1f} "
-                 f"group={result['group']} cutoff={result['cutoff']:.6g}\n")
-    filled = result.get("imputed_values") or {}
-    imputed = ";".join(f"{name}={filled[name]}" if name in filled else name for name in result["imputed"])
-    buffer.write(f"# ct_features={result.get('embedding_source', '?')} imputed={imputed or 'none'}\n")
+    buffer.write(f"# model={result.model} mlrs={result.mlrs:.6g} percentile={result.percentile:.1f} "
+                 f"group={result.group} cutoff={result.cutoff:.6g}\n")
+    filled = result.imputed_values
+    imputed = ";".join(f"{name}={filled[name]}" if name in filled else name for name in result.imputed)
+    buffer.write(f"# ct_features={result.embedding_source or '?'} imputed={imputed or 'none'}\n")
     curve.to_csv(buffer, index=False)
     return buffer.getvalue()
 

@@ -1,11 +1,13 @@
 """Session-state keys, named in one place (per-user state lives in ``st.session_state``)."""
 
 # Case page -> Risk page -> Prognosis page
-CASE = "nbrisk.case"                  # the current case (nbrisk_core.imaging case object / dict)
-CHOSEN_SLICES = "nbrisk.chosen_slices"  # phase -> chosen max-area slice (HU 2-D array + metadata)
-RISK_RESULT = "nbrisk.risk_result"    # classifier output for the current case (incl. 16-d embedding)
-CLINICAL_VALUES = "nbrisk.clinical_values"  # labs as entered
-PROGNOSIS_RESULT = "nbrisk.prognosis_result"
+# (the typed objects of nbrisk_core.case; nbrisk_ui.cases.current_case() gathers them into one Case)
+CASE = "nbrisk.case"                  # de-identified study summary (nbrisk_core.imaging.case.case_meta)
+CHOSEN_SLICES = "nbrisk.chosen_slices"  # Phase -> ChosenSlice (the max-area slice)
+RISK_RESULT = "nbrisk.risk_result"    # RiskResult (probability per variant, embedding, CAM per phase)
+CLINICAL_VALUES = "nbrisk.clinical_values"  # labs as entered (validated)
+PROGNOSIS_RESULT = "nbrisk.prognosis_result"  # Prognosis
+CASE_STORED = "nbrisk.case_stored"    # StoredInfo of the opened stored case (None for a new case)
 CASE_ID = "nbrisk.case_id"            # id of the case in the case store, once saved
 CASE_VERSION = "nbrisk.case_version"  # optimistic-locking version of the stored case
 UPLOAD_DIR = "nbrisk.upload_dir"      # private temporary directory of this session's uploads
@@ -16,13 +18,13 @@ CASE_LABEL = "nbrisk.case_label"      # pseudonymous label of the current case (
 CASE_NOTES = "nbrisk.case_notes"      # reviewer's notes of the current case
 CASE_STATUS = "nbrisk.case_status"    # draft / reviewed / signed_off of the current case
 
-#: the working objects a saved case restores (state key -> logical name in nbrisk_core.store.session)
+#: the working objects a saved case restores (state key -> the Case field it fills)
 CASE_OBJECT_KEYS = {
-    CASE: "case",
-    CHOSEN_SLICES: "chosen_slices",
-    RISK_RESULT: "risk_result",
-    CLINICAL_VALUES: "clinical_values",
-    PROGNOSIS_RESULT: "prognosis_result",
+    CASE: "study",
+    CHOSEN_SLICES: "slices",
+    RISK_RESULT: "risk",
+    CLINICAL_VALUES: "clinical",
+    PROGNOSIS_RESULT: "prognosis",
 }
 
 # Case page (imaging) working state, one case per session

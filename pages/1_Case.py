@@ -13,7 +13,6 @@ import pandas as pd
 import streamlit as st
 
 from nbrisk_core.errors import InputError
-from nbrisk_core.imaging.burned_in import META_KEY as BURNED_IN_KEY
 from nbrisk_core.imaging.case import PHASE_ORDER, case_meta, check_assignment, chosen_slice, demo_study_ids
 from nbrisk_core.imaging.model_input import PHASE_LABELS
 from nbrisk_core.imaging.windowing import WINDOW_PRESETS
@@ -23,7 +22,7 @@ from nbrisk_ui.text import md, show_error
 
 VIEW_WIDTH = 512
 SAVED_WINDOW = "as saved"
-PHASE_CHOICES = ["—", "NC", "ART", "PV"]
+PHASE_CHOICES = ["—", *(p.upper() for p in PHASE_ORDER)]
 UPLOAD_TYPES = None  # DICOM files often have no extension; the reader decides what each file is
 
 auth.gate()
@@ -79,9 +78,9 @@ def show_reopened_case(case_uid: str) -> None:
     confirmed with; loading the study again below gives the full viewer.
     """
     from nbrisk_core.imaging.render import render_slice
-    from nbrisk_core.store.session import chosen_slice_views
 
-    views = chosen_slice_views(st.session_state.get(state.CHOSEN_SLICES), st.session_state.get(state.CASE))
+    views = list((st.session_state.get(state.CHOSEN_SLICES) or {}).values())  # nbrisk_core.case.ChosenSlice
+    series_of = (st.session_state.get(state.CASE) or {}).get("phases") or {}
     with st.container(border=True):
         st.subheader("Reopened saved case")
         label, version = st.session_state.get(state.CASE_LABEL, ""), st.session_state.get(state.CASE_VERSION)
@@ -92,10 +91,10 @@ def show_reopened_case(case_uid: str) -> None:
             st.warning("No chosen slices are stored with this case.")
             return
         st.dataframe(pd.DataFrame([{
-            "phase": v.phase, "series": v.series.get("series_uid", "–"),
-            "slices in series": v.series.get("n_slices"),
-            "chosen slice": v.slice_index, "z (mm)": v.slice_position_mm,
-            "pixel (mm)": " x ".join(f"{x:.3g}" for x in v.series.get("pixel_spacing") or []) or "–",
+            "phase": v.phase.upper(), "series": series_of.get(v.phase, {}).get("series_uid", "–"),
+            "slices in series": series_of.get(v.phase, {}).get("n_slices"),
+            "chosen slice": v.index, "z (mm)": v.z_mm,
+            "pixel (mm)": " x ".join(f"{x:.3g}" for x in v.pixel_spacing or []) or "–",
             "window": (f"{v.window.get('name', '')} W{v.window['width']:g}/L{v.window['level']:g}"
                        if v.window else "–"),
         } for v in views]), hide_index=True, width="stretch", key="case.reopened.table")
@@ -103,16 +102,16 @@ def show_reopened_case(case_uid: str) -> None:
         for column, view in zip(columns, views):
             with column:
                 options = ([SAVED_WINDOW] if view.window else []) + list(WINDOW_PRESETS)
-                choice = st.selectbox(f"{view.phase} window", options, disabled=not view.is_hu,
-                                      key=f"case.reopened.window.{case_uid}.{view.phase}")
+                choice = st.selectbox(f"{view.phase.upper()} window", options, disabled=not view.is_hu,
+                                      key=f"case.reopened.window.{case_uid}.{view.phase.upper()}")
                 window = view.window if choice == SAVED_WINDOW else {"width": WINDOW_PRESETS[choice].width,
                                                                       "level": WINDOW_PRESETS[choice].level}
-                where = [f"slice {view.slice_index}" if view.slice_index is not None else None,
-                         f"z {view.slice_position_mm:.1f} mm" if view.slice_position_mm is not None else None]
+                where = [f"slice {view.index}" if view.index is not None else None,
+                         f"z {view.z_mm:.1f} mm" if view.z_mm is not None else None]
                 where = " · ".join(w for w in where if w) or "position not stored"
                 width, level = float(window["width"]), float(window["level"])
                 rgb = render_slice(view.plane, width, level, is_hu=view.is_hu)
-                st.image(rgb, caption=f"{view.phase} · {where}", width="stretch")
+                st.image(rgb, caption=f"{view.phase.upper()} · {where}", width="stretch")
 
 
 meta = cohort_meta(str(cohort_dir()))
@@ -230,24 +229,23 @@ def go_to_slice(slider_key: str, value: int, n_slices: int, relative: bool) -> N
 
 def confirm_slice(phase: str, index: int, series_by_phase: dict) -> None:
     from nbrisk_core.imaging.segmentation import carry_slice
-    from nbrisk_core.store.session import VIEWER_WINDOW_KEY
 
     confirmed = st.session_state[state.CONFIRMED_SLICES]
     try:
-        confirmed[phase] = chosen_slice(series_by_phase[phase], index)
+        chosen = chosen_slice(series_by_phase[phase], index, phase)
     except InputError as error:
         st.session_state[f"case.error.{phase}"] = str(error)
         return
     # the display window goes with the slice, so a reopened case shows it as it was confirmed
     preset = st.session_state.get(f"case.window.{phase}", "abdomen")
     base = WINDOW_PRESETS.get(preset, WINDOW_PRESETS["abdomen"])
-    confirmed[phase][VIEWER_WINDOW_KEY] = {
+    confirmed[phase] = chosen.replace(window={
         "name": preset, "width": float(st.session_state.get(f"case.ww.{phase}.{preset}", base.width)),
-        "level": float(st.session_state.get(f"case.wl.{phase}.{preset}", base.level))}
+        "level": float(st.session_state.get(f"case.wl.{phase}.{preset}", base.level))})
     # the other phases start near this position (each is still confirmed separately)
     for other, other_series in series_by_phase.items():
         if other not in confirmed and other != phase:
-            start = carry_slice(confirmed[phase]["z_mm"], other_series.z_mm)
+            start = carry_slice(confirmed[phase].z_mm, other_series.z_mm)
             st.session_state[state.VIEWER_SLICE][other] = start
             st.session_state[f"case.slice.{other}"] = start
 
@@ -280,7 +278,7 @@ def phase_viewer(phase: str) -> None:
     if phase not in slices:
         # start where another phase was confirmed (nearest slice by position), else mid-volume
         others = [c for p, c in confirmed.items() if p != phase]
-        slices[phase] = carry_slice(others[0]["z_mm"], series.z_mm) if others else series.n_slices // 2
+        slices[phase] = carry_slice(others[0].z_mm, series.z_mm) if others else series.n_slices // 2
     slider_key = f"case.slice.{phase}"
     if slider_key not in st.session_state:
         st.session_state[slider_key] = slices[phase]
@@ -336,7 +334,7 @@ def phase_viewer(phase: str) -> None:
         chosen = confirmed.get(phase)
         if segmentation is not None:
             st.plotly_chart(area_curve_figure(segmentation.areas_mm2, series.z_mm, segmentation.max_area_slice,
-                                              chosen["index"] if chosen else None, index,
+                                              chosen.index if chosen else None, index,
                                               title=f"{phase.upper()}: tumour area per slice"),
                             width="stretch", key=f"case.curve.{phase}")
             proposed = segmentation.max_area_slice
@@ -349,7 +347,7 @@ def phase_viewer(phase: str) -> None:
         if f"case.error.{phase}" in st.session_state:
             st.error(st.session_state.pop(f"case.error.{phase}"))
         if chosen:
-            st.success(f"Confirmed: slice {chosen['index']} (z {chosen['z_mm']:.1f} mm)")
+            st.success(f"Confirmed: slice {chosen.index} (z {chosen.z_mm:.1f} mm)")
         if st.button(f"Confirm slice {index} for {phase.upper()}", type="primary", key=f"case.confirm.{phase}",
                      on_click=confirm_slice, args=(phase, index, series_by_phase)):
             st.rerun()  # the thumbnails below live outside this fragment
@@ -376,10 +374,9 @@ with st.container(border=True):
             if entry is None:
                 st.caption(f"{phase.upper()}: not confirmed")
                 continue
-            plane = entry["hu"] if entry.get("hu") is not None else entry["grey"]
-            st.image(thumbnail(plane, 400, 40, is_hu=entry.get("hu") is not None),
-                     caption=f"{phase.upper()} · slice {entry['index']} · z {entry['z_mm']:.1f} mm")
-            finding = entry.get(BURNED_IN_KEY) or {}
+            st.image(thumbnail(entry.plane, 400, 40, is_hu=entry.is_hu),
+                     caption=f"{phase.upper()} · slice {entry.index} · z {entry.z_mm:.1f} mm")
+            finding = entry.burned_in or {}
             if finding.get("pixel_text"):
                 st.warning(f"{phase.upper()}: {finding.get('text_marks')} text-like marks outside the body: "
                            "burned-in text (a name, a date?). The case is saved with the area outside the "

@@ -10,6 +10,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from nbrisk_core import service
+from nbrisk_core.case import PHASES, Phase
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth, state
 from nbrisk_ui.common import cohort_dir, synthetic_banner
@@ -44,14 +46,7 @@ def demo_patients(path: str) -> list[str]:
 def demo_case(path: str, patient_id: str) -> dict:
     from nbrisk_core.classifier.data import read_grey_slices
 
-    return read_grey_slices(Path(path), patient_id, ("nc", "art", "pv"))
-
-
-def grey_from_case(chosen: dict) -> dict:
-    # DICOM slices carry "hu", 2-D image uploads carry "grey": one builder for both (and the CLI)
-    from nbrisk_core.imaging.model_input import grey_from_chosen_slice
-
-    return {phase: grey_from_chosen_slice(item) for phase, item in chosen.items() if isinstance(item, dict)}
+    return read_grey_slices(Path(path), patient_id, PHASES)
 
 
 def grey_from_upload(upload) -> np.ndarray:
@@ -59,6 +54,28 @@ def grey_from_upload(upload) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(upload.getvalue())).convert("L"))
     except Exception as error:  # PIL raises several types for a file that is not an image
         raise InputError(f"{upload.name}: not a readable BMP/PNG image ({error})") from None
+
+
+# Predictions and CAMs are cached on (slices' SHA-256, the models' SHA-256): a widget change
+# that does not change the slices or the models reruns nothing. The arrays are passed with a
+# leading underscore (not hashed); their hash is the key. cache_resource keeps the frozen results
+# as they are (nothing is pickled); they are never mutated.
+@st.cache_resource(show_spinner="Scoring the case…", max_entries=64)
+def model_inputs(slices_sha256: str, models: tuple, models_dir: str, _slices: dict) -> dict:
+    return service.model_inputs(load_predictors(models_dir), _slices)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def score(slices_sha256: str, models: tuple, models_dir: str, _slices: dict):
+    return service.score_case(load_predictors(models_dir), _slices,
+                              inputs=model_inputs(slices_sha256, models, models_dir, _slices))
+
+
+@st.cache_resource(show_spinner="Computing the heat map…", max_entries=64)
+def explain(slices_sha256: str, models: tuple, models_dir: str, variant: str, method: str, target: str,
+            _slices: dict) -> np.ndarray:
+    x = model_inputs(slices_sha256, models, models_dir, _slices)[variant]
+    return service.explain_case(load_predictors(models_dir)[variant], x, method, target)
 
 
 from nbrisk_core import config  # noqa: E402  (light; after the page helpers for readability)
@@ -89,19 +106,21 @@ if patients:
 sources.append("Upload BMP/PNG slices")
 source = st.radio("Case", sources, horizontal=True)
 
-grey: dict = {}
+grey: dict = {}   # what the page shows (8-bit)
+slices: dict = {}  # what the models read: the chosen slices (HU windowed by each model's card) or grey
 case_label = ""
 try:
     if source.startswith("Case from"):
-        grey = grey_from_case(chosen)
+        # DICOM slices carry HU, 2-D image uploads a grey image: one builder for both (and the CLI)
+        grey, slices = service.grey_slices(chosen), dict(chosen)
         case_label = "current case"
     elif source == "Demo patient":
         patient = st.selectbox("Demo patient", patients)
-        grey = demo_case(str(path), patient)
+        grey = {Phase(p): g for p, g in demo_case(str(path), patient).items()}
         case_label = patient
     else:
         cols = st.columns(3)
-        for col, phase in zip(cols, ("nc", "art", "pv")):
+        for col, phase in zip(cols, PHASES):
             upload = col.file_uploader(f"{phase.upper()} slice", type=["bmp", "png"], key=f"risk_upload_{phase}")
             if upload is not None:
                 grey[phase] = grey_from_upload(upload)
@@ -110,68 +129,74 @@ except InputError as error:
     show_error(error)
     st.stop()
 
-if "art" not in grey:
+slices = slices or grey
+if Phase.ART not in grey:
     st.info("The arterial (ART) slice is needed: Swin-ART is the reference model.")
     st.stop()
 
 # ------------------------------------------------------------------ predictions
-from nbrisk_core.classifier.inference import predict_case  # noqa: E402
 
-results = {}
-for variant, predictor in predictors.items():
-    if all(p in grey for p in predictor.loaded.card["phases"]):
-        try:
-            results[variant] = predict_case(predictor, grey)
-        except InputError as error:
-            show_error(f"{predictor.loaded.card.get('variant_label', variant)}: {error}")
-art = results["art"]
-cols = st.columns(len(results))
-for col, (variant, r) in zip(cols, results.items()):
+slices_sha256 = service.slices_sha256(slices)
+models_key = tuple((v, p.loaded.card["sha256"]) for v, p in predictors.items())
+try:
+    result = score(slices_sha256, models_key, str(models_dir), slices)
+except InputError as error:
+    show_error(error)
+    st.stop()
+art = result.score
+cols = st.columns(len(result.scores))
+for col, r in zip(cols, result.scores.values()):
     col.metric(r.label, f"{r.p_high_risk:.1%}", f"{'high risk' if r.risk_class == 'HR' else 'non-high risk'}",
                delta_color="inverse" if r.risk_class == "HR" else "normal")
 st.caption(f"Case: {md(case_label)} · p(high risk) per model, class at threshold {art.threshold:g} · "
-           f"device: **{art.device}** · Swin-ART {art.seconds * 1000:.0f} ms")
+           f"device: **{result.device}** · Swin-ART {result.seconds * 1000:.0f} ms")
 
 card = predictors["art"].loaded.card
 if card.get("synthetic_data", False):
     st.warning("The demo model was trained on **synthetic data** only. It is not a medical device and "
                "is not for clinical use.", icon=":material/warning:")
 
-st.session_state[state.RISK_RESULT] = {
-    "p_high_risk": art.p_high_risk, "risk_class": art.risk_class, "embedding": art.embedding.tolist(),
-    "model_sha256": art.model_sha256, "device": art.device,
-    "variants": {v: {"p_high_risk": r.p_high_risk, "risk_class": r.risk_class, "model_sha256": r.model_sha256}
-                 for v, r in results.items()},
-}
+previous = st.session_state.get(state.RISK_RESULT)
+if not (isinstance(previous, type(result)) and previous.scores == result.scores
+        and np.array_equal(previous.embedding, result.embedding)):
+    st.session_state[state.RISK_RESULT] = result  # the CAMs are added below, as they are shown
 # audit each distinct prediction once (not every rerun of the page)
 _audit_key = (case_label, art.model_sha256, round(float(art.p_high_risk), 6))
 if st.session_state.get("nbrisk.risk_audited") != _audit_key:
     from nbrisk_ui.cases import audit_prediction
 
-    audit_prediction("risk", art.model_sha256, p_high_risk=float(art.p_high_risk), device=art.device)
+    audit_prediction("risk", art.model_sha256, p_high_risk=float(art.p_high_risk), device=result.device)
     st.session_state["nbrisk.risk_audited"] = _audit_key
 
 # ------------------------------------------------------------------ Grad-CAM
-from nbrisk_core.classifier.explain import CAM_METHODS, compute_cam, overlay  # noqa: E402
-from nbrisk_core.imaging.model_input import build_model_input  # noqa: E402
+from nbrisk_core.classifier.explain import CAM_METHODS  # noqa: E402
+from nbrisk_core.imaging.render import CAM_OPACITY, cam_overlay  # noqa: E402
 
-st.subheader("Where the model looked (Grad-CAM)")
-c1, c2, c3 = st.columns(3)
-method = c1.selectbox("Method", list(CAM_METHODS), format_func=CAM_METHODS.get)
-target = c2.selectbox("Class explained", ["HR", "NHR"], format_func={"HR": "high risk", "NHR": "non-high risk"}.get)
-opacity = c3.slider("Heat-map opacity", 0.0, 1.0, 0.4, 0.05)
-cam_variants = [v for v in results if len(predictors[v].loaded.card["phases"]) == 1]
-cols = st.columns(max(1, len(cam_variants)))
-for col, variant in zip(cols, cam_variants):
-    predictor = predictors[variant]
-    phase = predictor.loaded.card["phases"][0]
-    x = build_model_input(grey, variant, predictor.loaded.card["normalisation"]["mean"],
-                          predictor.loaded.card["normalisation"]["std"])
-    cam = compute_cam(predictor.loaded.model, x, method, target)
-    # kept with the result so a saved case and its PDF report carry the map that was shown
-    st.session_state[state.RISK_RESULT].setdefault("gradcam", {})[phase] = cam.heatmap
-    col.image(overlay(grey[phase], cam.heatmap, opacity), caption=f"{results[variant].label}: {phase.upper()} slice "
-              f"({grey[phase].shape[0]}×{grey[phase].shape[1]})", width="stretch")
+
+@st.fragment
+def cam_panel() -> None:
+    """The CAM controls and maps: a fragment, so changing them reruns no prediction."""
+    st.subheader("Where the model looked (Grad-CAM)")
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Method", list(CAM_METHODS), format_func=CAM_METHODS.get, key="risk.cam.method")
+    target = c2.selectbox("Class explained", ["HR", "NHR"], key="risk.cam.target",
+                          format_func={"HR": "high risk", "NHR": "non-high risk"}.get)
+    opacity = c3.slider("Heat-map opacity", 0.0, 1.0, CAM_OPACITY, 0.05, key="risk.cam.opacity")
+    cam_variants = [v for v in result.scores if len(predictors[v].loaded.card["phases"]) == 1]
+    cols = st.columns(max(1, len(cam_variants)))
+    current = st.session_state[state.RISK_RESULT]
+    for col, variant in zip(cols, cam_variants):
+        phase = Phase(predictors[variant].loaded.card["phases"][0])
+        heatmap = explain(slices_sha256, models_key, str(models_dir), variant, method, target, slices)
+        # kept with the result so a saved case and its PDF report carry the map that was shown
+        current = current.with_cam(phase, heatmap)
+        col.image(cam_overlay(grey[phase], heatmap, opacity),
+                  caption=f"{result.scores[variant].label}: {phase.upper()} slice "
+                          f"({grey[phase].shape[0]}×{grey[phase].shape[1]})", width="stretch")
+    st.session_state[state.RISK_RESULT] = current
+
+
+cam_panel()
 
 # ------------------------------------------------------------------ model card
 with st.expander("Model card (Swin-ART)"):

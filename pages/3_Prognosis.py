@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import time as _time
-from types import SimpleNamespace
-
 import numpy as np
 import streamlit as st
 
+from nbrisk_core import service
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.validation import parse_entry
@@ -38,8 +35,8 @@ st.caption(f"Model: **{pipeline.selected_}** ({how_chosen}) · MLRS cutoff {pipe
            "(training median, frozen). Details on the Cohort page.")
 
 # ------------------------------------------------------------------ CT embedding
-risk_result = st.session_state.get(state.RISK_RESULT) or {}
-embedding = risk_result.get("embedding") if isinstance(risk_result, dict) else None
+risk_result = st.session_state.get(state.RISK_RESULT)  # nbrisk_core.case.RiskResult
+embedding = risk_result.embedding if risk_result is not None and np.size(risk_result.embedding) else None
 demo_patient = None
 if embedding is not None:
     embedding = np.asarray(embedding, dtype=float).ravel()
@@ -124,47 +121,43 @@ with st.form("nbrisk.prognosis.form"):
 if submitted:
     try:
         entered = parse_entry(entered)  # refuses "12,5", "1e400", "inf": the model never sees a guess
-        started = _time.perf_counter()
-        prognosis = pipeline.predict_patient(embedding, entered)
-        elapsed_ms = 1000 * (_time.perf_counter() - started)
+        prognosis = service.prognose_case(
+            pipeline, embedding, entered,
+            embedding_source="risk page" if demo_patient is None else f"demo patient {demo_patient}")
     except InputError as error:
         show_error(error)
         st.stop()
     st.session_state[state.CLINICAL_VALUES] = entered
-    result = dataclasses.asdict(prognosis)
-    result.update(embedding_source="risk page" if demo_patient is None else f"demo patient {demo_patient}",
-                  prediction_ms=elapsed_ms)
-    st.session_state[state.PROGNOSIS_RESULT] = result
+    st.session_state[state.PROGNOSIS_RESULT] = prognosis
 
-result = st.session_state.get(state.PROGNOSIS_RESULT)
-if not result:
+result = st.session_state.get(state.PROGNOSIS_RESULT)  # nbrisk_core.case.Prognosis
+if result is None:
     st.stop()
 
 # ------------------------------------------------------------------ result
 from nbrisk_core.prognosis.plots import individual_survival_figure, individual_survival_png  # noqa: E402
 
 cols = st.columns(3)
-cols[0].metric("MLRS", f"{result['mlrs']:.3g}")
-cols[1].metric("Percentile in the training cohort", f"{result['percentile']:.0f}")
-cols[2].metric("MLRS group", "High" if result["group"] == "high" else "Low")
-if result["imputed"]:
+cols[0].metric("MLRS", f"{result.mlrs:.3g}")
+cols[1].metric("Percentile in the training cohort", f"{result.percentile:.0f}")
+cols[2].metric("MLRS group", "High" if result.group == "high" else "Low")
+if result.imputed:
     from nbrisk_core.prognosis.individual import describe_imputed
 
-    filled = result.get("imputed_values") or {}
+    filled = result.imputed_values
     st.warning("**Imputed (not entered):** "
-               + ", ".join(describe_imputed(name, filled.get(name), label=True) for name in result["imputed"])
+               + ", ".join(describe_imputed(name, filled.get(name), label=True) for name in result.imputed)
                + ". Their values come from similar training patients (MICE-PMM); enter them for a "
                  "prediction that depends less on imputation.", icon=":material/edit_note:")
-for note in result.get("notes") or []:
+for note in result.notes:
     if not note.startswith("imputed"):  # imputation is already in the warning above
         st.info(note)
 
-training = pipeline.patients_[pipeline.patients_["cohort"] == "train"]
-view = SimpleNamespace(**result)  # the plot functions read attributes; the stored result is a dict
-st.plotly_chart(individual_survival_figure(view, training["time"], training["event"],
-                                           training["mlrs_group"].map(lambda g: f"{g} MLRS (training)")),
+# the reference curves: Kaplan-Meier of the training cohort by MLRS group (the PDF draws the same)
+train_time, train_event, train_group = service.training_cohort(pipeline)
+st.plotly_chart(individual_survival_figure(result, train_time, train_event, train_group),
                 key="nbrisk.prognosis.curve")
-speed = result.get("prediction_ms")
+speed = result.prediction_ms
 if speed is not None:
     verdict = "within" if speed < PREDICTION_TARGET_MS else "over"
     st.caption(f"Individual prediction took {speed:.0f} ms ({verdict} the {PREDICTION_TARGET_MS} ms target).")
@@ -173,8 +166,8 @@ dl = st.columns(2)
 dl[0].download_button("Download summary (CSV)", summary_csv(result, meta), file_name="nbrisk_prognosis.csv",
                       mime="text/csv")
 dl[1].download_button("Download curve (PNG)",
-                      individual_survival_png(view, training["time"], training["event"],
-                                              training["mlrs_group"].map(lambda g: f"{g} MLRS")),
+                      individual_survival_png(result, train_time, train_event,
+                                              train_group.str.replace(" (training)", "", regex=False)),
                       file_name="nbrisk_prognosis.png", mime="image/png")
 
 from nbrisk_ui.cases import save_case_widget; save_case_widget()  # noqa: E402,E702 - Workflow: save the case

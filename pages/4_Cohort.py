@@ -142,11 +142,11 @@ with tabs[1]:
                                pipeline.cutoff_),
                         key=KEY + f"riskfactor.{cohort}")
     st.plotly_chart(figure("mlrs_distribution_figure", sub["mlrs"], sub["cohort"].map(dict(COHORTS)),
-                           pipeline.cutoff_, patient_mlrs=current["mlrs"] if current else None),
+                           pipeline.cutoff_, patient_mlrs=current.mlrs if current else None),
                     key=KEY + "distribution")
-    if current:
-        st.caption(f"Black line: the current patient of the Prognosis page (MLRS {current['mlrs']:.3g}, "
-                   f"{current['group']} group).")
+    if current is not None:
+        st.caption(f"Black line: the current patient of the Prognosis page (MLRS {current.mlrs:.3g}, "
+                   f"{current.group} group).")
 
 # ------------------------------------------------------------------ td-ROC
 with tabs[2]:

@@ -177,32 +177,33 @@ with compare_tab:
         c1, c2 = st.columns(2)
         first = c1.selectbox("First case", uids, index=0, format_func=_describe, key="cases.compare.a")
         second = c2.selectbox("Second case", uids, index=1, format_func=_describe, key="cases.compare.b")
+        from nbrisk_core import service
+        from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+        from nbrisk_core.report import clinical_values
         from nbrisk_core.report.figures import slice_png
-        from nbrisk_core.report.pdf import gradcam_by_phase
 
         try:
-            records = [cases.load_case(engine, uid, me) for uid in (first, second)]
+            compared = [service.open_case(engine, uid, me) for uid in (first, second)]
         except InputError as error:
             show_error(error)
             st.stop()
-        for column, record in zip((c1, c2), records, strict=False):
+        for column, case in zip((c1, c2), compared, strict=False):
+            risk, prognosis = case.risk, case.prognosis
             with column:
-                st.markdown(f"### {md(record.label)}  \n{md(record.case_uid)} · version {record.version} · "
-                            f"{STATUS_LABELS[record.status]}")
+                st.markdown(f"### {md(case.label)}  \n{md(case.stored.case_uid)} · "
+                            f"version {case.stored.version} · {STATUS_LABELS[case.status]}")
                 m1, m2, m3 = st.columns(3)
-                m1.metric("P(high risk)", "–" if record.hr_probability is None else f"{record.hr_probability:.2f}")
-                m2.metric("Risk class", record.risk_class or "–")
-                m3.metric("MLRS group", record.mlrs_group or "–",
-                          None if record.mlrs is None else f"MLRS {record.mlrs:.3g}", delta_color="off")
-                cams = gradcam_by_phase(record)
-                images = [(p, slice_png(s.hu, cams.get(p), max_side=256, is_hu=s.meta.get("units", "HU") == "HU"))
-                          for p, s in record.slices.items()]
+                m1.metric("P(high risk)", "–" if risk is None else f"{risk.p_high_risk:.2f}")
+                m2.metric("Risk class", "–" if risk is None else risk.risk_class)
+                m3.metric("MLRS group", "–" if prognosis is None else prognosis.group,
+                          None if prognosis is None else f"MLRS {prognosis.mlrs:.3g}", delta_color="off")
+                cams = risk.cams if risk is not None else {}
+                images = [(p.upper(), slice_png(s.plane, cams.get(p), max_side=256, is_hu=s.is_hu))
+                          for p, s in case.slices.items()]
                 if images:
                     st.image([png for _, png in images], caption=[p for p, _ in images], width=150)
-        from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
-        from nbrisk_core.report import clinical_values
 
-        tables = [{c.name: c for c in clinical_values(r)} for r in records]
+        tables = [{c.name: c for c in clinical_values(case)} for case in compared]
         names = [v.name for v in CLINICAL_VARIABLES if v.name in tables[0] or v.name in tables[1]]
 
         def _value(table, name):
@@ -215,7 +216,7 @@ with compare_tab:
 
         if names:
             columns = {"Variable": names}
-            for record, uid, table in zip(records, (first, second), tables, strict=True):
-                columns[f"{record.label} ({uid})"] = [_value(table, n) for n in names]
+            for case, uid, table in zip(compared, (first, second), tables, strict=True):
+                columns[f"{case.label} ({uid})"] = [_value(table, n) for n in names]
             st.dataframe(pd.DataFrame(columns),
                          hide_index=True, width="stretch")

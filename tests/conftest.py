@@ -39,3 +39,50 @@ def _no_auth_for_local_tests(monkeypatch):
     # The local demo runs without sign-in; tests that need it set NBRISK_AUTH=on themselves.
     if "NBRISK_AUTH" not in os.environ:
         monkeypatch.setenv("NBRISK_AUTH", "off")
+
+
+def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk=True, prognosis=True, seed: int = 7,
+              **changes):
+    """A small typed case as the pages hand it over (nbrisk_core.case): chosen slices, a risk and a
+    prognosis result, clinical values with one imputed. ``risk``/``prognosis``: True (the default
+    result), None/False (none) or the object to use."""
+    import numpy as np
+
+    from nbrisk_core.case import Case, ChosenSlice, Phase, Prognosis, RiskResult, VariantScore
+
+    rng = np.random.default_rng(seed)
+    slices = {Phase(p): ChosenSlice(p, 3 + i, 10.0 + 5 * i,
+                                    hu=rng.integers(-100, 200, size=(size, size)).astype(np.int16),
+                                    pixel_spacing=(0.8, 0.8), series_uid=f"2.25.{i + 1}",
+                                    burned_in={"header": False, "pixel_text": False, "text_marks": 0},
+                                    window={"name": "abdomen", "width": 400.0, "level": 40.0})
+              for i, p in enumerate(phases)}
+    result = RiskResult(
+        scores={"art": VariantScore("art", "Swin-ART", 0.81, "HR", 0.5, "a" * 64),
+                "mp": VariantScore("mp", "Swin-MP", 0.42, "NHR", 0.5, "c" * 64)},
+        embedding=rng.normal(size=16).astype(np.float32),
+        cams={"art": rng.random((7, 7)).astype(np.float32)}, device="cpu (fp32)", seconds=0.01) \
+        if risk is True else (risk or None)
+    times = np.linspace(0, 2500, 12)
+    outcome = Prognosis(times=times, survival=np.exp(-times / 3000), mlrs=1.3, percentile=82.0, group="high",
+                        cutoff=0.4, model="StepCox[backward] + RSF", imputed=("ldh",),
+                        imputed_values={"ldh": 410.0}, notes=("imputed from the training cohort: LDH",),
+                        pipeline_sha256="d" * 64,
+                        reference_curves={
+                            "high MLRS (training)": (np.array([0, 500.0]), np.array([1.0, 0.6])),
+                            "low MLRS (training)": (np.array([0, 800.0]), np.array([1.0, 0.9]))},
+                        embedding_source="risk page", prediction_ms=12.0) \
+        if prognosis is True else (prognosis or None)
+    values = dict(label="P0007", slices=slices, risk=result, prognosis=outcome,
+                  study={"age": "002Y", "age_months": 30.0, "sex": "F",
+                         "phases": {p: {"series_uid": f"2.25.{i + 1}", "n_slices": 20}
+                                    for i, p in enumerate(phases)}},
+                  clinical={"age_months": 30.0, "sex": "F", "nse": 120.0, "ldh": None})
+    values.update(changes)
+    return Case(**values)
+
+
+@pytest.fixture
+def typed_case():
+    """:func:`make_case`: a factory of small typed cases."""
+    return make_case

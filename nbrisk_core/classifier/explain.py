@@ -20,7 +20,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from nbrisk_core.classifier import CLASS_ORDER
 from nbrisk_core.errors import InputError
@@ -131,60 +130,6 @@ def compute_case_cam(loaded, slices_by_phase, method: str = "gradcam", target_cl
     return compute_cam(loaded.model, x, method, target_class)
 
 
-#: the one colour map of every CAM overlay (page and PDF): jet, as OpenCV's COLORMAP_JET
-CAM_COLORMAP = "jet"
-#: the heat map's default weight in an overlay (page slider default, PDF)
-CAM_OPACITY = 0.4
-
-
-def _jet(values: np.ndarray) -> np.ndarray:
-    """The jet colour map (as OpenCV's COLORMAP_JET) on values in [0, 1] -> uint8 RGB."""
-    v = np.clip(values, 0, 1)[..., None]
-    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
-    return (np.concatenate([r, g, b], axis=-1) * 255).round().astype(np.uint8)
-
-
-def resize_heatmap(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a heat map to ``shape`` (rows, cols): the slice's own resolution."""
-    image = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
-
-
-def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = CAM_OPACITY, window=None) -> np.ndarray:
-    """The CAM overlay of NBRisk: a heat map in jet over the slice, at the slice's resolution -> uint8 RGB.
-
-    The Risk page and the PDF report both draw with this function (one colour map, one blend).
-
-    Parameters
-    ----------
-    image : ndarray, 2-D
-        The slice: 8-bit grey (uint8, taken as it is) or HU (windowed with ``window``; default the
-        model's W 400 / L 40, :data:`nbrisk_core.imaging.windowing.MODEL_WINDOW`).
-    heatmap : ndarray, 2-D
-        A CAM in [0, 1] (:attr:`CamResult.heatmap`, any size: resized bilinearly to the slice; values
-        outside [0, 1] are clipped, NaN counts as 0).
-    opacity : float
-        0 shows only the slice, 1 only the heat map.
-    window : Window, optional
-        The CT window of an HU slice.
-    """
-    from nbrisk_core.imaging.model_input import grey_from_chosen_slice
-    from nbrisk_core.imaging.windowing import MODEL_WINDOW
-
-    if not 0.0 <= opacity <= 1.0:
-        raise InputError(f"overlay opacity = {opacity}; expected 0-1")
-    image = np.asarray(image)
-    if image.ndim != 2:
-        raise InputError(f"overlay expects a 2-D slice, got shape {image.shape}")
-    heatmap = np.asarray(heatmap, dtype=np.float32)
-    if heatmap.ndim == 3 and 1 in heatmap.shape:
-        heatmap = heatmap.squeeze()
-    if heatmap.ndim != 2:
-        raise InputError(f"overlay expects a 2-D heat map, got shape {heatmap.shape}")
-    grey = grey_from_chosen_slice(image, window or MODEL_WINDOW)
-    heat = resize_heatmap(np.nan_to_num(heatmap), grey.shape)
-    rgb = np.repeat(grey[..., None].astype(np.float32), 3, axis=-1)
-    blended = (1 - opacity) * rgb + opacity * _jet(heat).astype(np.float32)
-    return np.clip(blended.round(), 0, 255).astype(np.uint8)
+# one overlay for the Risk page and the PDF report (nbrisk_core.imaging.render)
+from nbrisk_core.imaging.render import CAM_OPACITY, resize_heatmap  # noqa: E402,F401
+from nbrisk_core.imaging.render import cam_overlay as overlay  # noqa: E402,F401

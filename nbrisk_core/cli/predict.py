@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 
+from nbrisk_core.case import PHASES as _PHASES
 from nbrisk_core.classifier.inference import PRECISION_CHOICES
 
-PHASES = ("nc", "art", "pv")
+PHASES = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 
 
 def register(subparsers) -> None:
@@ -37,11 +38,12 @@ def predict_paths(paths: dict, slices: dict, models_dir=None, precision: str = "
     import time
     from pathlib import Path
 
-    from nbrisk_core.classifier.inference import Predictor, optimized_config, predict_case
+    from nbrisk_core.classifier.inference import Predictor, optimized_config
     from nbrisk_core.classifier.model_io import SHIPPED_MODELS, load_model
     from nbrisk_core.config import models_dir as default_models_dir
     from nbrisk_core.errors import InputError
     from nbrisk_core.imaging import read_phase_slice
+    from nbrisk_core.service import score_case
 
     started = time.perf_counter()
     # HU as read (not rounded) or the 8-bit image: each model windows HU with its own card's window,
@@ -49,26 +51,23 @@ def predict_paths(paths: dict, slices: dict, models_dir=None, precision: str = "
     chosen = {phase: read_phase_slice(path, slices.get(phase))[0] for phase, path in paths.items() if path}
     folder = Path(models_dir) if models_dir else default_models_dir()
     config = optimized_config(precision=precision)
-    variants, art = {}, None
+    predictors = {}
     for variant, stem in SHIPPED_MODELS.items():
         weights = folder / f"{stem}.safetensors"
-        if not weights.exists():
-            continue
-        loaded = load_model(weights, device=config.device)
-        if not all(p in chosen for p in loaded.model_card.phases):
-            continue
-        result = predict_case(Predictor(loaded, config), chosen)
-        variants[variant] = {"label": result.label, "p_high_risk": result.p_high_risk,
-                             "risk_class": result.risk_class, "threshold": result.threshold,
-                             "model_sha256": result.model_sha256}
-        if variant == "art":
-            art, art_synthetic = result, loaded.model_card.synthetic_data
-    if art is None:
+        if weights.exists():
+            predictors[variant] = Predictor(load_model(weights, device=config.device), config)
+    if "art" not in predictors:
         raise InputError(f"{folder}: no Swin-ART model ({SHIPPED_MODELS['art']}.safetensors); "
                          "train it with `nbrisk train` or set NBRISK_MODELS_DIR")
-    return {"variants": variants, "embedding": [float(v) for v in art.embedding], "model_sha256": art.model_sha256,
-            "device": art.device, "seconds": time.perf_counter() - started,
-            "synthetic_data": art_synthetic}
+    # the Risk page's call: one model input per variant, every variant that has its phases
+    result = score_case(predictors, chosen)
+    variants = {v: {"label": s.label, "p_high_risk": s.p_high_risk, "risk_class": s.risk_class,
+                    "threshold": s.threshold, "model_sha256": s.model_sha256}
+                for v, s in result.scores.items()}
+    return {"variants": variants, "embedding": [float(v) for v in result.embedding],
+            "model_sha256": result.model_sha256, "device": result.device,
+            "seconds": time.perf_counter() - started,
+            "synthetic_data": predictors["art"].loaded.model_card.synthetic_data}
 
 
 def run(args) -> int:

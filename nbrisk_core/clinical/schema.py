@@ -122,6 +122,26 @@ def variable(name: str) -> ClinicalVariable:
     return _BY_NAME[name]
 
 
+def canonical_number(name: str, value) -> float | None:
+    """A numeric clinical value in the schema's canonical unit (``{"value", "unit"}`` as typed is converted);
+    None when missing or not a finite number."""
+    import math
+
+    unit = None
+    if isinstance(value, dict):
+        value, unit = value.get("value"), value.get("unit")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    spec = _BY_NAME.get(name)
+    if spec is not None and unit and unit != spec.unit and unit in spec.alt_units:
+        number *= spec.alt_units[unit]
+    return number
+
+
 def cohort_variables() -> tuple[ClinicalVariable, ...]:
     """Every variable an imported cohort's ``clinical.csv`` may hold: the core schema, then the extras."""
     return (*CLINICAL_VARIABLES, *COHORT_VARIABLES)

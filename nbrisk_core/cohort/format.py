@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nbrisk_core.case import PHASES as _PHASES
 from nbrisk_core.clinical.schema import OUTCOME_COLUMNS, cohort_variables
 from nbrisk_core.errors import InputError
 
 #: The version of the layout this NBRisk writes and reads.
 FORMAT_VERSION = 1
 #: The phases of a cohort (lower case, as in ``slices/<patient_id>/hu.npz`` and ``slices.csv``).
-PHASES: tuple[str, ...] = ("nc", "art", "pv")
+PHASES = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 #: Columns of ``slices.csv``: one row per patient and phase whose slice has been chosen.
 SLICES_COLUMNS: tuple[str, ...] = ("patient_id", "phase", "series_uid", "slice_index", "z_mm", "area_mm2",
                                    "chosen_by", "confirmed_by", "confirmed_at")

@@ -23,7 +23,9 @@ from typing import Mapping
 
 import numpy as np
 
-PHASES: tuple[str, ...] = ("nc", "art", "pv")
+from nbrisk_core.case import PHASES as _PHASES
+
+PHASES = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 PHASE_INDEX: dict[str, int] = {p: i for i, p in enumerate(PHASES)}
 
 #: Image size and series length of every demo study.

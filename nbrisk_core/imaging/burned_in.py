@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 import numpy as np
 from scipy import ndimage
 
+from nbrisk_core.case import ChosenSlice
 from nbrisk_core.errors import InputError
 
 #: key of a chosen slice's (and a stored slice's metadata's) burned-in annotation record
@@ -160,15 +161,7 @@ def mask_outside_body(plane: np.ndarray, is_hu: bool = True) -> np.ndarray:
     return out
 
 
-def _plane_of(entry: Mapping) -> tuple[str, np.ndarray | None, bool]:
-    if entry.get("hu") is not None:
-        return "hu", np.asarray(entry["hu"]), True
-    if entry.get("grey") is not None:
-        return "grey", np.asarray(entry["grey"]), False
-    return "hu", None, True
-
-
-def flagged_slices(chosen_slices: Mapping | None) -> dict[str, BurnedInFinding]:
+def flagged_slices(chosen_slices: Mapping[str, ChosenSlice] | None) -> dict[str, BurnedInFinding]:
     """Phase -> finding for each chosen slice that is flagged and not yet cleared.
 
     A slice is cleared when its record says it was masked or confirmed. The finding is the one
@@ -176,32 +169,27 @@ def flagged_slices(chosen_slices: Mapping | None) -> dict[str, BurnedInFinding]:
     before NBRisk checked) has its pixels checked here.
     """
     found = {}
-    for phase, entry in (chosen_slices or {}).items():
-        if not isinstance(entry, Mapping):
-            continue
-        record = entry.get(META_KEY) or {}
+    for phase, chosen in (chosen_slices or {}).items():
+        record = chosen.burned_in or {}
         if record.get("decision") in DECISIONS:
-            continue
-        _, plane, is_hu = _plane_of(entry)
-        if plane is None:
             continue
         if "pixel_text" in record:  # assessed when the slice was chosen (the page reruns often)
             finding = BurnedInFinding(bool(record.get("header")), bool(record["pixel_text"]),
                                       int(record.get("text_marks") or 0))
         else:  # e.g. a case saved before NBRisk checked: look at the pixels now
-            finding = assess(plane, is_hu)
+            finding = assess(chosen.plane, chosen.is_hu)
         if finding.flagged:
             found[phase] = finding
     return found
 
 
-def clear_for_storage(chosen_slices: Mapping | None, decision: str | None, reviewer: str | None,
-                      *, now: datetime | None = None) -> dict | None:
+def clear_for_storage(chosen_slices: Mapping[str, ChosenSlice] | None, decision: str | None,
+                      reviewer: str | None, *, now: datetime | None = None) -> dict | None:
     """The chosen slices as they may be stored: flagged ones masked or confirmed, else refused.
 
     Parameters
     ----------
-    chosen_slices : mapping phase -> chosen slice (``nbrisk_ui.state.CHOSEN_SLICES``)
+    chosen_slices : mapping phase -> ChosenSlice (``nbrisk_ui.state.CHOSEN_SLICES``)
     decision : {"mask", "confirm"} or None
         ``mask``: the area outside the body is blacked out (air) in the stored copy; ``confirm``:
         the reviewer has looked at the slices and they show no identifying text, stored as shown.
@@ -211,8 +199,8 @@ def clear_for_storage(chosen_slices: Mapping | None, decision: str | None, revie
     Returns
     -------
     dict or None
-        A new mapping (entries copied; the caller's are not changed). Each flagged slice's entry
-        holds ``burned_in_annotation``: the finding, ``decision``, ``decided_by``, ``decided_at``.
+        A new mapping (the caller's slices are not changed). Each flagged slice's ``burned_in``
+        holds the finding, ``decision``, ``decided_by``, ``decided_at``.
 
     Raises
     ------
@@ -236,13 +224,13 @@ def clear_for_storage(chosen_slices: Mapping | None, decision: str | None, revie
     when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     out = dict(chosen_slices)
     for phase, finding in found.items():
-        entry = dict(out[phase])
-        key, plane, is_hu = _plane_of(entry)
+        chosen = out[phase]
         record = {**finding.to_dict(), "decision": decision, "decided_by": reviewer or "-",
                   "decided_at": when}
+        changes = {}
         if decision == "mask":
-            entry[key] = mask_outside_body(plane, is_hu)
-            record["text_marks_after_mask"] = find_pixel_text(entry[key], is_hu)
-        entry[META_KEY] = record
-        out[phase] = entry
+            masked = mask_outside_body(chosen.plane, chosen.is_hu)
+            changes["hu" if chosen.is_hu else "grey"] = masked
+            record["text_marks_after_mask"] = find_pixel_text(masked, chosen.is_hu)
+        out[phase] = chosen.replace(burned_in=record, **changes)
     return out

@@ -12,47 +12,58 @@ from pathlib import Path
 
 import numpy as np
 
+from nbrisk_core.case import PHASES as _PHASES
+from nbrisk_core.case import ChosenSlice, Phase
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.deid import age_months
 from nbrisk_core.imaging.dicom_io import CTSeries, Study
 
-PHASE_ORDER: tuple[str, ...] = ("nc", "art", "pv")
+PHASE_ORDER = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 
 
-def chosen_slice(series: CTSeries, index: int) -> dict:
+def chosen_slice(series: CTSeries, index: int, phase: str | Phase) -> ChosenSlice:
     """The Risk page's record of one phase's chosen slice.
 
     Returns
     -------
-    dict
-        ``hu`` (2-D HU slice: int16, or float32 when a fractional (0028,1053) RescaleSlope gives
-        fractional HU, kept unrounded so the model input equals the CLI's; for a 2-D image upload
-        ``None`` and ``grey`` holds the uint8 image), ``index`` (0-based, ascending z), ``z_mm``,
-        ``pixel_spacing`` (row, col) in mm,
-        ``series_uid`` (the remapped UID, never the original) and ``burned_in_annotation`` (the
-        header flag and the pixel-text finding of :mod:`.burned_in`; a flagged slice is masked or
-        confirmed before it is stored).
+    ChosenSlice
+        ``hu`` (2-D HU slice: int16, or float32 unrounded when a fractional (0028,1053) RescaleSlope
+        gives fractional HU, so the model input equals the CLI's; for a 2-D image upload ``grey``
+        holds the uint8 image instead),
+        ``index`` (0-based, ascending z), ``z_mm``, ``pixel_spacing`` (row, col) in mm, ``series_uid``
+        (the remapped UID, never the original) and ``burned_in`` (the header flag and the pixel-text
+        finding of :mod:`.burned_in`; a flagged slice is masked or confirmed before it is stored).
     """
-    from nbrisk_core.imaging.burned_in import META_KEY, assess
+    from nbrisk_core.imaging.burned_in import assess
 
     if not 0 <= int(index) < series.n_slices:
         raise InputError(f"slice index {index} is out of range; expected 0-{series.n_slices - 1}")
     plane = series.hu[int(index)]
-    entry = {
-        "hu": None, "index": int(index), "z_mm": float(series.z_mm[int(index)]),
-        "pixel_spacing": (float(series.pixel_spacing[0]), float(series.pixel_spacing[1])),
-        "series_uid": series.series_uid,
-    }
+    hu = grey = None
     if series.header.get("image_file"):
-        entry["grey"] = np.array(plane, dtype=np.uint8)
+        grey = np.array(plane, dtype=np.uint8)
     elif series.is_hu:
-        entry["hu"] = _hu_copy(plane)
+        hu = _hu_copy(plane)
     else:
         raise InputError(f"{series.label}: modality {series.header.get('Modality')} has no Hounsfield units; "
                          "NBRisk reads CT slices")
-    is_hu = entry["hu"] is not None
-    entry[META_KEY] = assess(entry["hu"] if is_hu else entry["grey"], is_hu, series.header).to_dict()
-    return entry
+    return ChosenSlice(Phase(phase), int(index), float(series.z_mm[int(index)]), hu=hu, grey=grey,
+                       pixel_spacing=(float(series.pixel_spacing[0]), float(series.pixel_spacing[1])),
+                       series_uid=series.series_uid,
+                       burned_in=assess(grey if hu is None else hu, hu is not None, series.header).to_dict())
+
+
+def with_series(slices: Mapping[Phase, ChosenSlice], study: Study | None,
+                assignment: Mapping[str, str | None] | None) -> dict[Phase, ChosenSlice]:
+    """The chosen slices, each with its phase's whole series (``series_hu``) from the loaded study.
+
+    For "Also store the whole series": a phase whose series is not loaded (a reopened case) keeps
+    what it has.
+    """
+    by_phase = {Phase(p): s for s in (study.series if study is not None else ())
+                for uid, p in (assignment or {}).items() if p and uid == s.series_uid}
+    return {phase: chosen.replace(series_hu=np.asarray(by_phase[phase].hu)) if phase in by_phase else chosen
+            for phase, chosen in slices.items()}
 
 
 def _hu_copy(plane: np.ndarray) -> np.ndarray:

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from nbrisk_core.case import PHASES as _PHASES
+from nbrisk_core.case import ChosenSlice
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.windowing import MODEL_WINDOW, Window, window_to_uint8
 
-PHASES: tuple[str, ...] = ("nc", "art", "pv")
+PHASES = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 PHASE_LABELS: dict[str, str] = {"nc": "non-contrast", "art": "arterial", "pv": "portal venous"}
 INPUT_SIZE: int = 224
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -48,7 +50,7 @@ INPUT_VARIANTS: dict[str, InputVariant] = {
         InputVariant("nc", ("nc",), "Swin-NC"),
         InputVariant("art", ("art",), "Swin-ART"),
         InputVariant("pv", ("pv",), "Swin-PV"),
-        InputVariant("mp", ("nc", "art", "pv"), "Swin-MP"),
+        InputVariant("mp", _PHASES, "Swin-MP"),
     )
 }
 
@@ -113,7 +115,7 @@ def build_model_input(grey_by_phase: Mapping[str, np.ndarray], variant: str,
     return normalize(to_model_image(grey_by_phase, variant, size, phases), mean, std)
 
 
-def grey_from_chosen_slice(chosen, window: Window = MODEL_WINDOW) -> np.ndarray:
+def grey_from_chosen_slice(chosen: ChosenSlice | np.ndarray, window: Window = MODEL_WINDOW) -> np.ndarray:
     """The 8-bit model image of one phase's chosen slice.
 
     ``chosen`` is one of
@@ -123,15 +125,12 @@ def grey_from_chosen_slice(chosen, window: Window = MODEL_WINDOW) -> np.ndarray:
       fractional slope gives float HU, which are **not** rounded first, so the Case page's slice and
       :func:`nbrisk_core.imaging.read_phase_input` (the CLI) give the same grey levels;
     - an 8-bit grey image (uint8 2-D: the paper's BMP export, a 2-D upload), taken as it is;
-    - an entry of the Case page's chosen slices, ``{"hu": ..., ...}`` (DICOM) or ``{"grey": ...}``
-      (2-D upload), or an object with ``hu`` / ``grey`` attributes.
+    - a :class:`~nbrisk_core.case.ChosenSlice` (``hu`` from DICOM, or ``grey`` from a 2-D upload).
     """
     if isinstance(chosen, np.ndarray):
         hu, grey = (None, chosen) if chosen.dtype == np.uint8 else (chosen, None)
-    elif isinstance(chosen, Mapping):
-        hu, grey = chosen.get("hu"), chosen.get("grey")
     else:
-        hu, grey = getattr(chosen, "hu", None), getattr(chosen, "grey", None)
+        hu, grey = chosen.hu, chosen.grey
     if grey is not None:
         grey = np.asarray(grey)
         if grey.dtype != np.uint8 or grey.ndim != 2:
@@ -145,7 +144,7 @@ def grey_from_chosen_slice(chosen, window: Window = MODEL_WINDOW) -> np.ndarray:
     return hu_to_uint8(hu, window)
 
 
-def build_model_input_from_chosen(chosen_by_phase: Mapping, variant: str,
+def build_model_input_from_chosen(chosen_by_phase: Mapping[str, ChosenSlice], variant: str,
                                   window: Window = MODEL_WINDOW, **kwargs) -> np.ndarray:
     """The one input builder from chosen slices (HU or grey, see :func:`grey_from_chosen_slice`) to
     the model's tensor; ``kwargs`` go to :func:`build_model_input` (mean, std, size, phases).

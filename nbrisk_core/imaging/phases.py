@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PHASE_CODES: tuple[str, ...] = ("nc", "art", "pv")
+from nbrisk_core.case import PHASES as _PHASES
+
+PHASE_CODES = _PHASES  # nbrisk_core.case.Phase, in acquisition order
 
 #: description patterns per phase (matched case-insensitively on SeriesDescription + ProtocolName)
 PHASE_PATTERNS: dict[str, tuple[str, ...]] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.windowing import window_to_uint8
 
 CONTOUR_RGB = (255, 64, 64)
@@ -116,3 +117,46 @@ def area_curve_figure(areas_mm2, z_mm=None, proposed: int | None = None, chosen:
                       height=280, margin={"l": 40, "r": 10, "t": 40, "b": 40},
                       legend={"orientation": "h", "y": -0.3})
     return fig
+
+
+def jet(values: np.ndarray) -> np.ndarray:
+    """The jet colour map (as OpenCV's COLORMAP_JET) on values in [0, 1] -> uint8 RGB."""
+    v = np.clip(values, 0, 1)[..., None]
+    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
+    return (np.concatenate([r, g, b], axis=-1) * 255).round().astype(np.uint8)
+
+
+def resize_heatmap(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a heat map to ``shape`` (rows, cols): the slice's own resolution."""
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+#: opacity of a CAM heat map over its slice unless the user chooses another (Risk page, PDF report)
+CAM_OPACITY = 0.4
+
+
+def cam_overlay(grey: np.ndarray, heatmap: np.ndarray, opacity: float = CAM_OPACITY) -> np.ndarray:
+    """Blend a CAM heat map (values in [0, 1]) onto an 8-bit grey slice, at the slice's resolution -> RGB.
+
+    The one overlay of NBRisk: the Risk page and the PDF report draw the same colours. ``opacity``
+    0 shows only the slice, 1 only the heat map.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise InputError(f"overlay opacity = {opacity}; expected 0-1")
+    grey = np.asarray(grey)
+    if grey.ndim != 2 or grey.dtype != np.uint8:
+        raise InputError(f"overlay expects a 2-D 8-bit grey slice, got {grey.dtype} {grey.shape} "
+                         "(window an HU slice first: nbrisk_core.imaging.model_input.grey_from_chosen_slice)")
+    heatmap = np.squeeze(np.asarray(heatmap, dtype=np.float32))
+    if heatmap.ndim != 2:
+        raise InputError(f"overlay expects a 2-D heat map, got shape {heatmap.shape}")
+    heat = resize_heatmap(heatmap, grey.shape)
+    rgb = np.repeat(grey[..., None].astype(np.float32), 3, axis=-1)
+    blended = (1 - opacity) * rgb + opacity * jet(np.nan_to_num(heat)).astype(np.float32)
+    return np.clip(blended.round(), 0, 255).astype(np.uint8)
+

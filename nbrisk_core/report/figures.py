@@ -1,4 +1,4 @@
-"""Images for the case report, rendered in memory (PNG bytes): slices with Grad-CAM, survival curves.
+"""Images for the case report, rendered in memory (PNG bytes): slices with their CAM, survival curves.
 
 Matplotlib's Agg backend is used directly (no pyplot, no global state), so rendering is safe in
 the dashboard's threads.
@@ -8,55 +8,38 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
+from nbrisk_core.imaging.render import CAM_OPACITY, cam_overlay
 from nbrisk_core.imaging.windowing import MODEL_WINDOW, window_to_uint8
 
-#: opacity of the Grad-CAM heat map over the greyscale slice
-CAM_ALPHA = 0.4
 
 
-def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
+def slice_png(plane: np.ndarray, cam: np.ndarray | None = None, *, width: float = MODEL_WINDOW.width,
+              level: float = MODEL_WINDOW.level, max_side: int = 384, is_hu: bool = True,
+              opacity: float = CAM_OPACITY) -> bytes:
+    """PNG of a HU slice in the model's window (W400/L40), with a CAM overlay when given.
 
-    if values.shape == shape:
-        return values
-    image = Image.fromarray(values.astype(np.float32), mode="F")
-    return np.asarray(image.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32)
-
-
-def slice_png(hu: np.ndarray, cam: np.ndarray | None = None, *, width: float = MODEL_WINDOW.width,
-              level: float = MODEL_WINDOW.level, max_side: int = 384, is_hu: bool = True) -> bytes:
-    """PNG of a HU slice in the model's window (W400/L40), with a Grad-CAM overlay when given.
+    The overlay is :func:`nbrisk_core.imaging.render.cam_overlay`, the Risk page's.
 
     Parameters
     ----------
-    hu : ndarray, 2-D
-        Hounsfield units.
+    plane : ndarray, 2-D
+        Hounsfield units, or (``is_hu=False``) an 8-bit grey image shown as it is.
     cam : ndarray, 2-D, optional
-        Grad-CAM map in [0, 1] (any size; resized bilinearly to the slice).
+        CAM heat map in [0, 1] (any size; resized bilinearly to the slice).
     """
-    from matplotlib import colormaps
     from PIL import Image
 
     if is_hu:
-        grey = window_to_uint8(np.asarray(hu), width, level).astype(np.float32) / 255.0
+        grey = window_to_uint8(np.asarray(plane), width, level)
     else:  # already an 8-bit grey image (a BMP/PNG export): shown as it is
-        grey = np.clip(np.asarray(hu, dtype=np.float32), 0, 255) / 255.0
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    if cam is not None:
-        cam = np.asarray(cam, dtype=np.float32)
-        if cam.ndim == 3 and 1 in cam.shape:
-            cam = cam.squeeze()
-        if cam.ndim == 2:
-            cam = _resize(cam, grey.shape)
-            lo, hi = float(np.nanmin(cam)), float(np.nanmax(cam))
-            cam = (cam - lo) / (hi - lo) if hi > lo else np.zeros_like(cam)
-            heat = colormaps["jet"](np.nan_to_num(cam))[..., :3]
-            rgb = (1 - CAM_ALPHA) * rgb + CAM_ALPHA * heat
-    image = Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        grey = np.clip(np.asarray(plane, dtype=np.float32), 0, 255).astype(np.uint8)
+    if cam is not None and np.ndim(np.squeeze(cam)) == 2:
+        image = Image.fromarray(cam_overlay(grey, cam, opacity))
+    else:
+        image = Image.fromarray(np.asarray(grey, dtype=np.uint8)).convert("RGB")
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side))
     buffer = io.BytesIO()
@@ -115,32 +98,3 @@ def cohort_km_curves(time, event, groups) -> dict[str, tuple[np.ndarray, np.ndar
         km = KaplanMeierFitter().fit(time[sel], event[sel])
         curves[str(name)] = (km.survival_function_.index.to_numpy(), km.survival_function_.iloc[:, 0].to_numpy())
     return curves
-
-
-def curve_from(value: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """(times, survival) from the shapes a prognosis result may use for its survival curve.
-
-    Accepts a mapping with times and survival arrays, a DataFrame/Series indexed by time, a
-    scikit-survival ``StepFunction`` (``.x``, ``.y``) or a pair of arrays.
-    """
-    from nbrisk_core.store.session import FIELD_NAMES, fields_of, lookup
-
-    if value is None:
-        return None
-    if hasattr(value, "x") and hasattr(value, "y") and not isinstance(value, Mapping):
-        return np.asarray(value.x, float), np.asarray(value.y, float)
-    if hasattr(value, "index") and hasattr(value, "to_numpy") and not isinstance(value, Mapping):
-        values = value.to_numpy()
-        if values.ndim == 2:
-            values = values[:, 0]
-        return np.asarray(value.index, float), np.asarray(values, float)
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return np.asarray(value[0], float), np.asarray(value[1], float)
-    fields = fields_of(value)
-    if fields:
-        times = lookup(value, "times")
-        surv = next((fields[n] for n in FIELD_NAMES["survival_values"] if n in fields and fields[n] is not None
-                     and np.ndim(fields[n]) == 1), None)
-        if times is not None and surv is not None and len(times) == len(surv):
-            return np.asarray(times, float), np.asarray(surv, float)
-    return None

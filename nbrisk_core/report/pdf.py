@@ -1,4 +1,5 @@
-"""One-page-per-case PDF report (fpdf2): slices with Grad-CAM, risk, survival, MLRS, clinical values.
+"""One-page-per-case PDF report (fpdf2) of a typed :class:`~nbrisk_core.case.Case`: slices with their CAM,
+risk, survival, MLRS, clinical values.
 
 The report carries the research-use notice at the top and in the footer of every page
 (:func:`nbrisk_core.research_notice`: with the synthetic-data sentence unless the classifier's model card,
@@ -17,14 +18,12 @@ from typing import Any
 import numpy as np
 
 from nbrisk_core import __version__, research_notice
+from nbrisk_core.case import PHASES, Case, ChosenSlice
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
-from nbrisk_core.report.export import VALUE_NOT_STORED, ClinicalValue, clinical_values
-from nbrisk_core.report.figures import curve_from, slice_png, survival_png
-from nbrisk_core.store.cases import CaseRecord
-from nbrisk_core.store.session import _phase_key, fields_of, lookup
+from nbrisk_core.report.clinical import VALUE_NOT_STORED, ClinicalValue, clinical_values
+from nbrisk_core.report.figures import slice_png, survival_png
 
 _BINARY = frozenset(v.name for v in CLINICAL_VARIABLES if v.kind == "binary")
-PHASE_TITLES = {"NC": "Non-contrast (NC)", "ART": "Arterial (ART)", "PV": "Portal venous (PV)"}
 #: model-card fields shown in the report, in order (label, key path)
 MODEL_CARD_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Architecture", ("architecture",)),
@@ -59,55 +58,30 @@ def _font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-def gradcam_by_phase(record: CaseRecord) -> dict[str, np.ndarray]:
-    """Grad-CAM maps stored in the risk prediction(s), keyed by phase (NC, ART, PV)."""
-    cams: dict[str, np.ndarray] = {}
-    risk = record.prediction("risk")
-    results = [p.result for p in record.predictions if p.kind == "risk"] if risk else []
-    for result in results:
-        cam = lookup(result, "gradcam")
-        if cam is None:
-            continue
-        if isinstance(cam, Mapping):
-            for key, value in cam.items():
-                phase = _phase_key(key)
-                if phase and value is not None and np.ndim(value) >= 2:
-                    cams[phase] = np.asarray(value)
-        elif np.ndim(cam) >= 2:
-            variant = str(lookup(result, "model_name") or fields_of(result).get("variant") or "art")
-            phase = next((p for p in ("NC", "ART", "PV") if p.lower() in variant.lower()), None)
-            if phase is None:  # the multiphase model explains all three channels at once
-                for p in ("NC", "ART", "PV"):
-                    cams.setdefault(p, np.asarray(cam))
-            else:
-                cams[phase] = np.asarray(cam)
-    return cams
-
-
-def burned_in_view(sl) -> tuple[np.ndarray, str | None]:
+def burned_in_view(chosen: ChosenSlice) -> tuple[np.ndarray, str | None]:
     """The plane the report prints for a stored slice, and what it says about burned-in text.
 
     Slices saved since NBRisk checks for burned-in annotation carry the reviewer's decision
     (:mod:`nbrisk_core.imaging.burned_in`); a slice stored before that is checked here, and text-like
     marks outside the body are blacked out in the report (the stored slice is not changed).
     """
-    from nbrisk_core.imaging.burned_in import META_KEY, find_pixel_text, mask_outside_body
+    from nbrisk_core.imaging.burned_in import find_pixel_text, mask_outside_body
 
-    is_hu = sl.meta.get("units", "HU") == "HU"
-    record = sl.meta.get(META_KEY) or {}
+    plane, is_hu = chosen.plane, chosen.is_hu
+    record = chosen.burned_in or {}
     decision = record.get("decision")
     if decision == "mask":
-        return sl.hu, "suspected; the area outside the body was blacked out before storing."
+        return plane, "suspected; the area outside the body was blacked out before storing."
     if decision == "confirm":
-        return sl.hu, (f"suspected; stored as shown: {record.get('decided_by', '?')} confirmed it shows no "
+        return plane, (f"suspected; stored as shown: {record.get('decided_by', '?')} confirmed it shows no "
                        f"identifying text ({record.get('decided_at', '?')}).")
     # a slice saved since NBRisk checks carries the finding made when it was chosen: not redone here
-    pixel_text = record["pixel_text"] if "pixel_text" in record else find_pixel_text(sl.hu, is_hu)
+    pixel_text = record["pixel_text"] if "pixel_text" in record else find_pixel_text(plane, is_hu)
     if pixel_text:
-        return (mask_outside_body(sl.hu, is_hu),
+        return (mask_outside_body(plane, is_hu),
                 "text-like marks outside the body, blacked out in this report (stored before NBRisk "
                 "checked).")
-    return sl.hu, None
+    return plane, None
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -127,7 +101,7 @@ def _card_value(card: Mapping, path: tuple[str, ...]):
     return value
 
 
-def synthetic_case(record: CaseRecord, card: Mapping | None) -> bool:
+def synthetic_case(case: Case, card: Mapping | None) -> bool:
     """Whether the report carries the synthetic-data sentence: yes unless the classifier's card (its
     ``synthetic_data``, else ``training_cohort.synthetic``) or, without a card, the prognosis result
     (``synthetic``: the cohort it was fitted on) says explicitly that the data were real."""
@@ -137,8 +111,7 @@ def synthetic_case(record: CaseRecord, card: Mapping | None) -> bool:
         return bool(card["synthetic_data"])
     if training.get("synthetic") is not None:
         return bool(training["synthetic"])
-    prognosis = record.prediction("prognosis")
-    synthetic = fields_of(prognosis.result).get("synthetic") if prognosis is not None and not card else None
+    synthetic = case.prognosis.synthetic if case.prognosis is not None and not card else None
     return True if synthetic is None else bool(synthetic)
 
 
@@ -183,29 +156,41 @@ class _Report:
             pdf.multi_cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
 
 
-def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-               model_card: Mapping | None = None, models_dir: Path | str | None = None,
-               reviewer: str | None = None, generated_at: datetime | None = None) -> bytes:
+def _who(case: Case, reviewer: str | None) -> tuple[str, str]:
+    """The header's person row: who signed off or reviewed the case; for a draft, who edited it last."""
+    stored = case.stored
+    if reviewer:
+        return "Reviewer", reviewer
+    if stored is not None and stored.signed_off_by:
+        return "Signed off by", stored.signed_off_by
+    if stored is not None and stored.reviewed_by:
+        return "Reviewer", stored.reviewed_by
+    return "Last edited by", (stored.updated_by if stored is not None else None) or "–"
+
+
+def render_pdf(case: Case, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+               model_card: Mapping | None = None, reviewer: str | None = None,
+               generated_at: datetime | None = None) -> bytes:
     """The PDF report of a case, as bytes.
 
     Parameters
     ----------
-    record : CaseRecord
-        The stored case (slices, predictions, clinical values, status, who/when).
+    case : Case
+        The case (the caller loads a stored one: slices, risk, prognosis, clinical values, status,
+        who/when in ``case.stored``).
     cohort_curves : mapping label -> (times, survival), optional
-        Cohort Kaplan-Meier curves drawn under the patient's predicted curve.
+        Reference curves drawn under the patient's predicted curve when the prognosis carries none
+        (a prognosis carries the Kaplan-Meier curves by MLRS group that the Prognosis page draws).
     model_card : mapping, optional
-        The classifier's model card (default: the one in the risk result, else the card in
-        ``models_dir`` whose SHA-256 matches the risk prediction's model).
+        The classifier's model card (:func:`find_model_card`).
     reviewer : str, optional
-        Who the report is for (default: who signed off, else who reviewed, else who saved).
+        Who reviewed the case, when the report is made for a review not yet stored.
     """
     generated_at = generated_at or datetime.now(timezone.utc)
-    risk = record.prediction("risk")
-    card = model_card or (lookup(risk.result, "model_card") if risk else None) \
-        or (find_model_card(models_dir, risk.model_sha256) if risk else None) or {}
+    risk, prognosis, stored = case.risk, case.prognosis, case.stored
+    card = model_card or {}
     # the synthetic-data sentence only for a demo model or a synthetic cohort (docs/cohort-format.md)
-    notice = research_notice(synthetic_case(record, card))
+    notice = research_notice(synthetic_case(case, card))
     report = _Report(notice)
     pdf = report.pdf
     pdf.add_page()
@@ -218,44 +203,42 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
     pdf.multi_cell(0, 6, notice, border=1, fill=True, new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
     pdf.ln(1)
-    reviewer = reviewer or record.signed_off_by or record.reviewed_by or record.updated_by or "–"
+    uid, version = (stored.case_uid, stored.version) if stored is not None else ("unsaved", None)
     report.pairs([
-        ("Case", f"{record.label}   (id {record.case_uid or 'unsaved'}, version {record.version or '–'})"),
-        ("Status", record.status.replace("_", " ")),
-        ("Age / sex", f"{_fmt(record.age_months)} months / {record.sex or '–'}"),
-        ("Reviewer", reviewer),
+        ("Case", f"{case.label}   (id {uid}, version {version or '–'})"),
+        ("Status", case.status.replace("_", " ")),
+        ("Age / sex", f"{_fmt(case.age_months)} months / {case.sex or '–'}"),
+        _who(case, reviewer),
         ("Report date", generated_at.strftime("%Y-%m-%d %H:%M UTC")),
     ])
 
     report.heading("Chosen slices (W400/L40), Grad-CAM where stored")
-    cams = gradcam_by_phase(record)
-    phases = [p for p in ("NC", "ART", "PV") if p in record.slices]
-    shown = {p: burned_in_view(record.slices[p]) for p in phases}
-    if phases:
+    cams = dict(risk.cams) if risk is not None else {}
+    shown = {p: burned_in_view(s) for p, s in case.slices.items()}
+    if case.slices:
         width = 54.0
         gap = (pdf.w - pdf.l_margin - pdf.r_margin - 3 * width) / 2
         top = pdf.get_y()
-        for k, phase in enumerate(("NC", "ART", "PV")):
+        for k, phase in enumerate(PHASES):
             x = pdf.l_margin + k * (width + gap)
             pdf.set_xy(x, top)
             pdf.set_font("DejaVu", "B", 8)
-            sl = record.slices.get(phase)
-            title = PHASE_TITLES[phase] + (" + Grad-CAM" if phase in cams else "")
-            pdf.cell(width, 5, title, align="C")
-            if sl is None:
+            chosen = case.slices.get(phase)
+            pdf.cell(width, 5, phase.title + (" + Grad-CAM" if phase in cams else ""), align="C")
+            if chosen is None:
                 pdf.set_xy(x, top + 6)
                 pdf.set_font("DejaVu", "I", 8)
                 pdf.cell(width, 5, "not chosen", align="C")
                 continue
-            png = slice_png(shown[phase][0], cams.get(phase), is_hu=sl.meta.get("units", "HU") == "HU")
+            png = slice_png(shown[phase][0], cams.get(phase), is_hu=chosen.is_hu)
             pdf.image(png, x=x, y=top + 6, w=width, h=width)
             pdf.set_xy(x, top + 7 + width)
             pdf.set_font("DejaVu", "", 7)
-            where = [f"slice {sl.slice_index}" if sl.slice_index is not None else None,
-                     f"z = {sl.slice_position_mm:.1f} mm" if sl.slice_position_mm is not None else None]
+            where = [f"slice {chosen.index}" if chosen.index is not None else None,
+                     f"z = {chosen.z_mm:.1f} mm" if chosen.z_mm is not None else None]
             pdf.cell(width, 4, ", ".join(w for w in where if w) or "–", align="C")
         pdf.set_xy(pdf.l_margin, top + 12 + width)
-        notes = [f"{phase}: {note}" for phase, (_, note) in shown.items() if note]
+        notes = [f"{phase.upper()}: {note}" for phase, (_, note) in shown.items() if note]
         if notes:
             pdf.set_font("DejaVu", "I", 7)
             pdf.multi_cell(0, 4, "Burned-in annotation. " + " ".join(notes), new_x="LMARGIN", new_y="NEXT")
@@ -263,35 +246,32 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
         pdf.cell(0, 5, "No slices stored.", new_x="LMARGIN", new_y="NEXT")
 
     report.heading("High-risk classification (Swin-T)")
-    if record.hr_probability is not None or risk is not None:
+    if risk is not None:
         report.pairs([
-            ("P(high risk)", _fmt(record.hr_probability)),
-            ("Class", {"HR": "high risk (HR)", "NHR": "non-high risk (NHR)"}.get(record.risk_class or "", "–")),
-            ("Model", (risk.model_name if risk else None) or "–"),
-            ("Model SHA-256", (risk.model_sha256 if risk else None) or "–"),
+            ("P(high risk)", _fmt(risk.p_high_risk)),
+            ("Class", {"HR": "high risk (HR)", "NHR": "non-high risk (NHR)"}.get(risk.risk_class, "–")),
+            ("Model", risk.score.label or risk.reference),
+            ("Model SHA-256", risk.model_sha256 or "–"),
         ])
     else:
         pdf.cell(0, 5, "No risk prediction stored.", new_x="LMARGIN", new_y="NEXT")
 
     report.heading("Prognosis (machine-learning risk score)")
-    prognosis = record.prediction("prognosis")
     rows = [
-        ("MLRS", _fmt(record.mlrs)),
-        ("Cohort percentile", "–" if record.mlrs_percentile is None else f"{record.mlrs_percentile:.0f}"),
-        ("MLRS group", {"high": "high MLRS", "low": "low MLRS"}.get(record.mlrs_group or "", "–")),
+        ("MLRS", _fmt(prognosis.mlrs if prognosis else None)),
+        ("Cohort percentile", "–" if prognosis is None else f"{prognosis.percentile:.0f}"),
+        ("MLRS group", {"high": "high MLRS", "low": "low MLRS"}.get(prognosis.group if prognosis else "",
+                                                                   "–")),
     ]
-    if prognosis is not None and prognosis.model_name:
-        rows.append(("Survival model", prognosis.model_name))
-    if prognosis is not None and prognosis.model_sha256:
-        rows.append(("Pipeline SHA-256", prognosis.model_sha256))
+    if prognosis is not None and prognosis.model:
+        rows.append(("Survival model", prognosis.model))
+    if prognosis is not None and prognosis.pipeline_sha256:
+        rows.append(("Pipeline SHA-256", prognosis.pipeline_sha256))
     report.pairs(rows)
-    patient_curve = None
-    if prognosis is not None:
-        patient_curve = curve_from(prognosis.result)
-        if patient_curve is None:
-            patient_curve = curve_from(lookup(prognosis.result, "survival_curve"))
-    if patient_curve is not None or cohort_curves:
-        png = survival_png(patient_curve, cohort_curves)
+    patient_curve = (prognosis.times, prognosis.survival) if prognosis is not None else None
+    reference = (prognosis.reference_curves if prognosis is not None else None) or cohort_curves
+    if patient_curve is not None or reference:
+        png = survival_png(patient_curve, reference)
         w = 140.0
         if pdf.get_y() + w * 3.4 / 6.4 > pdf.h - 18:
             pdf.add_page()
@@ -303,26 +283,32 @@ def render_pdf(record: CaseRecord, *, cohort_curves: Mapping[str, tuple[np.ndarr
     if pdf.get_y() > pdf.h - 45:  # keep the heading with the first rows of its table
         pdf.add_page()
     report.heading("Clinical values (* = imputed by MICE-PMM, not measured)")
-    _clinical_table(pdf, record)
+    _clinical_table(pdf, case)
 
     report.heading("Model card")
     rows = [(label, _fmt(_card_value(card, path))) for label, path in MODEL_CARD_FIELDS
             if _card_value(card, path) is not None]
-    rows.append(("Software", ", ".join(f"{k} {v}" for k, v in (record.software_versions or {}).items()
+    versions = stored.software_versions if stored is not None else {}
+    rows.append(("Software", ", ".join(f"{k} {v}" for k, v in versions.items()
                                        if k in ("nbrisk", "python", "torch", "timm", "scikit-survival"))))
     report.pairs(rows or [("Model card", "not stored with this case")])
 
-    if record.notes:
+    if case.notes:
         report.heading("Notes")
-        pdf.multi_cell(0, 5, record.notes, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, case.notes, new_x="LMARGIN", new_y="NEXT")
 
     report.heading("Record")
-    report.pairs([
-        ("Created", f"{_when(record.created_at)} by {record.created_by or '–'}"),
-        ("Last changed", f"{_when(record.updated_at)} by {record.updated_by or '–'}"),
-        ("Reviewed", f"{_when(record.reviewed_at)} by {record.reviewed_by}" if record.reviewed_by else "–"),
-        ("Signed off", f"{_when(record.signed_off_at)} by {record.signed_off_by}" if record.signed_off_by else "–"),
-    ])
+    if stored is None:
+        report.pairs([("Record", "not saved")])
+    else:
+        report.pairs([
+            ("Created", f"{_when(stored.created_at)} by {stored.created_by or '–'}"),
+            ("Last changed", f"{_when(stored.updated_at)} by {stored.updated_by or '–'}"),
+            ("Reviewed", f"{_when(stored.reviewed_at)} by {stored.reviewed_by}"
+             if stored.reviewed_by else "–"),
+            ("Signed off", f"{_when(stored.signed_off_at)} by {stored.signed_off_by}"
+             if stored.signed_off_by else "–"),
+        ])
     return bytes(pdf.output())
 
 
@@ -341,8 +327,8 @@ def _shown(value: ClinicalValue) -> str:
     return _fmt(value.value, 4)
 
 
-def _clinical_table(pdf, record: CaseRecord) -> None:
-    rows = clinical_values(record)
+def _clinical_table(pdf, case: Case) -> None:
+    rows = clinical_values(case)
     if not rows:
         pdf.cell(0, 5, "No clinical values stored.", new_x="LMARGIN", new_y="NEXT")
         return

@@ -105,9 +105,11 @@ class SliceRecord:
 
     Attributes
     ----------
-    phase : {"NC", "ART", "PV"}
+    phase : {"nc", "art", "pv"}
+        :class:`nbrisk_core.case.Phase` (stored lower case since migration 0003).
     hu : ndarray
-        2-D Hounsfield units of the chosen slice.
+        2-D Hounsfield units of the chosen slice (8-bit grey for a 2-D image upload,
+        ``meta["units"] == "grey8"``).
     slice_index : int or None
         0-based index in the series sorted by ascending z.
     slice_position_mm : float or None
@@ -115,7 +117,7 @@ class SliceRecord:
     meta : dict
         Phase metadata (pixel spacing, slice thickness, window, ...) without identifiers.
     series_hu : ndarray or None
-        The whole series of the phase, only when the user opted in.
+        The whole series of the phase; stored only when the case is saved with ``include_series``.
     """
 
     phase: str
@@ -239,8 +241,8 @@ def _validate(record: CaseRecord) -> None:
                              source="phase")
         hu = np.asarray(sl.hu)
         if hu.ndim != 2 or hu.size == 0 or hu.dtype.kind not in "iuf":
-            raise InputError(f"{phase} chosen slice has shape {hu.shape} and dtype {hu.dtype} (expected a "
-                             "non-empty 2-D numeric HU array)", source=phase)
+            raise InputError(f"{str(phase).upper()} chosen slice has shape {hu.shape} and dtype {hu.dtype} "
+                             "(expected a non-empty 2-D numeric HU array)", source=phase)
 
 
 def _npz(**arrays) -> bytes:

@@ -15,12 +15,14 @@ from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integ
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from nbrisk_core.case import PHASES as _PHASES
+
 #: case review status, in workflow order
 CASE_STATUSES: tuple[str, ...] = ("draft", "reviewed", "signed_off")
 #: user roles: clinicians review cases; admins also manage users and read the audit trail
 ROLES: tuple[str, ...] = ("clinician", "admin")
 #: the phases of a multiphase contrast CT study, in acquisition order
-PHASES: tuple[str, ...] = ("NC", "ART", "PV")
+PHASES = _PHASES  # nbrisk_core.case.Phase (lower case in the database since migration 0003)
 
 
 def utc_now() -> datetime:

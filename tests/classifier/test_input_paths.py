@@ -60,18 +60,21 @@ def test_predict_cli_and_page_give_the_same_risk_and_embedding(fractional_series
 
 
 def test_one_cam_overlay_for_page_and_pdf():
-    """explain.overlay takes the page's 8-bit slice or the PDF's HU slice and draws one colour map."""
+    """explain.overlay is imaging.render.cam_overlay (the PDF's): an 8-bit slice, one colour map."""
     from nbrisk_core.classifier.explain import CAM_OPACITY, overlay
     from nbrisk_core.errors import InputError
+    from nbrisk_core.imaging import render
 
+    assert overlay is render.cam_overlay
     hu = np.linspace(-200, 300, 40 * 48).reshape(40, 48)
     heat = np.tile(np.linspace(0, 1, 7, dtype=np.float32), (7, 1))  # a CAM at token resolution
-    from_hu = overlay(hu, heat)
-    np.testing.assert_array_equal(from_hu, overlay(hu_to_uint8(hu), heat, CAM_OPACITY))
+    from_hu = overlay(hu_to_uint8(hu), heat, CAM_OPACITY)
+    with pytest.raises(InputError, match="8-bit"):
+        overlay(hu, heat)  # HU are windowed first, never drawn as grey levels
     assert from_hu.shape == (40, 48, 3) and from_hu.dtype == np.uint8
     # opacity 1: only the heat map, in jet (0 -> dark blue, 1 -> dark red)
     full = overlay(np.zeros((8, 8), np.uint8), np.ones((7, 7)), opacity=1.0)
     assert tuple(full[0, 0]) == (128, 0, 0)
     assert tuple(overlay(np.zeros((8, 8), np.uint8), np.zeros((7, 7)), opacity=1.0)[0, 0]) == (0, 0, 128)
     with pytest.raises(InputError, match="2-D heat map"):
-        overlay(hu, np.zeros((2, 7, 7)))
+        overlay(hu_to_uint8(hu), np.zeros((2, 7, 7)))

@@ -209,8 +209,6 @@ def test_cohort_page_on_a_real_cohort_has_no_banner_and_no_oracle(trained, site_
 
 def test_reproduce_report_and_pdf_notice_follow_the_cohort(tmp_path):
     """The synthetic-data wording of the reproduction report and the case PDF: only for synthetic data."""
-    from types import SimpleNamespace
-
     from nbrisk_core import RESEARCH_NOTICE, RESEARCH_USE, SYNTHETIC_MODELS, research_notice
     from nbrisk_core.report.pdf import synthetic_case
     from nbrisk_core.reproduce.report import render_html
@@ -221,8 +219,14 @@ def test_reproduce_report_and_pdf_notice_follow_the_cohort(tmp_path):
     assert "Synthetic data" in render_html([], {"synthetic cohort": True})
 
     def record(prognosis_result=None):
-        predictions = {"prognosis": SimpleNamespace(result=prognosis_result)} if prognosis_result else {}
-        return SimpleNamespace(prediction=predictions.get)
+        import numpy as np
+
+        from nbrisk_core.case import Case, Prognosis
+
+        if not prognosis_result:
+            return Case()
+        return Case(prognosis=Prognosis(times=np.zeros(1), survival=np.ones(1), mlrs=0.0, percentile=50.0,
+                                        group="low", cutoff=0.0, model="m", **prognosis_result))
 
     # a model trained on a real cohort (nbrisk train writes training_cohort.synthetic = false)
     assert not synthetic_case(record(), {"training_cohort": {"synthetic": False}})

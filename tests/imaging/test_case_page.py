@@ -33,9 +33,9 @@ def test_demo_case_flow(repo_root, demo_dir_or_skip):
     at.button(key="case.confirm.art").click().run()
     assert not at.exception
     confirmed = at.session_state[state.CONFIRMED_SLICES]
-    assert confirmed["art"]["index"] == start + 1 and confirmed["art"]["hu"].dtype == np.int16
+    assert confirmed["art"].index == start + 1 and confirmed["art"].hu.dtype == np.int16
     # the display window is kept with the slice, so a reopened case shows it as confirmed
-    assert confirmed["art"]["viewer_window"] == {"name": "liver", "width": 150.0, "level": 30.0}
+    assert confirmed["art"].window == {"name": "liver", "width": 150.0, "level": 30.0}
     at.button(key="case.send").click().run()
     assert not at.exception
     chosen = at.session_state[state.CHOSEN_SLICES]

@@ -61,8 +61,8 @@ def test_cli_and_page_paths_give_the_same_tensor(three_phase_dir):
     study = load_study(three_phase_dir)
     page = {}
     for series, phase in zip(study.series, ("nc", "art", "pv")):
-        page[phase] = chosen_slice(series, index[phase])
-        assert page[phase]["hu"].dtype == np.int16
+        page[phase] = chosen_slice(series, index[phase], phase)
+        assert page[phase].hu.dtype == np.int16 and page[phase].index == index[phase]
     for variant in ("nc", "art", "pv", "mp"):
         np.testing.assert_array_equal(build_model_input(cli_grey, variant), build_model_input_from_chosen(page, variant))
     meta = case_meta(study, {s.series_uid: p for s, p in zip(study.series, ("nc", "art", "pv"))})
@@ -76,7 +76,8 @@ def test_read_phase_input_images_and_errors(tmp_path, series_dir, phantom):
     image, info = read_phase_input(tmp_path / "art.bmp")
     np.testing.assert_array_equal(image, grey)
     assert info["source"] == "image"
-    entry = chosen_slice(load_study(tmp_path / "art.bmp").series[0], 0)
+    entry = chosen_slice(load_study(tmp_path / "art.bmp").series[0], 0, "art")
+    assert entry.hu is None and entry.grey.dtype == np.uint8
     np.testing.assert_array_equal(build_model_input_from_chosen({"art": entry}, "art"),
                                   build_model_input({"art": image}, "art"))
     with pytest.raises(InputError, match=r"needs a slice index \(0-11"):

@@ -129,9 +129,9 @@ def test_prognosis_page_demo_patient(fitted_app):
     result = at.session_state[state.PROGNOSIS_RESULT]
     entered = at.session_state[state.CLINICAL_VALUES]
     expected = pipeline.predict_patient(embeddings.loc["P0003"].to_numpy(), entered)
-    assert result["mlrs"] == pytest.approx(expected.mlrs)
-    assert result["group"] == expected.group
-    assert result["embedding_source"] == "demo patient P0003"
+    assert result.mlrs == pytest.approx(expected.mlrs)
+    assert result.group == expected.group
+    assert result.embedding_source == "demo patient P0003"
     assert at.metric[0].value == f"{expected.mlrs:.3g}"
     assert at.metric[2].value == ("High" if expected.group == "high" else "Low")
     assert len(at.get("plotly_chart")) == 1
@@ -139,17 +139,25 @@ def test_prognosis_page_demo_patient(fitted_app):
     # labs the demo table leaves blank are reported as imputed
     blank = [c for c in ("nse", "ferritin", "ldh", "ca125", "ca153", "ca199", "afp", "cea", "crp", "wbc",
                          "hemoglobin") if pd.isna(row[c])]
-    assert sorted(result["imputed"]) == sorted(blank)
+    assert sorted(result.imputed) == sorted(blank)
     if blank:
         assert any("Imputed" in w.value for w in at.warning)
     assert any("Individual prediction took" in c.value for c in at.caption)
+
+
+def _risk(vector, p_high_risk: float = 0.5):
+    """The Risk page's result (nbrisk_core.case.RiskResult) with this embedding."""
+    from nbrisk_core.case import RiskResult, VariantScore
+
+    return RiskResult(scores={"art": VariantScore("art", "Swin-ART", p_high_risk, "HR", 0.5, "a" * 64)},
+                      embedding=np.asarray(vector, dtype=float))
 
 
 def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
     _, embeddings, pipeline, _ = fitted_app
     vector = embeddings.iloc[10].to_numpy() + 0.5
     at = _page("3_Prognosis.py")
-    at.session_state[state.RISK_RESULT] = {"embedding": vector.tolist(), "p_high_risk": 0.7}
+    at.session_state[state.RISK_RESULT] = _risk(vector, 0.7)
     at.run()
     assert not at.exception
     assert any("current case" in s.value for s in at.success)
@@ -158,28 +166,34 @@ def test_prognosis_page_uses_the_risk_page_embedding(fitted_app):
     assert not at.exception
     result = at.session_state[state.PROGNOSIS_RESULT]
     expected = pipeline.predict_patient(vector, {"age_months": {"value": 30.0, "unit": "months"}})
-    assert result["mlrs"] == pytest.approx(expected.mlrs)
-    assert result["embedding_source"] == "risk page"
-    assert "sex" in result["imputed"] and "age_months" not in result["imputed"]
+    assert result.mlrs == pytest.approx(expected.mlrs)
+    assert result.embedding_source == "risk page"
+    assert "sex" in result.imputed and "age_months" not in result.imputed
+    # the reference curves kept for the PDF are the page's: KM of the training cohort by MLRS group
+    import json
+
+    traces = {t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert set(result.reference_curves) == {"high MLRS (training)", "low MLRS (training)"}
+    assert all(any(label in str(name) for name in traces) for label in result.reference_curves), traces
     # each imputed variable is shown with the value MICE-PMM filled in
-    imputed_sex = result["imputed_values"]["sex"]
+    imputed_sex = result.imputed_values["sex"]
     assert imputed_sex in ("F", "M")
     assert any("Imputed" in w.value and f"Sex = {imputed_sex}" in w.value for w in at.warning)
     # the same value entered in years gives the same prediction (unit-aware form)
     at2 = _page("3_Prognosis.py")
-    at2.session_state[state.RISK_RESULT] = {"embedding": vector.tolist()}
+    at2.session_state[state.RISK_RESULT] = _risk(vector)
     at2.run()
     _number_input(at2, "Age at diagnosis").set_value("2.5")
     at2.selectbox(key=state.PROGNOSIS_FORM + "age_months.unit").set_value("years")
     _button(at2, "Predict survival").click().run()
-    assert at2.session_state[state.PROGNOSIS_RESULT]["mlrs"] == pytest.approx(expected.mlrs)
+    assert at2.session_state[state.PROGNOSIS_RESULT].mlrs == pytest.approx(expected.mlrs)
 
 
 def test_prognosis_page_prefills_age_and_sex_from_the_study_header(fitted_app):
     _, embeddings, pipeline, _ = fitted_app
     vector = embeddings.iloc[4].to_numpy()
     at = _page("3_Prognosis.py")
-    at.session_state[state.RISK_RESULT] = {"embedding": vector.tolist()}
+    at.session_state[state.RISK_RESULT] = _risk(vector)
     at.session_state[state.CASE] = {"age_months": 27.0, "sex": "F", "phases": {}}
     at.run()
     assert not at.exception
@@ -189,9 +203,9 @@ def test_prognosis_page_prefills_age_and_sex_from_the_study_header(fitted_app):
     _button(at, "Predict survival").click().run()
     result = at.session_state[state.PROGNOSIS_RESULT]
     # age and sex are entered from the header, never imputed against it
-    assert "sex" not in result["imputed"] and "age_months" not in result["imputed"]
+    assert "sex" not in result.imputed and "age_months" not in result.imputed
     expected = pipeline.predict_patient(vector, {"age_months": {"value": 27.0, "unit": "months"}, "sex": "F"})
-    assert result["mlrs"] == pytest.approx(expected.mlrs)
+    assert result.mlrs == pytest.approx(expected.mlrs)
     # a user's change is used and survives the rerun (the header fills the form once per case)
     at.selectbox(key=state.PROGNOSIS_FORM + "sex").set_value("M")
     _button(at, "Predict survival").click().run()
@@ -216,7 +230,12 @@ def test_cohort_page_renders_and_marks_the_current_patient(fitted_app):
     _, embeddings, pipeline, clinical = fitted_app
     current = pipeline.predict_patient(embeddings.iloc[0].to_numpy(), {})
     at = _page("4_Cohort.py")
-    at.session_state[state.PROGNOSIS_RESULT] = {"mlrs": current.mlrs, "group": current.group}
+    from nbrisk_core.case import Prognosis
+
+    at.session_state[state.PROGNOSIS_RESULT] = Prognosis(times=current.times, survival=current.survival,
+                                                         mlrs=current.mlrs, percentile=current.percentile,
+                                                         group=current.group, cutoff=current.cutoff,
+                                                         model=current.model)
     at.run()
     assert not at.exception, at.exception
     charts = at.get("plotly_chart")
@@ -269,12 +288,14 @@ def test_cohort_page_td_auc_matches_the_pipeline_summary(fitted_app):
 
 
 def test_summary_csv_round_trips(fitted_app):
-    import dataclasses
     import io
 
+    from nbrisk_core.service import prognose_case
+
     _, embeddings, pipeline, _ = fitted_app
-    prognosis = pipeline.predict_patient(embeddings.iloc[2].to_numpy(), {"age_months": 40})
-    result = dataclasses.asdict(prognosis) | {"embedding_source": "demo patient P0003"}
+    prognosis = prognose_case(pipeline, embeddings.iloc[2].to_numpy(), {"age_months": 40},
+                              embedding_source="demo patient P0003")
+    result = prognosis
     text = ui_prognosis.summary_csv(result, {"name": "tiny-test", "synthetic": True})
     header = [line for line in text.splitlines() if line.startswith("#")]
     assert "synthetic=True" in header[0] and "research use only" in header[0]

@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 from sqlalchemy import text
 
-from nbrisk_core.report import export_case
+from nbrisk_core.service import export_case
 from nbrisk_core.store import audit, cases, users
 from nbrisk_core.store.access import CaseAccessError, system
 from tests.store.conftest import engine, tiny_case  # noqa: F401  (the store fixtures, reused as they are)
@@ -249,7 +249,7 @@ def test_second_clinician_can_neither_see_nor_open_nor_delete_the_first_ones_cas
 
             hu = np.arange(256, dtype=np.int16).reshape(16, 16)
             record = cases.CaseRecord(label="CLARA-ONLY-7", risk_class="HR", hr_probability=0.9,
-                                      slices={"ART": cases.SliceRecord("ART", hu, 3, 12.0)})
+                                      slices={"art": cases.SliceRecord("art", hu, 3, 12.0)})
             uid = cases.save_case(engine, record, "clara").case_uid
         finally:
             engine.dispose()

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from streamlit.testing.v1 import AppTest
 
+from nbrisk_core.case import ChosenSlice
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.burned_in import (META_KEY, assess, body_mask, clear_for_storage, find_pixel_text,
                                            flagged_slices, mask_outside_body)
@@ -116,17 +117,16 @@ def test_reader_keeps_the_burned_in_annotation_flag(demo_dir, tmp_path):
     assert [s.header.get("BurnedInAnnotation") for s in flagged.series] == ["YES"]
     assert [s.header.get("BurnedInAnnotation") for s in clean.series] == [None]
     # the chosen slice carries the finding: header flag, clean pixels
-    entry = chosen_slice(flagged.series[0], 10)
-    assert entry[META_KEY] == {"header": True, "pixel_text": False, "text_marks": 0, "flagged": True}
-    assert chosen_slice(clean.series[0], 10)[META_KEY]["flagged"] is False
+    entry = chosen_slice(flagged.series[0], 10, "art")
+    assert entry.burned_in == {"header": True, "pixel_text": False, "text_marks": 0, "flagged": True}
+    assert chosen_slice(clean.series[0], 10, "art").burned_in["flagged"] is False
 
 
 # ------------------------------------------------------------------ before storing
 def _chosen(plane, header=False) -> dict:
     """A chosen slice as the Case page makes it (its finding recorded by ``chosen_slice``)."""
     finding = assess(plane, True, {"BurnedInAnnotation": "YES" if header else ""})
-    return {"art": {"hu": plane, "index": 5, "z_mm": 12.0, "series_uid": "2.25.1",
-                    META_KEY: finding.to_dict()}}
+    return {"art": ChosenSlice("art", 5, 12.0, hu=plane, series_uid="2.25.1", burned_in=finding.to_dict())}
 
 
 def test_a_flagged_slice_is_refused_without_a_decision(clean_slice):
@@ -139,20 +139,20 @@ def test_a_flagged_slice_is_refused_without_a_decision(clean_slice):
         clear_for_storage(_chosen(clean_slice, header=True), None, "alice")
     with pytest.raises(InputError, match="decision = 'keep'"):
         clear_for_storage(_chosen(marked), "keep", "alice")
-    assert clear_for_storage(_chosen(clean_slice), None, "alice")["art"]["hu"] is clean_slice
+    assert clear_for_storage(_chosen(clean_slice), None, "alice")["art"].hu is clean_slice
 
 
 def test_mask_and_confirm_are_recorded_with_the_slice(clean_slice):
     marked = burn_text(clean_slice, "DOE^JOHN", (3, 3), SATURATED_HU)
     original = _chosen(marked)
     masked = clear_for_storage(original, "mask", "alice")["art"]
-    assert find_pixel_text(masked["hu"]) == 0 and original["art"]["hu"] is marked  # the caller's copy kept
-    assert masked[META_KEY]["decision"] == "mask" and masked[META_KEY]["decided_by"] == "alice"
-    assert masked[META_KEY]["pixel_text"] is True and masked[META_KEY]["text_marks_after_mask"] == 0
+    assert find_pixel_text(masked.hu) == 0 and original["art"].hu is marked  # the caller's copy kept
+    assert masked.burned_in["decision"] == "mask" and masked.burned_in["decided_by"] == "alice"
+    assert masked.burned_in["pixel_text"] is True and masked.burned_in["text_marks_after_mask"] == 0
     confirmed = clear_for_storage(original, "confirm", "bob")["art"]
-    assert confirmed["hu"] is marked
-    assert confirmed[META_KEY]["decision"] == "confirm" and confirmed[META_KEY]["decided_by"] == "bob"
-    assert confirmed[META_KEY]["decided_at"]
+    assert confirmed.hu is marked
+    assert confirmed.burned_in["decision"] == "confirm" and confirmed.burned_in["decided_by"] == "bob"
+    assert confirmed.burned_in["decided_at"]
     # once decided, the slice is not asked about again (a reopened case saved anew)
     assert clear_for_storage({"art": confirmed}, None, "carol")["art"] is confirmed
 
@@ -160,9 +160,10 @@ def test_mask_and_confirm_are_recorded_with_the_slice(clean_slice):
 def test_a_slice_without_a_recorded_finding_is_checked_in_its_pixels(clean_slice):
     """A case saved before NBRisk checked, reopened: no finding recorded, so its pixels are looked at."""
     marked = burn_text(clean_slice, "DOE^JOHN", (3, 3), SATURATED_HU)
-    assert list(flagged_slices({"art": {"hu": marked}, "nc": {"hu": clean_slice}})) == ["art"]
+    slices = {"art": ChosenSlice("art", hu=marked), "nc": ChosenSlice("nc", hu=clean_slice)}
+    assert list(flagged_slices(slices)) == ["art"]
     with pytest.raises(InputError, match="ART: .*text-like marks"):
-        clear_for_storage({"art": {"hu": marked}}, None, "alice")
+        clear_for_storage({"art": ChosenSlice("art", hu=marked)}, None, "alice")
 
 
 # ------------------------------------------------------------------ pages
@@ -176,9 +177,8 @@ def _save_box_page():
 def test_save_box_warns_and_stores_masked_or_confirmed(store_url, clean_slice, decision):
     marked = burn_text(clean_slice, "DOE^JOHN 1970", (3, 240), SATURATED_HU)
     at = AppTest.from_function(_save_box_page, default_timeout=TIMEOUT)
-    at.session_state[state.CHOSEN_SLICES] = {"art": {"hu": marked, "index": 24, "z_mm": 10.0,
-                                                     META_KEY: {"header": False, "pixel_text": True,
-                                                                "text_marks": 9, "flagged": True}}}
+    at.session_state[state.CHOSEN_SLICES] = {"art": ChosenSlice("art", 24, 10.0, hu=marked, burned_in={
+        "header": False, "pixel_text": True, "text_marks": 9, "flagged": True})}
     at.run()
     assert not at.exception
     assert any("Burned-in annotation" in w.value and "text-like marks" in plain(w.value) for w in at.warning)
@@ -186,7 +186,7 @@ def test_save_box_warns_and_stores_masked_or_confirmed(store_url, clean_slice, d
     at.button(key="nbrisk.save.button").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     stored = cases.load_case(get_engine(store_url), at.session_state[state.CASE_ID], "local")
-    art = stored.slices["ART"]
+    art = stored.slices["art"]
     record = art.meta[META_KEY]
     assert record["decision"] == decision and record["decided_by"] == "local" and record["pixel_text"]
     if decision == "mask":
@@ -195,7 +195,7 @@ def test_save_box_warns_and_stores_masked_or_confirmed(store_url, clean_slice, d
     else:
         np.testing.assert_array_equal(art.hu, marked)
     # the working slice in the session is the unmasked one (the Risk page's input does not change)
-    np.testing.assert_array_equal(at.session_state[state.CHOSEN_SLICES]["art"]["hu"], marked)
+    np.testing.assert_array_equal(at.session_state[state.CHOSEN_SLICES]["art"].hu, marked)
 
 
 def test_case_page_warns_of_a_flagged_series_and_a_slice_with_text(demo_dir, tmp_path, monkeypatch):
@@ -214,7 +214,7 @@ def test_case_page_warns_of_a_flagged_series_and_a_slice_with_text(demo_dir, tmp
     at.button(key="case.confirm.art").click().run()
     assert not at.exception
     confirmed = at.session_state[state.CONFIRMED_SLICES]["art"]
-    assert confirmed[META_KEY]["header"] and confirmed[META_KEY]["pixel_text"]
+    assert confirmed.burned_in["header"] and confirmed.burned_in["pixel_text"]
     assert any("text-like marks outside the body" in w.value for w in at.warning)
 
 
@@ -223,22 +223,22 @@ def test_case_page_warns_of_a_flagged_series_and_a_slice_with_text(demo_dir, tmp
 def test_pdf_says_what_was_done_and_masks_a_slice_stored_before_the_check(clean_slice, decision, tmp_path):
     import subprocess
 
+    from nbrisk_core.case import Case, StoredInfo
     from nbrisk_core.report import render_pdf
     from nbrisk_core.report.pdf import burned_in_view
-    from nbrisk_core.store.cases import CaseRecord, SliceRecord
 
     marked = burn_text(clean_slice, "DOE^JOHN 1970", (3, 240), SATURATED_HU)
-    meta = {"units": "HU"}
+    record = {}
     if decision is not None:
-        meta[META_KEY] = clear_for_storage(_chosen(marked), decision, "alice")["art"][META_KEY]
+        record = clear_for_storage(_chosen(marked), decision, "alice")["art"].burned_in
     stored = mask_outside_body(marked) if decision == "mask" else marked
-    sl = SliceRecord("ART", stored, 24, 10.0, meta)
+    sl = ChosenSlice("art", 24, 10.0, hu=stored, burned_in=record)
     plane, note = burned_in_view(sl)
     # printed: masked unless a reviewer confirmed the slice as shown
     assert (find_pixel_text(plane) > 0) == (decision == "confirm")
     if decision is None:  # a case saved before the check: the report prints the masked slice
         assert find_pixel_text(plane) == 0 and "blacked out in this report" in note
-    pdf = render_pdf(CaseRecord(label="P0001", slices={"ART": sl}, case_uid="C0000000002", version=1))
+    pdf = render_pdf(Case(label="P0001", slices={"art": sl}, stored=StoredInfo("C0000000002", 1)))
     if shutil.which("pdftotext"):
         (tmp_path / "case.pdf").write_bytes(pdf)
         text = " ".join(subprocess.run(["pdftotext", str(tmp_path / "case.pdf"), "-"], capture_output=True,
@@ -252,7 +252,6 @@ def test_pdf_reuses_the_finding_recorded_when_the_slice_was_chosen(clean_slice, 
     """A slice saved since the check carries its finding: the report does not run the heuristic again."""
     from nbrisk_core.imaging import burned_in
     from nbrisk_core.report.pdf import burned_in_view
-    from nbrisk_core.store.cases import SliceRecord
 
     record = assess(clean_slice).to_dict()
     assert not record["flagged"]
@@ -261,5 +260,5 @@ def test_pdf_reuses_the_finding_recorded_when_the_slice_was_chosen(clean_slice, 
         raise AssertionError("find_pixel_text ran again on a slice whose finding is recorded")
 
     monkeypatch.setattr(burned_in, "find_pixel_text", not_again)
-    plane, note = burned_in_view(SliceRecord("ART", clean_slice, 24, 10.0, {"units": "HU", META_KEY: record}))
+    plane, note = burned_in_view(ChosenSlice("art", 24, 10.0, hu=clean_slice, burned_in=record))
     assert plane is clean_slice and note is None

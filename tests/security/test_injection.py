@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from nbrisk_core.report import case_to_csv, case_to_json, render_pdf
 from nbrisk_core.safe_csv import FORMULA_TRIGGERS
 from nbrisk_core.store import cases
+from nbrisk_core.case import Case, ChosenSlice, StoredInfo
 from nbrisk_core.store.cases import CaseRecord, SliceRecord
 from nbrisk_core.store.db import get_engine
 from nbrisk_ui import state
@@ -79,7 +80,7 @@ def _save(url: str, label: str, seed: int):
     rng = np.random.default_rng(seed)
     record = CaseRecord(label=label, age_months=24.0, sex="M", risk_class="HR", hr_probability=0.7,
                         notes="![n](http://host/notes.png)", clinical_entered={"nse": 80.0},
-                        slices={"ART": SliceRecord("ART", rng.integers(-50, 150, (24, 24)).astype(np.int16),
+                        slices={"art": SliceRecord("art", rng.integers(-50, 150, (24, 24)).astype(np.int16),
                                                    7, 35.0)})
     # saved by the name the pages act as with sign-in off, so that the Saved cases page may list them
     # (the store shows a user only the cases they own or that are shared with them)
@@ -123,7 +124,7 @@ def test_case_page_banner_of_a_reopened_case_shows_the_label_as_text(store_url, 
     at.session_state[state.CASE_ID] = saved.case_uid
     at.session_state[state.CASE_LABEL] = saved.label
     at.session_state[state.CASE_VERSION] = 1
-    at.session_state[state.CHOSEN_SLICES] = {"art": {"hu": saved.slices["ART"].hu, "index": 7, "z_mm": 35.0}}
+    at.session_state[state.CHOSEN_SLICES] = {"art": ChosenSlice("art", 7, 35.0, hu=saved.slices["art"].hu)}
     at.run()
     assert not at.exception
     banner = [i.value for i in at.info if "reopened" in i.value]
@@ -136,25 +137,24 @@ def test_case_page_banner_of_a_reopened_case_shows_the_label_as_text(store_url, 
 def hostile_record():
     yy, xx = np.mgrid[:64, :64]
     hu = np.where((yy - 32) ** 2 + (xx - 32) ** 2 < 400, 60, -40).astype(np.int16)
-    return CaseRecord(label=FORMULA_TEXTS[0][:64], notes="@SUM(1+1) ![n](http://host/n.png)", age_months=30.0,
-                      sex="F", clinical_entered={"nse": 12.5},
-                      slices={"ART": SliceRecord("ART", hu, 3, -12.5)},
-                      case_uid="C0000000001", version=1, created_by="alice", updated_by="bob")
+    return Case(label=FORMULA_TEXTS[0][:64], notes="@SUM(1+1) ![n](http://host/n.png)",
+                clinical={"age_months": 30.0, "sex": "F", "nse": 12.5},
+                slices={"art": ChosenSlice("art", 3, -12.5, hu=hu)},
+                stored=StoredInfo("C0000000001", 1, created_by="alice", updated_by="bob"))
 
 
 def test_csv_export_neutralises_every_formula_cell(hostile_record):
     for text in FORMULA_TEXTS:
-        hostile_record.notes = text
-        exported = case_to_csv(hostile_record)
+        exported = case_to_csv(hostile_record.replace(notes=text))
         rows = dict(csv.reader(io.StringIO(exported)))
         assert rows["notes"] == "'" + text  # shown as the text, never evaluated
         assert rows["label"] == "'" + FORMULA_TEXTS[0]
         # every value cell is quoted (OWASP), with inner quotes doubled
         assert '"notes","\'' + text.replace('"', '""') + '"' in exported
         formulas = [k for k, v in rows.items() if v.startswith(FORMULA_TRIGGERS)]
-        assert formulas == ["slices.ART.slice_position_mm"]  # a negative number, not text
+        assert formulas == ["slices.art.slice_position_mm"]  # a negative number, not text
     # numbers stay numbers: a negative slice position is not text and keeps its sign
-    assert rows["slices.ART.slice_position_mm"] == "-12.5" and rows["age_months"] == "30.0"
+    assert rows["slices.art.slice_position_mm"] == "-12.5" and rows["age_months"] == "30.0"
 
 
 def test_json_export_keeps_the_text_exact(hostile_record):
@@ -164,8 +164,7 @@ def test_json_export_keeps_the_text_exact(hostile_record):
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) is not installed")
 def test_pdf_export_prints_the_text_and_has_no_links(hostile_record, tmp_path):
-    hostile_record.label = MARKDOWN_LABELS[0]
-    pdf = render_pdf(hostile_record)
+    pdf = render_pdf(hostile_record.replace(label=MARKDOWN_LABELS[0]))
     assert b"/URI" not in pdf and b"/Subtype /Link" not in pdf
     (tmp_path / "case.pdf").write_bytes(pdf)
     text = subprocess.run(["pdftotext", str(tmp_path / "case.pdf"), "-"], capture_output=True, text=True,

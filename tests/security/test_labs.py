@@ -177,7 +177,7 @@ def test_page_shows_the_refusal_and_runs_no_model(prognosis_page, typed, expecte
     next(b for b in at.button if b.label == "Predict survival").click().run()
     assert not at.exception and len(calls) == 1
     assert at.session_state[state.CLINICAL_VALUES]["nse"] == {"value": 12.5, "unit": "ng/mL"}
-    assert "nse" not in at.session_state[state.PROGNOSIS_RESULT]["imputed"]
+    assert "nse" not in at.session_state[state.PROGNOSIS_RESULT].imputed
 
 
 def test_page_error_quoting_typed_text_shows_it_as_text(prognosis_page):

@@ -99,7 +99,7 @@ def saved_case(live_server, store_engine):
     hu = rng.integers(-50, 150, (16, 16)).astype(np.int16)
     record = cases.CaseRecord(label=CASE_LABEL, age_months=30.0, sex="F", risk_class="HR", hr_probability=0.8,
                               clinical_entered={"nse": 95.0}, clinical_imputed={},
-                              slices={"ART": cases.SliceRecord("ART", hu, 5, 30.0)})
+                              slices={"art": cases.SliceRecord("art", hu, 5, 30.0)})
     return cases.save_case(store_engine, record, ADMIN[0])
 
 

@@ -56,7 +56,7 @@ def tiny_case():
     rng = np.random.default_rng(7)
     slices = {p: SliceRecord(p, rng.integers(-100, 200, size=(16, 16)).astype(np.int16), i + 3, 10.0 + 5 * i,
                              {"pixel_spacing_mm": [0.8, 0.8]})
-              for i, p in enumerate(("NC", "ART", "PV"))}
+              for i, p in enumerate(("nc", "art", "pv"))}
     risk = {"p_high_risk": 0.81, "model_sha256": "a" * 64, "embedding": rng.normal(size=16).astype(np.float32),
             "gradcam": rng.random((16, 16)).astype(np.float32)}
     return CaseRecord(label="P0007", age_months=30.0, sex="F", clinical_entered={"nse": 120.0, "ldh": None},

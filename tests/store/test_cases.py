@@ -29,11 +29,11 @@ def test_round_trip_keeps_slices_predictions_and_values(engine, tiny_case):
     assert saved.case_uid.startswith("C") and saved.version == 1
     loaded = cases.load_case(engine, saved.case_uid, BOB)
     assert loaded.label == "P0007" and loaded.sex == "F" and loaded.age_months == 30.0
-    for phase in ("NC", "ART", "PV"):
+    for phase in ("nc", "art", "pv"):
         np.testing.assert_array_equal(loaded.slices[phase].hu, tiny_case.slices[phase].hu)
         assert loaded.slices[phase].hu.dtype == np.int16
-    assert [loaded.slices[p].slice_index for p in ("NC", "ART", "PV")] == [3, 4, 5]
-    assert loaded.slices["PV"].slice_position_mm == 20.0
+    assert [loaded.slices[p].slice_index for p in ("nc", "art", "pv")] == [3, 4, 5]
+    assert loaded.slices["pv"].slice_position_mm == 20.0
     risk = loaded.prediction("risk")
     assert risk.model_sha256 == "a" * 64 and risk.input_sha256 == "b" * 64
     np.testing.assert_array_equal(risk.result["gradcam"], tiny_case.predictions[0].result["gradcam"])
@@ -108,7 +108,7 @@ def test_failed_save_leaves_no_half_case(engine, tiny_case, monkeypatch):
 
 def test_invalid_slice_is_refused_before_anything_is_written(engine, tiny_case):
     bad = dataclasses.replace(tiny_case, slices={**tiny_case.slices})
-    bad.slices["ART"] = dataclasses.replace(bad.slices["ART"], hu=np.zeros((3, 4, 4)))
+    bad.slices["art"] = dataclasses.replace(bad.slices["art"], hu=np.zeros((3, 4, 4)))
     with pytest.raises(InputError, match=r"ART chosen slice has shape \(3, 4, 4\)"):
         cases.save_case(engine, bad, "alice")
     assert _count(engine, Case) == 0

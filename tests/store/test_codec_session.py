@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from nbrisk_core.store import codec
-from nbrisk_core.store.session import record_from_session, session_from_record, slices_from
+from nbrisk_core.case import Phase
+from nbrisk_core.store.session import GREY_UNITS, case_from_record, record_from_case
 
 
 @dataclasses.dataclass
@@ -70,61 +71,35 @@ def test_sha256_depends_on_content_dtype_and_shape():
     assert codec.sha256_of({"x": 1, "y": 2}) == codec.sha256_of({"y": 2, "x": 1})
 
 
-def test_slices_from_accepts_the_shapes_pages_use():
-    hu = np.ones((8, 8), np.int16)
-    got = slices_from({"art": {"hu": hu, "index": 4, "z_mm": 12.5, "pixel_spacing": (0.7, 0.7)},
-                       "NC": hu * 2, "pv": None, "bogus": hu})
-    assert list(got) == ["NC", "ART"]
-    assert (got["ART"].slice_index, got["ART"].slice_position_mm) == (4, 12.5)
-    assert got["ART"].meta == {"pixel_spacing": (0.7, 0.7), "units": "HU"}
-    grey = slices_from({"pv": {"hu": None, "grey": np.zeros((4, 4), np.uint8), "index": 0}})
-    assert grey["PV"].meta["units"] == "grey8" and grey["PV"].hu.dtype == np.uint8
+def test_typed_objects_round_trip_through_the_codec_by_type(typed_case):
+    case = typed_case()
+    back, _ = _round_trip({"risk": case.risk, "prognosis": case.prognosis, "art": case.slices["art"]})
+    assert type(back["risk"]) is type(case.risk) and back["risk"].scores == case.risk.scores
+    assert list(back["risk"].cams) == [Phase.ART] and isinstance(next(iter(back["risk"].cams)), Phase)
+    assert back["prognosis"].imputed == ("ldh",) and back["art"].phase is Phase.ART
+    assert back["art"].pixel_spacing == (0.8, 0.8)
 
 
-def test_record_from_session_reads_risk_prognosis_and_clinical_values():
-    hu = np.zeros((8, 8), np.int16)
-    risk = {"p_high_risk": 0.3, "model_sha256": "f" * 64, "embedding": np.zeros(16)}
-    prognosis = {"mlrs": 0.7, "percentile": 61.0, "group": "High MLRS", "imputed": {"ldh": 250.0, "nse": 99.0},
-                 "model_sha256": "e" * 64}
-    record = record_from_session(chosen_slices={"ART": {"hu": hu}}, risk_result=risk,
-                                 clinical_values={"age_months": 40.0, "sex": "M", "nse": 50.0, "ldh": None},
-                                 prognosis_result=prognosis, label=" P0001 ")
-    assert (record.label, record.age_months, record.sex) == ("P0001", 40.0, "M")
-    assert (record.risk_class, record.hr_probability) == ("NHR", 0.3)
-    assert (record.mlrs, record.mlrs_percentile, record.mlrs_group) == (0.7, 61.0, "high")
-    assert record.clinical_imputed == {"ldh": 250.0}  # nse was entered, so it was not imputed
-    assert [(p.kind, p.model_sha256) for p in record.predictions] == [("risk", "f" * 64), ("prognosis", "e" * 64)]
-    restored = session_from_record(record)
-    assert restored["risk_result"] is risk and restored["prognosis_result"] is prognosis
+def test_record_from_case_reads_the_fields(typed_case):
+    case = typed_case(label=" P0001 ", clinical={"age_months": {"value": 3.0, "unit": "years"}, "sex": "M",
+                                                 "nse": 50.0, "ldh": None})
+    record = record_from_case(case)
+    assert (record.label, record.age_months, record.sex) == ("P0001", 36.0, "M")
+    assert (record.risk_class, record.hr_probability) == ("HR", 0.81)
+    assert (record.mlrs, record.mlrs_percentile, record.mlrs_group) == (1.3, 82.0, "high")
+    assert record.clinical_imputed == {"ldh": 410.0}
+    assert [(p.kind, p.model_name, p.model_sha256) for p in record.predictions] == \
+        [("risk", "art", "a" * 64), ("prognosis", "StepCox[backward] + RSF", "d" * 64)]
+    assert list(record.slices) == ["nc", "art", "pv"] and record.slices["art"].slice_index == 4
+    assert record.slices["art"].meta["viewer_window"]["width"] == 400.0
+    assert record.predictions[0].result is case.risk  # stored whole, typed
 
 
-def test_record_from_session_with_several_models_uses_swin_art_as_primary():
-    results = {"nc": {"p_high_risk": 0.9}, "art": {"p_high_risk": 0.6}, "pv": {"p_high_risk": 0.1}}
-    record = record_from_session(risk_result=results, label="x")
-    assert record.hr_probability == 0.6 and record.risk_class == "HR"
-    assert [p.model_name for p in record.predictions] == ["nc", "art", "pv"]
+def test_a_grey_upload_slice_stays_grey(typed_case):
+    from nbrisk_core.case import ChosenSlice
 
-
-def test_record_from_the_risk_and_prognosis_pages_shapes():
-    # the shapes pages/2_Risk.py and pages/3_Prognosis.py keep in the session
-    risk = {"p_high_risk": 0.72, "risk_class": "HR", "embedding": [0.1] * 16, "model_sha256": "a" * 64,
-            "device": "cpu", "variants": {"art": {"p_high_risk": 0.72, "risk_class": "HR", "model_sha256": "a" * 64},
-                                          "nc": {"p_high_risk": 0.4, "risk_class": "NHR", "model_sha256": "b" * 64}}}
-    clinical = {"age_months": {"value": 3.0, "unit": "years"}, "sex": "F", "mycn_amplified": 1,
-                "nse": {"value": 80.0, "unit": "ng/mL"}}
-    times = np.array([0.0, 100.0, 400.0])
-    prognosis = {"times": times, "survival": np.array([1.0, 0.9, 0.7]), "low": None, "high": None, "mlrs": 2.5,
-                 "percentile": 90.0, "group": "high", "cutoff": 1.0, "model": "StepCox[backward] + RSF",
-                 "imputed": ["ldh", "ca125"], "notes": []}
-    record = record_from_session(chosen_slices={"art": {"hu": np.zeros((8, 8), np.int16)}}, risk_result=risk,
-                                 clinical_values=clinical, prognosis_result=prognosis, label="P0003")
-    assert (record.age_months, record.sex, record.risk_class, record.hr_probability) == (36.0, "F", "HR", 0.72)
-    assert record.clinical_imputed == {"ldh": None, "ca125": None}
-    assert record.clinical_entered["nse"] == {"value": 80.0, "unit": "ng/mL"}
-    kinds = [(p.kind, p.model_name, p.model_sha256) for p in record.predictions]
-    assert kinds == [("risk", "art", "a" * 64), ("risk", "nc", "b" * 64), ("prognosis", "StepCox[backward] + RSF", None)]
-    assert record.predictions[0].result is risk  # the reference result is kept whole (embedding included)
-    from nbrisk_core.report.figures import curve_from
-
-    t, s = curve_from(record.predictions[-1].result)
-    np.testing.assert_array_equal(t, times)
+    grey = ChosenSlice("pv", 0, None, grey=np.zeros((4, 4), np.uint8))
+    record = record_from_case(typed_case(slices={"pv": grey}, risk=None, prognosis=None))
+    assert record.slices["pv"].meta["units"] == GREY_UNITS and record.slices["pv"].hu.dtype == np.uint8
+    back = case_from_record(record)
+    assert back.slices[Phase.PV].grey is not None and back.slices[Phase.PV].hu is None

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import numpy as np
 import pytest
 
 from nbrisk_core.errors import InputError
-from nbrisk_core.prognosis.individual import IndividualPrognosis
-from nbrisk_core.report import case_to_dict, export_case, render_pdf
+from nbrisk_core.case import Prognosis
+from nbrisk_core.report import case_to_dict, render_pdf
+from nbrisk_core.service import export_case, open_case, save_case
 from nbrisk_core.store import audit, cases
 from nbrisk_core.store.access import system
 from nbrisk_core.store.cases import CaseConflictError
-from nbrisk_core.store.session import record_from_session
 
 BOB, CAROL = system("bob"), system("carol")
 
@@ -47,41 +46,36 @@ def test_a_changed_case_is_not_exported_under_its_old_version(engine, tiny_case)
     assert audit.list_events(engine, action="case_exported") == []
 
 
-def _prognosis_result(**overrides) -> dict:
-    result = IndividualPrognosis(times=np.array([0.0, 365.0, 730.0]), survival=np.array([1.0, 0.9, 0.8]), low=None,
-                                 high=None, mlrs=1.1, percentile=70.0, group="high", cutoff=0.9,
-                                 model="StepCox[backward] + RSF", imputed=["ldh", "mycn_amplified"],
-                                 imputed_values={"ldh": 456.0, "mycn_amplified": 0}, pipeline_sha256="f" * 64)
-    as_page_keeps_it = dataclasses.asdict(result)  # the Prognosis page stores the result as a dict
-    as_page_keeps_it.update(overrides)
-    return as_page_keeps_it
+def _prognosis(**overrides) -> Prognosis:
+    values = dict(times=np.array([0.0, 365.0, 730.0]), survival=np.array([1.0, 0.9, 0.8]), mlrs=1.1,
+                  percentile=70.0, group="high", cutoff=0.9, model="StepCox[backward] + RSF",
+                  imputed=("ldh", "mycn_amplified"), imputed_values={"ldh": 456.0, "mycn_amplified": 0},
+                  pipeline_sha256="f" * 64)
+    values.update(overrides)
+    return Prognosis(**values)
 
 
-def test_a_saved_case_keeps_the_imputed_values_and_the_pipeline(engine):
+def test_a_saved_case_keeps_the_imputed_values_and_the_pipeline(engine, typed_case):
     entered = {"age_months": 30, "nse": {"value": 25, "unit": "ug/L"}}
-    record = record_from_session(chosen_slices={"art": {"hu": np.zeros((8, 8), np.int16), "index": 3}},
-                                 clinical_values=entered, prognosis_result=_prognosis_result(), label="P0777")
-    uid = cases.save_case(engine, record, "alice").case_uid
+    case = typed_case(clinical=entered, prognosis=_prognosis(), risk=None, label="P0777")
+    uid = save_case(engine, case, "alice").stored.case_uid
     stored = cases.load_case(engine, uid, "alice", record_open=False)
     assert stored.clinical_imputed == {"ldh": 456.0, "mycn_amplified": 0}
     prognosis = stored.prediction("prognosis")
     assert (prognosis.model_name, prognosis.model_sha256) == ("StepCox[backward] + RSF", "f" * 64)
-    assert prognosis.result["imputed_values"] == {"ldh": 456.0, "mycn_amplified": 0}
-    clinical = case_to_dict(stored)["clinical"]
+    assert prognosis.result.imputed_values == {"ldh": 456.0, "mycn_amplified": 0}
+    clinical = case_to_dict(open_case(engine, uid, "alice"))["clinical"]
     assert clinical["ldh"] == {"value": 456.0, "unit": "U/L", "source": "imputed"}
     assert clinical["nse"] == {"value": 25, "unit": "ug/L", "source": "entered"}
 
 
-def test_a_case_saved_before_imputed_values_were_kept_opens_and_renders(engine):
-    old_result = _prognosis_result()
-    del old_result["imputed_values"], old_result["pipeline_sha256"]
-    record = record_from_session(chosen_slices={"art": {"hu": np.zeros((8, 8), np.int16), "index": 3}},
-                                 clinical_values={"nse": 25.0}, prognosis_result=old_result, label="P0001")
-    assert record.clinical_imputed == {"ldh": None, "mycn_amplified": None}  # names only, as before
-    uid = cases.save_case(engine, record, "alice").case_uid
-    stored = cases.load_case(engine, uid, "alice")
-    assert stored.prediction("prognosis").model_sha256 is None
+def test_a_case_saved_before_imputed_values_were_kept_opens_and_renders(engine, typed_case):
+    old = _prognosis(imputed_values={}, pipeline_sha256=None)
+    uid = save_case(engine, typed_case(clinical={"nse": 25.0}, prognosis=old, risk=None, label="P0001"),
+                    "alice").stored.case_uid
+    stored = open_case(engine, uid, "alice")
+    assert stored.prognosis.pipeline_sha256 is None
     assert render_pdf(stored).startswith(b"%PDF")
     ldh = case_to_dict(stored)["clinical"]["ldh"]
     assert ldh["value"] is None and ldh["source"] == "imputed" and "not stored" in ldh["note"]
-    assert export_case(engine, uid, "alice", "csv", version=stored.version).startswith(b"field,value")
+    assert export_case(engine, uid, "alice", "csv", version=stored.stored.version).startswith(b"field,value")

@@ -26,8 +26,8 @@ def _saved_case(url, label, risk_class, p):
     rng = np.random.default_rng(len(label))
     record = cases.CaseRecord(label=label, age_months=24.0, sex="M", risk_class=risk_class, hr_probability=p,
                               clinical_entered={"nse": 80.0, "ldh": None}, clinical_imputed={"ldh": 300.0},
-                              slices={"ART": cases.SliceRecord("ART", rng.integers(-50, 150, (24, 24)).astype(np.int16),
-                                                               7, 35.0)})
+                              slices={"art": cases.SliceRecord(
+                                  "art", rng.integers(-50, 150, (24, 24)).astype(np.int16), 7, 35.0)})
     # the pages run with sign-in off: their user is "local", who sees the cases "local" saved
     return cases.save_case(get_engine(url), record, "local")
 
@@ -59,7 +59,7 @@ def test_cases_page_opens_a_case_into_the_session(store_url, repo_root):
     at.button(key="cases.open").click().run()
     assert at.session_state[state.CASE_ID] == saved.case_uid
     assert at.session_state[state.CASE_VERSION] == 1
-    np.testing.assert_array_equal(at.session_state[state.CHOSEN_SLICES]["ART"]["hu"], saved.slices["ART"].hu)
+    np.testing.assert_array_equal(at.session_state[state.CHOSEN_SLICES]["art"].hu, saved.slices["art"].hu)
 
 
 def test_cases_page_soft_deletes_after_confirmation(store_url, repo_root):
@@ -181,10 +181,14 @@ def _save_box_app():
     from nbrisk_ui import state
     from nbrisk_ui.cases import save_case_widget
 
+    from nbrisk_core.case import ChosenSlice, RiskResult, VariantScore
+
     if state.CHOSEN_SLICES not in st.session_state:
-        st.session_state[state.CHOSEN_SLICES] = {"art": {"hu": np.full((8, 8), 40, np.int16), "index": 3}}
-        st.session_state[state.RISK_RESULT] = {"p_high_risk": 0.66, "risk_class": "HR", "model_sha256": "a" * 64,
-                                               "embedding": [0.0] * 16}
+        st.session_state[state.CHOSEN_SLICES] = {"art": ChosenSlice("art", 3, None,
+                                                                    hu=np.full((8, 8), 40, np.int16))}
+        st.session_state[state.RISK_RESULT] = RiskResult(
+            scores={"art": VariantScore("art", "Swin-ART", 0.66, "HR", 0.5, "a" * 64)},
+            embedding=np.zeros(16))
     save_case_widget()
 
 
@@ -291,24 +295,24 @@ def _case_page_with_session_of(repo_root, other: AppTest) -> AppTest:
 
 
 def test_case_page_shows_the_chosen_slices_of_a_reopened_case(store_url, repo_root):
-    from nbrisk_core.store.session import chosen_slice_views, record_from_session
+    from nbrisk_core.case import Case, ChosenSlice
+    from nbrisk_core.service import save_case
     from nbrisk_ui import state
 
     rng = np.random.default_rng(3)
     art, nc = (rng.integers(-100, 300, (32, 32)).astype(np.int16) for _ in range(2))
-    chosen = {"art": {"hu": art, "index": 17, "z_mm": 42.5, "pixel_spacing": (0.8, 0.8), "series_uid": "2.25.7",
-                      "viewer_window": {"name": "liver", "width": 150.0, "level": 30.0}},
-              "nc": {"hu": nc, "index": 16, "z_mm": 40.0, "pixel_spacing": (0.8, 0.8), "series_uid": "2.25.5"}}
+    chosen = {"art": ChosenSlice("art", 17, 42.5, hu=art, pixel_spacing=(0.8, 0.8), series_uid="2.25.7",
+                                 window={"name": "liver", "width": 150.0, "level": 30.0}),
+              "nc": ChosenSlice("nc", 16, 40.0, hu=nc, pixel_spacing=(0.8, 0.8), series_uid="2.25.5")}
     case = {"age_months": 30.0, "sex": "F", "deidentified": True,
             "phases": {"nc": {"series_uid": "2.25.5", "n_slices": 40, "pixel_spacing": [0.8, 0.8]},
                        "art": {"series_uid": "2.25.7", "n_slices": 41, "pixel_spacing": [0.8, 0.8]}}}
-    record = record_from_session(case=case, chosen_slices=chosen, label="P0314")
-    saved = cases.save_case(get_engine(store_url), record, "local")
+    saved = save_case(get_engine(store_url), Case(label="P0314", slices=chosen, study=case), "local").stored
     other = _saved_case(store_url, "P0999", "NHR", 0.2)
 
     # a study loaded earlier in this session must not be shown under the reopened case
     opened = _open_from_cases_page(repo_root, saved.case_uid, before={
-        state.IMAGING_STUDY: "the study of another case", state.CONFIRMED_SLICES: {"art": {"index": 1}}})
+        state.IMAGING_STUDY: "the study of another case", state.CONFIRMED_SLICES: {"art": chosen["art"]}})
     assert opened.session_state[state.CASE_ID] == saved.case_uid
     assert state.IMAGING_STUDY not in opened.session_state and state.CONFIRMED_SLICES not in opened.session_state
 
@@ -329,9 +333,10 @@ def test_case_page_shows_the_chosen_slices_of_a_reopened_case(store_url, repo_ro
     window.select("bone").run()
     assert not at.exception
     # the slices shown are the stored HU arrays, unchanged
-    views = chosen_slice_views(at.session_state[state.CHOSEN_SLICES], at.session_state[state.CASE])
-    np.testing.assert_array_equal(views[1].plane, art)
-    np.testing.assert_array_equal(views[0].plane, nc)
+    views = at.session_state[state.CHOSEN_SLICES]
+    assert list(views) == ["nc", "art"] and views["art"].index == 17
+    np.testing.assert_array_equal(views["art"].plane, art)
+    np.testing.assert_array_equal(views["nc"].plane, nc)
 
     # a case saved without the Case page's objects (only its slices) shows them too
     at = _case_page_with_session_of(repo_root, _open_from_cases_page(repo_root, other.case_uid))

@@ -136,7 +136,7 @@ def test_migrations_create_the_schema_and_are_idempotent(engine):
     assert {"users", "sign_in_failures", "cases", "case_slices", "predictions", "audit_events",
             "alembic_version", "case_shares"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
 
 
 def test_models_match_the_migration(engine):
