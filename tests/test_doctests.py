@@ -51,7 +51,8 @@ def test_docstring_examples(name):
 
 
 def test_benchmark_script_examples():
-    spec = importlib.util.spec_from_file_location("bench_workflow", REPO_ROOT / "benchmarks" / "bench_workflow.py")
+    path = REPO_ROOT / "benchmarks" / "bench_workflow.py"
+    spec = importlib.util.spec_from_file_location("bench_workflow", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     result = _run(module)

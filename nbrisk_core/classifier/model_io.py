@@ -13,8 +13,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from nbrisk_core.classifier import CLASS_ORDER, HIDDEN_UNITS
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.model_input import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, INPUT_VARIANTS

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         if adder is not None:
             adder(target_parser)
     for target, pointer in MOVED_TARGETS.items():
-        # any arguments are accepted (prefix "+" so that "--sessions 10" is not parsed): the answer is the pointer
+        # any arguments are accepted (prefix "+": "--sessions 10" is not parsed); the answer is the pointer
         moved = sub.add_parser(target, help=f"moved: {pointer}", add_help=False, prefix_chars="+")
         moved.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
         moved.set_defaults(handler=moved_target, pointer=pointer)

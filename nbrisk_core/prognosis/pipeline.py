@@ -49,7 +49,8 @@ APP_FALLBACK_COMBINATION = "RSF"
 def _software_versions() -> dict:
     from nbrisk_core.versions import software_versions
 
-    return software_versions(("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "lifelines", "joblib"))
+    return software_versions(("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "lifelines",
+                              "joblib"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,11 +33,12 @@ CLASSIFIERS: tuple[ClassifierSpec, ...] = (
 #: paper's fine-tuning recipe (the classifiers' seed is the run's ``--seed``)
 PROFILES: dict[str, dict] = {
     "paper": {"recipe": {}, "tiny_swin": False, "grid": "full",
-              "description": "the paper's recipe: Adam, cosine T_max 20 from 1e-5, batch 8, at most 100 epochs, "
-                             "early stopping after epoch 25 with patience 10 on a validation split; full grid"},
+              "description": "the paper's recipe: Adam, cosine T_max 20 from 1e-5, batch 8, at most 100 "
+                             "epochs, early stopping after epoch 25 with patience 10 on a validation split; "
+                             "full grid"},
     "quick": {"recipe": {"max_epochs": 1, "early_stop_after": 1, "patience": 1}, "tiny_swin": True,
               "grid": "quick",
-              "description": "every step of the protocol, but 1 epoch per classifier, Swin variants in a tiny "
-                             "configuration (not Swin-T tiny), and the reduced combination grid: a smoke run, "
-                             "its classifier numbers are not comparable with the paper's"},
+              "description": "every step of the protocol, but 1 epoch per classifier, Swin variants in a "
+                             "tiny configuration (not Swin-T tiny), and the reduced combination grid: a smoke "
+                             "run, its classifier numbers are not comparable with the paper's"},
 }

@@ -10,8 +10,8 @@
 5. the oracle values from the cohort's truth;
 6. the report: HTML (figures embedded) and JSON, paper | NBRisk | oracle side by side.
 
-Profiles are data (:mod:`nbrisk_core.reproduce.profiles`). ``paper`` is the paper's recipe (100 epochs at most, early stopping after 25 with
-patience 10, the full grid). ``quick`` keeps every step but trains each classifier for one epoch,
+Profiles are data (:mod:`nbrisk_core.reproduce.profiles`). ``paper`` is the paper's recipe (100 epochs
+at most, early stopping after 25 with patience 10, the full grid). ``quick`` keeps every step but trains each classifier for one epoch,
 the Swin variants in a tiny configuration (stated in the report), and runs the reduced grid.
 """
 
@@ -155,7 +155,8 @@ def stage_prognosis(ctx: Context) -> dict:
     patients = pipeline.patients_.set_index("patient_id")
     associations = mlrs_associations(patients["mlrs"].to_numpy(), clinical.loc[patients.index].reset_index())
     summary["associations"] = json.loads(json.dumps(
-        {name: dataclasses.asdict(result) for name, result in associations.items()}, default=json_default_or_str))
+        {name: dataclasses.asdict(result) for name, result in associations.items()},
+        default=json_default_or_str))
     return summary
 
 

@@ -1,4 +1,4 @@
-"""The browser harness: the dashboard on a free localhost port, driven through Debian's Chromium by Playwright.
+"""The browser harness: the dashboard on a free localhost port, driven through Chromium by Playwright.
 
 Used by the browser tests (``tests/e2e``, ``tests/security``) and by the load benchmark
 ``benchmarks/bench_workflow.py``: one server with ``NBRISK_AUTH=on`` and a throwaway database, then one

@@ -133,8 +133,8 @@ def test_training_plan_is_what_nbrisk_train_parses_from_the_same_flags(tmp_path,
     from nbrisk_core.reproduce.protocol import training_plan
 
     init = tmp_path / "init.safetensors"
-    ctx = Context(data_dir=tmp_path / "cohort", out_dir=tmp_path / "out", profile=profile, device="cpu", seed=13,
-                  swin_init=init)
+    ctx = Context(data_dir=tmp_path / "cohort", out_dir=tmp_path / "out", profile=profile, device="cpu",
+                  seed=13, swin_init=init)
     (tmp_path / "out" / "runs" / spec.key).mkdir(parents=True)
     (tmp_path / "out" / "runs" / spec.key / "checkpoint.safetensors").touch()  # an interrupted run resumes
     run, recipe = training_plan(spec, ctx)
