@@ -43,6 +43,7 @@ test: setup $(DEMO)
 
 bench: setup $(DEMO)
 	$(BIN)/nbrisk bench all
+	$(BIN)/python benchmarks/bench_workflow.py
 
 clean:
 	rm -rf $(VENV) data runs reports test-artifacts

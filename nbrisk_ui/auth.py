@@ -14,23 +14,14 @@ session holds, and signs the session out (audited) when they differ.
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from nbrisk_ui import state
+from nbrisk_ui.resources import auth_required, store_engine
 
 #: who the audit trail names when sign-in is off (the local demo)
 LOCAL_USER = "local"
 SIGN_OUT_KEY = "nbrisk.auth.sign_out"
-
-
-def auth_required() -> bool:
-    """Sign-in is required unless ``NBRISK_AUTH=off`` is set explicitly.
-
-    Any other value, empty or misspelt included, keeps it on: a mistake fails closed.
-    """
-    return os.environ.get("NBRISK_AUTH", "").strip().lower() != "off"
 
 
 def current_user() -> dict | None:
@@ -52,12 +43,6 @@ def is_admin() -> bool:
     return bool(user and user.get("role") == "admin")
 
 
-def _engine():
-    from nbrisk_ui.cases import store_engine
-
-    return store_engine()
-
-
 def _sign_in_form() -> None:
     from nbrisk_core.errors import InputError
     from nbrisk_core.store import users
@@ -73,7 +58,7 @@ def _sign_in_form() -> None:
         try:
             # the TCP peer (None on localhost), never something stored in this session: a reload must
             # not reset the limit (nbrisk_core.store.users.authenticate)
-            info = users.authenticate(_engine(), username, password, st.context.ip_address)
+            info = users.authenticate(store_engine(), username, password, st.context.ip_address)
         except InputError as error:
             st.error(str(error))  # fixed texts (users.SignInError), no value of the user in them
         else:
@@ -180,7 +165,7 @@ def sign_out() -> None:
     proof = _session_proof()
     user = current_user()
     if user:
-        users.sign_out(_engine(), user["username"])
+        users.sign_out(store_engine(), user["username"])
     # every tab of this sign-in is signed out with it: their next run shows the sign-in form, and their
     # media (Grad-CAM overlays, exports) stop being served now
     for other in websession.REGISTRY.revoke(proof.token):
@@ -200,7 +185,7 @@ def _refuse_session(user: dict, proof: _Proof) -> None:
         reason = "sign-in cookie no longer valid (signed out in another tab, or expired)"
     else:
         reason = "session proof mismatch: the connection did not carry this sign-in's cookie"
-    audit.record(_engine(), user["username"], "sign_out", detail={"reason": reason})
+    audit.record(store_engine(), user["username"], "sign_out", detail={"reason": reason})
     _forget_session(proof)
 
 
@@ -274,5 +259,5 @@ def _proves(proof: _Proof, user: dict) -> bool:
 def _still_active(user: dict) -> bool:
     from nbrisk_core.store import users
 
-    info = users.get_user(_engine(), user["username"])
+    info = users.get_user(store_engine(), user["username"])
     return bool(info and info.active and info.role == user.get("role"))

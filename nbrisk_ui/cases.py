@@ -14,6 +14,7 @@ import streamlit as st
 from nbrisk_core import config
 from nbrisk_core.case import Case
 from nbrisk_ui import state
+from nbrisk_ui.resources import store_engine  # the pages take the engine from here too
 from nbrisk_ui.text import md, show_error
 
 #: widget keys of the save form (the values live on in the CASE_LABEL/NOTES/STATUS keys, because
@@ -30,18 +31,6 @@ BURNED_IN_CHOICES = {
                "other identifying text",
 }
 STATUS_LABELS = {"draft": "Draft", "reviewed": "Reviewed", "signed_off": "Signed off"}
-
-
-@st.cache_resource(show_spinner=False)
-def _engine_for(url: str):
-    from nbrisk_core.store import get_engine
-
-    return get_engine(url)
-
-
-def store_engine():
-    """The process-wide case-store engine (migrated on first use), shared by all sessions."""
-    return _engine_for(config.database_url())
 
 
 def _username() -> str:

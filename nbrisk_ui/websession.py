@@ -198,7 +198,7 @@ REGISTRY = SessionRegistry()
 
 
 def auth_on() -> bool:
-    from nbrisk_ui.auth import auth_required
+    from nbrisk_ui.resources import auth_required
 
     return auth_required()
 
@@ -278,7 +278,7 @@ def _browser_key(jar: dict[str, str]) -> str | None:
 def _audit_refusal(username: str, reason: str) -> None:
     try:
         from nbrisk_core.store import audit
-        from nbrisk_ui.cases import store_engine
+        from nbrisk_ui.resources import store_engine
 
         audit.record(store_engine(), username, "sign_out", detail={"reason": reason})
     except Exception:  # the refusal stands even when the trail cannot be written; the log says so

@@ -9,5 +9,10 @@ BENCH_TARGETS: dict[str, str] = {
     "imaging": "imaging",
     "classifier": "classifier",
     "prognosis": "prognosis",
-    "workflow": "workflow",
+}
+
+#: targets that left the library -> where they are now (``nbrisk bench TARGET`` says so, exit 2)
+MOVED_TARGETS: dict[str, str] = {
+    "workflow": "the browser load benchmark needs a source checkout (its Playwright harness lives in "
+                "tests/e2e/): run `python benchmarks/bench_workflow.py [--sessions 10] [--json]`",
 }

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from nbrisk_core.classifier import CLASS_ORDER, HIDDEN_UNITS
 from nbrisk_core.classifier.card import CARD_VERSION, ModelCard
 from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.model_input import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, INPUT_VARIANTS
 from nbrisk_core.imaging.windowing import MODEL_WINDOW
+from nbrisk_core.jsonable import json_default as _json_default
 
 __all__ = ["CARD_VERSION", "DEFAULT_MODEL", "SHIPPED_MODELS", "LoadedModel", "ModelCard", "base_card",
            "load_backbone_weights", "load_model", "read_card", "read_model_card", "record_evaluation",
@@ -48,13 +46,10 @@ def sha256_file(path: Path) -> str:
 
 
 def software_versions() -> dict:
-    import timm
-    import torch
+    """NBRisk, Python, torch and timm versions, as a model card records them."""
+    from nbrisk_core.versions import software_versions as versions
 
-    from nbrisk_core import __version__
-
-    return {"nbrisk": __version__, "torch": torch.__version__, "timm": timm.__version__,
-            "python": platform.python_version()}
+    return versions(("torch", "timm"))
 
 
 def base_card(arch: str, variant: str, backbone_kwargs: dict | None = None) -> dict:
@@ -100,16 +95,6 @@ def save_model(model, stem: Path, card: dict, half: bool = True) -> dict:
                 software=software_versions())
     stem.with_suffix(".json").write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
     return card
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def read_card(path: Path) -> dict:

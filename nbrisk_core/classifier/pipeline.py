@@ -35,7 +35,7 @@ def token_fractions(masks: np.ndarray, grid: int = TOKEN_GRID) -> np.ndarray:
     so cells of the slice map onto the same cells of the input.
 
     >>> m = np.zeros((1, 14, 14), dtype=np.uint8); m[0, :2, :2] = 1
-    >>> token_fractions(m)[0, 0, 0], token_fractions(m)[0, 1, 1]
+    >>> float(token_fractions(m)[0, 0, 0]), float(token_fractions(m)[0, 1, 1])
     (1.0, 0.0)
     """
     masks = np.asarray(masks, dtype=np.float32)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import json
 import sys
 
-from nbrisk_core.bench import BENCH_TARGETS
+from nbrisk_core.bench import BENCH_TARGETS, MOVED_TARGETS
 
 
 def register(subparsers) -> None:
@@ -21,6 +22,11 @@ def register(subparsers) -> None:
         adder = _optional_add_arguments(module)
         if adder is not None:
             adder(target_parser)
+    for target, pointer in MOVED_TARGETS.items():
+        # any arguments are accepted (prefix "+": "--sessions 10" is not parsed); the answer is the pointer
+        moved = sub.add_parser(target, help=f"moved: {pointer}", add_help=False, prefix_chars="+")
+        moved.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+        moved.set_defaults(handler=moved_target, pointer=pointer)
     everything = sub.add_parser("all", help="run every benchmark")
     everything.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     everything.set_defaults(handler=run_all)
@@ -33,6 +39,11 @@ def _optional_add_arguments(module: str):
     except ModuleNotFoundError:
         return None
     return getattr(mod, "add_arguments", None)
+
+
+def moved_target(args) -> int:
+    print(f"nbrisk bench {args.bench_target}: moved: {args.pointer}", file=sys.stderr)
+    return 2
 
 
 def run(args) -> int:
@@ -50,8 +61,6 @@ def run(args) -> int:
 
 
 def run_all(args) -> int:
-    import argparse
-
     results, status = {}, 0
     for target, module in BENCH_TARGETS.items():
         try:

@@ -54,13 +54,9 @@ def register(subparsers) -> None:
 
 
 def _json_default(value):
-    import numpy as np
+    from nbrisk_core.jsonable import json_default
 
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
+    return json_default(value)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -66,7 +66,7 @@ def synth_training_batch(n: int, seed: int, phases=("art",), size: int = SLICE_S
     Examples
     --------
     >>> batch = synth_training_batch(2, seed=1, phases=("art",), size=64)
-    >>> batch.hu["art"].shape, batch.targets["label"].isin([0, 1]).all()
+    >>> batch.hu["art"].shape, bool(batch.targets["label"].isin([0, 1]).all())
     ((2, 64, 64), True)
     """
     phases = tuple(phases)

@@ -99,10 +99,6 @@ class CTSeries:
     def description(self) -> str:
         return self.label
 
-    def nearest_slice(self, z_mm: float) -> int:
-        """Index of the slice whose position is nearest to ``z_mm`` (to carry a choice across phases)."""
-        return int(np.argmin(np.abs(self.z_mm - float(z_mm))))
-
     def summary(self) -> dict:
         """A JSON-friendly description (no pixel data), as ``nbrisk inspect --json`` prints it."""
         return {

@@ -188,9 +188,6 @@ class Segmentation:
     areas_mm2: np.ndarray
     max_area_slice: int
 
-    def contour_slice(self, index: int) -> np.ndarray:
-        return self.mask[index]
-
 
 @dataclass(frozen=True)
 class _Tissue:

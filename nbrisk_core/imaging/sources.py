@@ -67,7 +67,7 @@ class Scratch:
     def new_file(self) -> tuple[int, Path]:
         """An open descriptor and path of a new, empty, owner-only (0600) file with a meaningless name."""
         if self._path is None:
-            from nbrisk_core.imaging.upload import private_dir
+            from nbrisk_core.imaging.private_dirs import private_dir
 
             self._path = private_dir("zip")
         fd, name = tempfile.mkstemp(dir=self._path, prefix="m")  # mkstemp: O_EXCL, mode 0600

@@ -62,16 +62,10 @@ APP_FALLBACK_COMBINATION = "RSF"
 
 
 def _software_versions() -> dict:
-    import importlib.metadata as md
+    from nbrisk_core.versions import software_versions
 
-    versions = {}
-    for package in ("nbrisk", "numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "lifelines",
-                    "statsmodels", "joblib"):
-        try:
-            versions[package] = md.version(package)
-        except md.PackageNotFoundError:
-            versions[package] = None
-    return versions
+    return software_versions(("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "lifelines",
+                              "joblib"))
 
 
 # --------------------------------------------------------------------------------------------

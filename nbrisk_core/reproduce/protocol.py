@@ -1,16 +1,17 @@
 """The paper's protocol as resumable stages (``nbrisk reproduce``).
 
 1. stratified 8:2 split (seeded, saved);
-2. one stage per classifier: Swin-NC/-ART/-PV/-MP and the CNN baselines on ART images, trained
-   through ``nbrisk train`` (the same code as the CLI) and scored on every patient;
+2. one stage per classifier: Swin-NC/-ART/-PV/-MP and the CNN baselines on ART images, trained by
+   :func:`nbrisk_core.classifier.pipeline.train_run` (the function behind ``nbrisk train``, given a typed
+   :class:`~nbrisk_core.classifier.training_run.TrainingRun` and recipe) and scored on every patient;
 3. CT embeddings from Swin-ART (the paper's best and the product's contract);
 4. the prognosis chain (MICE-PMM, screening, the combination grid, MLRS, KM, td-ROC, DCA,
    associations, the LASSO-Cox baseline) through the same code as ``nbrisk benchmark``;
 5. the oracle values from the cohort's truth;
 6. the report: HTML (figures embedded) and JSON, paper | NBRisk | oracle side by side.
 
-Profiles are data. ``paper`` is the paper's recipe (100 epochs at most, early stopping after 25 with
-patience 10, the full grid). ``quick`` keeps every step but trains each classifier for one epoch,
+Profiles are data (:mod:`nbrisk_core.reproduce.profiles`). ``paper`` is the paper's recipe (100 epochs
+at most, early stopping after 25 with patience 10, the full grid). ``quick`` keeps every step but trains each classifier for one epoch,
 the Swin variants in a tiny configuration (stated in the report), and runs the reduced grid.
 """
 
@@ -19,46 +20,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.jsonable import json_default_or_str
+from nbrisk_core.reproduce.profiles import CLASSIFIERS, PROFILES, ClassifierSpec
 from nbrisk_core.reproduce.runner import Context, Stage
 
+__all__ = ["CLASSIFIERS", "PROFILES", "ClassifierSpec", "protocol_stages", "training_plan"]
 
-@dataclass(frozen=True)
-class ClassifierSpec:
-    key: str
-    arch: str
-    variant: str
-    label: str
-
-
-#: the paper's four Swin-T variants, then the CNN baselines (trained on ART images as in the paper)
-CLASSIFIERS: tuple[ClassifierSpec, ...] = (
-    ClassifierSpec("swin_nc", "swin_t", "nc", "Swin-NC"),
-    ClassifierSpec("swin_art", "swin_t", "art", "Swin-ART"),
-    ClassifierSpec("swin_pv", "swin_t", "pv", "Swin-PV"),
-    ClassifierSpec("swin_mp", "swin_t", "mp", "Swin-MP"),
-    ClassifierSpec("resnet", "resnet50", "art", "ResNet-50"),
-    ClassifierSpec("densenet", "densenet121", "art", "DenseNet-121"),
-    ClassifierSpec("alexnet", "alexnet", "art", "AlexNet"),
-    ClassifierSpec("vgg", "vgg16", "art", "VGG-16"),
-)
-
-PROFILES: dict[str, dict] = {
-    "paper": {"train_args": [], "tiny_swin": False, "grid": "full",
-              "description": "the paper's recipe: Adam, cosine T_max 20 from 1e-5, batch 8, at most 100 epochs, "
-                             "early stopping after epoch 25 with patience 10 on a validation split; full grid"},
-    "quick": {"train_args": ["--epochs", "1", "--early-stop-after", "1", "--patience", "1"], "tiny_swin": True,
-              "grid": "quick",
-              "description": "every step of the protocol, but 1 epoch per classifier, Swin variants in a tiny "
-                             "configuration (not Swin-T tiny), and the reduced combination grid: a smoke run, "
-                             "its classifier numbers are not comparable with the paper's"},
-}
+#: torch CPU threads of a training stage (``nbrisk train``'s default ``--threads``)
+TRAIN_THREADS = 2
 
 
 def _clinical(ctx: Context) -> pd.DataFrame:
@@ -85,29 +59,40 @@ def stage_split(ctx: Context) -> dict:
             "counts": {c: {g: int(v) for g, v in row.items()} for c, row in counts.iterrows()}}
 
 
+def training_plan(spec: ClassifierSpec, ctx: Context):
+    """The typed run and recipe of one classifier stage: what ``nbrisk train`` would parse from the
+    equivalent flags (``--arch --variant --cohort --run --out --split-seed --seed --device --no-progress``,
+    the profile's epochs, ``--tiny``, ``--init``, ``--resume``). Returns ``(TrainingRun, Recipe)``."""
+    from nbrisk_core.classifier.training import Recipe
+    from nbrisk_core.classifier.training_run import TrainingRun
+
+    profile = PROFILES[ctx.profile]
+    run_dir = ctx.out_dir / "runs" / spec.key
+    swin = spec.arch == "swin_t"
+    run = TrainingRun(run=run_dir, arch=spec.arch, variant=spec.variant, cohort=ctx.data_dir,
+                      out=ctx.out_dir / "models" / spec.key, split_seed=ctx.seed, device=ctx.device,
+                      no_progress=True, tiny=bool(profile["tiny_swin"] and swin),
+                      init=ctx.swin_init if swin else None,
+                      # an interrupted paper-profile run continues at its last epoch
+                      resume=(run_dir / "checkpoint.safetensors").exists())
+    return run, dataclasses.replace(Recipe(), seed=ctx.seed, **profile["recipe"])
+
+
 def _classifier_stage(spec: ClassifierSpec) -> Stage:
     def run(ctx: Context) -> dict:
+        import torch
+
         from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
         from nbrisk_core.classifier.inference import Predictor
         from nbrisk_core.classifier.metrics import evaluate_scores, roc_curve_points
         from nbrisk_core.classifier.model_io import load_model
-        from nbrisk_core.cli import main as cli_main
+        from nbrisk_core.classifier.pipeline import train_run
 
         profile = PROFILES[ctx.profile]
-        run_dir = ctx.out_dir / "runs" / spec.key
-        model_stem = ctx.out_dir / "models" / spec.key
-        argv = ["train", "--arch", spec.arch, "--variant", spec.variant, "--cohort", str(ctx.data_dir),
-                "--run", str(run_dir), "--out", str(model_stem), "--split-seed", str(ctx.seed),
-                "--seed", str(ctx.seed), "--device", ctx.device, "--no-progress", *profile["train_args"]]
-        if profile["tiny_swin"] and spec.arch == "swin_t":
-            argv.append("--tiny")
-        if ctx.swin_init is not None and spec.arch == "swin_t":
-            argv += ["--init", str(ctx.swin_init)]
-        if (run_dir / "checkpoint.safetensors").exists():
-            argv.append("--resume")  # an interrupted paper-profile run continues at its last epoch
-        status = cli_main(argv)
-        if status != 0:
-            raise RuntimeError(f"nbrisk {' '.join(argv)} exited with status {status}")
+        training, recipe = training_plan(spec, ctx)
+        run_dir, model_stem = training.run, training.out
+        torch.set_num_threads(TRAIN_THREADS)
+        print(train_run(training, recipe)["summary"], flush=True)
         loaded = load_model(model_stem.with_suffix(".safetensors"))
         data = load_cohort_images(ctx.data_dir, spec.variant)
         x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
@@ -159,7 +144,7 @@ def stage_prognosis(ctx: Context) -> dict:
                                    seed=ctx.seed, progress=sys.stderr.isatty())
     (ctx.out_dir / "prognosis").mkdir(parents=True, exist_ok=True)
     write_outputs(pipeline, ctx.data_dir, ctx.out_dir / "prognosis", figures=False)
-    summary = json.loads(json.dumps(pipeline.summary_, default=_jsonable))
+    summary = json.loads(json.dumps(pipeline.summary_, default=json_default_or_str))
     summary["screening"] = pipeline.screening_.to_dict(orient="records")
     summary["ks"] = pipeline.imputer_.ks_.to_dict(orient="records")
     summary["combinations_fitted"] = int((pipeline.combinations_["status"] == "fitted").sum())
@@ -170,7 +155,8 @@ def stage_prognosis(ctx: Context) -> dict:
     patients = pipeline.patients_.set_index("patient_id")
     associations = mlrs_associations(patients["mlrs"].to_numpy(), clinical.loc[patients.index].reset_index())
     summary["associations"] = json.loads(json.dumps(
-        {name: dataclasses.asdict(result) for name, result in associations.items()}, default=_jsonable))
+        {name: dataclasses.asdict(result) for name, result in associations.items()},
+        default=json_default_or_str))
     return summary
 
 
@@ -190,16 +176,6 @@ def stage_oracle(ctx: Context) -> dict:
         out[cohort] = {"auc": [auc.value, auc.ci_low, auc.ci_high],
                        "c_index": concordance_index(part["os_event"], part["os_days"], part["true_linear_predictor"])}
     return out
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return str(value)
 
 
 def stage_report(ctx: Context) -> dict:

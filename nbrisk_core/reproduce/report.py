@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nbrisk_core import research_notice
+from nbrisk_core.jsonable import json_default_or_str
 
 
 def paper_values() -> dict:
@@ -111,15 +112,6 @@ def write_report(sections: list[Section], meta: dict, out_dir: Path, extra: dict
     html_path, json_path = out_dir / "report.html", out_dir / "report.json"
     html_path.write_text(render_html(sections, meta), encoding="utf-8")
     payload = {"meta": meta, "sections": sections_to_json(sections), **(extra or {})}
-    json_path.write_text(json.dumps(payload, indent=2, default=_default), encoding="utf-8")
+    json_path.write_text(json.dumps(payload, indent=2, default=json_default_or_str), encoding="utf-8")
     return html_path, json_path
 
-
-def _default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)

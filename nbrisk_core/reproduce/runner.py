@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbrisk_core.jsonable import json_default
+
 
 class StageFailed(RuntimeError):
     """A protocol stage failed; the outputs of the stages before it are kept."""
@@ -85,20 +87,9 @@ def run_stages(stages: list[Stage], ctx: Context, log: Callable[[str], None] = p
             raise StageFailed(f"stage '{stage.name}' ({stage.title}) failed: {error}") from error
         seconds = time.perf_counter() - start
         marker.write_text(json.dumps({"status": "done", "seconds": seconds, "result": result},
-                                     indent=2, default=_json_default))
+                                     indent=2, default=json_default))
         ctx.results[stage.name] = json.loads(marker.read_text())["result"]
         ctx.timings[stage.name] = seconds
         log(f"{prefix}: done in {seconds:.1f} s")
     return ctx
 
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

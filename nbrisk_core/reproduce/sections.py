@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from nbrisk_core import __version__
+from nbrisk_core.reproduce.profiles import CLASSIFIERS, PROFILES
 from nbrisk_core.reproduce.report import Row, Section, paper_values
 from nbrisk_core.reproduce.runner import Context
 
@@ -46,8 +47,6 @@ def _cohort_section(ctx: Context, paper: dict) -> Section:
 
 
 def _classifier_sections(ctx: Context, paper: dict) -> list[Section]:
-    from nbrisk_core.reproduce.protocol import CLASSIFIERS
-
     oracle = ctx.results.get("oracle", {})
     rows, roc = [], go.Figure()
     for spec in CLASSIFIERS:
@@ -142,9 +141,9 @@ def build_sections(ctx: Context) -> tuple[list[Section], dict]:
     import torch
 
     from nbrisk_core.classifier.inference import cpu_name
-    from nbrisk_core.classifier.model_io import software_versions
     from nbrisk_core.cohort.format import read_meta_if_any
     from nbrisk_core.errors import InputError
+    from nbrisk_core.versions import software_versions
 
     paper = paper_values()
     try:
@@ -157,7 +156,7 @@ def build_sections(ctx: Context) -> tuple[list[Section], dict]:
             "python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name(),
             "Swin-T initialisation": str(ctx.swin_init) if ctx.swin_init is not None else "from scratch (pretrained=False)",
             "total wall time (s)": round(sum(ctx.timings.values()), 1),
-            **{f"version {k}": v for k, v in software_versions().items()}}
+            **{f"version {k}": v for k, v in software_versions(("torch", "timm")).items()}}
     for key, result in ctx.results.items():
         if key.startswith("classifier_"):
             meta[f"sha256 {key[len('classifier_'):]}"] = result["sha256"]
@@ -167,6 +166,4 @@ def build_sections(ctx: Context) -> tuple[list[Section], dict]:
 
 
 def _profile_description(profile: str) -> str:
-    from nbrisk_core.reproduce.protocol import PROFILES
-
     return PROFILES[profile]["description"]

@@ -15,11 +15,9 @@ changed the case and when.
 from __future__ import annotations
 
 import secrets
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from nbrisk_core import __version__
 from nbrisk_core.errors import InputError
 from nbrisk_core.store import audit, codec
 from nbrisk_core.store.access import Actor, CaseAccessError, check, refuse, resolve, visible
@@ -88,15 +85,11 @@ def _visible_case(session, actor: Actor, case_uid: str, operation: str, *related
     return row
 
 
-def software_versions() -> dict[str, str]:
-    """NBRisk, Python and the versions of :data:`VERSIONED_PACKAGES` installed now."""
-    versions = {"nbrisk": __version__, "python": sys.version.split()[0]}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+def software_versions() -> dict[str, str | None]:
+    """NBRisk, Python and the versions of :data:`VERSIONED_PACKAGES` installed now (None: absent)."""
+    from nbrisk_core.versions import software_versions as versions
+
+    return versions(VERSIONED_PACKAGES)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbrisk_core.bench.workflow import browser_context, chromium_missing_reason, start_server, stop_server
+from tests.e2e.harness import browser_context, chromium_missing_reason, start_server, stop_server
 
 CLINICIAN = ("clara", "clinician-pass-1234", "clinician")
 ADMIN = ("adam", "admin-pass-123456", "admin")

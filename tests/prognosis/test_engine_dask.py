@@ -19,7 +19,7 @@ from sksurv.util import Surv
 
 pytest.importorskip("distributed")
 
-from nbrisk_core.bench.workflow import free_port  # noqa: E402
+from tests.e2e.harness import free_port  # noqa: E402
 from nbrisk_core.errors import InputError  # noqa: E402
 from nbrisk_core.prognosis import grid  # noqa: E402
 

@@ -120,3 +120,50 @@ def test_missing_swin_init_is_an_input_error(small_cohort, tmp_path, capsys):
             str(tmp_path / "absent.safetensors")]
     assert main(argv) == 2
     assert "--swin-init" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+@pytest.mark.parametrize("spec", [CLASSIFIERS[1], CLASSIFIERS[4]], ids=lambda s: s.key)
+def test_training_plan_is_what_nbrisk_train_parses_from_the_same_flags(tmp_path, profile, spec):
+    """The protocol trains through the typed function, not the command line: its run and recipe are
+    those ``nbrisk train`` builds from the flags the protocol passed before (so the numbers are the same)."""
+    from nbrisk_core.cli import build_parser
+    from nbrisk_core.cli.train import build_recipe
+    from nbrisk_core.reproduce.profiles import PROFILES
+    from nbrisk_core.reproduce.protocol import training_plan
+
+    init = tmp_path / "init.safetensors"
+    ctx = Context(data_dir=tmp_path / "cohort", out_dir=tmp_path / "out", profile=profile, device="cpu",
+                  seed=13, swin_init=init)
+    (tmp_path / "out" / "runs" / spec.key).mkdir(parents=True)
+    (tmp_path / "out" / "runs" / spec.key / "checkpoint.safetensors").touch()  # an interrupted run resumes
+    run, recipe = training_plan(spec, ctx)
+    argv = ["train", "--arch", spec.arch, "--variant", spec.variant, "--cohort", str(ctx.data_dir),
+            "--run", str(run.run), "--out", str(ctx.out_dir / "models" / spec.key), "--split-seed", "13",
+            "--seed", "13", "--device", "cpu", "--no-progress", "--resume"]
+    if profile == "quick":
+        argv += ["--epochs", "1", "--early-stop-after", "1", "--patience", "1"]
+        if spec.arch == "swin_t":
+            argv.append("--tiny")
+    if spec.arch == "swin_t":
+        argv += ["--init", str(init)]
+    args = build_parser().parse_args(argv)
+    assert recipe == build_recipe(args)
+    for name, value in vars(run).items():
+        parsed = getattr(args, name)
+        assert (str(value) if value is not None else None) == (str(parsed) if parsed is not None else None) \
+            or value == parsed, name
+    assert run.tiny == (PROFILES[profile]["tiny_swin"] and spec.arch == "swin_t")
+
+
+def test_reproduce_never_goes_through_the_command_line():
+    import ast
+    import inspect
+
+    from nbrisk_core.reproduce import protocol, sections
+
+    for module in (protocol, sections):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    and node.module == "nbrisk_core.cli" for alias in node.names}
+        assert "main" not in imported, module.__name__

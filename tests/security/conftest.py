@@ -1,7 +1,7 @@
 """Red-team tests against a live dashboard: the server fixture (sign-in on, throwaway database).
 
-Each module that asks for ``live_server`` gets its own server (module scope), started with the harness of
-``nbrisk bench workflow`` (:func:`nbrisk_core.bench.workflow.start_server`): ``NBRISK_AUTH=on``, a fresh
+Each module that asks for ``live_server`` gets its own server (module scope), started with
+the browser harness (:func:`tests.e2e.harness.start_server`): ``NBRISK_AUTH=on``, a fresh
 SQLite database in a temporary folder holding the users of :data:`USERS`, the demo cohort. Browser tests
 are marked ``browser`` and skipped, with the reason, where Debian's Chromium or Playwright is missing.
 """
@@ -12,7 +12,7 @@ import contextlib
 
 import pytest
 
-from nbrisk_core.bench.workflow import browser_context, chromium_missing_reason, start_server, stop_server
+from tests.e2e.harness import browser_context, chromium_missing_reason, start_server, stop_server
 
 #: (user name, password, role) of the live server's accounts
 ADMIN = ("alice", "alice-admin-pass-2931", "admin")

@@ -230,7 +230,7 @@ def test_saved_cases_page_lists_only_what_the_user_may_see_and_the_owner_shares(
 @pytest.mark.timeout(300)
 def test_second_clinician_can_neither_see_nor_open_nor_delete_the_first_ones_case(demo_dir, tmp_path):
     """Two clinicians on a live server: bruno's Saved cases page shows nothing of clara's unshared case."""
-    from nbrisk_core.bench.workflow import (Flow, browser_context, chromium_missing_reason, start_server,
+    from tests.e2e.harness import (Flow, browser_context, chromium_missing_reason, start_server,
                                             stop_server)
     from nbrisk_core.store.db import make_engine
 

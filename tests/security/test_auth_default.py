@@ -32,7 +32,7 @@ def test_sign_in_is_required_unless_explicitly_off(monkeypatch, value, required)
 @pytest.fixture(scope="module")
 def localhost_server_without_setting(demo_dir):
     """A server on 127.0.0.1 started with no NBRISK_AUTH at all (what a reverse proxy would publish)."""
-    from nbrisk_core.bench.workflow import start_server, stop_server
+    from tests.e2e.harness import start_server, stop_server
 
     server = start_server(USERS, data_dir=demo_dir, auth=None)
     yield server

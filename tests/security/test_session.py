@@ -55,7 +55,7 @@ class Tab:
     """A signed-in Chromium tab; records the session id and the last rerun request its websocket sent."""
 
     def __init__(self, context, base_url: str, name: str):
-        from nbrisk_core.bench.workflow import Flow
+        from tests.e2e.harness import Flow
 
         self.page = context.new_page()
         self.session_ids: list[str] = []
@@ -106,7 +106,7 @@ def saved_case(live_server, store_engine):
 @pytest.fixture(scope="module")
 def alice(live_server, playwright_instance, saved_case):
     """Alice, signed in, on the Saved cases page (her case on screen)."""
-    from nbrisk_core.bench.workflow import browser_context
+    from tests.e2e.harness import browser_context
 
     with browser_context(playwright_instance) as context:
         tab = Tab(context, live_server.url, "alice")
@@ -313,7 +313,7 @@ def test_signing_out_stops_serving_the_sessions_media(live_server, new_browser, 
 
     from playwright.sync_api import expect
 
-    from nbrisk_core.bench.workflow import models_missing_reason, step_risk
+    from tests.e2e.harness import models_missing_reason, step_risk
 
     if models_missing_reason():
         pytest.skip(models_missing_reason())

@@ -1,10 +1,10 @@
-"""`nbrisk bench workflow`: concurrent browser sessions against one dashboard server, and the harness.
+"""The browser harness: the dashboard on a free localhost port, driven through Chromium by Playwright.
 
-The harness starts the dashboard on a free localhost port and drives Debian's Chromium with
-Playwright. It is used by the browser tests (``tests/e2e``) and by the benchmark in :func:`run`:
-one server with ``NBRISK_AUTH=on`` and a throwaway database,
-then one or more Playwright browser contexts that sign in and walk through the pages. Every step
-is timed and can leave a screenshot under ``test-artifacts/e2e/``.
+Used by the browser tests (``tests/e2e``, ``tests/security``) and by the load benchmark
+``benchmarks/bench_workflow.py``: one server with ``NBRISK_AUTH=on`` and a throwaway database, then one
+or more Playwright browser contexts that sign in and walk through the pages. Every step is timed and
+can leave a screenshot under ``test-artifacts/e2e/``. It lives with the tests, not in ``nbrisk_core``:
+the library does not depend on Playwright or on a source checkout's ``streamlit_app.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-dev-shm-usage"]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
-PAGES = REPO_ROOT / "pages"
 #: how long one step may wait for the page to show what it expects (ms); the 2-core CI is slow
 STEP_TIMEOUT_MS = 90_000
 
@@ -279,15 +278,7 @@ class _Step:
         return False
 
 
-def page_exists(file: str) -> bool:
-    return (PAGES / file).exists()
-
-
 # ===================================================================== the clinician's flow
-class StepSkipped(Exception):
-    """A step cannot run yet (its page or the shipped models are missing); the reason says which."""
-
-
 def models_missing_reason() -> str | None:
     from nbrisk_core import config
 
@@ -316,8 +307,6 @@ def step_upload_case(flow: Flow, study_zip: Path | list[Path]) -> None:
 
     from playwright.sync_api import expect
 
-    if not page_exists("1_Case.py"):
-        raise StepSkipped("pages/1_Case.py does not exist yet")
     flow.go_to("Case")
     page = flow.page
     expect(page.get_by_text("1 · Study")).to_be_visible()
@@ -369,11 +358,6 @@ def step_risk(flow: Flow, *, demo_patient: str | None) -> None:
     """Risk page: p(high risk) per model and the Grad-CAM overlays."""
     from playwright.sync_api import expect
 
-    if not page_exists("2_Risk.py"):
-        raise StepSkipped("pages/2_Risk.py does not exist yet")
-    reason = models_missing_reason()
-    if reason:
-        raise StepSkipped(reason)
     page = flow.page
     if demo_patient is not None or page.get_by_role("heading", name="Risk").count() == 0:
         flow.go_to("Risk")
@@ -399,8 +383,6 @@ def step_prognosis(flow: Flow) -> None:
     """Prognosis page: predict survival from the labs (the form as the page pre-fills it)."""
     from playwright.sync_api import expect
 
-    if not page_exists("3_Prognosis.py"):
-        raise StepSkipped("pages/3_Prognosis.py does not exist yet")
     flow.go_to("Prognosis")
     page = flow.page
     fill = page.get_by_role("button", name="Fill the form with this demo patient's values")
@@ -425,8 +407,6 @@ def step_save(flow: Flow, label: str) -> str:
 
     page = flow.page
     button = page.get_by_role("button", name="Save case")
-    if button.count() == 0:
-        raise StepSkipped("no 'Save case' box on the Prognosis page yet (nbrisk_ui.cases.save_case_widget)")
     page.get_by_role("textbox", name=re.compile("^Case label")).fill(label)
     page.get_by_role("textbox", name="Notes").fill(f"e2e review of {label}")
     button.click()
@@ -437,14 +417,12 @@ def step_save(flow: Flow, label: str) -> str:
     return case_uid
 
 
-def step_saved_cases(flow: Flow, case_uid: str | None, label: str | None) -> bytes | None:
-    """Saved cases page: the case is listed and open in this session; download its PDF."""
+def step_saved_cases(flow: Flow, case_uid: str, label: str) -> bytes:
+    """Saved cases page: the case is listed and open in this session; download its PDF (returns its bytes)."""
     from playwright.sync_api import expect
 
     flow.go_to("Saved cases")
     page = flow.page
-    if case_uid is None:
-        return None
     expect(page.get_by_text(f"Case {case_uid} ({label}) is open in this session")).to_be_visible()
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Case").first
     box.click()
@@ -483,191 +461,31 @@ def step_reopen(flow: Flow, case_uid: str) -> None:
 
 
 def clinician_flow(flow: Flow, username: str, password: str, *, label: str, demo_patient: str,
-                   study_zip: Path | None = None) -> dict:
-    """Walk through the workflow as far as the app allows; returns what was done and what was skipped."""
-    outcome: dict = {"skipped": {}, "case_uid": None, "pdf_bytes": 0}
+                   study_zip: Path | list[Path] | None = None) -> dict:
+    """Walk through the whole workflow; any step that fails raises (nothing is skipped).
 
-    def attempt(title, func, *args, **kwargs):
-        with flow.step(title):
-            try:
-                return func(*args, **kwargs)
-            except StepSkipped as skip:
-                outcome["skipped"][title] = str(skip)
-                return None
-
+    Returns ``case_uid`` (the saved case), ``pdf_bytes`` (size of the downloaded report), ``steps`` (the
+    steps done, in order), ``timings`` and ``retries``. Without ``study_zip`` the Risk page's demo patient
+    stands in for the upload.
+    """
     with flow.step("sign_in"):
         flow.sign_in(username, password)
-    uploaded = False
     if study_zip is not None:
-        attempt("case_upload", step_upload_case, flow, study_zip)
-        uploaded = "case_upload" not in outcome["skipped"]
-    attempt("risk", step_risk, flow, demo_patient=None if uploaded else demo_patient)
-    if "risk" not in outcome["skipped"]:
-        attempt("prognosis", step_prognosis, flow)
-        if "prognosis" not in outcome["skipped"]:
-            outcome["case_uid"] = attempt("save_case", step_save, flow, label)
+        with flow.step("case_upload"):
+            step_upload_case(flow, study_zip)
+    with flow.step("risk"):
+        step_risk(flow, demo_patient=None if study_zip is not None else demo_patient)
+    with flow.step("prognosis"):
+        step_prognosis(flow)
+    with flow.step("save_case"):
+        case_uid = step_save(flow, label)
     with flow.step("saved_cases"):
-        pdf = step_saved_cases(flow, outcome["case_uid"], label)
-    outcome["pdf_bytes"] = len(pdf or b"")
-    if pdf is not None and not pdf.startswith(b"%PDF"):
+        pdf = step_saved_cases(flow, case_uid, label)
+    if not pdf.startswith(b"%PDF"):
         raise AssertionError(f"{flow.name}: the downloaded report is not a PDF")
-    if outcome["case_uid"]:
-        attempt("reopen", step_reopen, flow, outcome["case_uid"])
+    with flow.step("reopen"):
+        step_reopen(flow, case_uid)
     with flow.step("sign_out"):
         flow.sign_out()
-    outcome["timings"] = dict(flow.timings)
-    outcome["retries"] = dict(flow.retries)
-    return outcome
-
-
-# ===================================================================== the benchmark
-def add_arguments(parser) -> None:
-    parser.add_argument("--sessions", type=int, default=10, help="concurrent browser sessions (default 10)")
-    parser.add_argument("--screenshots", action="store_true", help="save screenshots of every step")
-    parser.add_argument("--upload", choices=("zip", "files"), default="zip",
-                        help="upload the demo study as one zip (default) or as its DICOM files")
-    parser.add_argument("--step-timeout", type=float, default=None, metavar="S",
-                        help="seconds one step may wait (default: 90 s times sessions per CPU core, at least 90 s: "
-                             "N browsers on fewer cores are starved, and a timeout there measures the machine)")
-
-
-def step_timeout_s(sessions: int, cores: int | None = None) -> float:
-    """Default step timeout of the benchmark: 90 s scaled by the browser sessions per core.
-
-    >>> step_timeout_s(1, cores=2), step_timeout_s(10, cores=2)
-    (90.0, 450.0)
-    """
-    cores = cores or os.cpu_count() or 1
-    return STEP_TIMEOUT_MS / 1000 * max(1.0, sessions / cores)
-
-
-def _session_worker(base_url: str, index: int, username: str, password: str, demo_patient: str,
-                    study_zip, screenshots: bool, step_timeout_ms: int = STEP_TIMEOUT_MS) -> dict:
-    from playwright.sync_api import sync_playwright
-
-    global STEP_TIMEOUT_MS  # this worker is its own (spawned) process: the setting stays in it
-    STEP_TIMEOUT_MS = int(step_timeout_ms)
-    started = time.perf_counter()
-    label = f"BENCH-{index:02d}"
-    try:
-        with sync_playwright() as pw, browser_context(pw) as context:
-            flow = Flow(context.new_page(), base_url, name=username, screenshots=screenshots)
-            outcome = clinician_flow(flow, username, password, label=label, demo_patient=demo_patient,
-                                     study_zip=study_zip)
-            outcome["error"] = None
-    except Exception as error:  # noqa: BLE001 - a benchmark reports every session's failure
-        timings = dict(flow.timings) if "flow" in locals() else {}
-        outcome = {"error": f"step {len(timings)} ({list(timings)[-1] if timings else 'start'}): "
-                            f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
-                   "timings": {}, "skipped": {}, "case_uid": None,
-                   "retries": dict(flow.retries) if "flow" in locals() else {}}
-    outcome.update(index=index, username=username, label=label, wall_s=time.perf_counter() - started)
-    return outcome
-
-
-def run(args) -> dict:
-    """Start one server, run ``--sessions`` browser sessions through the flow at once, report p95 per step."""
-    import concurrent.futures
-    import multiprocessing
-
-    import numpy as np
-
-    from nbrisk_core import config
-    from nbrisk_core.store.db import make_engine
-
-    reason = chromium_missing_reason()
-    if reason:
-        print(f"workflow benchmark skipped: {reason}")
-        return {"skipped": reason}
-    n = int(getattr(args, "sessions", 10))
-    timeout_s = getattr(args, "step_timeout", None) or step_timeout_s(n)
-    cohort = config.demo_cohort_dir()
-    meta_path = cohort / "cohort.json"
-    if not meta_path.exists():
-        print(f"workflow benchmark skipped: no demo cohort at {cohort} (nbrisk demo build)")
-        return {"skipped": "no demo cohort"}
-    import json
-
-    examples = json.loads(meta_path.read_text()).get("example_patients") or ["P0001"]
-    accounts = [(f"bench{i:02d}", f"bench-password-{i:02d}", "clinician") for i in range(n)]
-    server = start_server(accounts, data_dir=cohort)
-    zips: dict = {}
-    try:
-        if page_exists("1_Case.py"):
-            for pid in examples:
-                if getattr(args, "upload", "zip") == "files":
-                    zips[pid] = sorted((cohort / "studies" / pid).rglob("*.dcm"))
-                else:
-                    zips[pid] = make_demo_zip(cohort, pid, server.workdir / "studies")
-        print(f"server {server.url}: {n} concurrent sessions, step timeout {timeout_s:.0f} s")
-        started = time.perf_counter()
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
-            futures = [pool.submit(_session_worker, server.url, i, accounts[i][0], accounts[i][1],
-                                   examples[i % len(examples)], zips.get(examples[i % len(examples)]),
-                                   bool(getattr(args, "screenshots", False)), int(timeout_s * 1000))
-                       for i in range(n)]
-            outcomes = [f.result() for f in futures]
-        wall = time.perf_counter() - started
-        engine = make_engine(server.database_url)
-        try:
-            isolation = _check_isolation(engine, outcomes)
-            sign_in_audit = _audit_counts(engine)
-        finally:
-            engine.dispose()
-    finally:
-        stop_server(server)
-    errors = [f"session {o['index']}: {o['error']}" for o in outcomes if o["error"]]
-    steps: dict[str, list[float]] = {}
-    for o in outcomes:
-        for step, seconds in o["timings"].items():
-            steps.setdefault(step, []).append(seconds)
-    figures = {"sessions": n, "step_timeout_s": round(timeout_s, 1), "wall_s": round(wall, 2), "errors": errors,
-               "isolation_problems": isolation,
-               "retries": {f"session {o['index']}": o["retries"] for o in outcomes if o.get("retries")},
-               "sign_in_audit": sign_in_audit,
-               "skipped_steps": sorted({f"{k}: {v}" for o in outcomes for k, v in o["skipped"].items()}),
-               "steps": {k: {"n": len(v), "p50_s": round(float(np.percentile(v, 50)), 2),
-                             "p95_s": round(float(np.percentile(v, 95)), 2), "max_s": round(max(v), 2)}
-                         for k, v in steps.items()}}
-    print(f"{n} sessions in {wall:.1f} s wall; {len(errors)} with errors; isolation problems: {len(isolation)}")
-    for step, f in figures["steps"].items():
-        print(f"  {step:<12} n={f['n']:<3} p50 {f['p50_s']:6.2f} s   p95 {f['p95_s']:6.2f} s   max {f['max_s']:6.2f} s")
-    for o in outcomes:
-        if o.get("retries"):
-            print(f"  retried session {o['index']}: {o['retries']}; "
-                  f"audit trail of {o['username']}: {sign_in_audit.get(o['username'], {})}")
-    for line in figures["skipped_steps"]:
-        print(f"  skipped {line}")
-    for line in errors + isolation:
-        print(f"  PROBLEM {line}")
-    return figures
-
-
-def _check_isolation(engine, outcomes: list[dict]) -> list[str]:
-    """Each session's saved case carries its own label and user; no case was saved twice or crossed."""
-    from nbrisk_core.store import cases as store_cases
-    from nbrisk_core.store.access import system
-
-    problems = []
-    for o in outcomes:
-        uid = o.get("case_uid")
-        if not uid:
-            continue
-        record = store_cases.load_case(engine, uid, system("bench"), record_open=False)
-        expected = (o["label"], o["username"])
-        if (record.label, record.created_by) != expected:
-            problems.append(f"session {o['index']} saved {uid} as {record.label!r} by {record.created_by!r}, "
-                            f"expected {expected}")
-    uids = [o.get("case_uid") for o in outcomes if o.get("case_uid")]
-    if len(set(uids)) != len(uids):
-        problems.append("two sessions reported the same case id")
-    return problems
-
-
-def _audit_counts(engine) -> dict[str, dict[str, int]]:
-    """Sign-in events per bench user from the audit trail: what the server saw, beside what the browsers
-    did (one sign-in and one sign-out each, plus each reported retry)."""
-    from nbrisk_core.store import audit
-
-    return audit.count_events(engine, ("sign_in", "sign_in_failed", "sign_in_blocked", "sign_out"))
+    return {"case_uid": case_uid, "pdf_bytes": len(pdf), "steps": list(flow.timings),
+            "timings": dict(flow.timings), "retries": dict(flow.retries)}
