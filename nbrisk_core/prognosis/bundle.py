@@ -721,20 +721,29 @@ def find_cohort_bundle(cohort_dir, models_dir=None) -> Path | None:
     return max(matching)[1] if matching else None
 
 
-def app_bundle_pipeline(cohort_dir, classifier_sha256: str | None = None):
+def app_bundle_pipeline(cohort_dir, selected: str | None = None):
     """The pipeline of the cohort's bundle for the dashboard, or None to fit one as before.
 
-    Used only when the bundle was fitted on this very cohort (hash) and its CT features are the ones
-    the app uses: the classifier's embeddings of the model ``classifier_sha256``, or no CT features.
+    Used only when the bundle was fitted on this very cohort (hash), with the combination ``selected``
+    when one is asked for, and on the CT features the app uses: the shipped classifier's embeddings
+    (same model SHA-256), or none (a clinical-only bundle).
     """
     path = find_cohort_bundle(cohort_dir)
     if path is None:
         return None
     bundle = load_pipeline(path)
+    if selected is not None and bundle.pipeline.selected_ != selected:
+        return None
     source = bundle.embeddings.get("source")
-    if source == "none" or (source == "classifier" and classifier_sha256
-                            and bundle.embeddings.get("model_sha256") == classifier_sha256):
+    if source == "none":
         return bundle.pipeline
+    if source == "classifier":
+        from nbrisk_core.classifier.model_io import read_card as read_model_card
+        from nbrisk_core.classifier.model_io import shipped_model_path
+
+        model_path = shipped_model_path("art", cohort_dir)
+        if model_path.exists() and read_model_card(model_path).get("sha256") == bundle.embeddings.get("model_sha256"):
+            return bundle.pipeline
     return None
 
 
