@@ -24,8 +24,9 @@ def register(subparsers) -> None:
                        help=f"{phase.upper()} phase: 2-D image or DICOM series")
         p.add_argument(f"--slice-{phase}", type=int, metavar="N", help=f"slice index in the {phase.upper()} series")
     p.add_argument("--labs", metavar="FILE", help="labs (JSON or one-row CSV): adds the individual prognosis")
-    p.add_argument("--prognosis", metavar="BUNDLE", help="with --labs: a frozen prognosis bundle folder "
-                                                         "('nbrisk prognosis fit') instead of fitting on the demo cohort")
+    p.add_argument("--prognosis", metavar="BUNDLE",
+                   help="with --labs: a frozen prognosis bundle folder ('nbrisk prognosis fit') "
+                        "instead of fitting on the demo cohort")
     p.add_argument("--models", metavar="DIR", help="model directory (default models/)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="precision of the forward pass (default auto: bf16 autocast on CUDA, "

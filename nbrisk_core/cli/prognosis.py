@@ -5,7 +5,7 @@
     nbrisk prognosis fit --cohort data/demo --out models/prognosis_demo            # classifier CT features
     nbrisk prognosis fit --cohort DIR --features clinical --out models/site_a      # a cohort without images
     nbrisk prognosis fit --cohort DIR --stand-in-embeddings --grid test --out /tmp/b
-    nbrisk prognosis show models/prognosis_demo                                     # verify and print the card
+    nbrisk prognosis show models/prognosis_demo       # verify and print the card
 
 A bundle is a folder: ``bundle.json`` (structure), ``bundle.safetensors`` (arrays), ``card.json`` (model
 card with the SHA-256 of both). Nothing is pickled (docs/validation.md).
@@ -18,25 +18,32 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("prognosis", help="fit the prognosis pipeline and save it as a portable bundle",
+    parser = subparsers.add_parser("prognosis",
+                                   help="fit the prognosis pipeline and save it as a portable bundle",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     fit = sub.add_parser("fit", help="fit on a cohort and write a bundle folder")
-    fit.add_argument("--cohort", type=Path, required=True, help="cohort directory (clinical.csv, cohort.json)")
+    fit.add_argument("--cohort", type=Path, required=True,
+                     help="cohort directory (clinical.csv, cohort.json)")
     fit.add_argument("--out", type=Path, required=True, help="bundle folder to write (e.g. models/NAME)")
     fit.add_argument("--features", choices=["both", "clinical", "ct"], default="both",
-                     help="candidate features: both (CT + clinical, the paper), clinical, ct (default: %(default)s)")
+                     help="candidate features: both (CT + clinical, the paper), clinical, ct "
+                          "(default: %(default)s)")
     fit.add_argument("--embeddings", type=Path, help="CT features: parquet or CSV (patient_id, ct01..ct16); "
-                                                     "default: the shipped classifier's embeddings of the cohort")
+                                                     "default: the shipped classifier's embeddings "
+                                                     "of the cohort")
     fit.add_argument("--stand-in-embeddings", action="store_true",
                      help="STAND-IN CT features from truth.csv (synthetic cohorts, tests; labelled as such)")
     fit.add_argument("--grid", default="app", choices=["app", "test", "quick", "full"],
                      help="app: one combination (--selected, default the paper's best) with the full "
                           "hyperparameters; test/quick/full: the 117-combination grid (default: %(default)s)")
-    fit.add_argument("--selected", help="with --grid app: the combination to fit, e.g. 'StepCox[backward] + RSF'")
-    fit.add_argument("--seed", type=int, default=2025, help="seed of every random step (default: %(default)s)")
-    fit.add_argument("--n-jobs", type=int, default=2, help="parallel workers for the grid (default: %(default)s)")
+    fit.add_argument("--selected",
+                     help="with --grid app: the combination to fit, e.g. 'StepCox[backward] + RSF'")
+    fit.add_argument("--seed", type=int, default=2025,
+                     help="seed of every random step (default: %(default)s)")
+    fit.add_argument("--n-jobs", type=int, default=2,
+                     help="parallel workers for the grid (default: %(default)s)")
     fit.set_defaults(handler=run_fit)
     show = sub.add_parser("show", help="verify a bundle (SHA-256, schema, versions) and print its card")
     show.add_argument("bundle", type=Path, help="bundle folder")
@@ -75,7 +82,8 @@ def embeddings_for_fit(cohort: Path, features: str, embeddings_file, stand_in: b
 
     model_path = shipped_model_path("art", cohort)
     embeddings = load_cohort_embeddings(cohort)
-    return embeddings, {"source": "classifier", "model": model_path.name, "model_sha256": sha256_file(model_path)}
+    return embeddings, {"source": "classifier", "model": model_path.name,
+                        "model_sha256": sha256_file(model_path)}
 
 
 def run_fit(args) -> int:
@@ -103,7 +111,8 @@ def run_fit(args) -> int:
           + f"; bundle {args.out} ({card['bundle_bytes'] / 1e6:.1f} MB, SHA-256 {card['sha256'][:16]}), "
           f"{time.perf_counter() - start:.1f} s")
     if provenance["source"] == "stand-in":
-        print("NOTE: fitted on STAND-IN CT features (not the classifier's): for tests and demonstrations only")
+        print("NOTE: fitted on STAND-IN CT features (not the classifier's): "
+              "for tests and demonstrations only")
     return 0
 
 

@@ -105,7 +105,8 @@ def _tree_to_state(tree) -> dict:
 def _tree_from_state(state: dict):
     from sklearn.tree._tree import Tree
 
-    tree = Tree(int(state["n_features"]), np.asarray(state["n_classes"], dtype=np.intp), int(state["n_outputs"]))
+    n_classes = np.asarray(state["n_classes"], dtype=np.intp)
+    tree = Tree(int(state["n_features"]), n_classes, int(state["n_outputs"]))
     nodes = state["nodes"]
     expected = tree.__getstate__()["nodes"].dtype   # this scikit-learn's node layout
     if nodes.dtype.names != expected.names:
@@ -201,8 +202,10 @@ class _Encoder:
         if array.dtype.names:   # structured (tree nodes): one array per field
             dtype = array.dtype
             layout = {"names": list(dtype.names), "formats": [dtype.fields[n][0].str for n in dtype.names],
-                      "offsets": [int(dtype.fields[n][1]) for n in dtype.names], "itemsize": int(dtype.itemsize)}
-            return {"$struct": layout, "fields": {n: self.encode(np.ascontiguousarray(array[n]), f"{where}.{n}")
+                      "offsets": [int(dtype.fields[n][1]) for n in dtype.names],
+                      "itemsize": int(dtype.itemsize)}
+            return {"$struct": layout,
+                    "fields": {n: self.encode(np.ascontiguousarray(array[n]), f"{where}.{n}")
                                                   for n in dtype.names}}
         if array.dtype.kind in _SAFETENSORS_KINDS and array.dtype.itemsize <= 8:
             key = f"a{len(self.arrays)}"
@@ -254,7 +257,8 @@ class _Encoder:
                                 "data": self._array(value.to_numpy(), where)}}
         name = self._name_of.get(type(value))
         if name is None:
-            raise InputError(f"bundle: {where}: a {type(value).__module__}.{type(value).__qualname__} cannot be "
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            raise InputError(f"bundle: {where}: a {kind} cannot be "
                              "saved (not in nbrisk_core.prognosis.bundle.REGISTRY)")
         state = REGISTRY[name].to_state(value)
         return {"$object": name, "state": self.encode(state, f"{where}<{name}>")}
@@ -426,7 +430,8 @@ def save_object(obj, out_dir, *, card: dict | None = None, extra_structure: dict
               metadata={"kind": BUNDLE_KIND, "schema_version": str(SCHEMA_VERSION)})
     files = {name: sha256_file(out / name) for name in (STRUCTURE_FILE, ARRAYS_FILE)}
     full = {"kind": BUNDLE_KIND, "schema_version": SCHEMA_VERSION, **(card or {}), "software": software,
-            "files": files, "sha256": hashlib.sha256((files[STRUCTURE_FILE] + files[ARRAYS_FILE]).encode()).hexdigest(),
+            "files": files,
+            "sha256": hashlib.sha256((files[STRUCTURE_FILE] + files[ARRAYS_FILE]).encode()).hexdigest(),
             "bundle_bytes": int(sum((out / n).stat().st_size for n in files))}
     (out / CARD_FILE).write_text(json.dumps(_clean_json(full), indent=2, default=_json_default) + "\n")
     return full
@@ -449,14 +454,17 @@ def read_card(bundle_dir) -> dict:
     path = Path(bundle_dir)
     if path.is_file():
         _refuse_foreign_file(path)
-        raise InputError(f"{path}: a prognosis bundle is a folder (bundle.json, bundle.safetensors, card.json), "
+        raise InputError(f"{path}: a prognosis bundle is a folder (bundle.json, bundle.safetensors, "
+                         "card.json), "
                          "not a single file", source=str(path))
     if not path.is_dir():
-        raise InputError(f"{path}: prognosis bundle not found (make one with 'nbrisk prognosis fit --cohort DIR "
+        raise InputError(f"{path}: prognosis bundle not found (make one with "
+                         "'nbrisk prognosis fit --cohort DIR "
                          f"--out {path}')", source=str(path))
     card_path = path / CARD_FILE
     if not card_path.is_file():
-        raise InputError(f"{card_path}: missing; {path} is not a prognosis bundle (expected {STRUCTURE_FILE}, "
+        raise InputError(f"{card_path}: missing; {path} is not a prognosis bundle "
+                         f"(expected {STRUCTURE_FILE}, "
                          f"{ARRAYS_FILE}, {CARD_FILE})", source=str(card_path))
     _refuse_foreign_file(card_path)
     try:
@@ -465,7 +473,8 @@ def read_card(bundle_dir) -> dict:
         raise InputError(f"{card_path}: not valid JSON ({error})", source=str(card_path)) from None
     if not isinstance(card, dict) or card.get("kind") != BUNDLE_KIND:
         raise InputError(f"{card_path}: not a prognosis bundle card (kind = "
-                         f"{card.get('kind') if isinstance(card, dict) else None!r}, expected {BUNDLE_KIND!r})",
+                         f"{card.get('kind') if isinstance(card, dict) else None!r}, "
+                         f"expected {BUNDLE_KIND!r})",
                          source=str(card_path))
     files = card.get("files")
     if not isinstance(files, dict) or set(files) != {STRUCTURE_FILE, ARRAYS_FILE}:
@@ -537,12 +546,14 @@ def load_bundle(bundle_dir) -> LoadedBundle:
                          f"{structure.get('kind') if isinstance(structure, dict) else None!r})")
     version = structure.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise InputError(f"{path / STRUCTURE_FILE}: schema_version = {version!r} is not supported (this NBRisk "
+        raise InputError(f"{path / STRUCTURE_FILE}: schema_version = {version!r} is not supported "
+                         "(this NBRisk "
                          f"reads schema version {SCHEMA_VERSION}); refit with 'nbrisk prognosis fit'",
                          source=str(path / STRUCTURE_FILE))
     problems = _version_problems(structure.get("software") or {})
     if problems:
-        raise InputError(f"{path}: the bundle was written with other library versions ({'; '.join(problems)}); "
+        raise InputError(f"{path}: the bundle was written with other library versions "
+                         f"({'; '.join(problems)}); "
                          "its trees and estimators may not load the same: refit it with this installation, "
                          "or install the versions it names", source=str(path))
     try:
@@ -587,7 +598,10 @@ def bootstrap_c_index(event, time, risk, n_bootstrap: int = CARD_BOOTSTRAP, seed
 
 
 def km_by_group(patients: pd.DataFrame) -> pd.DataFrame:
-    """Kaplan-Meier of each MLRS group of each cohort: ``cohort, group, time, survival, low, high, at_risk``."""
+    """Kaplan-Meier of each MLRS group of each cohort.
+
+    Columns ``cohort, group, time, survival, low, high, at_risk``.
+    """
     from nbrisk_core.prognosis.metrics import kaplan_meier
 
     frames = []
@@ -638,7 +652,9 @@ def pipeline_card(pipeline, *, cohort_dir=None, embeddings: dict | None = None) 
 
 def save_pipeline(pipeline, out_dir, *, cohort_dir=None, clinical: pd.DataFrame | None = None,
                   embeddings: dict | None = None) -> dict:
-    """Write a fitted :class:`~nbrisk_core.prognosis.pipeline.PrognosisPipeline` as a bundle; returns the card.
+    """Write a fitted :class:`~nbrisk_core.prognosis.pipeline.PrognosisPipeline` as a bundle.
+
+    Returns the card.
 
     The bundle holds the pipeline (encoded columns, imputer with its training donors, scaler,
     screening table, selected combination with its fitted predictor and selected columns, MLRS
@@ -742,7 +758,8 @@ def app_bundle_pipeline(cohort_dir, selected: str | None = None):
         from nbrisk_core.classifier.model_io import shipped_model_path
 
         model_path = shipped_model_path("art", cohort_dir)
-        if model_path.exists() and read_model_card(model_path).get("sha256") == bundle.embeddings.get("model_sha256"):
+        wanted = bundle.embeddings.get("model_sha256")
+        if model_path.exists() and read_model_card(model_path).get("sha256") == wanted:
             return bundle.pipeline
     return None
 

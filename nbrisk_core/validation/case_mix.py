@@ -78,7 +78,8 @@ def compare_case_mix(development: dict | None, external: dict) -> pd.DataFrame:
         if entry.get("absent"):
             return "not recorded"
         if "median" in entry:
-            return f"{entry['median']:.4g} ({entry['q1']:.4g}–{entry['q3']:.4g}); missing {entry['missing']:.0%}"
+            return (f"{entry['median']:.4g} ({entry['q1']:.4g}–{entry['q3']:.4g}); "
+                    f"missing {entry['missing']:.0%}")
         if "categories" in entry:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in entry["categories"].items())
             return f"{shares}; missing {entry['missing']:.0%}"

@@ -93,9 +93,11 @@ def classifier_metrics(y, p, threshold: float) -> dict:
 
     auc = auc_ci(y, p, method="delong")
     matrix = confusion(y, p, threshold)
-    out = {"n": int(len(y)), "n_high_risk": int(np.sum(y)), "auc": auc.value, "auc_ci": [auc.ci_low, auc.ci_high],
+    out = {"n": int(len(y)), "n_high_risk": int(np.sum(y)), "auc": auc.value,
+           "auc_ci": [auc.ci_low, auc.ci_high],
            "auc_ci_method": "DeLong", "threshold": float(threshold)}
-    for name, function in (("accuracy", accuracy), ("sensitivity", sensitivity), ("specificity", specificity)):
+    named = (("accuracy", accuracy), ("sensitivity", sensitivity), ("specificity", specificity))
+    for name, function in named:
         result = function(y, p, threshold)
         out[name] = result.value
         out[f"{name}_ci"] = [result.ci_low, result.ci_high]
@@ -138,7 +140,8 @@ def prognosis_metrics(scored, bundle, *, n_bootstrap: int = 500, seed: int = 202
     out["td_auc"] = {str(y): {"auc": _none_if_nan(a.auc), "ci": [_none_if_nan(a.low), _none_if_nan(a.high)],
                               "n_cases": a.n_cases, "n_controls": a.n_controls, "reason": a.reason}
                      for y, a in zip(TD_AUC_YEARS, aucs)}
-    out["td_auc_method"] = ("cumulative/dynamic AUC (Uno, sksurv.metrics.cumulative_dynamic_auc), IPC weights "
+    out["td_auc_method"] = ("cumulative/dynamic AUC (Uno, sksurv.metrics.cumulative_dynamic_auc), "
+                            "IPC weights "
                             "from this cohort's censoring; percentile bootstrap CI")
 
     horizon = DAYS_PER_YEAR * CALIBRATION_YEARS
@@ -148,7 +151,8 @@ def prognosis_metrics(scored, bundle, *, n_bootstrap: int = 500, seed: int = 202
     deciles = [{"bin": int(r.bin), "n": int(r.n), "n_events": int(r.n_events),
                 "predicted_survival": float(1 - r.predicted),
                 "observed_survival": _none_if_nan(1 - r.observed),
-                "observed_low": _none_if_nan(1 - r.observed_high), "observed_high": _none_if_nan(1 - r.observed_low)}
+                "observed_low": _none_if_nan(1 - r.observed_high),
+                "observed_high": _none_if_nan(1 - r.observed_low)}
                for r in table.itertuples()]
     overall_km = metrics._km_survival_at(time, event.astype(int), horizon)
     out["calibration"] = {"horizon_years": CALIBRATION_YEARS, "bins": deciles,
@@ -163,9 +167,11 @@ def prognosis_metrics(scored, bundle, *, n_bootstrap: int = 500, seed: int = 202
     grid = np.linspace(np.quantile(observed, 0.1), np.quantile(observed, 0.9), IBS_POINTS)
     grid = grid[(grid > observed.min()) & (grid < observed.max())]
     try:
-        out["ibs"] = metrics.integrated_brier_score(event, time, event, time, scored.survival_matrix(grid), grid)
+        matrix = scored.survival_matrix(grid)
+        out["ibs"] = metrics.integrated_brier_score(event, time, event, time, matrix, grid)
         development = bundle.pipeline.patients_[bundle.pipeline.patients_["cohort"] == "train"]
-        km = metrics.kaplan_meier(development["time"], development["event"], times=grid)["survival"].to_numpy()
+        km = metrics.kaplan_meier(development["time"], development["event"], times=grid)
+        km = km["survival"].to_numpy()
         out["ibs_reference_development_km"] = metrics.integrated_brier_score(
             event, time, event, time, np.tile(km, (len(time), 1)), grid)
         out["ibs_times_days"] = [float(grid[0]), float(grid[-1])]
@@ -205,7 +211,8 @@ def _embeddings_for(bundle, cohort_dir, truth, classifier_table, classifier_load
         return read_embeddings(embeddings_file), f"file {embeddings_file} (given by the user)"
     if stand_in:
         if source != "stand-in":
-            raise InputError(f"--stand-in-embeddings: the bundle was fitted on {source or 'unknown'} CT features, "
+            raise InputError(f"--stand-in-embeddings: the bundle was fitted on {source or 'unknown'} "
+                             "CT features, "
                              "not stand-ins; the MLRS would be on another scale")
         if truth is None:
             raise InputError(f"{cohort_dir}: --stand-in-embeddings needs the truth.csv of a synthetic cohort")
@@ -214,7 +221,8 @@ def _embeddings_for(bundle, cohort_dir, truth, classifier_table, classifier_load
     if classifier_table is not None:
         wanted = bundle.embeddings.get("model_sha256")
         if source != "classifier" or wanted != classifier_loaded.sha256:
-            raise InputError(f"--classifier {classifier_loaded.path.name} (SHA-256 {classifier_loaded.sha256[:12]}) "
+            raise InputError(f"--classifier {classifier_loaded.path.name} "
+                             f"(SHA-256 {classifier_loaded.sha256[:12]}) "
                              f"is not the classifier whose CT features the bundle was fitted on "
                              f"({source}, {str(wanted)[:12]}); the MLRS would be on another scale")
         return classifier_table[list(CT_COLUMNS)], f"classifier {classifier_loaded.path.name}"
@@ -273,7 +281,8 @@ def validate_external(bundle_dir, cohort_dir, out_dir, *, classifier=None, embed
                    "development_metrics": bundle.card.get("metrics")},
         "ct_features": embedding_source,
         "frozen": list(FROZEN_STATEMENTS),
-        "imputation": {"method": "frozen training models and donors of the bundle (PMM, nearest training donor)",
+        "imputation": {"method": "frozen training models and donors of the bundle "
+                                 "(PMM, nearest training donor)",
                        "imputed_values_per_variable": dict(sorted(scored.imputed_counts.items())),
                        "patients_with_imputation": int((scored.patients["n_imputed"] > 0).sum()),
                        "variables_absent_in_cohort": scored.absent_variables},

@@ -24,7 +24,8 @@ def _c_index(event, time, risk) -> float | None:
     event = np.asarray(event, dtype=bool)
     if not event.any():
         return None
-    return float(concordance_index_censored(event, np.asarray(time, dtype=float), np.asarray(risk, dtype=float))[0])
+    time, risk = np.asarray(time, dtype=float), np.asarray(risk, dtype=float)
+    return float(concordance_index_censored(event, time, risk)[0])
 
 
 def _fit(clinical, embeddings, grid, features, seed):
@@ -36,7 +37,10 @@ def _fit(clinical, embeddings, grid, features, seed):
 
 def repeated_cv(clinical: pd.DataFrame, embeddings, *, k: int = 5, repeats: int = 1, grid: str = "test",
                 features: str = "both", seed: int = 2025) -> pd.DataFrame:
-    """One row per fold: ``repeat, fold, selected, n_test, events_test, c_index_heldout, c_index_internal_test``."""
+    """One row per fold.
+
+    Columns ``repeat, fold, selected, n_test, events_test, c_index_heldout, c_index_internal_test``.
+    """
     from sklearn.model_selection import StratifiedKFold
 
     from nbrisk_core.validation.scoring import score_cohort
@@ -45,7 +49,8 @@ def repeated_cv(clinical: pd.DataFrame, embeddings, *, k: int = 5, repeats: int 
         raise InputError(f"--cv {k} --repeats {repeats}: expected K >= 2 folds and R >= 1 repeats")
     event = clinical[OUTCOME_COLUMNS[1]].to_numpy(dtype=int)
     if event.sum() < 2 * k:
-        raise InputError(f"--cv {k}: the cohort has {int(event.sum())} deaths; at least 2 per fold are needed")
+        raise InputError(f"--cv {k}: the cohort has {int(event.sum())} deaths; "
+                         "at least 2 per fold are needed")
     rows = []
     for repeat in range(repeats):
         folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + repeat)
@@ -62,7 +67,10 @@ def repeated_cv(clinical: pd.DataFrame, embeddings, *, k: int = 5, repeats: int 
 
 def bootstrap_optimism(clinical: pd.DataFrame, embeddings, *, n_bootstrap: int = 20, grid: str = "test",
                        features: str = "both", seed: int = 2025) -> dict:
-    """Harrell's optimism-corrected C-index of the whole procedure (``apparent``, ``optimism``, ``corrected``)."""
+    """Harrell's optimism-corrected C-index of the whole procedure.
+
+    Keys ``apparent``, ``optimism``, ``corrected``, ``n_bootstrap``, ``failed_resamples``.
+    """
     from nbrisk_core.validation.scoring import score_cohort
 
     clinical = clinical.reset_index(drop=True)
@@ -75,7 +83,8 @@ def bootstrap_optimism(clinical: pd.DataFrame, embeddings, *, n_bootstrap: int =
         idx = rng.integers(0, len(clinical), len(clinical))
         sample = clinical.iloc[idx].reset_index(drop=True)
         original_ids = sample["patient_id"].astype(str).to_numpy()
-        sample["patient_id"] = [f"{pid}#b{j}" for j, pid in enumerate(original_ids)]   # duplicates made distinct
+        # a patient drawn twice becomes two distinct patients
+        sample["patient_id"] = [f"{pid}#b{j}" for j, pid in enumerate(original_ids)]
         sample_embeddings = None
         if embeddings is not None:
             sample_embeddings = embeddings.loc[original_ids].copy()
@@ -101,7 +110,8 @@ def summarise_cv(table: pd.DataFrame) -> dict:
     values = table["c_index_heldout"].dropna().to_numpy(dtype=float)
     return {"folds": int(len(table)), "c_index_mean": float(values.mean()) if values.size else None,
             "c_index_sd": float(values.std(ddof=1)) if values.size > 1 else None,
-            "c_index_quantiles": [float(v) for v in np.quantile(values, [0.025, 0.5, 0.975])] if values.size else None,
+            "c_index_quantiles": ([float(v) for v in np.quantile(values, [0.025, 0.5, 0.975])]
+                                  if values.size else None),
             "selected_counts": {str(k): int(v) for k, v in table["selected"].value_counts().items()}}
 
 
@@ -119,7 +129,8 @@ def run_benchmark_cv(args, data, out, embeddings, features: str) -> int:
         embeddings.index = embeddings.index.astype(str)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table = repeated_cv(clinical, embeddings, k=args.cv, repeats=args.repeats, grid=args.grid, features=features,
+    table = repeated_cv(clinical, embeddings, k=args.cv, repeats=args.repeats, grid=args.grid,
+                        features=features,
                         seed=args.seed)
     table.to_csv(out / "cv_folds.csv", index=False)
     summary = {"cv": summarise_cv(table), "k": args.cv, "repeats": args.repeats, "grid": args.grid,
@@ -130,10 +141,12 @@ def run_benchmark_cv(args, data, out, embeddings, features: str) -> int:
     (out / "cv_summary.json").write_text(json.dumps(summary, indent=2))
     cv = summary["cv"]
     print(f"{args.repeats} x {args.cv}-fold CV of the whole selection: held-out C-index "
-          f"{cv['c_index_mean']:.3f} (SD {cv['c_index_sd'] if cv['c_index_sd'] is not None else float('nan'):.3f}); "
+          f"{cv['c_index_mean']:.3f} "
+          f"(SD {cv['c_index_sd'] if cv['c_index_sd'] is not None else float('nan'):.3f}); "
           f"selected: {cv['selected_counts']}")
     if "optimism" in summary and summary["optimism"]["corrected"] is not None:
         o = summary["optimism"]
-        print(f"Harrell bootstrap ({o['n_bootstrap']}): apparent C {o['apparent']:.3f}, optimism {o['optimism']:.3f}, "
+        print(f"Harrell bootstrap ({o['n_bootstrap']}): apparent C {o['apparent']:.3f}, "
+              f"optimism {o['optimism']:.3f}, "
               f"corrected {o['corrected']:.3f}")
     return 0

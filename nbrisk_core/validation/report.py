@@ -45,10 +45,12 @@ def calibration_survival_figure(bins: list[dict], years: int) -> go.Figure:
     figure.add_trace(go.Scatter(
         x=predicted, y=observed, mode="markers+lines", name="deciles",
         error_y=dict(type="data", symmetric=False,
-                     array=[(h - o) if h is not None and o is not None else 0 for h, o in zip(high, observed)],
+                     array=[(h - o) if h is not None and o is not None else 0
+                            for h, o in zip(high, observed)],
                      arrayminus=[(o - lo) if lo is not None and o is not None else 0
                                  for lo, o in zip(low, observed)])))
-    figure.update_layout(title=f"Calibration of S({years} y): predicted vs observed (Kaplan-Meier) per decile",
+    figure.update_layout(title=f"Calibration of S({years} y): predicted vs observed (Kaplan-Meier) "
+                               "per decile",
                          xaxis_title=f"predicted S({years} y)", yaxis_title=f"observed S({years} y)",
                          xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1]), template="plotly_white")
     return figure
@@ -86,7 +88,8 @@ def render_html(report: dict, patients: pd.DataFrame, bundle, scored, *, figures
             {"item": "patients scored / deaths", "value": f"{report['n']} / {report['events']}"},
             {"item": "prognosis bundle", "value": f"{report['bundle']['path']} (SHA-256 "
                                                   f"{report['bundle']['sha256'][:16]}…)"},
-            {"item": "developed on", "value": str((report['bundle']['development_cohort'] or {}).get('name'))},
+            {"item": "developed on",
+             "value": str((report['bundle']['development_cohort'] or {}).get('name'))},
             {"item": "selected model", "value": report["bundle"]["selected"]},
             {"item": "frozen MLRS cut-off", "value": report["bundle"]["mlrs_cutoff"]},
             {"item": "CT features", "value": report["ct_features"]},
@@ -111,7 +114,8 @@ def render_html(report: dict, patients: pd.DataFrame, bundle, scored, *, figures
             figure_list.append(("classifier", reliability_figure(c["calibration"]["deciles"])))
 
     parts.append("<h2>Prognosis (MLRS)</h2>")
-    rows = [{"metric": "C-index (95 % CI, bootstrap)", "value": _triplet(progn["c_index"], progn["c_index_ci"])}]
+    rows = [{"metric": "C-index (95 % CI, bootstrap)",
+             "value": _triplet(progn["c_index"], progn["c_index_ci"])}]
     for years, entry in progn["td_auc"].items():
         rows.append({"metric": f"time-dependent AUC at {years} y (95 % CI)",
                      "value": _triplet(entry["auc"], entry["ci"]) if entry["auc"] is not None
@@ -123,11 +127,13 @@ def render_html(report: dict, patients: pd.DataFrame, bundle, scored, *, figures
         {"metric": f"mean predicted S({progn['calibration']['horizon_years']} y) vs observed KM",
          "value": f"{progn['calibration']['mean_predicted_survival']:.3f} vs "
                   f"{format_value(progn['calibration']['observed_km_survival'])}"},
-        {"metric": "high-MLRS group share (frozen cut-off; 50 % in training)", "value": progn["high_risk_share"]},
+        {"metric": "high-MLRS group share (frozen cut-off; 50 % in training)",
+         "value": progn["high_risk_share"]},
         {"metric": "log-rank p, high vs low MLRS", "value": progn["logrank"].get("p_value")},
     ]
     parts.append(_table(rows))
-    parts.append(f"<p>{html.escape(progn['td_auc_method'])}. {html.escape(progn['calibration']['method'])}.</p>")
+    parts.append(f"<p>{html.escape(progn['td_auc_method'])}. "
+                 f"{html.escape(progn['calibration']['method'])}.</p>")
     parts.append("<h3>Calibration of S(3 y) per decile</h3>")
     parts.append(_table(progn["calibration"]["bins"]))
     if figures:
@@ -136,13 +142,15 @@ def render_html(report: dict, patients: pd.DataFrame, bundle, scored, *, figures
             patients_time, patients["event"].to_numpy(dtype=int), patients["mlrs_group"].to_numpy(),
             title="Overall survival by frozen MLRS group (external cohort)")))
         figure_list.append(("calibration", calibration_survival_figure(progn["calibration"]["bins"],
-                                                                       progn["calibration"]["horizon_years"])))
+            progn["calibration"]["horizon_years"])))
         dca = pd.DataFrame(progn["decision_curve"]["table"]).astype(float)
-        figure_list.append(("dca", plots.decision_curve_figure(dca, 365.25 * progn["decision_curve"]["horizon_years"])))
+        horizon = 365.25 * progn["decision_curve"]["horizon_years"]
+        figure_list.append(("dca", plots.decision_curve_figure(dca, horizon)))
 
     imputation = report["imputation"]
     parts.append("<h2>Missing values</h2>")
-    parts.append(f"<p>{html.escape(imputation['method'])}: {imputation['patients_with_imputation']} patient(s) "
+    parts.append(f"<p>{html.escape(imputation['method'])}: "
+                 f"{imputation['patients_with_imputation']} patient(s) "
                  "had at least one value imputed.</p>")
     if imputation["imputed_values_per_variable"]:
         parts.append(_table([{"variable": k, "imputed values": v}

@@ -15,7 +15,8 @@ CHECKLIST: tuple[tuple[str, str, str], ...] = (
      "recruitment dates and setting are the authors'"),
     ("Participants (eligibility, setting, treatments)", "author", "not known to the software"),
     ("Data preparation (pre-processing, same as development)", "covered",
-     "frozen encoders, training means and SDs, no re-standardisation; classifier preprocessing from its card"),
+     "frozen encoders, training means and SDs, no re-standardisation; classifier preprocessing "
+     "from its card"),
     ("Outcome (definition, time horizon, blinding)", "partly",
      "overall survival from os_days/os_event; horizons 1/3/5 years; blinding is the authors'"),
     ("Predictors (definition, measurement)", "partly",
@@ -32,13 +33,16 @@ CHECKLIST: tuple[tuple[str, str, str], ...] = (
     ("Class imbalance", "partly", "HR/NHR counts of the external cohort; no rebalancing"),
     ("Fairness (performance in subgroups)", "author", "subgroup analyses are not part of this report"),
     ("Model output (what the user sees)", "covered", "MLRS, high/low group, S(t), p(high risk)"),
-    ("Training versus evaluation data differences", "covered", "case-mix table: each variable's distribution, "
+    ("Training versus evaluation data differences", "covered",
+     "case-mix table: each variable's distribution, "
      "missingness, follow-up, MLRS spread"),
     ("Participants: flow and characteristics", "partly", "patients scored and left out (with reason)"),
-    ("Model performance with confidence intervals", "covered", "every headline metric has a 95 % CI where defined"),
+    ("Model performance with confidence intervals", "covered",
+     "every headline metric has a 95 % CI where defined"),
     ("Interpretation and limitations", "author", "the report lists the automated checks only"),
     ("Ethics, funding, conflicts, protocol, registration", "author", "not known to the software"),
-    ("Data and code availability", "partly", "bundle SHA-256 and library versions identify the model and code"),
+    ("Data and code availability", "partly",
+     "bundle SHA-256 and library versions identify the model and code"),
 )
 
 

@@ -42,7 +42,8 @@ def design():
 @pytest.mark.parametrize("name", [*grid_module.ALGORITHMS, "StepCox[backward] + RSF", "LASSO + GBM"])
 def test_every_algorithm_round_trips_exactly(name, design, tmp_path):
     X, y = design
-    model = grid_module.fit_combination(name, X, y, [f"f{i}" for i in range(X.shape[1])], profile="test", seed=5)
+    names = [f"f{i}" for i in range(X.shape[1])]
+    model = grid_module.fit_combination(name, X, y, names, profile="test", seed=5)
     save_object(model, tmp_path / "b")
     loaded = load_bundle(tmp_path / "b").obj
     assert type(loaded.predictor_) is type(model.predictor_)
@@ -51,7 +52,8 @@ def test_every_algorithm_round_trips_exactly(name, design, tmp_path):
     assert loaded.has_survival_function == model.has_survival_function
     if model.has_survival_function:
         np.testing.assert_allclose(loaded.predict_survival_function(X, return_array=True),
-                                   model.predict_survival_function(X, return_array=True), rtol=0, atol=TOLERANCE)
+                                   model.predict_survival_function(X, return_array=True),
+                                   rtol=0, atol=TOLERANCE)
     band = model.predict_survival_band(X)
     if band is not None:
         for before, after in zip(band, loaded.predict_survival_band(X)):
@@ -86,7 +88,8 @@ def _patients_to_predict(cohort_dir, k=6):
 
 @pytest.mark.parametrize("selected", ["StepCox[backward] + RSF", "survival-SVM"])
 def test_pipeline_bundle_predicts_the_same_mlrs_and_survival(selected, cohort_dir, embeddings, tmp_path):
-    pipeline = fit_cohort_pipeline(cohort_dir, embeddings, grid="app", selected=selected, backend="sequential",
+    pipeline = fit_cohort_pipeline(cohort_dir, embeddings, grid="app", selected=selected,
+                                   backend="sequential",
                                    seed=7)
     clinical, _, _ = read_cohort(cohort_dir)
     card = save_pipeline(pipeline, tmp_path / "b", cohort_dir=cohort_dir, clinical=clinical,
@@ -111,11 +114,13 @@ def test_pipeline_bundle_predicts_the_same_mlrs_and_survival(selected, cohort_di
             np.testing.assert_allclose(after.low, before.low, rtol=0, atol=TOLERANCE)
             np.testing.assert_allclose(after.high, before.high, rtol=0, atol=TOLERANCE)
     # the card: cohort hash, N, events, features, metrics with CIs, versions, SHA-256 of the files
-    assert card["n_patients"] == len(pipeline.patients_) and card["events"] == int(pipeline.patients_["event"].sum())
+    assert card["n_patients"] == len(pipeline.patients_)
+    assert card["events"] == int(pipeline.patients_["event"].sum())
     assert len(card["cohort"]["sha256"]) == 64 and card["features"] == pipeline.features_
     c, low, high = card["metrics"]["test"]["c_index"]
     assert low <= c <= high
-    assert card["software"]["scikit-survival"] and card["files"][ARRAYS_FILE] == sha256_file(tmp_path / "b" / ARRAYS_FILE)
+    assert card["software"]["scikit-survival"]
+    assert card["files"][ARRAYS_FILE] == sha256_file(tmp_path / "b" / ARRAYS_FILE)
     assert set(bundle.km_by_group["group"]) == {"high", "low"}
     assert bundle.development_case_mix["n"] == int((pipeline.patients_["cohort"] == "train").sum())
 

@@ -47,7 +47,8 @@ def test_folds_never_see_their_held_out_patients(clinical, monkeypatch):
 
 
 def test_bootstrap_optimism_is_consistent(clinical):
-    result = internal.bootstrap_optimism(clinical, None, n_bootstrap=2, grid="test", features="clinical", seed=3)
+    result = internal.bootstrap_optimism(clinical, None, n_bootstrap=2, grid="test", features="clinical",
+                                         seed=3)
     assert result["n_bootstrap"] + len(result["failed_resamples"]) == 2
     if result["optimism"] is not None:
         assert result["corrected"] == pytest.approx(result["apparent"] - result["optimism"])
