@@ -41,6 +41,12 @@ def fit_pipeline(cohort_dir: str, grid: str, selected: str | None = None):
     """Fit the prognosis pipeline on the cohort (uncached; the cached entry is :func:`get_pipeline`)."""
     from nbrisk_core.prognosis.pipeline import fit_cohort_pipeline
 
+    if grid == "app":   # the cohort's frozen bundle ('nbrisk prognosis fit') when one matches: no fit
+        from nbrisk_core.prognosis.bundle import app_bundle_pipeline
+
+        bundled = app_bundle_pipeline(Path(cohort_dir), selected)
+        if bundled is not None:
+            return bundled
     # one worker: the app shares its machine with its users' sessions
     return fit_cohort_pipeline(Path(cohort_dir), load_embeddings(cohort_dir), grid=grid, n_jobs=1,
                                selected=selected)

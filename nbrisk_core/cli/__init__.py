@@ -33,6 +33,8 @@ COMMAND_MODULES: dict[str, str] = {
     "embed": "embed",
     "predict": "predict",
     "benchmark": "benchmark",
+    "prognosis": "prognosis",
+    "validate": "validate",
     "reproduce": "reproduce",
     "bench": "bench",
     "users": "users",

@@ -49,6 +49,13 @@ def register(subparsers) -> None:
                         help="how the best combination is chosen (paper: mean of train and test C-index)")
     parser.add_argument("--seed", type=int, default=2025, help="seed of every random step (default: %(default)s)")
     parser.add_argument("--no-figures", action="store_true", help="write tables only")
+    parser.add_argument("--cv", type=int, metavar="K",
+                        help="internal validation instead: repeated stratified K-fold CV of the whole "
+                             "selection procedure (cv_folds.csv, cv_summary.json; docs/validation.md)")
+    parser.add_argument("--repeats", type=int, default=1, metavar="R", help="with --cv: repeats (default 1)")
+    parser.add_argument("--optimism-bootstrap", type=int, default=0, metavar="B",
+                        help="with --cv: also Harrell's bootstrap optimism-corrected C-index "
+                             "with B resamples")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -107,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
             embedding_source = "none (cohort without images: clinical variables only)"
             print(f"{data}: no images and no CT embeddings: --features clinical", flush=True)
     features = features or "both"
+    if getattr(args, "cv", None):   # internal validation (nbrisk_core.validation.internal)
+        from nbrisk_core.validation.internal import run_benchmark_cv
+
+        return run_benchmark_cv(args, data, out, embeddings, features)
     pipeline = fit_cohort_pipeline(data, embeddings, grid=args.grid, backend=args.backend, n_jobs=args.n_jobs,
                                    seed=args.seed, selection_rule=args.selection_rule,
                                    progress=not args.quiet, features=features, scheduler=args.scheduler)

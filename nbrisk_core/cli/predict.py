@@ -25,6 +25,9 @@ def register(subparsers) -> None:
                        help=f"{phase.upper()} phase: 2-D image or DICOM series")
         p.add_argument(f"--slice-{phase}", type=int, metavar="N", help=f"slice index in the {phase.upper()} series")
     p.add_argument("--labs", metavar="FILE", help="labs (JSON or one-row CSV): adds the individual prognosis")
+    p.add_argument("--prognosis", metavar="BUNDLE",
+                   help="with --labs: a frozen prognosis bundle folder ('nbrisk prognosis fit') "
+                        "instead of fitting on the demo cohort")
     p.add_argument("--models", metavar="DIR", help="model directory (default models/)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="precision of the forward pass (default auto: bf16 autocast on CUDA, "
@@ -78,6 +81,12 @@ def run(args) -> int:
 
     paths = {phase: getattr(args, phase) for phase in PHASES}
     slices = {phase: getattr(args, f"slice_{phase}") for phase in PHASES}
+    if getattr(args, "prognosis", None) and not args.labs:
+        raise InputError("--prognosis BUNDLE is used with --labs FILE (the individual prognosis)")
+    if getattr(args, "prognosis", None):
+        from nbrisk_core.prognosis.bundle import read_card
+
+        read_card(args.prognosis)   # a missing or foreign bundle is refused before the images are read
     if args.labs:
         if importlib.util.find_spec("nbrisk_core.prognosis.pipeline") is None:
             raise InputError("--labs: prognosis not available in this installation")
@@ -87,7 +96,11 @@ def run(args) -> int:
         validate_clinical(args.labs, require=False)
     result = predict_paths(paths, slices, args.models, getattr(args, "precision", "auto"))
     # --- prognosis hook (owned by the prognosis engine) ---------------------------------------
-    if args.labs:
+    if args.labs and getattr(args, "prognosis", None):
+        from nbrisk_core.prognosis.bundle import predict_from_labs as predict_from_bundle
+
+        result["prognosis"] = predict_from_bundle(result["embedding"], args.labs, args.prognosis)
+    elif args.labs:
         from nbrisk_core.config import demo_cohort_dir
         from nbrisk_core.features import cohort_ct_features
         from nbrisk_core.prognosis.pipeline import predict_from_labs

@@ -1,0 +1,152 @@
+"""Internal validation as the seed papers did it: repeated stratified K-fold CV of the whole selection
+procedure, and Harrell's bootstrap optimism-corrected C-index of the final model.
+
+In each fold the *whole* procedure (imputation, standardisation, screening, the grid, the selection
+by its own internal split, the cut-off) is fitted on the training folds only, and the selected model,
+frozen, scores the held-out fold (:func:`~nbrisk_core.validation.scoring.score_cohort`): no step sees
+the held-out patients. Harrell's optimism (Harrell, Lee & Mark 1996): the procedure is refitted on
+``B`` bootstrap samples; optimism_b = C(bootstrap model on its bootstrap sample) - C(bootstrap model on
+the original cohort); corrected C = apparent C - mean optimism.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nbrisk_core.clinical.schema import OUTCOME_COLUMNS
+from nbrisk_core.errors import InputError
+
+
+def _c_index(event, time, risk) -> float | None:
+    from sksurv.metrics import concordance_index_censored
+
+    event = np.asarray(event, dtype=bool)
+    if not event.any():
+        return None
+    time, risk = np.asarray(time, dtype=float), np.asarray(risk, dtype=float)
+    return float(concordance_index_censored(event, time, risk)[0])
+
+
+def _fit(clinical, embeddings, grid, features, seed):
+    from nbrisk_core.prognosis.pipeline import PrognosisPipeline
+
+    return PrognosisPipeline(grid=grid, backend="sequential", n_jobs=1, seed=seed,
+                             features=features).fit(clinical.reset_index(drop=True), embeddings)
+
+
+def repeated_cv(clinical: pd.DataFrame, embeddings, *, k: int = 5, repeats: int = 1, grid: str = "test",
+                features: str = "both", seed: int = 2025) -> pd.DataFrame:
+    """One row per fold.
+
+    Columns ``repeat, fold, selected, n_test, events_test, c_index_heldout, c_index_internal_test``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from nbrisk_core.validation.scoring import score_cohort
+
+    if k < 2 or repeats < 1:
+        raise InputError(f"--cv {k} --repeats {repeats}: expected K >= 2 folds and R >= 1 repeats")
+    event = clinical[OUTCOME_COLUMNS[1]].to_numpy(dtype=int)
+    if event.sum() < 2 * k:
+        raise InputError(f"--cv {k}: the cohort has {int(event.sum())} deaths; "
+                         "at least 2 per fold are needed")
+    rows = []
+    for repeat in range(repeats):
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + repeat)
+        for fold, (train, test) in enumerate(folds.split(clinical, event)):
+            pipeline = _fit(clinical.iloc[train], embeddings, grid, features, seed)
+            held_out = clinical.iloc[test].reset_index(drop=True)
+            scored = score_cohort(pipeline, held_out, embeddings).patients
+            rows.append({"repeat": repeat + 1, "fold": fold + 1, "selected": pipeline.selected_,
+                         "n_test": len(scored), "events_test": int(scored["event"].sum()),
+                         "c_index_heldout": _c_index(scored["event"], scored["time"], scored["mlrs"]),
+                         "c_index_internal_test": pipeline.summary_.get("c_index_test")})
+    return pd.DataFrame(rows)
+
+
+def bootstrap_optimism(clinical: pd.DataFrame, embeddings, *, n_bootstrap: int = 20, grid: str = "test",
+                       features: str = "both", seed: int = 2025) -> dict:
+    """Harrell's optimism-corrected C-index of the whole procedure.
+
+    Keys ``apparent``, ``optimism``, ``corrected``, ``n_bootstrap``, ``failed_resamples``.
+    """
+    from nbrisk_core.validation.scoring import score_cohort
+
+    clinical = clinical.reset_index(drop=True)
+    final = _fit(clinical, embeddings, grid, features, seed)
+    apparent_scores = score_cohort(final, clinical, embeddings).patients
+    apparent = _c_index(apparent_scores["event"], apparent_scores["time"], apparent_scores["mlrs"])
+    rng = np.random.default_rng(seed)
+    optimism, failures = [], []
+    for b in range(n_bootstrap):
+        idx = rng.integers(0, len(clinical), len(clinical))
+        sample = clinical.iloc[idx].reset_index(drop=True)
+        original_ids = sample["patient_id"].astype(str).to_numpy()
+        # a patient drawn twice becomes two distinct patients
+        sample["patient_id"] = [f"{pid}#b{j}" for j, pid in enumerate(original_ids)]
+        sample_embeddings = None
+        if embeddings is not None:
+            sample_embeddings = embeddings.loc[original_ids].copy()
+            sample_embeddings.index = sample["patient_id"].to_numpy()
+        try:
+            model = _fit(sample, sample_embeddings, grid, features, seed)
+        except InputError as error:   # e.g. too few deaths in this resample's internal split
+            failures.append(str(error))
+            continue
+        on_sample = score_cohort(model, sample, sample_embeddings).patients
+        on_original = score_cohort(model, clinical, embeddings).patients
+        optimism.append(_c_index(on_sample["event"], on_sample["time"], on_sample["mlrs"])
+                        - _c_index(on_original["event"], on_original["time"], on_original["mlrs"]))
+    mean_optimism = float(np.mean(optimism)) if optimism else None
+    return {"selected": final.selected_, "apparent": apparent, "optimism": mean_optimism,
+            "corrected": None if mean_optimism is None else apparent - mean_optimism,
+            "n_bootstrap": len(optimism), "failed_resamples": failures,
+            "method": "Harrell: refit the whole procedure on each bootstrap sample; optimism = C on the "
+                      "bootstrap sample - C on the original cohort; apparent C by the frozen final model"}
+
+
+def summarise_cv(table: pd.DataFrame) -> dict:
+    values = table["c_index_heldout"].dropna().to_numpy(dtype=float)
+    return {"folds": int(len(table)), "c_index_mean": float(values.mean()) if values.size else None,
+            "c_index_sd": float(values.std(ddof=1)) if values.size > 1 else None,
+            "c_index_quantiles": ([float(v) for v in np.quantile(values, [0.025, 0.5, 0.975])]
+                                  if values.size else None),
+            "selected_counts": {str(k): int(v) for k, v in table["selected"].value_counts().items()}}
+
+
+def run_benchmark_cv(args, data, out, embeddings, features: str) -> int:
+    """``nbrisk benchmark --cv K [--repeats R] [--optimism-bootstrap B]``: writes ``cv_folds.csv`` and
+    ``cv_summary.json`` into ``out``."""
+    import json
+    from pathlib import Path
+
+    from nbrisk_core.prognosis.pipeline import read_cohort
+
+    clinical, _, _ = read_cohort(data)
+    if embeddings is not None:
+        embeddings = embeddings.copy()
+        embeddings.index = embeddings.index.astype(str)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = repeated_cv(clinical, embeddings, k=args.cv, repeats=args.repeats, grid=args.grid,
+                        features=features,
+                        seed=args.seed)
+    table.to_csv(out / "cv_folds.csv", index=False)
+    summary = {"cv": summarise_cv(table), "k": args.cv, "repeats": args.repeats, "grid": args.grid,
+               "features": features}
+    if args.optimism_bootstrap:
+        summary["optimism"] = bootstrap_optimism(clinical, embeddings, n_bootstrap=args.optimism_bootstrap,
+                                                 grid=args.grid, features=features, seed=args.seed)
+    (out / "cv_summary.json").write_text(json.dumps(summary, indent=2))
+    cv = summary["cv"]
+    print(f"{args.repeats} x {args.cv}-fold CV of the whole selection: held-out C-index "
+          f"{cv['c_index_mean']:.3f} "
+          f"(SD {cv['c_index_sd'] if cv['c_index_sd'] is not None else float('nan'):.3f}); "
+          f"selected: {cv['selected_counts']}")
+    if "optimism" in summary and summary["optimism"]["corrected"] is not None:
+        o = summary["optimism"]
+        print(f"Harrell bootstrap ({o['n_bootstrap']}): apparent C {o['apparent']:.3f}, "
+              f"optimism {o['optimism']:.3f}, "
+              f"corrected {o['corrected']:.3f}")
+    return 0
