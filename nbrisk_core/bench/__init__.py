@@ -10,4 +10,5 @@ BENCH_TARGETS: dict[str, str] = {
     "classifier": "classifier",
     "prognosis": "prognosis",
     "workflow": "workflow",
+    "segmentation": "segmentation",
 }
