@@ -31,6 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for the accuracy part")
     parser.add_argument("--no-seed-click", action="store_true", help="skip the seed-click comparison")
     parser.add_argument("--no-large", action="store_true", help="skip the 512 x 512 x 300 timing")
+    parser.add_argument("--no-timing", action="store_true", help="skip every timing (accuracy only)")
     parser.add_argument("--out", default=None, help="per-series TSV")
 
 
@@ -169,9 +170,18 @@ def run(args) -> dict:
         part = table[table["phase"] == phase]
         figures[f"network_{phase}"] = _summary(part, "net")
     model = load_seg_model(shipped_seg_model_path())
+    figures["threshold"] = float(model.card.get("threshold", 0.5))
+    if getattr(args, "no_timing", False):
+        _print(figures, seed_click)
+        return figures
     figures["timing"] = _timing(model)
     if not args.no_large:
         figures["timing"]["seconds_512x512x300_phase"] = _large_timing(model)
+    _print(figures, seed_click)
+    return figures
+
+
+def _print(figures: dict, seed_click: bool) -> None:
     targets = {"within_1_slice": 0.97, "mean_dice": 0.85, "median_volume_error": 0.10}
     print(f"{'':<12}{'within 1':>10}{'mean Dice':>11}{'median vol err':>16}{'series':>8}")
     for name in ("network", "seed_click"):
@@ -180,9 +190,10 @@ def run(args) -> dict:
             print(f"{name:<12}{s['within_1_slice']:>10.3f}{s['mean_dice']:>11.3f}"
                   f"{s['median_volume_error']:>16.3f}{s['n_series']:>8}")
     print("targets     " + "  ".join(f"{k} {'<=' if 'error' in k else '>='} {v}" for k, v in targets.items()))
+    if "timing" not in figures:
+        return
     t = figures["timing"]
     print(f"network: {t['seconds_per_48_slice_phase']:.3f} s per 48-slice phase (target <= 1 s; "
           f"best of 1 and 2 threads: {t['threads']}), {t['seconds_per_3_phase_study']:.2f} s per 3-phase study"
           + (f", {t['seconds_512x512x300_phase']:.1f} s per 512 x 512 x 300 phase"
              if "seconds_512x512x300_phase" in t else ""))
-    return figures

@@ -144,8 +144,15 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2.0 * np.logical_and(a, b).sum() / total)
 
 
-def segment_phases(model, phases: dict[str, PhaseVolume]) -> dict[str, PhaseSegmentation]:
-    """Segment every phase of a study (see the module docstring); keys as given (``nc``/``art``/``pv``)."""
+def segment_phases(model, phases: dict[str, PhaseVolume],
+                   threshold: float | None = None) -> dict[str, PhaseSegmentation]:
+    """Segment every phase of a study (see the module docstring); keys as given (``nc``/``art``/``pv``).
+
+    ``threshold`` on the full-resolution probability: default the model card's ``threshold``
+    (calibrated on held-out generator patients), else 0.5.
+    """
+    if threshold is None:
+        threshold = float((getattr(model, "card", None) or {}).get("threshold", 0.5))
     import torch
     import torch.nn.functional as F
 
@@ -195,7 +202,7 @@ def segment_phases(model, phases: dict[str, PhaseVolume]) -> dict[str, PhaseSegm
             grown = ndimage.binary_dilation(region[slices], structure=np.ones((1, 3, 3), dtype=bool))
             prob = torch.from_numpy(probability[name][slices] * grown)[:, None]
             up = F.interpolate(prob, size=(rows, cols), mode="bilinear", align_corners=False)[:, 0].numpy()
-            mask[slices] = _fill_holes_per_slice(up >= 0.5)
+            mask[slices] = _fill_holes_per_slice(up >= threshold)
         spacing = volume.pixel_spacing
         pixel_mm2 = float(spacing[0]) * float(spacing[1])
         areas = mask.reshape(mask.shape[0], -1).sum(axis=1) * pixel_mm2
