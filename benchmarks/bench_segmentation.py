@@ -1,4 +1,4 @@
-"""Thin wrapper: ``python benchmarks/bench_segmentation.py [--json] [--patients 1-100] [--jobs 2] [--out FILE]``.
+"""Thin wrapper: ``python benchmarks/bench_segmentation.py [--json] [--patients 1-100] [--out FILE]``.
 
 Same as ``nbrisk bench segmentation``: the MONAI segmentation (shipped ``models/seg_demo``) on demo
 patients' full studies rendered on the fly, all three phases, next to the seed-click contour on the

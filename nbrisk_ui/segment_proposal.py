@@ -42,7 +42,8 @@ def proposals(series_by_phase: dict) -> dict | None:
     cached = st.session_state.get(PROPOSALS)
     if cached and cached[0] == key:
         return cached[1]
-    volumes = {p: PhaseVolume.from_series(s) for p, s in series_by_phase.items() if s.is_hu and s.hu.ndim == 3}
+    volumes = {p: PhaseVolume.from_series(s) for p, s in series_by_phase.items()
+               if s.is_hu and s.hu.ndim == 3}
     results = {}
     if volumes:
         with st.spinner("Proposing the max-area slice in every phase…"):

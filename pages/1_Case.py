@@ -317,7 +317,9 @@ def phase_viewer(phase: str) -> None:
     rgb = render_slice(series.hu[index], width, level, mask=mask, seed_rc=seed_rc, zoom=zoom,
                        center_rc=centre, is_hu=series.is_hu)
     with view:
-        click = streamlit_image_coordinates(rgb, width="stretch", key=f"case.click.{phase}", cursor="crosshair")
+        # "stretch": the whole slice scaled to the column (a fixed 512 px was cut off in narrow columns)
+        click = streamlit_image_coordinates(rgb, width="stretch", key=f"case.click.{phase}",
+                                            cursor="crosshair")
         st.caption("Click the tumour to seed the segmentation.")
     last_key = f"case.last_click.{phase}"
     if click and click.get("unix_time") != st.session_state.get(last_key):

@@ -65,7 +65,8 @@ def _volumes(number: int):
     volumes, masks = {}, {}
     for phase in PHASES:
         hu, mask = render_volume(geom, phase)
-        volumes[phase] = PhaseVolume(hu, z, (geom.pixel_spacing,) * 2, geom.slice_thickness, f"P{number:04d}-{phase}")
+        volumes[phase] = PhaseVolume(hu, z, (geom.pixel_spacing,) * 2, geom.slice_thickness,
+                                     f"P{number:04d}-{phase}")
         masks[phase] = mask
     return geom, volumes, masks
 
@@ -95,7 +96,8 @@ def evaluate_patient(number: int, seed_click: bool = True) -> list[dict]:
                                                 volumes[other].z_mm)] if a is not None]
             seg = segment_from_seed(volumes[phase].hu, (k, int(round(cy)), int(round(cx))),
                                     (geom.pixel_spacing,) * 2, geom.slice_thickness, companions=companions)
-            row.update(click_slice=seg.max_area_slice, click_dice=dice(seg.mask[seg.max_area_slice], truth[k]),
+            row.update(click_slice=seg.max_area_slice,
+                       click_dice=dice(seg.mask[seg.max_area_slice], truth[k]),
                        click_volume_error=abs(float(seg.mask.sum()) * voxel_ml - true_volume) / true_volume)
         rows.append(row)
     return rows
@@ -194,6 +196,7 @@ def _print(figures: dict, seed_click: bool) -> None:
         return
     t = figures["timing"]
     print(f"network: {t['seconds_per_48_slice_phase']:.3f} s per 48-slice phase (target <= 1 s; "
-          f"best of 1 and 2 threads: {t['threads']}), {t['seconds_per_3_phase_study']:.2f} s per 3-phase study"
+          f"best of 1 and 2 threads: {t['threads']}), "
+          f"{t['seconds_per_3_phase_study']:.2f} s per 3-phase study"
           + (f", {t['seconds_512x512x300_phase']:.1f} s per 512 x 512 x 300 phase"
              if "seconds_512x512x300_phase" in t else ""))

@@ -80,8 +80,8 @@ def run(args) -> int:
         return 0
     for name, r in report["phases"].items():
         if not r["found"]:
-            print(f"{name.upper()}: no tumour found (flagged); the middle slice {r['max_area_slice']} is only a "
-                  "placeholder: click the tumour on the Case page")
+            print(f"{name.upper()}: no tumour found (flagged); the middle slice {r['max_area_slice']} "
+                  "is only a placeholder: click the tumour on the Case page")
             continue
         flag = "  LOW CONFIDENCE: check it" if r["low_confidence"] else ""
         print(f"{name.upper()}: max-area slice {r['max_area_slice']}, area {r['area_mm2']:.0f} mm², volume "

@@ -52,11 +52,13 @@ def run(args) -> int:
     try:
         channels = tuple(int(c) for c in args.channels.split(","))
     except ValueError:
-        raise InputError(f"--channels {args.channels!r}: expected comma-separated integers, e.g. 16,32,64") from None
+        raise InputError(f"--channels {args.channels!r}: expected comma-separated integers, "
+                         "e.g. 16,32,64") from None
     if len(channels) < 2 or min(channels) < 1:
         raise InputError(f"--channels {args.channels!r}: expected at least two positive widths")
     network = SegNetConfig(channels=channels, strides=(2,) * (len(channels) - 1), input_size=args.input_size)
-    data = SegDataConfig(seed=args.seed, input_size=args.input_size, patients_per_epoch=args.patients_per_epoch)
+    data = SegDataConfig(seed=args.seed, input_size=args.input_size,
+                         patients_per_epoch=args.patients_per_epoch)
     recipe = SegRecipe(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                        validation_patients=args.validation_patients)
     checkpoint = args.checkpoint_dir or stem.with_name(stem.name + ".checkpoint")

@@ -216,7 +216,8 @@ def segment_phases(model, phases: dict[str, PhaseVolume],
             mean_probability = float(probability[name][peak][inside].mean())
             partners = [o for o in phases if (name, o) in alignment and regions[o].any()]
             if partners:
-                agreement = float(np.mean([_dice(region, regions[o][alignment[(name, o)]]) for o in partners]))
+                agreement = float(np.mean([_dice(region, regions[o][alignment[(name, o)]])
+                                           for o in partners]))
                 confidence = float(np.sqrt(mean_probability * agreement))
             else:
                 confidence = mean_probability

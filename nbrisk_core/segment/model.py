@@ -47,7 +47,8 @@ class SegNetConfig:
         if unknown:
             raise InputError(f"{where}: unknown network fields {unknown}; expected some of {sorted(known)}")
         try:
-            return cls(**{k: tuple(int(x) for x in v) if isinstance(v, list) else int(v) for k, v in values.items()})
+            return cls(**{k: tuple(int(x) for x in v) if isinstance(v, list) else int(v)
+                          for k, v in values.items()})
         except (TypeError, ValueError) as error:
             raise InputError(f"{where}: invalid network configuration {values!r} ({error})") from None
 

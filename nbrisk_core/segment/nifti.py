@@ -62,7 +62,8 @@ def nifti_bytes(mask: np.ndarray, affine: np.ndarray, description: str = "NBRisk
     return bytes(header) + volume.tobytes(order="C")
 
 
-def write_mask_nifti(path, mask: np.ndarray, affine: np.ndarray, description: str = "NBRisk tumour mask") -> Path:
+def write_mask_nifti(path, mask: np.ndarray, affine: np.ndarray,
+                     description: str = "NBRisk tumour mask") -> Path:
     """Write ``path`` (``.nii.gz``: gzip with a fixed timestamp, so the same mask gives the same bytes)."""
     path = Path(path)
     data = nifti_bytes(mask, affine, description)

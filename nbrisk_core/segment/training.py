@@ -57,7 +57,8 @@ def learning_rate(recipe: SegRecipe, epoch: int) -> float:
     if recipe.epochs <= 1:
         return recipe.learning_rate
     t = epoch / (recipe.epochs - 1)
-    return recipe.min_learning_rate + 0.5 * (recipe.learning_rate - recipe.min_learning_rate) * (1 + math.cos(math.pi * t))
+    span = recipe.learning_rate - recipe.min_learning_rate
+    return recipe.min_learning_rate + 0.5 * span * (1 + math.cos(math.pi * t))
 
 
 def resolve_device(device: str) -> str:
@@ -134,7 +135,8 @@ def _load_checkpoint(folder: Path, network, optimizer, settings: dict) -> dict:
         raise InputError(f"{state_path}: unreadable training state ({error})") from None
     if state.get("settings") != settings:
         raise InputError(f"{state_path}: the checkpoint was made with other settings "
-                         f"({state.get('settings')}); resume with the same options or use a new --checkpoint-dir")
+                         f"({state.get('settings')}); resume with the same options or use a new "
+                         "--checkpoint-dir")
     if not weights.is_file() or sha256_file(weights) != state.get("checkpoint_sha256"):
         raise InputError(f"{weights}: missing or its SHA-256 differs from {state_path}; "
                          "remove the checkpoint folder to start again")
@@ -176,13 +178,15 @@ def validate(network_model, data: SegDataConfig, n_patients: int) -> dict:
     return summarise(rows)
 
 
-def score_phase(result, true_mask: np.ndarray, true_slice: int, pixel_spacing: float, thickness: float) -> dict:
+def score_phase(result, true_mask: np.ndarray, true_slice: int, pixel_spacing: float,
+                thickness: float) -> dict:
     from nbrisk_core.imaging.segmentation import dice
 
     true_volume = float(true_mask.sum()) * pixel_spacing ** 2 * thickness / 1000.0
     return {"within_1": abs(result.max_area_slice - true_slice) <= 1,
             "dice": dice(result.mask[result.max_area_slice], true_mask[true_slice]),
-            "volume_error": abs(result.volume_ml - true_volume) / true_volume if true_volume else float("nan"),
+            "volume_error": (abs(result.volume_ml - true_volume) / true_volume if true_volume
+                             else float("nan")),
             "confidence": result.confidence, "found": result.found}
 
 
@@ -216,7 +220,8 @@ def train_seg(out_stem, checkpoint_dir, data: SegDataConfig = SegDataConfig(),
     settings = _settings(data, network_config, recipe)
     torch.manual_seed(data.seed)
     network = build_network(network_config).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.Adam(network.parameters(), lr=recipe.learning_rate,
+                                 weight_decay=recipe.weight_decay)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     state = {"state_version": STATE_VERSION, "settings": settings, "epochs_done": 0, "history": [],
              "seconds": 0.0}
@@ -238,7 +243,8 @@ def train_seg(out_stem, checkpoint_dir, data: SegDataConfig = SegDataConfig(),
         losses = []
         numbers = list(epoch_patients(data, epoch))
         for first in range(0, len(numbers), PATIENT_GROUP):
-            samples = [s for n in numbers[first: first + PATIENT_GROUP] for s in patient_samples(data.seed, n, data)]
+            samples = [s for n in numbers[first: first + PATIENT_GROUP]
+                       for s in patient_samples(data.seed, n, data)]
             samples = [samples[i] for i in rng.permutation(len(samples))]
             items = [{"image": s["image"], "label": s["label"]} for s in samples]
             loader = DataLoader(Dataset(items, transform=transforms), batch_size=recipe.batch_size,
@@ -263,7 +269,8 @@ def train_seg(out_stem, checkpoint_dir, data: SegDataConfig = SegDataConfig(),
                                  "seconds": round(seconds, 1), "validation": metrics})
         _save_checkpoint(checkpoint_dir, network, optimizer, state)
         log(f"epoch {epoch + 1}/{recipe.epochs}: loss {np.mean(losses):.4f}, validation "
-            + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "n_series") + f" ({seconds:.0f} s)")
+            + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "n_series")
+            + f" ({seconds:.0f} s)")
 
     network.eval()
     card = base_card(network_config)
@@ -277,7 +284,8 @@ def train_seg(out_stem, checkpoint_dir, data: SegDataConfig = SegDataConfig(),
         },
         "recipe": {**recipe.to_dict(), "loss": "monai.losses.DiceCELoss(to_onehot_y, softmax, batch)",
                    "optimizer": "Adam, cosine learning-rate decay",
-                   "transforms": "EnsureTyped, ScaleIntensityRanged, RandAffined(p 0.5), RandGaussianNoised(p 0.3)",
+                   "transforms": "EnsureTyped, ScaleIntensityRanged, RandAffined(p 0.5), "
+                                 "RandGaussianNoised(p 0.3)",
                    "device": device, "precision": "bf16 autocast" if bf16 else "fp32",
                    "training_seconds": round(float(state["seconds"]), 1)},
         "history": state["history"],

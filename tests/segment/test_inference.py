@@ -28,11 +28,13 @@ class _Nothing(torch.nn.Module):
 
 
 def _stub(network) -> LoadedSegModel:
-    return LoadedSegModel(network=network, config=SegNetConfig(input_size=SIZE), card={"sha256": "stub"}, path=None)
+    return LoadedSegModel(network=network, config=SegNetConfig(input_size=SIZE), card={"sha256": "stub"},
+                          path=None)
 
 
 def _phase(hu) -> PhaseVolume:
-    return PhaseVolume(hu=hu, z_mm=np.arange(hu.shape[0]) * 2.0, pixel_spacing=(0.5, 0.5), slice_spacing_mm=2.0)
+    return PhaseVolume(hu=hu, z_mm=np.arange(hu.shape[0]) * 2.0, pixel_spacing=(0.5, 0.5),
+                       slice_spacing_mm=2.0)
 
 
 def test_the_component_the_phases_agree_on_wins_over_a_larger_one_in_one_phase():
@@ -40,7 +42,8 @@ def test_the_component_the_phases_agree_on_wins_over_a_larger_one_in_one_phase()
     base[3:7, 10:21, 10:21] = 200                    # in every phase: 4 x 11 x 11 voxels
     art = base.copy()
     art[2:7, 35:50, 35:50] = 200                     # only in ART, and larger: 5 x 15 x 15
-    results = segment_phases(_stub(_Threshold()), {"nc": _phase(base), "art": _phase(art), "pv": _phase(base)})
+    phases = {"nc": _phase(base), "art": _phase(art), "pv": _phase(base)}
+    results = segment_phases(_stub(_Threshold()), phases)
     chosen = results["art"].mask
     assert chosen[3:7, 10:21, 10:21].all() and not chosen[:, 35:50, 35:50].any()
     assert results["art"].found and results["art"].confidence > 0.9

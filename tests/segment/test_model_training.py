@@ -54,7 +54,8 @@ def test_training_samples_cover_the_max_area_slice_and_slices_without_tumour():
 def test_training_resumes_after_the_last_checkpoint(tmp_path):
     lines = []
     first = train_seg(tmp_path / "m", tmp_path / "ckpt", TINY_DATA, TINY_NET,
-                      SegRecipe(epochs=1, batch_size=4, validation_patients=1), precision="fp32", log=lines.append)
+                      SegRecipe(epochs=1, batch_size=4, validation_patients=1), precision="fp32",
+                      log=lines.append)
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["epochs_done"] == 1 and len(first["history"]) == 1
     # the same settings with more epochs would be other settings: refused, not silently mixed
@@ -64,7 +65,8 @@ def test_training_resumes_after_the_last_checkpoint(tmp_path):
     # the same command again resumes: nothing left to train, the same history, a loadable model
     lines.clear()
     again = train_seg(tmp_path / "m", tmp_path / "ckpt", TINY_DATA, TINY_NET,
-                      SegRecipe(epochs=1, batch_size=4, validation_patients=1), precision="fp32", log=lines.append)
+                      SegRecipe(epochs=1, batch_size=4, validation_patients=1), precision="fp32",
+                      log=lines.append)
     assert any("resuming after epoch 1" in line for line in lines)
     assert again["history"] == first["history"]
     assert load_seg_model(tmp_path / "m.safetensors").card["training_data"]["seed"] == TINY_DATA.seed
@@ -72,7 +74,8 @@ def test_training_resumes_after_the_last_checkpoint(tmp_path):
 
 def test_a_tampered_checkpoint_is_refused(tmp_path):
     recipe = SegRecipe(epochs=1, batch_size=4, validation_patients=1)
-    train_seg(tmp_path / "m", tmp_path / "ckpt", TINY_DATA, TINY_NET, recipe, precision="fp32", log=lambda _: None)
+    train_seg(tmp_path / "m", tmp_path / "ckpt", TINY_DATA, TINY_NET, recipe, precision="fp32",
+              log=lambda _: None)
     path = tmp_path / "ckpt" / "checkpoint.safetensors"
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
