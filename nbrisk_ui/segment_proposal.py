@@ -1,7 +1,8 @@
 """The Case page's automatic proposal (issue 21): the MONAI segmentation proposes each phase's
 max-area slice when a study is loaded; one button confirms every confident proposal.
 
-Self-contained: the page calls :func:`proposals` (cached per loaded study in the session),
+"Confirm all proposals" confirms every confident phase and goes on to the Risk page (the page's
+"Send to Risk", through :func:`send_requested`). Self-contained: the page calls :func:`proposals` (cached per loaded study in the session),
 :func:`proposal_panel` (the table and the "Confirm all" button) and reads
 :func:`start_slice` / :func:`proposal_mask` in its viewer. A seed click still replaces the proposal
 of its phase (the page's own segmentation takes precedence). Without the shipped model the page
@@ -15,6 +16,8 @@ import streamlit as st
 
 #: session key: (study key, {phase: PhaseSegmentation}) of the loaded study
 PROPOSALS = "nbrisk.imaging.seg_proposals"
+#: session key: "Confirm all proposals" was pressed, so the page goes on to the Risk page
+SEND_REQUESTED = "case.confirm_all.send"
 
 
 @st.cache_resource(show_spinner=False)
@@ -92,9 +95,15 @@ def proposal_panel(series_by_phase: dict, found: dict | None, confirm) -> None:
         for phase, index in confident.items():
             confirm(phase, index, series_by_phase)
             st.session_state[f"case.slice.{phase}"] = index
+        st.session_state[SEND_REQUESTED] = True
 
     st.button(f"Confirm all proposals ({', '.join(p.upper() for p in confident) or 'none'})", type="primary",
               key="case.confirm_all", disabled=not confident, on_click=confirm_all)
+
+
+def send_requested() -> bool:
+    """True once after "Confirm all proposals": the page then sends the slices to the Risk page."""
+    return bool(st.session_state.pop(SEND_REQUESTED, False))
 
 
 def measurements(found: dict | None) -> dict:

@@ -403,7 +403,8 @@ with st.container(border=True):
                            "body blacked out unless you confirm the slice shows no identifying text.",
                            icon=":material/badge:")
     problems = check_assignment(st.session_state[state.PHASE_ASSIGNMENT])
-    if st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send"):
+    send = st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send")
+    if (send or segment_proposal.send_requested()) and confirmed and not problems:
         st.session_state[state.CHOSEN_SLICES] = dict(confirmed)
         st.session_state[state.CASE] = case_meta(study, st.session_state[state.PHASE_ASSIGNMENT])
         switch_page_or_say("pages/2_Risk.py", "Chosen slices stored for the Risk page.")
