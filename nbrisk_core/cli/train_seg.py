@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from nbrisk_core.segment.data import SEG_TRAINING_SEED
+    from nbrisk_core.segment import SEG_TRAINING_SEED
 
     p = subparsers.add_parser("train-seg", help="train the tumour-segmentation network (resumable)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

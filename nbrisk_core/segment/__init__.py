@@ -17,5 +17,8 @@ Importing this package is light; torch and MONAI are imported inside the functio
 """
 
 SHIPPED_SEG_MODEL = "seg_demo"
+#: the segmentation training cohort's seed (the demo cohort's is 20250416); here, not in :mod:`.data`,
+#: so that ``nbrisk --help`` can show it without importing the generator
+SEG_TRAINING_SEED = 20260421
 
-__all__ = ["SHIPPED_SEG_MODEL"]
+__all__ = ["SEG_TRAINING_SEED", "SHIPPED_SEG_MODEL"]

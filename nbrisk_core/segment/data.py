@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nbrisk_core.demo.render import PHASES, area_curve, case_geometry, render_slice
+from nbrisk_core.segment import SEG_TRAINING_SEED  # re-exported: the training cohort's seed
 
-#: the segmentation training cohort's seed (the demo cohort's is 20250416)
-SEG_TRAINING_SEED = 20260421
 #: random stream of the segmentation patients (cohort 0, classifier pretraining 1)
 SEG_STREAM = 2
 #: patient numbers from here on are the validation patients (never drawn for training)
