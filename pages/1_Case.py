@@ -16,7 +16,7 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.imaging.case import PHASE_ORDER, case_meta, check_assignment, chosen_slice, demo_study_ids
 from nbrisk_core.imaging.model_input import PHASE_LABELS
 from nbrisk_core.imaging.windowing import WINDOW_PRESETS
-from nbrisk_ui import auth, state
+from nbrisk_ui import auth, segment_proposal, state
 from nbrisk_ui.common import cohort_dir, switch_page_or_say, synthetic_banner
 from nbrisk_ui.text import md, show_error
 
@@ -278,7 +278,9 @@ def phase_viewer(phase: str) -> None:
     if phase not in slices:
         # start where another phase was confirmed (nearest slice by position), else mid-volume
         others = [c for p, c in confirmed.items() if p != phase]
-        slices[phase] = carry_slice(others[0].z_mm, series.z_mm) if others else series.n_slices // 2
+        proposed_start = segment_proposal.start_slice(phase, found_proposals)
+        slices[phase] = (proposed_start if proposed_start is not None
+                         else carry_slice(others[0].z_mm, series.z_mm) if others else series.n_slices // 2)
     slider_key = f"case.slice.{phase}"
     if slider_key not in st.session_state:
         st.session_state[slider_key] = slices[phase]
@@ -306,13 +308,16 @@ def phase_viewer(phase: str) -> None:
         st.caption(f"z = {series.z_mm[index]:.1f} mm · {series.n_slices} slices")
 
     segmentation = segmentations.get(phase)
-    mask = segmentation.mask[index] if segmentation is not None else None
+    mask = (segmentation.mask[index] if segmentation is not None
+            else segment_proposal.proposal_mask(phase, index, found_proposals))
     seed_rc = segmentation.seed[1:] if segmentation is not None and segmentation.seed[0] == index else None
     centre = seed_rc
     rgb = render_slice(series.hu[index], width, level, mask=mask, seed_rc=seed_rc, zoom=zoom,
                        center_rc=centre, is_hu=series.is_hu)
     with view:
-        click = streamlit_image_coordinates(rgb, width=VIEW_WIDTH, key=f"case.click.{phase}", cursor="crosshair")
+        # "stretch": the whole slice scaled to the column (a fixed 512 px was cut off in narrow columns)
+        click = streamlit_image_coordinates(rgb, width="stretch", key=f"case.click.{phase}",
+                                            cursor="crosshair")
         st.caption("Click the tumour to seed the segmentation.")
     last_key = f"case.last_click.{phase}"
     if click and click.get("unix_time") != st.session_state.get(last_key):
@@ -342,6 +347,16 @@ def phase_viewer(phase: str) -> None:
                      f"({segmentation.areas_mm2[proposed]:.0f} mm²)")
             st.button("Go to proposed slice", key=f"case.goto.{phase}", disabled=index == proposed,
                       on_click=go_to_slice, args=(slider_key, proposed, series.n_slices, False))
+        elif (proposal := (found_proposals or {}).get(phase)) is not None and proposal.found:
+            st.plotly_chart(area_curve_figure(proposal.areas_mm2, series.z_mm, proposal.max_area_slice,
+                                              chosen.index if chosen else None, index,
+                                              title=f"{phase.upper()}: tumour area per slice (automatic)"),
+                            width="stretch", key=f"case.curve.{phase}")
+            st.write(f"Proposed max-area slice: **{proposal.max_area_slice}** ({proposal.area_mm2:.0f} mm², "
+                     f"{proposal.volume_ml:.1f} mL, longest diameter {proposal.longest_diameter_mm:.0f} mm, "
+                     f"confidence {proposal.confidence:.0%}); a click on the tumour replaces it.")
+            if proposal.low_confidence:
+                st.warning("Low confidence: check this slice or click the tumour.")
         else:
             st.info("No segmentation yet: click the tumour in the image.")
         if f"case.error.{phase}" in st.session_state:
@@ -355,6 +370,8 @@ def phase_viewer(phase: str) -> None:
 
 with st.container(border=True):
     st.subheader("3 · Max-area slice per phase")
+    found_proposals = segment_proposal.proposals(series_by_phase)
+    segment_proposal.proposal_panel(series_by_phase, found_proposals, confirm_slice)
     phases_present = [p for p in PHASE_ORDER if p in series_by_phase]
     tabs = st.tabs([f"{p.upper()} · {PHASE_LABELS[p]}" for p in phases_present])
     for tab, phase in zip(tabs, phases_present):
@@ -383,7 +400,8 @@ with st.container(border=True):
                            "body blacked out unless you confirm the slice shows no identifying text.",
                            icon=":material/badge:")
     problems = check_assignment(st.session_state[state.PHASE_ASSIGNMENT])
-    if st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send"):
+    send = st.button("Send to Risk", type="primary", disabled=not confirmed or bool(problems), key="case.send")
+    if (send or segment_proposal.send_requested()) and confirmed and not problems:
         st.session_state[state.CHOSEN_SLICES] = dict(confirmed)
         st.session_state[state.CASE] = case_meta(study, st.session_state[state.PHASE_ASSIGNMENT])
         switch_page_or_say("pages/2_Risk.py", "Chosen slices stored for the Risk page.")

@@ -9,6 +9,7 @@ BENCH_TARGETS: dict[str, str] = {
     "imaging": "imaging",
     "classifier": "classifier",
     "prognosis": "prognosis",
+    "segmentation": "segmentation",
 }
 
 #: targets that left the library -> where they are now (``nbrisk bench TARGET`` says so, exit 2)

@@ -29,6 +29,8 @@ COMMAND_MODULES: dict[str, str] = {
     "cohort": "cohort",
     "inspect": "inspect",
     "train": "train",
+    "train-seg": "train_seg",
+    "segment": "segment",
     "evaluate": "evaluate",
     "embed": "embed",
     "predict": "predict",

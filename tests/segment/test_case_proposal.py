@@ -1,0 +1,31 @@
+"""The Case page proposes every phase's max-area slice on loading; one button confirms them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from nbrisk_core.segment.model import shipped_seg_model_path
+from nbrisk_ui import state
+
+PAGE = "pages/1_Case.py"
+
+
+@pytest.mark.skipif(not shipped_seg_model_path().is_file(), reason="no shipped segmentation model")
+def test_demo_study_opens_on_the_proposed_slices_and_confirm_all_takes_them(repo_root, demo_dir):
+    at = AppTest.from_file(str(repo_root / PAGE), default_timeout=240).run()
+    at.button(key="case.load_demo").click().run()
+    assert not at.exception, at.exception
+    patient = at.session_state["case.demo_patient"]
+    truth = pd.read_csv(demo_dir / "truth.csv").set_index("patient_id").loc[patient]
+    for phase in ("nc", "art", "pv"):
+        # each viewer opens on the proposal, which is within one slice of the truth
+        assert abs(at.session_state[f"case.slice.{phase}"] - int(truth[f"max_area_slice_{phase}"])) <= 1
+    at.button(key="case.confirm_all").click().run()
+    assert not at.exception
+    confirmed = at.session_state[state.CONFIRMED_SLICES]
+    assert set(confirmed) == {"nc", "art", "pv"}
+    assert all(abs(confirmed[p]["index"] - int(truth[f"max_area_slice_{p}"])) <= 1 for p in confirmed)
+    # the same button sent them on to the Risk page's state
+    assert set(at.session_state[state.CHOSEN_SLICES]) == {"nc", "art", "pv"}
