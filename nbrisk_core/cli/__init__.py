@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     "users": "users",
     "audit": "audit",
     "inrg": "inrg",
+    "pacs": "pacs",
 }
 
 EXIT_USAGE = 2

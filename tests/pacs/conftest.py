@@ -98,6 +98,23 @@ def _load(orthanc: Orthanc, demo_dir: Path) -> None:
     orthanc.rest("POST", "/instances", data=_non_ct_instance(), headers={"Content-Type": "application/dicom"})
 
 
+def _stop(pid_file: Path) -> None:
+    """SIGTERM the Orthanc this session started and wait (up to 20 s) until it has exited."""
+    import time
+
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 15)
+    except (OSError, ValueError):
+        return
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def orthanc(demo_dir) -> Orthanc:
     """The test archive (started here unless ``NBRISK_TEST_ORTHANC_URL`` names one), with the demo studies."""
@@ -126,10 +143,7 @@ def orthanc(demo_dir) -> Orthanc:
         yield archive
     finally:
         if pid_file is not None:
-            try:
-                os.kill(int(pid_file.read_text()), 15)
-            except (OSError, ValueError):
-                pass
+            _stop(pid_file)
             shutil.rmtree(workdir, ignore_errors=True)
 
 
