@@ -229,11 +229,19 @@ class DicomWebArchive:
         with self._calling(f"read the metadata of series {series_uid}",
                            f"series {series_uid} of study {study_uid} is not in the archive"):
             items = self.client.retrieve_series_metadata(study_uid, series_uid)
-        return [Dataset.from_json(item) for item in items]
+        # bulk data (pixels) come as URIs to fetch later: not needed, and not fetched
+        return [Dataset.from_json({tag: value for tag, value in item.items()
+                                   if not (isinstance(value, dict) and "BulkDataURI" in value)})
+                for item in items]
 
     # -- store ----------------------------------------------------------------------------------
     def store(self, datasets: Sequence[Dataset], study_uid: str) -> list[str]:
         """STOW-RS into ``study_uid``; returns the SOP Instance UIDs the archive confirmed."""
+        for ds in datasets:
+            # dicomweb-client writes each part with pydicom's dcmwrite as given: with a preamble and
+            # file meta it is a DICOM file (PS3.10), which is what STOW-RS parts must be
+            if getattr(ds, "preamble", None) is None:
+                ds.preamble = b"\0" * 128
         with self._calling(f"store {len(datasets)} instance(s) into study {study_uid}",
                            f"study {study_uid} is not in the archive"):
             answer = self.client.store_instances(list(datasets), study_instance_uid=study_uid)
