@@ -124,6 +124,9 @@ def _has_meta(ds) -> bool:
 def load_pulled(pulled: PulledStudy, deidentifier: Deidentifier | None = None):
     """Read a pulled study like an upload (de-identified) and delete its files; returns the Study.
 
+    With the study link kept, ``study.meta["archive"]`` holds it (:func:`archive_link`), and the
+    case summary of :func:`nbrisk_core.imaging.case.case_meta` carries it into the saved case.
+
     The de-identification key is :func:`link_deidentifier` when the archive keeps the study link,
     else a random one.
     """
@@ -137,6 +140,9 @@ def load_pulled(pulled: PulledStudy, deidentifier: Deidentifier | None = None):
         study = load_study(sources, deidentifier)
     finally:
         pulled.discard()
+    link = archive_link(pulled)
+    if link is not None:
+        study.meta["archive"] = link  # carried into the case summary by imaging.case.case_meta
     if not study.series:
         raise PacsError(f"study {pulled.study_uid}: none of the retrieved instances could be read "
                         f"({'; '.join(s.reason for s in study.skipped[:3]) or 'no files'})", kind="no_ct")

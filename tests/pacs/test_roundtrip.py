@@ -33,16 +33,13 @@ def _case_from_archive(archive, study_uid: str, repo_root, predict: bool = True)
     from nbrisk_core.imaging.case import case_meta, chosen_slice
     from nbrisk_core.imaging.model_input import build_model_input, grey_from_chosen_slice
     from nbrisk_core.imaging.phases import suggest_phases
-    from nbrisk_core.pacs.pull import archive_link, load_pulled, pull_study
+    from nbrisk_core.pacs.pull import load_pulled, pull_study
 
-    pulled = pull_study(archive, study_uid)
-    link = archive_link(pulled)
-    study = load_pulled(pulled)
+    study = load_pulled(pull_study(archive, study_uid))
     assignment = {s.series_uid: s.phase for s in suggest_phases(study.series)}
     chosen = {phase: chosen_slice(study.by_uid(uid), 20 + i)
               for i, (uid, phase) in enumerate(assignment.items()) if phase}
     case = case_meta(study, assignment)
-    case["archive"] = link
     prognosis = {"mlrs": 1.37, "mlrs_percentile": 81.0, "mlrs_group": "high", "model_name": "NBRisk MLRS (test)"}
     if not predict:
         return case, chosen, {"p_high_risk": 0.5, "risk_class": "HR", "model_sha256": "0" * 64}, prognosis
@@ -59,13 +56,20 @@ def _case_from_archive(archive, study_uid: str, repo_root, predict: bool = True)
 
 
 @pytest.fixture
-def store(tmp_path):
-    from nbrisk_core.store.db import make_engine, migrate
+def store_url(tmp_path):
+    from nbrisk_core.store.db import dispose_engines, get_engine, migrate
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'cases.db'}")
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    migrate(get_engine(url))
+    yield url
+    dispose_engines()
+
+
+@pytest.fixture
+def store(store_url):
+    from nbrisk_core.store.db import get_engine
+
+    return get_engine(store_url)
 
 
 def _new_series(orthanc, study_uid: str, before: set[str]) -> dict[str, list[pydicom.Dataset]]:
@@ -78,22 +82,32 @@ def _new_series(orthanc, study_uid: str, before: set[str]) -> dict[str, list[pyd
 
 
 @pytest.mark.slow
-def test_find_pull_predict_push_read_back(orthanc, store, repo_root):
-    from nbrisk_core.pacs.push import NOT_FOR_DIAGNOSIS, push_case, read_report
+def test_find_pull_predict_push_read_back(archive_env, store, store_url, repo_root, capsys):
+    from nbrisk_core.pacs.push import NOT_FOR_DIAGNOSIS, read_report
     from nbrisk_core.report.export import render_export
     from nbrisk_core.store import audit, cases
     from nbrisk_core.store.session import record_from_session
 
+    import json
+
+    from nbrisk_core.cli import main
+
+    orthanc = archive_env
     archive = _archive(orthanc)
+    assert main(["pacs", "find", "--patient-id", "SYNTH-P0001", "--json"]) == 0
+    (found,) = json.loads(capsys.readouterr().out)
     (hit,) = archive.find_studies(patient_id="SYNTH-P0001")
+    assert found["study_uid"] == hit.study_uid
     case, chosen, risk, prognosis = _case_from_archive(archive, hit.study_uid, repo_root)
+    assert case["archive"] == {"archive": "test-orthanc", "study_uid": hit.study_uid}
     record = record_from_session(case=case, chosen_slices=chosen, risk_result=risk, prognosis_result=prognosis,
                                  label="pacs-roundtrip")
     saved = cases.save_case(store, record, "-")
     before = {s.series_uid for s in archive.list_series(hit.study_uid)}
 
-    result = push_case(store, saved.case_uid, "-", archive)
-    assert result.kinds == ["sr", "pdf", "gradcam"] and len(result.stored) == 3
+    assert main(["pacs", "push", saved.case_uid, "--database-url", store_url, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kinds"] == ["sr", "pdf", "gradcam"] and len(result["stored"]) == 3
 
     new = _new_series(orthanc, hit.study_uid, before)
     assert set(new) == {"SR", "DOC", "OT"}
@@ -118,7 +132,7 @@ def test_find_pull_predict_push_read_back(orthanc, store, repo_root):
     # PDF: the report's bytes, unchanged
     (doc,) = new["DOC"]
     pdf = bytes(doc.EncapsulatedDocument)[:int(doc.EncapsulatedDocumentLength)]
-    assert hashlib.sha256(pdf).hexdigest() == result.pdf_sha256 and pdf.startswith(b"%PDF")
+    assert hashlib.sha256(pdf).hexdigest() == result["pdf_sha256"] and pdf.startswith(b"%PDF")
     assert len(pdf) == len(render_export(stored, "pdf"))
     # Grad-CAM: a capture of the ART slice, marked not for diagnosis
     (sc,) = new["OT"]
@@ -135,7 +149,7 @@ def test_find_pull_predict_push_read_back(orthanc, store, repo_root):
     assert np.isfinite(values["p_high_risk"][model][0])
 
 
-def test_push_without_study_link_is_refused(orthanc, store, repo_root):
+def test_push_without_study_link_is_refused(orthanc, store, store_url, repo_root, monkeypatch, capsys):
     from nbrisk_core.pacs.push import push_case
     from nbrisk_core.store import audit, cases
     from nbrisk_core.store.session import record_from_session
@@ -143,12 +157,17 @@ def test_push_without_study_link_is_refused(orthanc, store, repo_root):
     archive = _archive(orthanc, keep_link=False)
     (hit,) = archive.find_studies(patient_id="SYNTH-P0001")
     case, chosen, risk, prognosis = _case_from_archive(archive, hit.study_uid, repo_root, predict=False)
-    assert case["archive"] is None
+    assert "archive" not in case
     saved = cases.save_case(store, record_from_session(case=case, chosen_slices=chosen, risk_result=risk,
                                                        prognosis_result=prognosis, label="no-link"), "-")
     before = {s.series_uid for s in archive.list_series(hit.study_uid)}
     with pytest.raises(PacsError, match="keeps no link to an archive study") as caught:
         push_case(store, saved.case_uid, "-", archive)
     assert caught.value.kind == "no_link"
+    from nbrisk_core.cli import main
+
+    monkeypatch.setenv("NBRISK_DICOMWEB_URL", orthanc.url_with_credentials)
+    assert main(["pacs", "push", saved.case_uid, "--database-url", store_url]) == 2
+    assert "keeps no link" in capsys.readouterr().err
     assert {s.series_uid for s in archive.list_series(hit.study_uid)} == before
     assert audit.list_events(store, action="case_pushed") == []
