@@ -29,7 +29,11 @@ HTTP_PORT="${NBRISK_ORTHANC_HTTP_PORT:-8043}"
 for _ in $(seq 1 50); do port_busy "$HTTP_PORT" && HTTP_PORT=$((HTTP_PORT + 1)) || break; done
 DICOM_PORT="${NBRISK_ORTHANC_DICOM_PORT:-4243}"
 for _ in $(seq 1 50); do
-  if port_busy "$DICOM_PORT" || [ "$DICOM_PORT" -eq "$HTTP_PORT" ]; then DICOM_PORT=$((DICOM_PORT + 1)); else break; fi
+  if port_busy "$DICOM_PORT" || [ "$DICOM_PORT" -eq "$HTTP_PORT" ]; then
+    DICOM_PORT=$((DICOM_PORT + 1))
+  else
+    break
+  fi
 done
 
 if [ -n "${ORTHANC_DIR:-}" ]; then

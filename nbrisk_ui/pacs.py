@@ -19,8 +19,8 @@ SOURCE = "From PACS"
 #: the Case page offers these besides Demo and Upload
 SOURCES = [SOURCE]
 ENVIRONMENT = "environment (NBRISK_DICOMWEB_URL)"
-_HITS = "nbrisk.pacs.hits"          # this session's last search results (identifying: memory only)
-_SERIES = "nbrisk.pacs.series"      # (study_uid, [SeriesHit]) of the picked study
+_HITS = "nbrisk.pacs.hits"  # this session's last search results (identifying: memory only)
+_SERIES = "nbrisk.pacs.series"  # (study_uid, [SeriesHit]) of the picked study
 
 
 def _archive_names() -> list[str]:
@@ -38,16 +38,19 @@ def _open(name: str):
 
 
 def pacs_source(reset_case) -> None:
-    """Search the archive, pick a study, see its series, pull it (progress bar), then ``reset_case(study, ...)``."""
+    """Search the archive, pick a study, see its series, pull it (progress bar); ``reset_case(study, ...)``."""
     try:
         names = _archive_names()
     except InputError as error:
         show_error(error)
         return
     if not names:
-        st.info("No archive is configured. Set NBRISK_DICOMWEB_URL (and NBRISK_DICOMWEB_USER / "
-                "NBRISK_DICOMWEB_PASSWORD or NBRISK_DICOMWEB_TOKEN), or name archives in the PACS settings file "
-                "(see docs/pacs.md).", icon=":material/dns:")
+        st.info(
+            "No archive is configured. Set NBRISK_DICOMWEB_URL (and NBRISK_DICOMWEB_USER / "
+            "NBRISK_DICOMWEB_PASSWORD or NBRISK_DICOMWEB_TOKEN), or name archives in the PACS settings file "
+            "(see docs/pacs.md).",
+            icon=":material/dns:",
+        )
         return
     name = st.selectbox("Archive", names, key="case.pacs.archive")
     c1, c2, c3 = st.columns(3)
@@ -59,7 +62,8 @@ def pacs_source(reset_case) -> None:
         try:
             with st.spinner("Searching the archive…"):
                 st.session_state[_HITS] = _open(name).find_studies(
-                    patient_id=patient_id or None, accession=accession or None, study_date=study_date or None)
+                    patient_id=patient_id or None, accession=accession or None, study_date=study_date or None
+                )
         except InputError as error:
             st.session_state.pop(_HITS, None)
             show_error(error)
@@ -69,22 +73,56 @@ def pacs_source(reset_case) -> None:
     if not hits:
         st.info("No CT study matches.")
         return
-    st.dataframe(pd.DataFrame([{"study": i + 1, "patient ID": h.patient_id, "date": h.study_date,
-                                "description": h.description, "modalities": "/".join(h.modalities),
-                                "series": h.n_series, "instances": h.n_instances} for i, h in enumerate(hits)]),
-                 hide_index=True, width="stretch", key="case.pacs.results")
-    index = st.selectbox("Study", range(len(hits)), key="case.pacs.pick",
-                         format_func=lambda i: f"{i + 1}: {hits[i].study_date or 'no date'} · "
-                         f"{hits[i].description or hits[i].accession or hits[i].study_uid}")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "study": i + 1,
+                    "patient ID": h.patient_id,
+                    "date": h.study_date,
+                    "description": h.description,
+                    "modalities": "/".join(h.modalities),
+                    "series": h.n_series,
+                    "instances": h.n_instances,
+                }
+                for i, h in enumerate(hits)
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        key="case.pacs.results",
+    )
+    index = st.selectbox(
+        "Study",
+        range(len(hits)),
+        key="case.pacs.pick",
+        format_func=lambda i: (
+            f"{i + 1}: {hits[i].study_date or 'no date'} · "
+            f"{hits[i].description or hits[i].accession or hits[i].study_uid}"
+        ),
+    )
     hit = hits[index]
     try:
         series = _series_of(name, hit.study_uid)
     except InputError as error:
         show_error(error)
         return
-    st.dataframe(pd.DataFrame([{"series": s.number, "modality": s.modality, "description": s.description,
-                                "instances": s.n_instances} for s in series]),
-                 hide_index=True, width="stretch", key="case.pacs.series_table")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "series": s.number,
+                    "modality": s.modality,
+                    "description": s.description,
+                    "instances": s.n_instances,
+                }
+                for s in series
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        key="case.pacs.series_table",
+    )
     if st.button("Pull study", type="primary", icon=":material/download:", key="case.pacs.pull"):
         _pull(name, hit.study_uid, reset_case)
 
@@ -135,9 +173,11 @@ def push_controls(case_uid: str, username: str, engine) -> None:
     if not configured:
         return
     with st.expander("Store results in the archive (PACS)", icon=":material/cloud_upload:"):
-        st.caption("Files the risk report (DICOM SR), the PDF and the Grad-CAM overlay (marked not for diagnosis) "
-                   "into the study this case was pulled from. Needs a case pulled from the archive with the "
-                   "study link kept. Every push is written to the audit trail.")
+        st.caption(
+            "Files the risk report (DICOM SR), the PDF and the Grad-CAM overlay (marked not for diagnosis) "
+            "into the study this case was pulled from. Needs a case pulled from the archive with the "
+            "study link kept. Every push is written to the audit trail."
+        )
         if st.button("Store in archive", icon=":material/cloud_upload:", key=f"cases.pacs.push.{case_uid}"):
             _push(case_uid, username, engine, archives)
 
@@ -158,8 +198,11 @@ def _push(case_uid: str, username: str, engine, archives) -> None:
         show_error(error)
         return
     kinds = {"sr": "SR", "pdf": "PDF", "gradcam": "Grad-CAM capture"}
-    st.success(f"Stored {len(result.stored)} object(s) into the archive study ({md(result.archive)}): "
-               + ", ".join(kinds[k] for k in result.kinds) + ".")
+    st.success(
+        f"Stored {len(result.stored)} object(s) into the archive study ({md(result.archive)}): "
+        + ", ".join(kinds[k] for k in result.kinds)
+        + "."
+    )
 
 
 __all__ = ["SOURCE", "SOURCES", "pacs_source", "push_controls"]

@@ -18,15 +18,23 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "pacs", help="find and pull studies from the archive (DICOMweb / DIMSE), push results back",
-        description="Query/retrieve CT studies from a PACS and store NBRisk's results back into the study.")
+        "pacs",
+        help="find and pull studies from the archive (DICOMweb / DIMSE), push results back",
+        description="Query/retrieve CT studies from a PACS and store NBRisk's results back into the study.",
+    )
     sub = parser.add_subparsers(dest="pacs_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
 
     def archive_options(p) -> None:
-        p.add_argument("--url", metavar="URL", help="DICOMweb root of the archive (overrides NBRISK_DICOMWEB_URL)")
-        p.add_argument("--archive", metavar="NAME", help="a named archive of the PACS settings file "
-                       "(NBRISK_PACS_CONFIG, default ~/.config/nbrisk/pacs.toml)")
+        p.add_argument(
+            "--url", metavar="URL", help="DICOMweb root of the archive (overrides NBRISK_DICOMWEB_URL)"
+        )
+        p.add_argument(
+            "--archive",
+            metavar="NAME",
+            help="a named archive of the PACS settings file "
+            "(NBRISK_PACS_CONFIG, default ~/.config/nbrisk/pacs.toml)",
+        )
 
     find = sub.add_parser("find", help="search the archive's CT studies")
     archive_options(find)
@@ -34,8 +42,12 @@ def register(subparsers) -> None:
     find.add_argument("--accession", metavar="A", help="(0008,0050) Accession Number")
     find.add_argument("--study-date", metavar="DATE", help="YYYYMMDD or a range YYYYMMDD-YYYYMMDD")
     find.add_argument("--any-modality", action="store_true", help="also studies without CT")
-    find.add_argument("--json", action="store_true", help="print a JSON list of objects with keys study_uid, "
-                      "patient_id, study_date, modalities, n_series, n_instances")
+    find.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of objects with keys study_uid, "
+        "patient_id, study_date, modalities, n_series, n_instances",
+    )
     find.set_defaults(handler=run_find)
 
     pull = sub.add_parser("pull", help="retrieve a study's CT series, de-identified, into a new folder")
@@ -65,17 +77,25 @@ def run_find(args) -> int:
     import json
 
     archive = _archive(args)
-    hits = archive.find_studies(patient_id=args.patient_id, accession=args.accession, study_date=args.study_date,
-                                modality=None if args.any_modality else "CT")
+    hits = archive.find_studies(
+        patient_id=args.patient_id,
+        accession=args.accession,
+        study_date=args.study_date,
+        modality=None if args.any_modality else "CT",
+    )
     if args.json:
         print(json.dumps([h.to_json() for h in hits], indent=2))
         return 0
     print(f"{len(hits)} stud{'y' if len(hits) == 1 else 'ies'} in {archive.settings.display_url()}")
     for h in hits:
-        counts = f"{h.n_series if h.n_series is not None else '?'} series, " \
-                 f"{h.n_instances if h.n_instances is not None else '?'} instances"
-        print(f"  {h.study_uid}  patient {h.patient_id}  {h.study_date or '(no date)'}  "
-              f"{'/'.join(h.modalities) or '?'}  {counts}")
+        counts = (
+            f"{h.n_series if h.n_series is not None else '?'} series, "
+            f"{h.n_instances if h.n_instances is not None else '?'} instances"
+        )
+        print(
+            f"  {h.study_uid}  patient {h.patient_id}  {h.study_date or '(no date)'}  "
+            f"{'/'.join(h.modalities) or '?'}  {counts}"
+        )
     return 0
 
 
@@ -117,8 +137,10 @@ def run_push(args) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(f"stored {len(result.stored)} instance(s) into study {result.study_uid} of "
-              f"{result.archive}: {', '.join(result.kinds)}")
+        print(
+            f"stored {len(result.stored)} instance(s) into study {result.study_uid} of "
+            f"{result.archive}: {', '.join(result.kinds)}"
+        )
     return 0
 
 

@@ -41,14 +41,25 @@ class DimseArchive:
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.settings.timeout_s
         for context in contexts:
             ae.add_requested_context(context)
-        assoc = ae.associate(self.dimse.host, self.dimse.port, ae_title=self.dimse.aet,
-                             ext_neg=roles or [], evt_handlers=handlers or [])
+        assoc = ae.associate(
+            self.dimse.host,
+            self.dimse.port,
+            ae_title=self.dimse.aet,
+            ext_neg=roles or [],
+            evt_handlers=handlers or [],
+        )
         if not assoc.is_established:
             if assoc.is_rejected:
-                raise PacsError(f"archive {self.where} rejected the association from AE title "
-                                f"{self.dimse.calling_aet!r}; ask the archive to register it", kind="auth")
-            raise PacsError(f"archive {self.where} cannot be reached (no DICOM association); check host, port "
-                            "and AE title", kind="unreachable")
+                raise PacsError(
+                    f"archive {self.where} rejected the association from AE title "
+                    f"{self.dimse.calling_aet!r}; ask the archive to register it",
+                    kind="auth",
+                )
+            raise PacsError(
+                f"archive {self.where} cannot be reached (no DICOM association); check host, port "
+                "and AE title",
+                kind="unreachable",
+            )
         return assoc
 
     def _find(self, level: str, keys: dict[str, str], returned: tuple[str, ...]) -> list[Dataset]:
@@ -66,32 +77,58 @@ class DimseArchive:
             for status, identifier in assoc.send_c_find(query, Find):
                 code = getattr(status, "Status", None)
                 if code is None:
-                    raise PacsError(f"archive {self.where}: the C-FIND got no answer (timeout)", kind="unreachable")
+                    raise PacsError(
+                        f"archive {self.where}: the C-FIND got no answer (timeout)", kind="unreachable"
+                    )
                 if code in (0xFF00, 0xFF01) and identifier is not None:
                     results.append(identifier)
                 elif code not in (0x0000, 0xFF00, 0xFF01):
-                    raise PacsError(f"archive {self.where} refused the C-FIND (status 0x{code:04X})", kind="http")
+                    raise PacsError(
+                        f"archive {self.where} refused the C-FIND (status 0x{code:04X})", kind="http"
+                    )
         finally:
             assoc.release()
         return results
 
-    def find_studies(self, patient_id: str | None = None, accession: str | None = None,
-                     study_date: str | None = None, modality: str | None = "CT", limit: int = 200) -> list[StudyHit]:
+    def find_studies(
+        self,
+        patient_id: str | None = None,
+        accession: str | None = None,
+        study_date: str | None = None,
+        modality: str | None = "CT",
+        limit: int = 200,
+    ) -> list[StudyHit]:
         keys = study_filters(patient_id, accession, study_date, modality)
-        returned = ("StudyInstanceUID", "PatientID", "StudyDate", "ModalitiesInStudy", "AccessionNumber",
-                    "StudyDescription", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
+        returned = (
+            "StudyInstanceUID",
+            "PatientID",
+            "StudyDate",
+            "ModalitiesInStudy",
+            "AccessionNumber",
+            "StudyDescription",
+            "NumberOfStudyRelatedSeries",
+            "NumberOfStudyRelatedInstances",
+        )
         hits = [study_hit(ds) for ds in self._find("STUDY", keys, returned)]
         if modality:
             hits = [h for h in hits if not h.modalities or modality.upper() in h.modalities]
         return hits[:limit]
 
     def list_series(self, study_uid: str) -> list[SeriesHit]:
-        returned = ("SeriesInstanceUID", "Modality", "SeriesDescription", "SeriesNumber",
-                    "NumberOfSeriesRelatedInstances")
+        returned = (
+            "SeriesInstanceUID",
+            "Modality",
+            "SeriesDescription",
+            "SeriesNumber",
+            "NumberOfSeriesRelatedInstances",
+        )
         found = self._find("SERIES", {"StudyInstanceUID": study_uid}, returned)
         if not found:
-            raise PacsError(f"archive {self.where}: study {study_uid} is not in the archive (no series found)",
-                            kind="not_found", status=404)
+            raise PacsError(
+                f"archive {self.where}: study {study_uid} is not in the archive (no series found)",
+                kind="not_found",
+                status=404,
+            )
         return sorted((series_hit(ds) for ds in found), key=lambda s: (s.number is None, s.number or 0))
 
     def iter_series(self, study_uid: str, series_uid: str) -> Iterator[Dataset]:
@@ -117,17 +154,26 @@ class DimseArchive:
             for status, identifier in assoc.send_c_get(query, Get):
                 code = getattr(status, "Status", None)
                 if code is None:
-                    raise PacsError(f"archive {self.where}: the C-GET of series {series_uid} broke off "
-                                    "(partial transfer); nothing was kept, try again", kind="partial")
+                    raise PacsError(
+                        f"archive {self.where}: the C-GET of series {series_uid} broke off "
+                        "(partial transfer); nothing was kept, try again",
+                        kind="partial",
+                    )
                 if code not in (0x0000, 0xFF00, 0xB000):
-                    raise PacsError(f"archive {self.where} refused the C-GET of series {series_uid} "
-                                    f"(status 0x{code:04X})", kind="http")
+                    raise PacsError(
+                        f"archive {self.where} refused the C-GET of series {series_uid} "
+                        f"(status 0x{code:04X})",
+                        kind="http",
+                    )
                 failed = int(getattr(status, "NumberOfFailedSuboperations", 0) or 0)
         finally:
             assoc.release()
         if failed:
-            raise PacsError(f"archive {self.where}: {failed} instance(s) of series {series_uid} failed to arrive "
-                            "(partial transfer); nothing was kept", kind="partial")
+            raise PacsError(
+                f"archive {self.where}: {failed} instance(s) of series {series_uid} failed to arrive "
+                "(partial transfer); nothing was kept",
+                kind="partial",
+            )
         yield from received
 
     def close(self) -> None:

@@ -38,7 +38,7 @@ def link_deidentifier(study_uid: str) -> Deidentifier:
 
 @dataclass
 class PulledStudy:
-    """A study's retrieved instances in a private folder (removed by :meth:`discard` or :func:`load_pulled`)."""
+    """A study's retrieved instances in a private folder (gone after :meth:`discard` or :func:`load_pulled`)."""
 
     study_uid: str
     path: Path
@@ -58,13 +58,22 @@ def ct_series(archive, study_uid: str) -> list[SeriesHit]:
     ct = [s for s in series if s.modality.upper() == "CT"]
     if not ct:
         modalities = ", ".join(sorted({s.modality or "?" for s in series}))
-        raise PacsError(f"study {study_uid} has no CT series (it holds {modalities}); NBRisk reads the CT "
-                        "phases of a study", kind="no_ct")
+        raise PacsError(
+            f"study {study_uid} has no CT series (it holds {modalities}); NBRisk reads the CT "
+            "phases of a study",
+            kind="no_ct",
+        )
     return ct
 
 
-def pull_study(archive, study_uid: str, *, series_uids: list[str] | None = None,
-               progress: Progress | None = None, workdir: str | os.PathLike | None = None) -> PulledStudy:
+def pull_study(
+    archive,
+    study_uid: str,
+    *,
+    series_uids: list[str] | None = None,
+    progress: Progress | None = None,
+    workdir: str | os.PathLike | None = None,
+) -> PulledStudy:
     """Retrieve the CT series (or the chosen ones) of ``study_uid`` into a private folder.
 
     Raises
@@ -83,16 +92,23 @@ def pull_study(archive, study_uid: str, *, series_uids: list[str] | None = None,
         wanted = set(series_uids)
         unknown = wanted - {s.series_uid for s in series}
         if unknown:
-            raise PacsError(f"series {', '.join(sorted(unknown))} is not a CT series of study {study_uid}",
-                            kind="not_found")
+            raise PacsError(
+                f"series {', '.join(sorted(unknown))} is not a CT series of study {study_uid}",
+                kind="not_found",
+            )
         series = [s for s in series if s.series_uid in wanted]
     if workdir is None:
         path = private_dir("pacs")
     else:
         path = Path(workdir)
         path.mkdir(mode=0o700, parents=True, exist_ok=False)
-    pulled = PulledStudy(study_uid, path, series=series, archive_name=archive.settings.name,
-                         keep_study_link=archive.settings.keep_study_link)
+    pulled = PulledStudy(
+        study_uid,
+        path,
+        series=series,
+        archive_name=archive.settings.name,
+        keep_study_link=archive.settings.keep_study_link,
+    )
     expected = sum(s.n_instances or 0 for s in series)
     try:
         for s in series:
@@ -105,12 +121,18 @@ def pull_study(archive, study_uid: str, *, series_uids: list[str] | None = None,
                 pulled.files.append(target)
                 received += 1
                 if progress is not None:
-                    progress(len(pulled.files), max(expected, len(pulled.files)),
-                             f"series {s.number or '?'} ({s.description or s.modality})")
+                    progress(
+                        len(pulled.files),
+                        max(expected, len(pulled.files)),
+                        f"series {s.number or '?'} ({s.description or s.modality})",
+                    )
             if s.n_instances is not None and received < s.n_instances:
-                raise PacsError(f"study {study_uid}: series {s.number or s.series_uid} came short, "
-                                f"{received} of the {s.n_instances} instances the archive announced "
-                                "(partial transfer); nothing was kept, try again", kind="partial")
+                raise PacsError(
+                    f"study {study_uid}: series {s.number or s.series_uid} came short, "
+                    f"{received} of the {s.n_instances} instances the archive announced "
+                    "(partial transfer); nothing was kept, try again",
+                    kind="partial",
+                )
     except BaseException:
         pulled.discard()
         raise
@@ -144,8 +166,11 @@ def load_pulled(pulled: PulledStudy, deidentifier: Deidentifier | None = None):
     if link is not None:
         study.meta["archive"] = link  # carried into the case summary by imaging.case.case_meta
     if not study.series:
-        raise PacsError(f"study {pulled.study_uid}: none of the retrieved instances could be read "
-                        f"({'; '.join(s.reason for s in study.skipped[:3]) or 'no files'})", kind="no_ct")
+        raise PacsError(
+            f"study {pulled.study_uid}: none of the retrieved instances could be read "
+            f"({'; '.join(s.reason for s in study.skipped[:3]) or 'no files'})",
+            kind="no_ct",
+        )
     return study
 
 
@@ -175,8 +200,10 @@ def export_deidentified(pulled: PulledStudy, out_dir: str | os.PathLike) -> list
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         pulled.discard()
-        raise PacsError(f"{out}: already exists and is not an empty folder; expected a new folder for the study",
-                        kind="input")
+        raise PacsError(
+            f"{out}: already exists and is not an empty folder; expected a new folder for the study",
+            kind="input",
+        )
     deid = link_deidentifier(pulled.study_uid) if pulled.keep_study_link else Deidentifier()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -198,5 +225,12 @@ def export_deidentified(pulled: PulledStudy, out_dir: str | os.PathLike) -> list
     return written
 
 
-__all__ = ["PulledStudy", "archive_link", "ct_series", "export_deidentified", "link_deidentifier",
-           "load_pulled", "pull_study"]
+__all__ = [
+    "PulledStudy",
+    "archive_link",
+    "ct_series",
+    "export_deidentified",
+    "link_deidentifier",
+    "load_pulled",
+    "pull_study",
+]

@@ -6,7 +6,8 @@
   risk model (``p(high risk)``, the model named in its Algorithm Identification with the model file's
   SHA-256 as the version) and, when the case has one, a group with the MLRS and its group; each
   group references the chosen slices' original instances (source images);
-* the case's PDF report as Encapsulated PDF (the bytes :func:`~nbrisk_core.report.export.render_export` makes);
+* the case's PDF report as Encapsulated PDF (the bytes that
+  :func:`~nbrisk_core.report.export.render_export` makes);
 * the Grad-CAM overlay of each phase that has one as Secondary Capture, its series and image
   comments saying "NOT FOR DIAGNOSIS" (also written into the pixels), Burned In Annotation YES.
 
@@ -51,8 +52,18 @@ ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 #: series numbers of the pushed objects (high, out of the way of the scanner's)
 SERIES_NUMBERS = {"sr": 9901, "pdf": 9902, "gradcam": 9903}
 #: patient and study attributes copied into the new objects (read from the archive at push time)
-STUDY_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
-                  "StudyTime", "AccessionNumber", "StudyID", "ReferringPhysicianName")
+STUDY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+)
 
 
 def code(key: str):
@@ -72,8 +83,14 @@ class PushResult:
     pdf_sha256: str = ""
 
     def to_json(self) -> dict:
-        return {"case_uid": self.case_uid, "study_uid": self.study_uid, "archive": self.archive,
-                "stored": list(self.stored), "kinds": list(self.kinds), "pdf_sha256": self.pdf_sha256}
+        return {
+            "case_uid": self.case_uid,
+            "study_uid": self.study_uid,
+            "archive": self.archive,
+            "stored": list(self.stored),
+            "kinds": list(self.kinds),
+            "pdf_sha256": self.pdf_sha256,
+        }
 
 
 def study_link(record) -> dict | None:
@@ -106,28 +123,45 @@ def chosen_instances(archive, record, study_uid: str) -> dict[str, Dataset]:
         remapped = sl.meta.get("series_uid") or (record.phase_meta.get(phase) or {}).get("series_uid")
         series = by_remapped.get(str(remapped))
         if series is None:
-            raise PacsError(f"case {record.case_uid}: the {phase} slice's series is not in study {study_uid} "
-                            "any more (or the case was not pulled with the study link kept)", kind="not_found")
-        instances = [(z, ds) for ds in archive.series_metadata(study_uid, series.series_uid)
-                     if (z := _z_of(ds)) is not None]
+            raise PacsError(
+                f"case {record.case_uid}: the {phase} slice's series is not in study {study_uid} "
+                "any more (or the case was not pulled with the study link kept)",
+                kind="not_found",
+            )
+        instances = [
+            (z, ds)
+            for ds in archive.series_metadata(study_uid, series.series_uid)
+            if (z := _z_of(ds)) is not None
+        ]
         if not instances:
-            raise PacsError(f"study {study_uid}: series {series.number or series.series_uid} has no instance with "
-                            "a position", kind="not_found")
+            raise PacsError(
+                f"study {study_uid}: series {series.number or series.series_uid} has no instance with "
+                "a position",
+                kind="not_found",
+            )
         instances.sort(key=lambda item: item[0])
         if sl.slice_position_mm is not None:
             z, ds = min(instances, key=lambda item: abs(item[0] - float(sl.slice_position_mm)))
         elif sl.slice_index is not None and 0 <= sl.slice_index < len(instances):
             z, ds = instances[sl.slice_index]
         else:
-            raise PacsError(f"case {record.case_uid}: the {phase} slice has no position or index", kind="input")
+            raise PacsError(
+                f"case {record.case_uid}: the {phase} slice has no position or index", kind="input"
+            )
         found[phase] = ds
     return found
 
 
 def _risk_groups(record, sources):
     import highdicom as hd
-    from highdicom.sr import (AlgorithmIdentification, Measurement, MeasurementsAndQualitativeEvaluations,
-                              QualitativeEvaluation, SourceImageForMeasurementGroup, TrackingIdentifier)
+    from highdicom.sr import (
+        AlgorithmIdentification,
+        Measurement,
+        MeasurementsAndQualitativeEvaluations,
+        QualitativeEvaluation,
+        SourceImageForMeasurementGroup,
+        TrackingIdentifier,
+    )
 
     source_images = [SourceImageForMeasurementGroup.from_source_image(ds) for ds in sources]
     groups = []
@@ -138,36 +172,70 @@ def _risk_groups(record, sources):
         if p is None:
             continue
         name = prediction.model_name or "NBRisk classifier"
-        groups.append(MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"NBRisk risk: {name}"[:64]),
-            algorithm_id=AlgorithmIdentification(name=name[:64], version=(prediction.model_sha256 or "unknown")[:64]),
-            measurements=[Measurement(name=code("p_high_risk"), value=float(p),
-                                      unit=hd.sr.CodedConcept("1", "UCUM", "no units"))],
-            source_images=source_images))
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"NBRisk risk: {name}"[:64]),
+                algorithm_id=AlgorithmIdentification(
+                    name=name[:64], version=(prediction.model_sha256 or "unknown")[:64]
+                ),
+                measurements=[
+                    Measurement(
+                        name=code("p_high_risk"),
+                        value=float(p),
+                        unit=hd.sr.CodedConcept("1", "UCUM", "no units"),
+                    )
+                ],
+                source_images=source_images,
+            )
+        )
     if record.mlrs is not None:
         prognosis = record.prediction("prognosis")
-        measurements = [Measurement(name=code("mlrs"), value=float(record.mlrs),
-                                    unit=hd.sr.CodedConcept("{score}", "UCUM", "score"))]
+        measurements = [
+            Measurement(
+                name=code("mlrs"),
+                value=float(record.mlrs),
+                unit=hd.sr.CodedConcept("{score}", "UCUM", "score"),
+            )
+        ]
         if record.mlrs_percentile is not None:
-            measurements.append(Measurement(name=code("mlrs_percentile"), value=float(record.mlrs_percentile),
-                                            unit=hd.sr.CodedConcept("%", "UCUM", "percent")))
-        evaluations = [QualitativeEvaluation(code("mlrs_group"), code(record.mlrs_group))] \
-            if record.mlrs_group in ("high", "low") else None
-        name = (prognosis.model_name if prognosis and prognosis.model_name else "NBRisk MLRS")
-        algorithm = AlgorithmIdentification(name=name[:64], version=((prognosis.model_sha256 if prognosis else None)
-                                                                      or "unknown")[:64])
-        groups.append(MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="NBRisk MLRS"),
-            algorithm_id=algorithm, measurements=measurements, qualitative_evaluations=evaluations,
-            source_images=source_images))
+            measurements.append(
+                Measurement(
+                    name=code("mlrs_percentile"),
+                    value=float(record.mlrs_percentile),
+                    unit=hd.sr.CodedConcept("%", "UCUM", "percent"),
+                )
+            )
+        evaluations = (
+            [QualitativeEvaluation(code("mlrs_group"), code(record.mlrs_group))]
+            if record.mlrs_group in ("high", "low")
+            else None
+        )
+        name = prognosis.model_name if prognosis and prognosis.model_name else "NBRisk MLRS"
+        algorithm = AlgorithmIdentification(
+            name=name[:64], version=((prognosis.model_sha256 if prognosis else None) or "unknown")[:64]
+        )
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="NBRisk MLRS"),
+                algorithm_id=algorithm,
+                measurements=measurements,
+                qualitative_evaluations=evaluations,
+                source_images=source_images,
+            )
+        )
     return groups
 
 
 def build_sr(record, sources: dict[str, Dataset]) -> Dataset:
     """The TID 1500 measurement report of a case, referencing the chosen slices' instances."""
     import highdicom as hd
-    from highdicom.sr import (Comprehensive3DSR, DeviceObserverIdentifyingAttributes, MeasurementReport,
-                              ObservationContext, ObserverContext)
+    from highdicom.sr import (
+        Comprehensive3DSR,
+        DeviceObserverIdentifyingAttributes,
+        MeasurementReport,
+        ObservationContext,
+        ObserverContext,
+    )
     from pydicom.sr.codedict import codes
 
     from nbrisk_core import __version__
@@ -175,17 +243,30 @@ def build_sr(record, sources: dict[str, Dataset]) -> Dataset:
     evidence = list(sources.values())
     groups = _risk_groups(record, evidence)
     if not groups:
-        raise PacsError(f"case {record.case_uid} has no risk result to push; run the Risk page first", kind="input")
-    observer = ObserverContext(observer_type=codes.DCM.Device,
-                               observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
-                                   uid=hd.UID(), name="NBRisk", manufacturer_name="NBRisk",
-                                   model_name=f"NBRisk {__version__}"))
-    report = MeasurementReport(observation_context=ObservationContext(observer_device_context=observer),
-                               procedure_reported=hd.sr.CodedConcept("25045-6", "LN", "CT unspecified body region"),
-                               imaging_measurements=groups)
-    sr = Comprehensive3DSR(evidence=evidence, content=report, series_instance_uid=hd.UID(),
-                           series_number=SERIES_NUMBERS["sr"], sop_instance_uid=hd.UID(), instance_number=1,
-                           manufacturer="NBRisk", is_complete=True)
+        raise PacsError(
+            f"case {record.case_uid} has no risk result to push; run the Risk page first", kind="input"
+        )
+    observer = ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="NBRisk", manufacturer_name="NBRisk", model_name=f"NBRisk {__version__}"
+        ),
+    )
+    report = MeasurementReport(
+        observation_context=ObservationContext(observer_device_context=observer),
+        procedure_reported=hd.sr.CodedConcept("25045-6", "LN", "CT unspecified body region"),
+        imaging_measurements=groups,
+    )
+    sr = Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBERS["sr"],
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="NBRisk",
+        is_complete=True,
+    )
     sr.SeriesDescription = SR_DESCRIPTION
     return sr
 
@@ -255,16 +336,27 @@ def build_gradcam(study: Dataset, record) -> list[Dataset]:
         png = slice_png(plane, cam, is_hu=sl.meta.get("units", "HU") == "HU", max_side=512)
         rgb = _stamp(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
         sc = hd.sc.SCImage(
-            pixel_array=rgb, photometric_interpretation="RGB", bits_allocated=8, coordinate_system="PATIENT",
+            pixel_array=rgb,
+            photometric_interpretation="RGB",
+            bits_allocated=8,
+            coordinate_system="PATIENT",
             patient_orientation=("L", "P"),  # an axial slice: rows run to the left, columns to the back
-            study_instance_uid=str(study.StudyInstanceUID), series_instance_uid=series_uid,
-            series_number=SERIES_NUMBERS["gradcam"], sop_instance_uid=hd.UID(), instance_number=number,
-            manufacturer="NBRisk", patient_id=str(study.get("PatientID", "")),
-            patient_name=study.get("PatientName", ""), patient_birth_date=study.get("PatientBirthDate") or None,
-            patient_sex=study.get("PatientSex") or None, accession_number=study.get("AccessionNumber") or None,
-            study_id=study.get("StudyID") or None, study_date=study.get("StudyDate") or None,
+            study_instance_uid=str(study.StudyInstanceUID),
+            series_instance_uid=series_uid,
+            series_number=SERIES_NUMBERS["gradcam"],
+            sop_instance_uid=hd.UID(),
+            instance_number=number,
+            manufacturer="NBRisk",
+            patient_id=str(study.get("PatientID", "")),
+            patient_name=study.get("PatientName", ""),
+            patient_birth_date=study.get("PatientBirthDate") or None,
+            patient_sex=study.get("PatientSex") or None,
+            accession_number=study.get("AccessionNumber") or None,
+            study_id=study.get("StudyID") or None,
+            study_date=study.get("StudyDate") or None,
             study_time=study.get("StudyTime") or None,
-            referring_physician_name=study.get("ReferringPhysicianName") or None)
+            referring_physician_name=study.get("ReferringPhysicianName") or None,
+        )
         sc.SeriesDescription = NOT_FOR_DIAGNOSIS
         sc.ImageComments = f"{NOT_FOR_DIAGNOSIS}; {phase} phase"
         sc.BurnedInAnnotation = "YES"
@@ -289,9 +381,12 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
     record = cases.load_case(engine, case_uid, username, record_open=False, operation="export")
     link = study_link(record)
     if link is None:
-        raise PacsError(f"case {case_uid} keeps no link to an archive study (it was not pulled from a PACS, or the "
-                        "site does not keep the link: keep_study_link / NBRISK_PACS_KEEP_STUDY_LINK); nothing "
-                        "to push into", kind="no_link")
+        raise PacsError(
+            f"case {case_uid} keeps no link to an archive study (it was not pulled from a PACS, or the "
+            "site does not keep the link: keep_study_link / NBRISK_PACS_KEEP_STUDY_LINK); nothing "
+            "to push into",
+            kind="no_link",
+        )
     study_uid = link["study_uid"]
     study = archive.study_attributes(study_uid)
     sources = chosen_instances(archive, record, study_uid)
@@ -300,21 +395,42 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
     objects += [("gradcam", sc) for sc in build_gradcam(study, record)]
     stored = archive.store([ds for _, ds in objects], study_uid)
     kinds = [kind for kind, _ in objects]
-    result = PushResult(case_uid=case_uid, study_uid=study_uid, archive=archive.settings.name,
-                        stored=stored or [str(ds.SOPInstanceUID) for _, ds in objects], kinds=kinds,
-                        pdf_sha256=hashlib.sha256(pdf).hexdigest())
+    result = PushResult(
+        case_uid=case_uid,
+        study_uid=study_uid,
+        archive=archive.settings.name,
+        stored=stored or [str(ds.SOPInstanceUID) for _, ds in objects],
+        kinds=kinds,
+        pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+    )
     risk = record.prediction("risk")
-    audit.record(engine, getattr(username, "username", username) or "-", "case_pushed", case_uid=case_uid,
-                 model_sha256=risk.model_sha256 if risk else None,
-                 detail={"archive": archive.settings.name, "version": record.version,
-                         "objects": {k: kinds.count(k) for k in dict.fromkeys(kinds)},
-                         "pdf_sha256": result.pdf_sha256})
+    audit.record(
+        engine,
+        getattr(username, "username", username) or "-",
+        "case_pushed",
+        case_uid=case_uid,
+        model_sha256=risk.model_sha256 if risk else None,
+        detail={
+            "archive": archive.settings.name,
+            "version": record.version,
+            "objects": {k: kinds.count(k) for k in dict.fromkeys(kinds)},
+            "pdf_sha256": result.pdf_sha256,
+        },
+    )
     return result
 
 
 def read_report(sr: Dataset) -> dict:
-    """What an NBRisk SR says: ``{"p_high_risk": {model: (value, sha256)}, "mlrs", "mlrs_group", "references"}``."""
-    out: dict = {"p_high_risk": {}, "mlrs": None, "mlrs_percentile": None, "mlrs_group": None, "references": []}
+    """What an NBRisk SR says.
+
+    ``{"p_high_risk": {model: (value, sha256)}, "mlrs", "mlrs_percentile", "mlrs_group", "references"}``."""
+    out: dict = {
+        "p_high_risk": {},
+        "mlrs": None,
+        "mlrs_percentile": None,
+        "mlrs_group": None,
+        "references": [],
+    }
 
     def walk(items, algorithm=None):
         for item in items or []:
@@ -326,7 +442,10 @@ def read_report(sr: Dataset) -> dict:
             elif item.ValueType == "NUM" and name is not None and name.CodingSchemeDesignator == SCHEME:
                 value = float(item.MeasuredValueSequence[0].NumericValue)
                 if meaning == CONCEPTS["p_high_risk"][0]:
-                    out["p_high_risk"][algorithm[0] if algorithm else "?"] = (value, algorithm[1] if algorithm else "")
+                    out["p_high_risk"][algorithm[0] if algorithm else "?"] = (
+                        value,
+                        algorithm[1] if algorithm else "",
+                    )
                 elif meaning == CONCEPTS["mlrs"][0]:
                     out["mlrs"] = value
                 elif meaning == CONCEPTS["mlrs_percentile"][0]:
@@ -359,5 +478,13 @@ def _algorithm(container: Dataset) -> tuple[str, str] | None:
     return (name, version or "") if name else None
 
 
-__all__ = ["PushResult", "build_gradcam", "build_pdf", "build_sr", "chosen_instances", "push_case", "read_report",
-           "study_link"]
+__all__ = [
+    "PushResult",
+    "build_gradcam",
+    "build_pdf",
+    "build_sr",
+    "chosen_instances",
+    "push_case",
+    "read_report",
+    "study_link",
+]

@@ -77,8 +77,9 @@ class ArchiveSettings:
 
     def display_url(self) -> str:
         """The URL for messages: never with credentials (they are not in :attr:`url`)."""
-        return self.url or (f"dimse://{self.dimse.aet}@{self.dimse.host}:{self.dimse.port}" if self.dimse
-                            else "(no URL)")
+        return self.url or (
+            f"dimse://{self.dimse.aet}@{self.dimse.host}:{self.dimse.port}" if self.dimse else "(no URL)"
+        )
 
     def with_url(self, url: str) -> ArchiveSettings:
         """These settings with another URL (``--url``); credentials in the URL become basic auth."""
@@ -93,8 +94,11 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     text = str(url or "").strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"archive URL {_redacted(text)!r} is not an http(s) URL; expected e.g. "
-                         "https://pacs.example.org/dicom-web", source="url")
+        raise InputError(
+            f"archive URL {_redacted(text)!r} is not an http(s) URL; expected e.g. "
+            "https://pacs.example.org/dicom-web",
+            source="url",
+        )
     if parts.username is None:
         return text.rstrip("/"), None, None
     netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
@@ -120,8 +124,11 @@ def from_environment(env: dict | None = None) -> ArchiveSettings | None:
     url = (env.get(ENV_URL) or "").strip()
     if not url:
         return None
-    settings = ArchiveSettings(name="env", keep_study_link=_flag(env.get(ENV_KEEP_LINK, "")),
-                               ca_bundle=(env.get(ENV_CA_BUNDLE) or None)).with_url(url)
+    settings = ArchiveSettings(
+        name="env",
+        keep_study_link=_flag(env.get(ENV_KEEP_LINK, "")),
+        ca_bundle=(env.get(ENV_CA_BUNDLE) or None),
+    ).with_url(url)
     if env.get(ENV_TOKEN):
         settings = replace(settings, auth="bearer", token=env[ENV_TOKEN], username=None, password=None)
     elif env.get(ENV_USER):
@@ -134,7 +141,9 @@ def config_path(env: dict | None = None) -> Path:
     return Path(env.get(ENV_CONFIG) or DEFAULT_CONFIG).expanduser()
 
 
-def load_archives(path: str | os.PathLike | None = None, env: dict | None = None) -> dict[str, ArchiveSettings]:
+def load_archives(
+    path: str | os.PathLike | None = None, env: dict | None = None
+) -> dict[str, ArchiveSettings]:
     """The named archives of the TOML file (none when it does not exist).
 
     Raises
@@ -157,8 +166,19 @@ def load_archives(path: str | os.PathLike | None = None, env: dict | None = None
     return archives
 
 
-_KEYS = {"url", "auth", "username", "username_env", "password_env", "token_env", "verify_tls", "ca_bundle",
-         "keep_study_link", "timeout_s", "dimse"}
+_KEYS = {
+    "url",
+    "auth",
+    "username",
+    "username_env",
+    "password_env",
+    "token_env",
+    "verify_tls",
+    "ca_bundle",
+    "keep_study_link",
+    "timeout_s",
+    "dimse",
+}
 
 
 def _archive_from_table(path: Path, name: str, table, env) -> ArchiveSettings:
@@ -167,34 +187,50 @@ def _archive_from_table(path: Path, name: str, table, env) -> ArchiveSettings:
         raise InputError(f"{where} is not a table", source=str(path))
     unknown = sorted(set(table) - _KEYS)
     if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(_KEYS))}"
-                         " (secrets go in environment variables named by *_env)", source=str(path))
+        raise InputError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(_KEYS))}"
+            " (secrets go in environment variables named by *_env)",
+            source=str(path),
+        )
     auth = str(table.get("auth", "none"))
     if auth not in AUTH_KINDS:
-        raise InputError(f"{where}: auth = {auth!r}; expected one of {', '.join(AUTH_KINDS)}", source=str(path))
+        raise InputError(
+            f"{where}: auth = {auth!r}; expected one of {', '.join(AUTH_KINDS)}", source=str(path)
+        )
 
     def secret(key: str) -> str | None:
         var = table.get(key)
         if var is None:
             return None
         if not env.get(str(var)):
-            raise InputError(f"{where}: {key} = {var!r}, but that environment variable is not set",
-                             source=str(path))
+            raise InputError(
+                f"{where}: {key} = {var!r}, but that environment variable is not set", source=str(path)
+            )
         return env[str(var)]
 
     dimse = None
     if table.get("dimse") is not None:
         d = table["dimse"]
         try:
-            dimse = DimseSettings(str(d["host"]), int(d["port"]), str(d.get("aet", "ANY-SCP")),
-                                  str(d.get("calling_aet", "NBRISK")))
+            dimse = DimseSettings(
+                str(d["host"]),
+                int(d["port"]),
+                str(d.get("aet", "ANY-SCP")),
+                str(d.get("calling_aet", "NBRISK")),
+            )
         except (KeyError, TypeError, ValueError):
-            raise InputError(f"{where}: dimse = {d!r}; expected {{host = ..., port = 104, aet = ...}}",
-                             source=str(path)) from None
+            raise InputError(
+                f"{where}: dimse = {d!r}; expected {{host = ..., port = 104, aet = ...}}", source=str(path)
+            ) from None
     settings = ArchiveSettings(
-        name=name, auth=auth, verify_tls=bool(table.get("verify_tls", True)), ca_bundle=table.get("ca_bundle"),
-        keep_study_link=bool(table.get("keep_study_link", False)), timeout_s=float(table.get("timeout_s", 30)),
-        dimse=dimse)
+        name=name,
+        auth=auth,
+        verify_tls=bool(table.get("verify_tls", True)),
+        ca_bundle=table.get("ca_bundle"),
+        keep_study_link=bool(table.get("keep_study_link", False)),
+        timeout_s=float(table.get("timeout_s", 30)),
+        dimse=dimse,
+    )
     if table.get("url"):
         settings = settings.with_url(str(table["url"]))
     if auth == "basic":
@@ -207,32 +243,51 @@ def _archive_from_table(path: Path, name: str, table, env) -> ArchiveSettings:
     return settings
 
 
-def resolve(url: str | None = None, archive: str | None = None, env: dict | None = None,
-            config: str | os.PathLike | None = None) -> ArchiveSettings:
+def resolve(
+    url: str | None = None,
+    archive: str | None = None,
+    env: dict | None = None,
+    config: str | os.PathLike | None = None,
+) -> ArchiveSettings:
     """The archive to use: ``archive`` from the TOML file, else the environment's; ``url`` overrides the URL.
 
     Raises
     ------
     InputError
-        No archive is configured (no ``--url``, no ``NBRISK_DICOMWEB_URL``), or ``archive`` is not in the file.
+        No archive is configured (no ``--url``, no ``NBRISK_DICOMWEB_URL``), or ``archive`` is not in
+        the file.
     """
     env = os.environ if env is None else env
     if archive:
         archives = load_archives(config, env)
         if archive not in archives:
             known = ", ".join(sorted(archives)) or "none"
-            raise InputError(f"archive {archive!r} is not in {config or config_path(env)} (archives: {known})",
-                             source="archive")
+            raise InputError(
+                f"archive {archive!r} is not in {config or config_path(env)} (archives: {known})",
+                source="archive",
+            )
         settings = archives[archive]
     else:
         settings = from_environment(env) or ArchiveSettings(name="url")
     if url:
         settings = settings.with_url(url)
     if settings.url is None and settings.dimse is None:
-        raise InputError(f"no archive configured: give --url URL or set {ENV_URL} (or name an archive of "
-                         f"{config_path(env)})", source="url")
+        raise InputError(
+            f"no archive configured: give --url URL or set {ENV_URL} (or name an archive of "
+            f"{config_path(env)})",
+            source="url",
+        )
     return settings
 
 
-__all__ = ["AUTH_KINDS", "ArchiveSettings", "DimseSettings", "ENV_URL", "config_path", "from_environment",
-           "load_archives", "resolve", "split_credentials"]
+__all__ = [
+    "AUTH_KINDS",
+    "ArchiveSettings",
+    "DimseSettings",
+    "ENV_URL",
+    "config_path",
+    "from_environment",
+    "load_archives",
+    "resolve",
+    "split_credentials",
+]

@@ -3,7 +3,8 @@
 ``NBRISK_TEST_ORTHANC_URL`` (``.ci/run`` sets it from ``.ci/orthanc.sh``) names a running one;
 without it the session starts its own with ``.ci/orthanc.sh`` and stops it at the end. The tests
 skip, with the reason, when Orthanc (Debian's ``orthanc`` + ``orthanc-dicomweb``) is not installed.
-Demo study P0001 (three CT phases) and a study without CT (one MR instance) are loaded through the
+Demo studies P0001 and P0002 (three CT phases each; pushes go into P0002) and a study without CT
+(one MR instance) are loaded through the
 REST API; loading is idempotent, so an archive shared by several runs is fine.
 """
 
@@ -21,8 +22,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ORTHANC_BIN = "/usr/sbin/Orthanc"
-#: the demo patients loaded into the archive
-LOADED = ("P0001",)
+#: the demo patients loaded into the archive: P0001 is only read (its counts are asserted), results
+#: are pushed into P0002's study
+LOADED = ("P0001", "P0002")
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,16 @@ class Orthanc:
     @property
     def url_with_credentials(self) -> str:
         parts = urlsplit(self.dicomweb)
-        return urlunsplit((parts.scheme, f"{self.username}:{self.password}@{parts.netloc}", parts.path, "", ""))
+        return urlunsplit(
+            (parts.scheme, f"{self.username}:{self.password}@{parts.netloc}", parts.path, "", "")
+        )
 
     def rest(self, method: str, path: str, **kwargs):
         import requests
 
-        response = requests.request(method, self.base + path, auth=(self.username, self.password), timeout=60,
-                                    **kwargs)
+        response = requests.request(
+            method, self.base + path, auth=(self.username, self.password), timeout=60, **kwargs
+        )
         response.raise_for_status()
         return response
 
@@ -93,8 +98,9 @@ NON_CT_STUDY_UID = "2.25.1234567890123456789012345678901"
 def _load(orthanc: Orthanc, demo_dir: Path) -> None:
     for patient in LOADED:
         for path in sorted((demo_dir / "studies" / patient).rglob("*.dcm")):
-            orthanc.rest("POST", "/instances", data=path.read_bytes(),
-                         headers={"Content-Type": "application/dicom"})
+            orthanc.rest(
+                "POST", "/instances", data=path.read_bytes(), headers={"Content-Type": "application/dicom"}
+            )
     orthanc.rest("POST", "/instances", data=_non_ct_instance(), headers={"Content-Type": "application/dicom"})
 
 
@@ -124,12 +130,19 @@ def orthanc(demo_dir) -> Orthanc:
     workdir = pid_file = None
     if not url:
         if not os.access(ORTHANC_BIN, os.X_OK):
-            pytest.skip("Orthanc is not installed (apt-get install -y orthanc orthanc-dicomweb, or set "
-                        "NBRISK_TEST_ORTHANC_URL); .ci/system-packages.sh installs it")
+            pytest.skip(
+                "Orthanc is not installed (apt-get install -y orthanc orthanc-dicomweb, or set "
+                "NBRISK_TEST_ORTHANC_URL); .ci/system-packages.sh installs it"
+            )
         workdir = Path(tempfile.mkdtemp(prefix="nbrisk-orthanc-test-"))
         env = dict(os.environ, ORTHANC_DIR=str(workdir / "archive"))
-        started = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "orthanc.sh")], env=env, capture_output=True,
-                                 text=True, timeout=120)
+        started = subprocess.run(
+            ["bash", str(REPO_ROOT / ".ci" / "orthanc.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if started.returncode != 0:
             shutil.rmtree(workdir, ignore_errors=True)
             pytest.skip(f"Orthanc could not be started: {started.stderr.strip().splitlines()[-1:]}")
@@ -147,13 +160,23 @@ def orthanc(demo_dir) -> Orthanc:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def demo_study_uid(orthanc, demo_dir) -> str:
-    """The archive's Study Instance UID of demo patient P0001."""
+def _study_uid(demo_dir: Path, patient: str) -> str:
     import pydicom
 
-    first = next((demo_dir / "studies" / LOADED[0]).rglob("*.dcm"))
+    first = next((demo_dir / "studies" / patient).rglob("*.dcm"))
     return str(pydicom.dcmread(first, stop_before_pixels=True).StudyInstanceUID)
+
+
+@pytest.fixture(scope="session")
+def demo_study_uid(orthanc, demo_dir) -> str:
+    """The archive's Study Instance UID of demo patient P0001 (read only)."""
+    return _study_uid(demo_dir, "P0001")
+
+
+@pytest.fixture(scope="session")
+def push_study_uid(orthanc, demo_dir) -> str:
+    """The archive's Study Instance UID of demo patient P0002 (the tests push results into it)."""
+    return _study_uid(demo_dir, "P0002")
 
 
 @pytest.fixture

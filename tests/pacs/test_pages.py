@@ -72,7 +72,7 @@ def test_case_page_without_archive_says_how_to_configure(repo_root, monkeypatch)
     assert any("No archive is configured" in i.value for i in at.info)
 
 
-def test_cases_page_pushes_into_the_archive(archive_env, store_url, repo_root, demo_study_uid):
+def test_cases_page_pushes_into_the_archive(archive_env, store_url, repo_root, push_study_uid):
     from nbrisk_core.imaging.case import case_meta, chosen_slice
     from nbrisk_core.imaging.phases import suggest_phases
     from nbrisk_core.pacs.archive import open_archive
@@ -83,14 +83,17 @@ def test_cases_page_pushes_into_the_archive(archive_env, store_url, repo_root, d
     from nbrisk_core.store.session import record_from_session
 
     archive = open_archive(resolve())
-    study = load_pulled(pull_study(archive, demo_study_uid))
+    study = load_pulled(pull_study(archive, push_study_uid))
     assignment = {s.series_uid: s.phase for s in suggest_phases(study.series)}
     art = next(uid for uid, p in assignment.items() if p == "art")
-    record = record_from_session(case=case_meta(study, assignment), chosen_slices={"art": chosen_slice(
-        study.by_uid(art), 30)}, risk_result={"p_high_risk": 0.42, "risk_class": "NHR", "model_sha256": "c" * 64},
-        label="pacs-ui")
+    record = record_from_session(
+        case=case_meta(study, assignment),
+        chosen_slices={"art": chosen_slice(study.by_uid(art), 30)},
+        risk_result={"p_high_risk": 0.42, "risk_class": "NHR", "model_sha256": "c" * 64},
+        label="pacs-ui",
+    )
     saved = cases.save_case(get_engine(store_url), record, "local")
-    before = {s.series_uid for s in archive.list_series(demo_study_uid)}
+    before = {s.series_uid for s in archive.list_series(push_study_uid)}
 
     at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
@@ -99,7 +102,7 @@ def test_cases_page_pushes_into_the_archive(archive_env, store_url, repo_root, d
     from nbrisk_ui.text import plain
 
     assert any("Stored 2 object(s)" in plain(s.value) for s in at.success)
-    added = [s for s in archive.list_series(demo_study_uid) if s.series_uid not in before]
+    added = [s for s in archive.list_series(push_study_uid) if s.series_uid not in before]
     assert sorted(s.modality for s in added) == ["DOC", "SR"]
     (event,) = audit.list_events(get_engine(store_url), action="case_pushed")
     assert event.case_uid == saved.case_uid and event.username == "local"
