@@ -27,7 +27,7 @@ def _archive(orthanc, keep_link: bool = True) -> DicomWebArchive:
             username=orthanc.username,
             password=orthanc.password,
             keep_study_link=keep_link,
-            timeout_s=30,
+            timeout_s=60,
         )
     )
 
