@@ -17,6 +17,7 @@ from nbrisk_core.imaging.case import PHASE_ORDER, case_meta, check_assignment, c
 from nbrisk_core.imaging.model_input import PHASE_LABELS
 from nbrisk_core.imaging.windowing import WINDOW_PRESETS
 from nbrisk_ui import auth, segment_proposal, state
+from nbrisk_ui import pacs as pacs_ui
 from nbrisk_ui.common import cohort_dir, switch_page_or_say, synthetic_banner
 from nbrisk_ui.text import md, show_error
 
@@ -125,9 +126,11 @@ if reopened_case:
 with st.container(border=True):
     st.subheader("1 · Study")
     demo_ids = demo_study_ids(cohort_dir())
-    options = (["Demo case"] if demo_ids else []) + ["Upload"]
+    options = (["Demo case"] if demo_ids else []) + ["Upload"] + pacs_ui.SOURCES
     source = st.radio("Source", options, horizontal=True, key="case.source_kind")
-    if source == "Demo case":
+    if source in pacs_ui.SOURCES:  # search, pick and pull a study from the archive (nbrisk_ui.pacs)
+        pacs_ui.pacs_source(reset_case)
+    elif source == "Demo case":
         patient = st.selectbox("Example study", demo_ids, key="case.demo_patient")
         if st.button("Load demo study", type="primary", key="case.load_demo"):
             reset_case(load_demo_study(str(cohort_dir() / "studies" / patient)), f"demo {patient}")

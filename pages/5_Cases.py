@@ -17,6 +17,7 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.store import cases, users
 from nbrisk_core.store.models import CASE_STATUSES
 from nbrisk_ui import auth, state
+from nbrisk_ui import pacs as pacs_ui
 from nbrisk_ui.cases import STATUS_LABELS, close_case, export_buttons, open_case, store_engine
 from nbrisk_ui.common import cohort_dir, load_cohort_tables, switch_page_or_say, synthetic_banner
 from nbrisk_ui.text import md, show_error
@@ -114,6 +115,7 @@ with open_tab:
     b2.caption("Opening puts the chosen slices, the risk and prognosis results and the clinical values back "
                "into the Case, Risk and Prognosis pages.")
     export_buttons(summary.case_uid, summary.version, summary.label, key=f"cases.export.{chosen}")
+    pacs_ui.push_controls(chosen, me, engine)  # results into the archive study (nbrisk_ui.pacs)
 
     me_info = users.get_user(engine, me)
     may_manage = summary.owner == me or bool(me_info and me_info.is_admin)

@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "users": "users",
     "audit": "audit",
     "inrg": "inrg",
+    "pacs": "pacs",
 }
 
 EXIT_USAGE = 2

@@ -92,8 +92,11 @@ def case_meta(study: Study, assignment: Mapping[str, str | None]) -> dict:
                 "warnings": list(series.warnings),
             }
     age = study.meta.get("age")
-    return {"age": age, "age_months": age_months(age), "sex": study.meta.get("sex"), "phases": phases,
+    meta = {"age": age, "age_months": age_months(age), "sex": study.meta.get("sex"), "phases": phases,
             "deidentified": True, "n_skipped_files": len(study.skipped)}
+    if study.meta.get("archive"):  # a study pulled from a PACS whose site keeps the link (nbrisk_core.pacs)
+        meta["archive"] = dict(study.meta["archive"])
+    return meta
 
 
 def check_assignment(assignment: Mapping[str, str | None]) -> list[str]:

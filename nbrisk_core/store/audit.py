@@ -37,7 +37,7 @@ ACTIONS: tuple[str, ...] = (
     "user_added", "user_disabled", "user_enabled", "password_changed",
     "case_created", "case_opened", "case_changed", "case_exported", "case_deleted",
     "case_shared", "case_unshared", "case_access_denied", "user_team_changed",
-    "prediction", "audit_exported",
+    "prediction", "audit_exported", "case_pushed",
 )
 #: ``prev_hash`` of the first event
 GENESIS_HASH = "0" * 64

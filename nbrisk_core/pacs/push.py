@@ -1,0 +1,490 @@
+"""Results back into the archive study: DICOM SR (TID 1500), encapsulated PDF, Grad-CAM secondary capture.
+
+:func:`push_case` files three new series into the study a saved case was pulled from (STOW-RS):
+
+* a Comprehensive 3D SR, TID 1500 Measurement Report made with highdicom: one measurement group per
+  risk model (``p(high risk)``, the model named in its Algorithm Identification with the model file's
+  SHA-256 as the version) and, when the case has one, a group with the MLRS and its group; each
+  group references the chosen slices' original instances (source images);
+* the case's PDF report as Encapsulated PDF (the bytes that
+  :func:`~nbrisk_core.report.export.render_export` makes);
+* the Grad-CAM overlay of each phase that has one as Secondary Capture, its series and image
+  comments saying "NOT FOR DIAGNOSIS" (also written into the pixels), Burned In Annotation YES.
+
+The case keeps the archive's Study Instance UID only where the site allows (``keep_study_link``,
+stored by the pull); without it there is nothing to push into and :class:`PacsError` ``no_link``
+says so. The chosen slices are found again by recomputing the de-identified series UIDs from the
+study UID (:func:`~nbrisk_core.pacs.pull.link_deidentifier`) and taking the instance nearest to the
+stored slice position. The patient and study attributes the new objects need are read from the
+archive at push time and held in memory only. Every push is one ``case_pushed`` audit event (the
+kinds and counts of what was stored, the PDF's SHA-256, the model SHA-256; no identifiers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from nbrisk_core.pacs.errors import PacsError
+from nbrisk_core.pacs.pull import link_deidentifier
+
+#: the private coding scheme of NBRisk's concepts (PS3.16 8.2: a ``99`` prefix is a local scheme)
+SCHEME = "99NBRISK"
+CONCEPTS = {
+    "p_high_risk": ("NBR001", "Probability of high-risk neuroblastoma"),
+    "mlrs": ("NBR002", "Multi-level risk score (MLRS)"),
+    "mlrs_group": ("NBR003", "MLRS risk group"),
+    "mlrs_percentile": ("NBR004", "MLRS cohort percentile"),
+    "high": ("NBR010", "High MLRS group"),
+    "low": ("NBR011", "Low MLRS group"),
+}
+NOT_FOR_DIAGNOSIS = "NBRisk Grad-CAM - NOT FOR DIAGNOSIS (research use only)"
+SR_DESCRIPTION = "NBRisk risk report (research use only)"
+PDF_DESCRIPTION = "NBRisk PDF report (research use only)"
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+#: series numbers of the pushed objects (high, out of the way of the scanner's)
+SERIES_NUMBERS = {"sr": 9901, "pdf": 9902, "gradcam": 9903}
+#: patient and study attributes copied into the new objects (read from the archive at push time)
+STUDY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+)
+
+
+def code(key: str):
+    from highdicom.sr import CodedConcept
+
+    value, meaning = CONCEPTS[key]
+    return CodedConcept(value, SCHEME, meaning)
+
+
+@dataclass
+class PushResult:
+    case_uid: str
+    study_uid: str
+    archive: str
+    stored: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    pdf_sha256: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "case_uid": self.case_uid,
+            "study_uid": self.study_uid,
+            "archive": self.archive,
+            "stored": list(self.stored),
+            "kinds": list(self.kinds),
+            "pdf_sha256": self.pdf_sha256,
+        }
+
+
+def study_link(record) -> dict | None:
+    """The archive link a case keeps (``{"archive", "study_uid"}``), or None."""
+    from nbrisk_core.store.session import fields_of
+
+    case = fields_of((record.session or {}).get("case"))
+    link = case.get("archive")
+    return dict(link) if isinstance(link, dict) and link.get("study_uid") else None
+
+
+def _z_of(ds: Dataset) -> float | None:
+    try:
+        orientation = np.asarray([float(v) for v in ds.ImageOrientationPatient])
+        position = np.asarray([float(v) for v in ds.ImagePositionPatient])
+    except (AttributeError, TypeError, ValueError):
+        return None
+    normal = np.cross(orientation[:3], orientation[3:])
+    return float(np.dot(position, normal))
+
+
+def chosen_instances(archive, record, study_uid: str) -> dict[str, Dataset]:
+    """Phase -> the archive's instance (attributes, no pixels) of the slice the case chose."""
+    from nbrisk_core.pacs.pull import ct_series
+
+    deid = link_deidentifier(study_uid)
+    by_remapped = {deid.uid(s.series_uid): s for s in ct_series(archive, study_uid)}
+    found = {}
+    for phase, sl in record.slices.items():
+        remapped = sl.meta.get("series_uid") or (record.phase_meta.get(phase) or {}).get("series_uid")
+        series = by_remapped.get(str(remapped))
+        if series is None:
+            raise PacsError(
+                f"case {record.case_uid}: the {phase} slice's series is not in study {study_uid} "
+                "any more (or the case was not pulled with the study link kept)",
+                kind="not_found",
+            )
+        instances = [
+            (z, ds)
+            for ds in archive.series_metadata(study_uid, series.series_uid)
+            if (z := _z_of(ds)) is not None
+        ]
+        if not instances:
+            raise PacsError(
+                f"study {study_uid}: series {series.number or series.series_uid} has no instance with "
+                "a position",
+                kind="not_found",
+            )
+        instances.sort(key=lambda item: item[0])
+        if sl.slice_position_mm is not None:
+            z, ds = min(instances, key=lambda item: abs(item[0] - float(sl.slice_position_mm)))
+        elif sl.slice_index is not None and 0 <= sl.slice_index < len(instances):
+            z, ds = instances[sl.slice_index]
+        else:
+            raise PacsError(
+                f"case {record.case_uid}: the {phase} slice has no position or index", kind="input"
+            )
+        found[phase] = ds
+    return found
+
+
+def _risk_groups(record, sources):
+    import highdicom as hd
+    from highdicom.sr import (
+        AlgorithmIdentification,
+        Measurement,
+        MeasurementsAndQualitativeEvaluations,
+        QualitativeEvaluation,
+        SourceImageForMeasurementGroup,
+        TrackingIdentifier,
+    )
+
+    source_images = [SourceImageForMeasurementGroup.from_source_image(ds) for ds in sources]
+    groups = []
+    for prediction in (p for p in record.predictions if p.kind == "risk"):
+        from nbrisk_core.store.session import lookup
+
+        p = lookup(prediction.result, "p_high_risk")
+        if p is None:
+            continue
+        name = prediction.model_name or "NBRisk classifier"
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"NBRisk risk: {name}"[:64]),
+                algorithm_id=AlgorithmIdentification(
+                    name=name[:64], version=(prediction.model_sha256 or "unknown")[:64]
+                ),
+                measurements=[
+                    Measurement(
+                        name=code("p_high_risk"),
+                        value=float(p),
+                        unit=hd.sr.CodedConcept("1", "UCUM", "no units"),
+                    )
+                ],
+                source_images=source_images,
+            )
+        )
+    if record.mlrs is not None:
+        prognosis = record.prediction("prognosis")
+        measurements = [
+            Measurement(
+                name=code("mlrs"),
+                value=float(record.mlrs),
+                unit=hd.sr.CodedConcept("{score}", "UCUM", "score"),
+            )
+        ]
+        if record.mlrs_percentile is not None:
+            measurements.append(
+                Measurement(
+                    name=code("mlrs_percentile"),
+                    value=float(record.mlrs_percentile),
+                    unit=hd.sr.CodedConcept("%", "UCUM", "percent"),
+                )
+            )
+        evaluations = (
+            [QualitativeEvaluation(code("mlrs_group"), code(record.mlrs_group))]
+            if record.mlrs_group in ("high", "low")
+            else None
+        )
+        name = prognosis.model_name if prognosis and prognosis.model_name else "NBRisk MLRS"
+        algorithm = AlgorithmIdentification(
+            name=name[:64], version=((prognosis.model_sha256 if prognosis else None) or "unknown")[:64]
+        )
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="NBRisk MLRS"),
+                algorithm_id=algorithm,
+                measurements=measurements,
+                qualitative_evaluations=evaluations,
+                source_images=source_images,
+            )
+        )
+    return groups
+
+
+def build_sr(record, sources: dict[str, Dataset]) -> Dataset:
+    """The TID 1500 measurement report of a case, referencing the chosen slices' instances."""
+    import highdicom as hd
+    from highdicom.sr import (
+        Comprehensive3DSR,
+        DeviceObserverIdentifyingAttributes,
+        MeasurementReport,
+        ObservationContext,
+        ObserverContext,
+    )
+    from pydicom.sr.codedict import codes
+
+    from nbrisk_core import __version__
+
+    evidence = list(sources.values())
+    groups = _risk_groups(record, evidence)
+    if not groups:
+        raise PacsError(
+            f"case {record.case_uid} has no risk result to push; run the Risk page first", kind="input"
+        )
+    observer = ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="NBRisk", manufacturer_name="NBRisk", model_name=f"NBRisk {__version__}"
+        ),
+    )
+    report = MeasurementReport(
+        observation_context=ObservationContext(observer_device_context=observer),
+        procedure_reported=hd.sr.CodedConcept("25045-6", "LN", "CT unspecified body region"),
+        imaging_measurements=groups,
+    )
+    sr = Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBERS["sr"],
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="NBRisk",
+        is_complete=True,
+    )
+    sr.SeriesDescription = SR_DESCRIPTION
+    return sr
+
+
+def _base(study: Dataset, sop_class: str, modality: str, series_key: str, description: str) -> Dataset:
+    now = datetime.now(timezone.utc)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    for keyword in STUDY_KEYWORDS:
+        setattr(ds, keyword, study.get(keyword, ""))
+    ds.Modality = modality
+    ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = generate_uid(), SERIES_NUMBERS[series_key], 1
+    ds.SeriesDescription = description
+    ds.Manufacturer = "NBRisk"
+    ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    return ds
+
+
+def build_pdf(study: Dataset, pdf: bytes) -> Dataset:
+    """The PDF report as an Encapsulated PDF instance (PS3.3 A.45.1) of the study."""
+    ds = _base(study, ENCAPSULATED_PDF, "DOC", "pdf", PDF_DESCRIPTION)
+    ds.ConversionType = "WSD"
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = "NBRisk report (research use only)"
+    ds.ConceptNameCodeSequence = DicomSequence([])
+    ds.AcquisitionDateTime = ds.ContentDate + ds.ContentTime
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocumentLength = len(pdf)
+    ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
+    return ds
+
+
+def _stamp(rgb: np.ndarray) -> np.ndarray:
+    """The overlay with a black band saying NOT FOR DIAGNOSIS across its top."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    band = max(12, image.height // 20)
+    draw.rectangle([0, 0, image.width, band], fill=(0, 0, 0))
+    draw.text((4, max(0, band // 2 - 5)), "NOT FOR DIAGNOSIS", fill=(255, 255, 0))
+    return np.asarray(image)
+
+
+def build_gradcam(study: Dataset, record) -> list[Dataset]:
+    """One Secondary Capture per phase with a Grad-CAM map: the overlay the PDF shows, stamped."""
+    import highdicom as hd
+    from PIL import Image
+
+    from nbrisk_core.report.figures import slice_png
+    from nbrisk_core.report.pdf import burned_in_view, gradcam_by_phase
+
+    cams = gradcam_by_phase(record)
+    series_uid = hd.UID()
+    images = []
+    for number, (phase, cam) in enumerate(sorted(cams.items()), start=1):
+        sl = record.slices.get(phase)
+        if sl is None:
+            continue
+        plane, _ = burned_in_view(sl)
+        png = slice_png(plane, cam, is_hu=sl.meta.get("units", "HU") == "HU", max_side=512)
+        rgb = _stamp(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
+        sc = hd.sc.SCImage(
+            pixel_array=rgb,
+            photometric_interpretation="RGB",
+            bits_allocated=8,
+            coordinate_system="PATIENT",
+            patient_orientation=("L", "P"),  # an axial slice: rows run to the left, columns to the back
+            study_instance_uid=str(study.StudyInstanceUID),
+            series_instance_uid=series_uid,
+            series_number=SERIES_NUMBERS["gradcam"],
+            sop_instance_uid=hd.UID(),
+            instance_number=number,
+            manufacturer="NBRisk",
+            patient_id=str(study.get("PatientID", "")),
+            patient_name=study.get("PatientName", ""),
+            patient_birth_date=study.get("PatientBirthDate") or None,
+            patient_sex=study.get("PatientSex") or None,
+            accession_number=study.get("AccessionNumber") or None,
+            study_id=study.get("StudyID") or None,
+            study_date=study.get("StudyDate") or None,
+            study_time=study.get("StudyTime") or None,
+            referring_physician_name=study.get("ReferringPhysicianName") or None,
+        )
+        sc.SeriesDescription = NOT_FOR_DIAGNOSIS
+        sc.ImageComments = f"{NOT_FOR_DIAGNOSIS}; {phase} phase"
+        sc.BurnedInAnnotation = "YES"
+        images.append(sc)
+    return images
+
+
+def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> PushResult:
+    """Store a saved case's SR, PDF and Grad-CAM captures into its archive study; audited.
+
+    Raises
+    ------
+    PacsError
+        The case has no archive link (``no_link``), or the archive refused, is unreachable, or no
+        longer holds the study or the chosen slices.
+    CaseNotFoundError, CaseAccessError
+        From the case store.
+    """
+    from nbrisk_core.report.export import render_export
+    from nbrisk_core.store import audit, cases
+
+    record = cases.load_case(engine, case_uid, username, record_open=False, operation="export")
+    link = study_link(record)
+    if link is None:
+        raise PacsError(
+            f"case {case_uid} keeps no link to an archive study (it was not pulled from a PACS, or the "
+            "site does not keep the link: keep_study_link / NBRISK_PACS_KEEP_STUDY_LINK); nothing "
+            "to push into",
+            kind="no_link",
+        )
+    study_uid = link["study_uid"]
+    study = archive.study_attributes(study_uid)
+    sources = chosen_instances(archive, record, study_uid)
+    pdf = render_export(record, "pdf", models_dir=models_dir)
+    objects = [("sr", build_sr(record, sources)), ("pdf", build_pdf(study, pdf))]
+    objects += [("gradcam", sc) for sc in build_gradcam(study, record)]
+    stored = archive.store([ds for _, ds in objects], study_uid)
+    kinds = [kind for kind, _ in objects]
+    result = PushResult(
+        case_uid=case_uid,
+        study_uid=study_uid,
+        archive=archive.settings.name,
+        stored=stored or [str(ds.SOPInstanceUID) for _, ds in objects],
+        kinds=kinds,
+        pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+    )
+    risk = record.prediction("risk")
+    audit.record(
+        engine,
+        getattr(username, "username", username) or "-",
+        "case_pushed",
+        case_uid=case_uid,
+        model_sha256=risk.model_sha256 if risk else None,
+        detail={
+            "archive": archive.settings.name,
+            "version": record.version,
+            "objects": {k: kinds.count(k) for k in dict.fromkeys(kinds)},
+            "pdf_sha256": result.pdf_sha256,
+        },
+    )
+    return result
+
+
+def read_report(sr: Dataset) -> dict:
+    """What an NBRisk SR says.
+
+    ``{"p_high_risk": {model: (value, sha256)}, "mlrs", "mlrs_percentile", "mlrs_group", "references"}``."""
+    out: dict = {
+        "p_high_risk": {},
+        "mlrs": None,
+        "mlrs_percentile": None,
+        "mlrs_group": None,
+        "references": [],
+    }
+
+    def walk(items, algorithm=None):
+        for item in items or []:
+            name = item.ConceptNameCodeSequence[0] if "ConceptNameCodeSequence" in item else None
+            meaning = str(name.CodeValue) if name is not None else ""
+            if item.ValueType == "CONTAINER":
+                algo = _algorithm(item) or algorithm
+                walk(item.get("ContentSequence"), algo)
+            elif item.ValueType == "NUM" and name is not None and name.CodingSchemeDesignator == SCHEME:
+                value = float(item.MeasuredValueSequence[0].NumericValue)
+                if meaning == CONCEPTS["p_high_risk"][0]:
+                    out["p_high_risk"][algorithm[0] if algorithm else "?"] = (
+                        value,
+                        algorithm[1] if algorithm else "",
+                    )
+                elif meaning == CONCEPTS["mlrs"][0]:
+                    out["mlrs"] = value
+                elif meaning == CONCEPTS["mlrs_percentile"][0]:
+                    out["mlrs_percentile"] = value
+            elif item.ValueType == "CODE" and meaning == CONCEPTS["mlrs_group"][0]:
+                value = str(item.ConceptCodeSequence[0].CodeValue)
+                out["mlrs_group"] = next(k for k in ("high", "low") if CONCEPTS[k][0] == value)
+            elif item.ValueType == "IMAGE":
+                ref = item.ReferencedSOPSequence[0]
+                uid = str(ref.ReferencedSOPInstanceUID)
+                if uid not in out["references"]:
+                    out["references"].append(uid)
+            if item.ValueType != "CONTAINER" and "ContentSequence" in item:
+                walk(item.ContentSequence, algorithm)
+
+    walk(sr.get("ContentSequence"))
+    return out
+
+
+def _algorithm(container: Dataset) -> tuple[str, str] | None:
+    name = version = None
+    for item in container.get("ContentSequence") or []:
+        if "ConceptNameCodeSequence" not in item or item.ValueType != "TEXT":
+            continue
+        meaning = str(item.ConceptNameCodeSequence[0].CodeMeaning)
+        if meaning == "Algorithm Name":
+            name = str(item.TextValue)
+        elif meaning == "Algorithm Version":
+            version = str(item.TextValue)
+    return (name, version or "") if name else None
+
+
+__all__ = [
+    "PushResult",
+    "build_gradcam",
+    "build_pdf",
+    "build_sr",
+    "chosen_instances",
+    "push_case",
+    "read_report",
+    "study_link",
+]
