@@ -33,7 +33,7 @@ def test_page_and_cli_give_the_same_input_with_a_fractional_slope(fractional_ser
     folder, expected_hu = fractional_series
     card = load_model(tiny_models_dir / "swin_art_demo.safetensors").model_card
     index = 1
-    page_entry = chosen_slice(load_study(folder).series[0], index)  # what the Case page stores
+    page_entry = chosen_slice(load_study(folder).series[0], index, "art")  # what the Case page stores
     cli_hu, info = read_phase_slice(folder, index)  # what `nbrisk predict --art FOLDER --slice-art 1` reads
     np.testing.assert_allclose(cli_hu, expected_hu[index], atol=1e-3)
     # the test can fail: rounding HU to whole numbers first (the page did: int16) moves some pixels
@@ -41,7 +41,7 @@ def test_page_and_cli_give_the_same_input_with_a_fractional_slope(fractional_ser
     assert (hu_to_uint8(np.rint(cli_hu)) != hu_to_uint8(cli_hu)).sum() > 10
     page_x = card.data.model_input({"art": page_entry})
     np.testing.assert_array_equal(page_x, card.data.model_input({"art": cli_hu}))
-    assert page_entry["hu"].dtype == np.float32 and cli_hu.dtype == np.float32
+    assert page_entry.hu.dtype == np.float32 and cli_hu.dtype == np.float32
     # and the page's own route today (grey of the chosen slice) and the windowed CLI image agree too
     np.testing.assert_array_equal(grey_from_chosen_slice(page_entry), read_phase_input(folder, index)[0])
     page_grey = grey_from_chosen_slice(page_entry)
@@ -54,7 +54,7 @@ def test_predict_cli_and_page_give_the_same_risk_and_embedding(fractional_series
     folder, _ = fractional_series
     cli = predict_paths({"art": folder}, {"art": 2}, tiny_models_dir, precision="fp32")
     predictor = Predictor(load_model(tiny_models_dir / "swin_art_demo.safetensors"), InferenceConfig())
-    page = predict_case(predictor, {"art": chosen_slice(load_study(folder).series[0], 2)})
+    page = predict_case(predictor, {"art": chosen_slice(load_study(folder).series[0], 2, "art")})
     assert cli["variants"]["art"]["p_high_risk"] == page.p_high_risk
     assert cli["embedding"] == [float(v) for v in page.embedding]
 

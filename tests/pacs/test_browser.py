@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbrisk_core.bench.workflow import chromium_missing_reason
+from tests.e2e.harness import chromium_missing_reason
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -17,7 +17,7 @@ def test_from_pacs_search_pick_pull(orthanc, demo_dir):
         pytest.skip(reason)
     from playwright.sync_api import expect, sync_playwright
 
-    from nbrisk_core.bench.workflow import Flow, browser_context, start_server, stop_server
+    from tests.e2e.harness import Flow, browser_context, start_server, stop_server
 
     env = {"NBRISK_DICOMWEB_URL": orthanc.dicomweb, "NBRISK_DICOMWEB_USER": orthanc.username,
            "NBRISK_DICOMWEB_PASSWORD": orthanc.password, "NBRISK_PACS_KEEP_STUDY_LINK": "1",
