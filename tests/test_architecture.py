@@ -27,17 +27,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("nbrisk_core", "nbrisk_ui")
 
-#: cycles through deferred imports that other work in progress removes (issue 24): each entry is the
-#: set of modules of one cycle. The list may only shrink; a cycle not listed here fails the test.
-DEFERRED_CYCLES_BEING_REMOVED: tuple[frozenset[str], ...] = (
-    frozenset({"nbrisk_core.prognosis.individual", "nbrisk_core.prognosis.pipeline"}),  # prognosis engine
-    frozenset({"nbrisk_core.report.export", "nbrisk_core.report.pdf"}),  # typed case
-    frozenset({"nbrisk_core.store.audit", "nbrisk_core.store.db"}),  # typed case (store)
-    frozenset({"nbrisk_core.classifier.inference", "nbrisk_core.classifier.probe"}),  # timm-shaped classifier
-    frozenset({"nbrisk_core.classifier.distributed", "nbrisk_core.classifier.pipeline",
-               "nbrisk_core.classifier.training"}),  # timm-shaped classifier
-)
-
 
 def _module_files(root: Path = REPO_ROOT) -> dict[str, Path]:
     modules = {}
@@ -197,16 +186,9 @@ def test_no_import_cycle_at_module_level():
     assert import_cycles(import_graph(deferred=False)) == []
 
 
-def test_no_import_cycle_through_deferred_imports_beyond_those_being_removed():
-    cycles = import_cycles(import_graph(deferred=True))
-    new = [sorted(c) for c in cycles if c not in DEFERRED_CYCLES_BEING_REMOVED]
-    assert new == [], f"import cycles (deferred imports count): {new}"
-
-
-@pytest.mark.xfail(strict=False, reason="the cycles of DEFERRED_CYCLES_BEING_REMOVED are removed by the "
-                                        "engine/case/timm work of issue 24; the lead drops this mark then")
-def test_no_import_cycle_at_all():
-    assert [sorted(c) for c in import_cycles(import_graph(deferred=True))] == []
+def test_no_import_cycle_through_deferred_imports():
+    cycles = [sorted(c) for c in import_cycles(import_graph(deferred=True))]
+    assert cycles == [], f"import cycles (deferred imports count): {cycles}"
 
 
 # ----------------------------------------------------------------------------- layers
@@ -241,20 +223,17 @@ def test_nothing_outside_the_cli_goes_through_cli_main():
     assert _calls_cli_main(REPO_ROOT / "nbrisk_core" / "__main__.py")  # the check does see a call
 
 
-@pytest.mark.xfail(strict=False, reason="reproduce still writes the prognosis tables with "
-                                        "cli/benchmark.write_outputs until the prognosis engine's evaluate() "
-                                        "replaces it (issue 24 item 2)")
 def test_only_the_entry_point_imports_the_cli_package():
     graph = import_graph(deferred=True)
+    def in_cli(module: str) -> bool:   # nbrisk_core.cli and its modules, not nbrisk_core.clinical
+        return module == "nbrisk_core.cli" or module.startswith("nbrisk_core.cli.")
+
     importers = sorted(m for m, edges in graph.items()
-                       if not m.startswith("nbrisk_core.cli") and m != "nbrisk_core.__main__"
-                       and any(e.startswith("nbrisk_core.cli") for e in edges))
+                       if not in_cli(m) and m != "nbrisk_core.__main__" and any(in_cli(e) for e in edges))
     assert importers == []
+    assert any(in_cli(e) for e in graph["nbrisk_core.__main__"])  # the check does see the entry point
 
 
-@pytest.mark.xfail(strict=False, reason="made true by the typed case (report) and the prognosis engine "
-                                        "(prognosis) of issue 24, merged after this branch; the lead drops "
-                                        "this mark then")
 @pytest.mark.parametrize("layer", ["nbrisk_core.report", "nbrisk_core.prognosis"])
 def test_report_and_prognosis_use_neither_store_nor_classifier(layer):
     graph = import_graph(deferred=True)

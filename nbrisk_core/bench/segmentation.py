@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-PHASES = ("nc", "art", "pv")
+from nbrisk_core.case import PHASES
 
 
 def add_arguments(parser) -> None:

@@ -20,15 +20,6 @@ import uuid
 from nbrisk_core.errors import InputError
 
 
-def world() -> tuple[int, int]:
-    """``(world_size, rank)``; ``(1, 0)`` outside a process group."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
-
-
 def launch(nproc_per_node: int, args: argparse.Namespace, recipe) -> str:
     """Run ``train_run(args, recipe)`` in ``nproc_per_node`` processes; returns rank 0's summary."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

@@ -146,12 +146,10 @@ def train_run(args, recipe) -> dict:
     from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
     from nbrisk_core.classifier.data import load_cohort_images, skipped_note, usable_patients
     from nbrisk_core.classifier.model_io import base_card, save_model
-    from nbrisk_core.imaging.model_input import INPUT_VARIANTS
-    from nbrisk_core.classifier.inference import cpu_name
-    from nbrisk_core.classifier.training import cohort_batches, fit, resolve_precision
+    from nbrisk_core.classifier.onednn import cpu_name
+    from nbrisk_core.classifier.training import cohort_batches, fit, resolve_precision, world
     from nbrisk_core.config import demo_cohort_dir
-
-    from nbrisk_core.classifier.distributed import world
+    from nbrisk_core.imaging.model_input import INPUT_VARIANTS
 
     started = time.perf_counter()
     run_dir = Path(args.run)

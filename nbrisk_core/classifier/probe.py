@@ -137,7 +137,7 @@ def measure(shape: tuple[int, int, int] = PROBE_SHAPE, repeats: int = 15, matmul
     import torch
     import torch.nn.functional as F
 
-    from nbrisk_core.classifier.inference import cpu_name, onednn_matmul_precision
+    from nbrisk_core.classifier.onednn import cpu_name, onednn_matmul_precision
 
     matmul_precision = matmul_precision or onednn_matmul_precision
     tokens, k, n = shape

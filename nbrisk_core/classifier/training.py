@@ -94,6 +94,15 @@ class EpochRecord:
     seconds: float
 
 
+def world() -> tuple[int, int]:
+    """``(world_size, rank)``; ``(1, 0)`` outside a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
 def _make_optimizer(model, recipe: Recipe):
     """Adam / AdamW with two parameter groups: the backbone, and the head at ``head_lr_mult`` times
     the learning rate (each group's ``lr_mult``; :func:`fit` sets ``lr = schedule * lr_mult``)."""
@@ -183,7 +192,6 @@ def cohort_batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
     import torch
     import torch.distributed as dist
 
-    from nbrisk_core.classifier.distributed import world
 
     distributed = dist.is_available() and dist.is_initialized()
     sampler_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item()) if distributed else None
@@ -230,7 +238,6 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
-    from nbrisk_core.classifier.distributed import world
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

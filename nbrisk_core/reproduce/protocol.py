@@ -136,7 +136,7 @@ def stage_embeddings(ctx: Context) -> dict:
 
 
 def stage_prognosis(ctx: Context) -> dict:
-    from nbrisk_core.cli.benchmark import write_outputs
+    from nbrisk_core.prognosis.outputs import write_outputs
     from nbrisk_core.prognosis.pipeline import fit_cohort_pipeline
 
     embeddings = pd.read_parquet(ctx.path("embeddings.parquet"))

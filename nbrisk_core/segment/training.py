@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nbrisk_core.case import PHASES
 from nbrisk_core.errors import InputError
 from nbrisk_core.segment.data import SegDataConfig
 from nbrisk_core.segment.model import SegNetConfig
@@ -158,7 +159,6 @@ def validate(network_model, data: SegDataConfig, n_patients: int) -> dict:
     """Segment held-out generator patients (all three phases, whole volumes) and score against truth:
     share of max-area slices within one slice, mean Dice on the chosen slice (against the true
     max-area mask), median relative volume error."""
-    from nbrisk_core.demo.render import PHASES
     from nbrisk_core.segment.data import patient_geometry, render_volume, validation_patients
     from nbrisk_core.segment.inference import PhaseVolume, segment_phases
 
@@ -278,7 +278,7 @@ def train_seg(out_stem, checkpoint_dir, data: SegDataConfig = SegDataConfig(),
         "training_data": {
             "source": "synthetic demo generator (nbrisk_core.demo), on the fly; never demo-cohort patients",
             "seed": data.seed, "random_stream": 2, **data.to_dict(),
-            "patients_seen": recipe.epochs * data.patients_per_epoch, "phases": ["nc", "art", "pv"],
+            "patients_seen": recipe.epochs * data.patients_per_epoch, "phases": [str(p) for p in PHASES],
             "validation_patients": f"{recipe.validation_patients} held-out generator patients "
                                    "(numbers from 10,000,000 on), all three phases, whole volumes",
         },

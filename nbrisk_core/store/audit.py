@@ -22,13 +22,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from nbrisk_core.errors import InputError
 from nbrisk_core.safe_csv import neutralise_cell
-from nbrisk_core.store.db import serialize, transaction
+from nbrisk_core.store.db import (  # noqa: F401 (the trail's protection is checked where engines open)
+    POSTGRES_TRIGGERS, SQLITE_TRIGGERS, protection_problems, serialize, transaction)
 from nbrisk_core.store.models import AuditEvent, utc_now
 
 #: every action the trail knows (an unknown action is a bug, not a new kind of event)
@@ -41,9 +42,6 @@ ACTIONS: tuple[str, ...] = (
 )
 #: ``prev_hash`` of the first event
 GENESIS_HASH = "0" * 64
-#: the database objects that make the trail append-only (created by the migrations)
-SQLITE_TRIGGERS = ("audit_events_no_update", "audit_events_no_delete", "audit_events_no_replace")
-POSTGRES_TRIGGERS = ("audit_events_no_update_delete", "audit_events_no_truncate", "audit_events_chain_only")
 
 CSV_COLUMNS: tuple[str, ...] = ("id", "at", "username", "action", "case_uid", "model_sha256", "detail")
 
@@ -224,38 +222,6 @@ def verify_chain(engine: Engine, *, anchor: tuple[int, str] | None = None) -> Ch
                            "the anchor "
                            f"names seq {anchor[0]} (newest events removed)", head_seq + 1, None)
     return ChainReport(True, checked, head_seq, head_hash)
-
-
-def protection_problems(engine: Engine) -> list[str]:
-    """What is missing for the trail to be append-only in this database (empty when nothing is).
-
-    SQLite: the three triggers. PostgreSQL: the triggers, and the connected role must not hold UPDATE,
-    DELETE or TRUNCATE on ``audit_events`` (the migration revokes them; a site that re-grants them, or
-    runs the dashboard as a role that has them, is told here).
-    """
-    problems = []
-    with engine.connect() as conn:
-        dialect = conn.dialect.name
-        if dialect == "sqlite":
-            present = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' "
-                                            "AND tbl_name = 'audit_events'")).scalars())
-            wanted = SQLITE_TRIGGERS
-        elif dialect == "postgresql":
-            present = set(conn.execute(text("SELECT tgname FROM pg_trigger WHERE tgrelid = "
-                                            "'audit_events'::regclass AND NOT tgisinternal")).scalars())
-            wanted = POSTGRES_TRIGGERS
-            for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
-                if conn.execute(text("SELECT has_table_privilege(current_user, 'audit_events', :p)"),
-                                {"p": privilege}).scalar():
-                    role = conn.execute(text("SELECT current_user")).scalar()
-                    problems.append(f"the database role {role!r} holds {privilege} on audit_events "
-                                    "(expected: revoked, see docs/security.md)")
-        else:  # pragma: no cover - make_engine accepts only these two
-            return [f"database {dialect!r} is not checked"]
-        for name in wanted:
-            if name not in present:
-                problems.append(f"trigger {name} is missing: audit_events is not append-only")
-    return problems
 
 
 def events_to_csv(events: list[AuditEntry]) -> str:

@@ -142,8 +142,6 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is None:
             engine = make_engine(url)
             migrate(engine)
-            from nbrisk_core.store.audit import protection_problems
-
             for problem in protection_problems(engine):
                 _LOG.warning("audit trail: %s", problem)
             _ENGINES[url] = engine
@@ -186,3 +184,40 @@ def serialize(session: Session, name: str) -> None:
         session.flush()  # row locks first, then the named lock (one order for every caller)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                         {"key": zlib.crc32(f"nbrisk:{name}".encode())})
+
+
+#: the triggers that make audit_events append-only (migration 0001), per dialect
+SQLITE_TRIGGERS = ("audit_events_no_update", "audit_events_no_delete", "audit_events_no_replace")
+POSTGRES_TRIGGERS = ("audit_events_no_update_delete", "audit_events_no_truncate", "audit_events_chain_only")
+
+
+def protection_problems(engine: Engine) -> list[str]:
+    """What is missing for the trail to be append-only in this database (empty when nothing is).
+
+    SQLite: the three triggers. PostgreSQL: the triggers, and the connected role must not hold UPDATE,
+    DELETE or TRUNCATE on ``audit_events`` (the migration revokes them; a site that re-grants them, or
+    runs the dashboard as a role that has them, is told here).
+    """
+    problems = []
+    with engine.connect() as conn:
+        dialect = conn.dialect.name
+        if dialect == "sqlite":
+            present = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                            "AND tbl_name = 'audit_events'")).scalars())
+            wanted = SQLITE_TRIGGERS
+        elif dialect == "postgresql":
+            present = set(conn.execute(text("SELECT tgname FROM pg_trigger WHERE tgrelid = "
+                                            "'audit_events'::regclass AND NOT tgisinternal")).scalars())
+            wanted = POSTGRES_TRIGGERS
+            for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
+                if conn.execute(text("SELECT has_table_privilege(current_user, 'audit_events', :p)"),
+                                {"p": privilege}).scalar():
+                    role = conn.execute(text("SELECT current_user")).scalar()
+                    problems.append(f"the database role {role!r} holds {privilege} on audit_events "
+                                    "(expected: revoked, see docs/security.md)")
+        else:  # pragma: no cover - make_engine accepts only these two
+            return [f"database {dialect!r} is not checked"]
+        for name in wanted:
+            if name not in present:
+                problems.append(f"trigger {name} is missing: audit_events is not append-only")
+    return problems

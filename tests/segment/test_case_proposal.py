@@ -26,6 +26,6 @@ def test_demo_study_opens_on_the_proposed_slices_and_confirm_all_takes_them(repo
     assert not at.exception
     confirmed = at.session_state[state.CONFIRMED_SLICES]
     assert set(confirmed) == {"nc", "art", "pv"}
-    assert all(abs(confirmed[p]["index"] - int(truth[f"max_area_slice_{p}"])) <= 1 for p in confirmed)
+    assert all(abs(confirmed[p].index - int(truth[f"max_area_slice_{p}"])) <= 1 for p in confirmed)
     # the same button sent them on to the Risk page's state
     assert set(at.session_state[state.CHOSEN_SLICES]) == {"nc", "art", "pv"}
