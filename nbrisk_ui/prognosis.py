@@ -37,6 +37,22 @@ def load_embeddings(cohort_dir: str) -> pd.DataFrame:
     return cohort_ct_features(Path(cohort_dir))
 
 
+def shipped_classifier_sha256(cohort_dir) -> str | None:
+    """SHA-256 of the Swin-ART model whose embeddings the app uses for ``cohort_dir`` (None: no model).
+
+    A bundle fitted on classifier embeddings is used only with this very model.
+    """
+    from nbrisk_core.classifier.model_io import read_model_card, shipped_model_path
+
+    model_path = shipped_model_path("art", cohort_dir)
+    if not model_path.exists():
+        return None
+    try:
+        return read_model_card(model_path).sha256
+    except InputError:   # a damaged card: no bundle match; fitting reports the problem
+        return None
+
+
 def fit_pipeline(cohort_dir: str, grid: str, selected: str | None = None):
     """Fit the prognosis pipeline on the cohort (uncached; the cached entry is :func:`get_pipeline`)."""
     from nbrisk_core.prognosis.pipeline import fit_cohort_pipeline
@@ -44,7 +60,8 @@ def fit_pipeline(cohort_dir: str, grid: str, selected: str | None = None):
     if grid == "app":   # the cohort's frozen bundle ('nbrisk prognosis fit') when one matches: no fit
         from nbrisk_core.prognosis.bundle import app_bundle_pipeline
 
-        bundled = app_bundle_pipeline(Path(cohort_dir), selected)
+        bundled = app_bundle_pipeline(Path(cohort_dir), selected,
+                                      classifier_sha256=lambda: shipped_classifier_sha256(cohort_dir))
         if bundled is not None:
             return bundled
     # one worker: the app shares its machine with its users' sessions

@@ -90,7 +90,7 @@ def cohort_embeddings(cohort_dir: Path | None = None, model=None, use_cache: boo
     DataFrame indexed by ``patient_id`` with columns ``ct01`` ... ``ct16``.
     """
     from nbrisk_core.classifier.model_io import LoadedModel, load_model, shipped_model_path
-    from nbrisk_core.classifier.pipeline import cohort_hash
+    from nbrisk_core.cohort.format import cohort_hash
     from nbrisk_core.config import demo_cohort_dir
 
     cohort_dir = Path(cohort_dir) if cohort_dir is not None else demo_cohort_dir()
@@ -119,7 +119,7 @@ def cohort_embeddings(cohort_dir: Path | None = None, model=None, use_cache: boo
 def store_embeddings(loaded, cohort_dir: Path, patient_ids, embedding: np.ndarray) -> Path | None:
     """Write the cache for a whole cohort computed elsewhere (``nbrisk evaluate`` runs the same
     forward pass). Only whole cohorts of single-phase ART-type models are stored."""
-    from nbrisk_core.classifier.pipeline import cohort_hash
+    from nbrisk_core.cohort.format import cohort_hash
 
     clinical = pd.read_csv(Path(cohort_dir) / "clinical.csv", dtype={"patient_id": str})
     if loaded.variant != "art" or sorted(patient_ids) != sorted(clinical["patient_id"]):

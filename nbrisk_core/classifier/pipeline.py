@@ -5,7 +5,6 @@ Kept apart from the CLI module so tests and notebooks call the same code with a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nbrisk_core.cohort.format import cohort_hash
 from nbrisk_core.errors import InputError
 
 #: synthetic validation patients watched during pretraining (AUC on 32 was too noisy to read)
@@ -47,16 +47,6 @@ def token_fractions(masks: np.ndarray, grid: int = TOKEN_GRID) -> np.ndarray:
         for j in range(grid):
             out[:, i, j] = masks[:, rows[i]:rows[i + 1], cols[j]:cols[j + 1]].mean(axis=(1, 2))
     return out
-
-
-def cohort_hash(cohort_dir: Path) -> str:
-    """SHA-256 over the clinical table and every slice file of a cohort (identifies the data)."""
-    digest = hashlib.sha256()
-    cohort_dir = Path(cohort_dir)
-    for path in [cohort_dir / "clinical.csv", *sorted((cohort_dir / "slices").rglob("*.npz"))]:
-        digest.update(path.relative_to(cohort_dir).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def cohort_meta(cohort_dir: Path) -> dict:

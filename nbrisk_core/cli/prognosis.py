@@ -55,7 +55,7 @@ def embeddings_for_fit(cohort: Path, features: str, embeddings_file, stand_in: b
     import pandas as pd
 
     from nbrisk_core.errors import InputError
-    from nbrisk_core.prognosis.pipeline import load_cohort_embeddings, read_embeddings, stand_in_embeddings
+    from nbrisk_core.prognosis.pipeline import read_embeddings, stand_in_embeddings
 
     if embeddings_file and stand_in:
         raise InputError("--embeddings and --stand-in-embeddings exclude each other")
@@ -77,13 +77,14 @@ def embeddings_for_fit(cohort: Path, features: str, embeddings_file, stand_in: b
         truth = pd.read_csv(truth_path, dtype={"patient_id": str})
         return stand_in_embeddings(truth, seed=seed), {
             "source": "stand-in", "seed": seed, "note": "noisy latent score; NOT classifier features"}
-    from nbrisk_core.classifier.model_io import shipped_model_path
-    from nbrisk_core.prognosis.bundle import sha256_file
+    from nbrisk_core.classifier.model_io import read_model_card, shipped_model_path
+    from nbrisk_core.features import cohort_ct_features
 
+    # the caller embeds: the prognosis engine takes the cohort's CT feature table
+    embeddings = cohort_ct_features(cohort)   # InputError saying how to make them when the model is missing
     model_path = shipped_model_path("art", cohort)
-    embeddings = load_cohort_embeddings(cohort)
     return embeddings, {"source": "classifier", "model": model_path.name,
-                        "model_sha256": sha256_file(model_path)}
+                        "model_sha256": read_model_card(model_path).sha256}
 
 
 def run_fit(args) -> int:

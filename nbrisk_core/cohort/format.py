@@ -199,6 +199,22 @@ def read_meta_if_any(path) -> dict:
     return _parse_meta(meta_path) if meta_path.is_file() else {}
 
 
+def cohort_hash(cohort_dir) -> str:
+    """SHA-256 over the clinical table and every slice file of a cohort (identifies the data).
+
+    Used by the classifier (embedding caches, model cards) and by prognosis bundles (which cohort a
+    bundle was fitted on) alike, so it lives with the cohort format rather than in either of them.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    cohort_dir = Path(cohort_dir)
+    for path in [cohort_dir / "clinical.csv", *sorted((cohort_dir / "slices").rglob("*.npz"))]:
+        digest.update(path.relative_to(cohort_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def read_meta(path) -> dict:
     """``cohort.json`` of a cohort directory, checked (InputError naming the file otherwise).
 

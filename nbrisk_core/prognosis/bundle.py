@@ -36,7 +36,9 @@ import pandas as pd
 from nbrisk_core.errors import InputError
 
 #: Layout version of ``bundle.json``; a bundle of another version is refused (refit it).
-SCHEMA_VERSION = 1
+#: 2: a combination is a scikit-learn ``Pipeline(select, model)`` (was ``CombinationModel``), and an object
+#: held twice (``PrognosisPipeline.imputer_`` is ``preprocessor_.imputer_``) is saved once, then referenced.
+SCHEMA_VERSION = 2
 BUNDLE_KIND = "nbrisk-prognosis-bundle"
 STRUCTURE_FILE = "bundle.json"
 ARRAYS_FILE = "bundle.safetensors"
@@ -135,6 +137,7 @@ def _random_state_from_state(state: dict):
 
 def _register_defaults() -> None:
     from sklearn._loss.link import IdentityLink, Interval
+    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.tree import DecisionTreeRegressor
     from sklearn.tree._tree import Tree
@@ -147,18 +150,21 @@ def _register_defaults() -> None:
     from sksurv.tree import SurvivalTree
 
     from nbrisk_core.prognosis import estimators as est
-    from nbrisk_core.prognosis.grid import CombinationModel
     from nbrisk_core.prognosis.impute import MICEPMMImputer
-    from nbrisk_core.prognosis.pipeline import BaselineLassoCox, PrognosisPipeline
+    from nbrisk_core.prognosis.pipeline import BaselineLassoCox, CohortPreprocessor, PrognosisPipeline
 
-    # the grid's estimators (nbrisk_core.prognosis.estimators): one line each to re-point after a rename
+    # the grid's estimators (nbrisk_core.prognosis.estimators) and the "select" step of a combination:
+    # one line each to re-point after a rename
     for cls in (est.StepwiseCox, est.CoxnetCV, est.RidgeCoxCV, est.CoxBoostCV, est.GBMCoxCV, est.PLSCox,
-                est.SuperPC, est.MinimalDepthRSF):
+                est.SuperPC, est.MinimalDepthRSF, est.SelectedFeatures):
         register(cls.__name__, cls)
     # the optimiser's result (scipy OptimizeResult) is a diagnostic, not needed to predict
     register("RankingSurvivalSVM", est.RankingSurvivalSVM, skip=("optimizer_result_",))
-    # the pipeline around them
-    for cls in (CombinationModel, MICEPMMImputer, BaselineLassoCox, PrognosisPipeline):
+    # a fitted combination: Pipeline([("select", SelectedFeatures | "passthrough"), ("model", ...)]); its
+    # state is its parameters (``steps``: a list of (name, estimator) tuples, kept as list and tuples)
+    register("Pipeline", Pipeline)
+    # the prognosis pipeline around them
+    for cls in (CohortPreprocessor, MICEPMMImputer, BaselineLassoCox, PrognosisPipeline):
         register(cls.__name__, cls)
     # scikit-learn / scikit-survival pieces inside the fitted estimators
     for cls in (StandardScaler, BreslowEstimator, StepFunction, SurvivalTree, DecisionTreeRegressor,
@@ -197,6 +203,10 @@ class _Encoder:
     def __init__(self):
         self.arrays: dict[str, np.ndarray] = {}
         self._name_of: dict[type, str] = {s.cls: name for name, s in REGISTRY.items()}
+        # registered objects already written: id -> their number (a second occurrence is a "$ref")
+        self._numbers: dict[int, int] = {}
+        self._in_progress: set[int] = set()
+        self._keep: list = []   # keeps every numbered object alive, so that no id is reused meanwhile
 
     def _array(self, array: np.ndarray, where: str):
         if array.dtype.names:   # structured (tree nodes): one array per field
@@ -232,9 +242,10 @@ class _Encoder:
             return value
         if isinstance(value, float):
             return _float_node(value)
-        if isinstance(value, list):
+        # exact types only: a list or tuple subclass (a namedtuple...) would come back as its base class
+        if type(value) is list:
             return {"$list": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
-        if isinstance(value, tuple):
+        if type(value) is tuple:
             return {"$tuple": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
         if isinstance(value, dict) and type(value) is dict:
             if all(isinstance(k, str) for k in value):
@@ -260,8 +271,18 @@ class _Encoder:
             kind = f"{type(value).__module__}.{type(value).__qualname__}"
             raise InputError(f"bundle: {where}: a {kind} cannot be "
                              "saved (not in nbrisk_core.prognosis.bundle.REGISTRY)")
+        key = id(value)
+        if key in self._in_progress:
+            raise InputError(f"bundle: {where}: a {name} contains itself; cannot be saved")
+        if key in self._numbers:   # the same object again (e.g. PrognosisPipeline.imputer_): a reference
+            return {"$ref": self._numbers[key]}
+        number = self._numbers[key] = len(self._numbers)
+        self._keep.append(value)
+        self._in_progress.add(key)
         state = REGISTRY[name].to_state(value)
-        return {"$object": name, "state": self.encode(state, f"{where}<{name}>")}
+        node = {"$object": name, "$id": number, "state": self.encode(state, f"{where}<{name}>")}
+        self._in_progress.discard(key)
+        return node
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +294,7 @@ class _Decoder:
     def __init__(self, arrays: dict[str, np.ndarray], source: str):
         self.arrays = arrays
         self.source = source
+        self.objects: dict[int, Any] = {}   # "$id" -> the object built, for "$ref" nodes
 
     def _bad(self, what: str):
         return InputError(f"{self.source}: {what}; the bundle is damaged or was not written by NBRisk")
@@ -351,7 +373,18 @@ class _Decoder:
             state = self.decode(node["state"])
             if not isinstance(state, dict):
                 raise self._bad(f"the state of a {name} is not a mapping")
-            return REGISTRY[name].from_state(state)
+            obj = REGISTRY[name].from_state(state)
+            number = node.get("$id")
+            if number is not None:
+                if not isinstance(number, int) or number in self.objects:
+                    raise self._bad(f"object number {number!r} of a {name} is not new")
+                self.objects[number] = obj
+            return obj
+        if "$ref" in node:
+            number = node["$ref"]
+            if not isinstance(number, int) or number not in self.objects:
+                raise self._bad(f"reference {number!r} names no object before it")
+            return self.objects[number]
         if any(k in node for k in ("$array", "$struct", "$strings", "$objects")):
             return self._array(node)
         raise self._bad(f"unknown node with keys {sorted(node)[:3]}")
@@ -573,28 +606,19 @@ CARD_BOOTSTRAP = 500
 
 
 def bootstrap_c_index(event, time, risk, n_bootstrap: int = CARD_BOOTSTRAP, seed: int = 2025) -> list:
-    """``[c, low, high]``: Harrell's C with a percentile bootstrap 95 % CI (resampling patients)."""
-    from sksurv.metrics import concordance_index_censored
+    """``[c, low, high]``: Harrell's C with a percentile bootstrap 95 % CI (resampling patients), the
+    engine's :func:`~nbrisk_core.prognosis.evaluation.concordance_with_ci` as JSON; ``None`` where it
+    cannot be computed (no death, no comparable pair, fewer than 20 usable resamples)."""
+    from nbrisk_core.prognosis.evaluation import concordance_with_ci
 
-    event = np.asarray(event, dtype=bool)
-    time = np.asarray(time, dtype=float)
-    risk = np.asarray(risk, dtype=float)
+    event = np.asarray(event, dtype=int)
     if not event.any():
         return [None, None, None]
-    value = float(concordance_index_censored(event, time, risk)[0])
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_bootstrap):
-        idx = rng.integers(0, len(time), len(time))
-        if event[idx].any():
-            try:
-                values.append(concordance_index_censored(event[idx], time[idx], risk[idx])[0])
-            except ValueError:   # no comparable pair in this resample
-                continue
-    if len(values) < 20:
-        return [value, None, None]
-    low, high = np.quantile(values, [0.025, 0.975])
-    return [value, float(low), float(high)]
+    try:
+        result = concordance_with_ci(event, time, risk, n_bootstrap=n_bootstrap, seed=seed)
+    except InputError:   # no comparable pair
+        return [None, None, None]
+    return [float(result.value), *(None if math.isnan(v) else float(v) for v in (result.low, result.high))]
 
 
 def km_by_group(patients: pd.DataFrame) -> pd.DataFrame:
@@ -606,7 +630,7 @@ def km_by_group(patients: pd.DataFrame) -> pd.DataFrame:
 
     frames = []
     for (cohort, group), part in patients.groupby(["cohort", "mlrs_group"]):
-        km = kaplan_meier(part["time"], part["event"])
+        km = kaplan_meier(part["event"], part["time"])
         frames.append(km.assign(cohort=cohort, group=group)[["cohort", "group", "time", "survival", "low",
                                                              "high", "at_risk"]])
     return pd.concat(frames, ignore_index=True)
@@ -614,7 +638,7 @@ def km_by_group(patients: pd.DataFrame) -> pd.DataFrame:
 
 def pipeline_card(pipeline, *, cohort_dir=None, embeddings: dict | None = None) -> dict:
     """Model card fields of a fitted prognosis pipeline (metrics with their CIs)."""
-    from nbrisk_core.classifier.pipeline import cohort_hash
+    from nbrisk_core.cohort.format import cohort_hash
 
     patients = pipeline.patients_
     metrics = {}
@@ -717,7 +741,7 @@ def find_cohort_bundle(cohort_dir, models_dir=None) -> Path | None:
     Looks in ``<models>/*/card.json`` (:func:`nbrisk_core.config.cohort_models_dir`); only the card is
     read here (cheap); :func:`load_pipeline` verifies the bundle itself.
     """
-    from nbrisk_core.classifier.pipeline import cohort_hash
+    from nbrisk_core.cohort.format import cohort_hash
     from nbrisk_core.config import cohort_models_dir
 
     folder = Path(models_dir) if models_dir is not None else cohort_models_dir(cohort_dir)
@@ -737,12 +761,14 @@ def find_cohort_bundle(cohort_dir, models_dir=None) -> Path | None:
     return max(matching)[1] if matching else None
 
 
-def app_bundle_pipeline(cohort_dir, selected: str | None = None):
+def app_bundle_pipeline(cohort_dir, selected: str | None = None, *, classifier_sha256=None):
     """The pipeline of the cohort's bundle for the dashboard, or None to fit one as before.
 
     Used only when the bundle was fitted on this very cohort (hash), with the combination ``selected``
-    when one is asked for, and on the CT features the app uses: the shipped classifier's embeddings
-    (same model SHA-256), or none (a clinical-only bundle).
+    when one is asked for, and on the CT features the app uses: a clinical-only bundle, or one fitted on
+    the embeddings of the classifier whose SHA-256 is ``classifier_sha256`` (the caller's shipped model;
+    prognosis does not read classifiers). ``classifier_sha256`` may be a function of no argument, called
+    only when a classifier bundle is found.
     """
     path = find_cohort_bundle(cohort_dir)
     if path is None:
@@ -754,12 +780,8 @@ def app_bundle_pipeline(cohort_dir, selected: str | None = None):
     if source == "none":
         return bundle.pipeline
     if source == "classifier":
-        from nbrisk_core.classifier.model_io import read_card as read_model_card
-        from nbrisk_core.classifier.model_io import shipped_model_path
-
-        model_path = shipped_model_path("art", cohort_dir)
-        wanted = bundle.embeddings.get("model_sha256")
-        if model_path.exists() and read_model_card(model_path).get("sha256") == wanted:
+        actual = classifier_sha256() if callable(classifier_sha256) else classifier_sha256
+        if actual is not None and actual == bundle.embeddings.get("model_sha256"):
             return bundle.pipeline
     return None
 

@@ -50,18 +50,20 @@ FROZEN_STATEMENTS = (
 
 
 def run_classifier(model_path, cohort_dir) -> tuple[pd.DataFrame, object]:
-    """``(table patient_id, p_high_risk, ct01..ct16; the loaded model)`` of every patient with images."""
-    from nbrisk_core.classifier.data import load_cohort_images, to_tensor_batch
+    """``(table patient_id, p_high_risk, ct01..ct16; the loaded model)`` of every patient with images.
+
+    The inputs are built as the model card's data config says (window, input size, mean/std) by the
+    classifier's one cohort input builder, the same as for its embeddings.
+    """
+    from nbrisk_core.classifier.data import cohort_model_inputs
     from nbrisk_core.classifier.embeddings import EMBEDDING_COLUMNS
     from nbrisk_core.classifier.inference import Predictor
     from nbrisk_core.classifier.model_io import load_model
 
     loaded = load_model(Path(model_path))
-    data = load_cohort_images(Path(cohort_dir), loaded.variant, labels=False)
-    x = to_tensor_batch(data.images, mean=loaded.card["normalisation"]["mean"],
-                        std=loaded.card["normalisation"]["std"]).numpy()
+    data, x = cohort_model_inputs(Path(cohort_dir), loaded.model_card.data, labels=False)
     proba, embedding = Predictor(loaded).predict_batches(x)
-    class_order = list(loaded.card.get("class_order", ["HR", "NHR"]))
+    class_order = list(loaded.model_card.class_order)
     table = pd.DataFrame(embedding.astype(np.float64), columns=list(EMBEDDING_COLUMNS),
                          index=pd.Index(data.patient_ids, name="patient_id"))
     table.insert(0, "p_high_risk", proba[:, class_order.index("HR")].astype(float))
@@ -170,7 +172,7 @@ def prognosis_metrics(scored, bundle, *, n_bootstrap: int = 500, seed: int = 202
         matrix = scored.survival_matrix(grid)
         out["ibs"] = metrics.integrated_brier_score(event, time, event, time, matrix, grid)
         development = bundle.pipeline.patients_[bundle.pipeline.patients_["cohort"] == "train"]
-        km = metrics.kaplan_meier(development["time"], development["event"], times=grid)
+        km = metrics.kaplan_meier(development["event"], development["time"], times=grid)
         km = km["survival"].to_numpy()
         out["ibs_reference_development_km"] = metrics.integrated_brier_score(
             event, time, event, time, np.tile(km, (len(time), 1)), grid)
@@ -183,7 +185,7 @@ def prognosis_metrics(scored, bundle, *, n_bootstrap: int = 500, seed: int = 202
                      for g in ("high", "low")}
     out["high_risk_share"] = float((groups == "high").mean())
     if len(set(groups.tolist())) > 1:
-        result = metrics.logrank_test(time, event, groups)
+        result = metrics.logrank_test(event, time, groups)
         out["logrank"] = {"statistic": result.statistic, "p_value": result.p_value}
     else:
         out["logrank"] = {"statistic": None, "p_value": None,
@@ -238,7 +240,7 @@ def validate_external(bundle_dir, cohort_dir, out_dir, *, classifier=None, embed
 
     Returns the report dict (what ``report.json`` holds).
     """
-    from nbrisk_core.classifier.pipeline import cohort_hash
+    from nbrisk_core.cohort.format import cohort_hash
     from nbrisk_core.prognosis.bundle import load_pipeline
     from nbrisk_core.prognosis.pipeline import read_cohort
     from nbrisk_core.validation.case_mix import compare_case_mix, describe_cohort
@@ -251,10 +253,9 @@ def validate_external(bundle_dir, cohort_dir, out_dir, *, classifier=None, embed
     classifier_table, loaded = None, None
     if classifier is not None:
         from nbrisk_core.classifier.data import usable_patients
-        from nbrisk_core.classifier.model_io import read_card
-        from nbrisk_core.imaging.model_input import INPUT_VARIANTS
+        from nbrisk_core.classifier.model_io import read_model_card
 
-        phases = INPUT_VARIANTS[read_card(Path(classifier))["variant"]].phases
+        phases = read_model_card(Path(classifier)).data.phases
         try:
             usable_patients(cohort_dir, clinical[["patient_id"]], phases, labels=False)
         except InputError as error:
@@ -294,7 +295,7 @@ def validate_external(bundle_dir, cohort_dir, out_dir, *, classifier=None, embed
         known = table["risk_group"].isin(["HR", "NHR"])
         y = (table.loc[known, "risk_group"] == "HR").to_numpy(dtype=int)
         p = table.loc[known, "p_high_risk"].to_numpy(dtype=float)
-        threshold = float(loaded.card.get("decision_threshold", 0.5))
+        threshold = float(loaded.model_card.decision_threshold)
         if len(set(y.tolist())) < 2:
             notes.append("classifier: the cohort does not hold both HR and NHR patients; no AUC")
         else:

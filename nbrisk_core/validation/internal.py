@@ -11,6 +11,8 @@ the original cohort); corrected C = apparent C - mean optimism.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -19,20 +21,53 @@ from nbrisk_core.errors import InputError
 
 
 def _c_index(event, time, risk) -> float | None:
-    from sksurv.metrics import concordance_index_censored
+    """The engine's C-index (:func:`~nbrisk_core.prognosis.metrics.concordance_index`); None without a
+    death or a comparable pair."""
+    from nbrisk_core.prognosis.metrics import concordance_index
 
-    event = np.asarray(event, dtype=bool)
+    event = np.asarray(event, dtype=int)
     if not event.any():
         return None
-    time, risk = np.asarray(time, dtype=float), np.asarray(risk, dtype=float)
-    return float(concordance_index_censored(event, time, risk)[0])
+    try:
+        return concordance_index(event, time, risk)
+    except InputError:
+        return None
 
 
-def _fit(clinical, embeddings, grid, features, seed):
-    from nbrisk_core.prognosis.pipeline import PrognosisPipeline
+@dataclass(frozen=True)
+class FittedProcedure:
+    """The selection procedure fitted on one cohort: the frozen pipeline of the combination it chose,
+    and that combination's C-index in the procedure's own internal testing part."""
 
-    return PrognosisPipeline(grid=grid, backend="sequential", n_jobs=1, seed=seed,
-                             features=features).fit(clinical.reset_index(drop=True), embeddings)
+    pipeline: object   # nbrisk_core.prognosis.pipeline.PrognosisPipeline
+    c_index_internal_test: float | None
+
+    @property
+    def selected(self) -> str:
+        return self.pipeline.selected_
+
+
+def _fit(clinical, embeddings, grid, features, seed) -> FittedProcedure:
+    """The whole procedure on ``clinical`` alone, as :func:`~nbrisk_core.prognosis.pipeline.fit_prognosis`
+    runs it (without the clinical baseline and the evaluation, which CV does not use): its own 8:2 split
+    (:func:`split_cohort`, seed ``seed``), imputation, standardisation and screening on its training part
+    (:class:`CohortPreprocessor`), the grid and the selection (:func:`search_combinations`), then the
+    chosen combination fitted on that training part (:class:`PrognosisPipeline`, cut-off = its median)."""
+    from nbrisk_core.prognosis.pipeline import (CohortPreprocessor, PrognosisPipeline, cohort_design,
+                                                search_combinations, split_cohort)
+
+    clinical = clinical.reset_index(drop=True)
+    _, X, y = cohort_design(clinical, embeddings, features)
+    train = split_cohort(clinical, seed=seed)["cohort"].to_numpy() == "train"
+    preprocessor = CohortPreprocessor(features=features, seed=seed).fit(X[train], y[train])
+    design_test = preprocessor.transform(X[~train])
+    _, chosen, profile, _ = search_combinations(preprocessor.training_design_, y[train], design_test,
+                                                y[~train], preprocessor.features_, grid=grid,
+                                                backend="sequential", n_jobs=1, seed=seed)
+    pipeline = PrognosisPipeline(combination=chosen, profile=profile, features=features, seed=seed)
+    pipeline.fit(X[train], y[train], preprocessor=preprocessor)
+    internal = _c_index(y["event"][~train], y["time"][~train], pipeline.model_.predict(design_test))
+    return FittedProcedure(pipeline, internal)
 
 
 def repeated_cv(clinical: pd.DataFrame, embeddings, *, k: int = 5, repeats: int = 1, grid: str = "test",
@@ -55,13 +90,13 @@ def repeated_cv(clinical: pd.DataFrame, embeddings, *, k: int = 5, repeats: int 
     for repeat in range(repeats):
         folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + repeat)
         for fold, (train, test) in enumerate(folds.split(clinical, event)):
-            pipeline = _fit(clinical.iloc[train], embeddings, grid, features, seed)
+            fitted = _fit(clinical.iloc[train], embeddings, grid, features, seed)
             held_out = clinical.iloc[test].reset_index(drop=True)
-            scored = score_cohort(pipeline, held_out, embeddings).patients
-            rows.append({"repeat": repeat + 1, "fold": fold + 1, "selected": pipeline.selected_,
+            scored = score_cohort(fitted.pipeline, held_out, embeddings).patients
+            rows.append({"repeat": repeat + 1, "fold": fold + 1, "selected": fitted.selected,
                          "n_test": len(scored), "events_test": int(scored["event"].sum()),
                          "c_index_heldout": _c_index(scored["event"], scored["time"], scored["mlrs"]),
-                         "c_index_internal_test": pipeline.summary_.get("c_index_test")})
+                         "c_index_internal_test": fitted.c_index_internal_test})
     return pd.DataFrame(rows)
 
 
@@ -75,7 +110,7 @@ def bootstrap_optimism(clinical: pd.DataFrame, embeddings, *, n_bootstrap: int =
 
     clinical = clinical.reset_index(drop=True)
     final = _fit(clinical, embeddings, grid, features, seed)
-    apparent_scores = score_cohort(final, clinical, embeddings).patients
+    apparent_scores = score_cohort(final.pipeline, clinical, embeddings).patients
     apparent = _c_index(apparent_scores["event"], apparent_scores["time"], apparent_scores["mlrs"])
     rng = np.random.default_rng(seed)
     optimism, failures = [], []
@@ -94,12 +129,16 @@ def bootstrap_optimism(clinical: pd.DataFrame, embeddings, *, n_bootstrap: int =
         except InputError as error:   # e.g. too few deaths in this resample's internal split
             failures.append(str(error))
             continue
-        on_sample = score_cohort(model, sample, sample_embeddings).patients
-        on_original = score_cohort(model, clinical, embeddings).patients
-        optimism.append(_c_index(on_sample["event"], on_sample["time"], on_sample["mlrs"])
-                        - _c_index(on_original["event"], on_original["time"], on_original["mlrs"]))
+        on_sample = score_cohort(model.pipeline, sample, sample_embeddings).patients
+        on_original = score_cohort(model.pipeline, clinical, embeddings).patients
+        c_sample = _c_index(on_sample["event"], on_sample["time"], on_sample["mlrs"])
+        c_original = _c_index(on_original["event"], on_original["time"], on_original["mlrs"])
+        if c_sample is None or c_original is None:
+            failures.append(f"resample {b + 1}: no comparable pair")
+            continue
+        optimism.append(c_sample - c_original)
     mean_optimism = float(np.mean(optimism)) if optimism else None
-    return {"selected": final.selected_, "apparent": apparent, "optimism": mean_optimism,
+    return {"selected": final.selected, "apparent": apparent, "optimism": mean_optimism,
             "corrected": None if mean_optimism is None else apparent - mean_optimism,
             "n_bootstrap": len(optimism), "failed_resamples": failures,
             "method": "Harrell: refit the whole procedure on each bootstrap sample; optimism = C on the "
