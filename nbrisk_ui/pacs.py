@@ -38,7 +38,8 @@ def _open(name: str):
 
 
 def pacs_source(reset_case) -> None:
-    """Search the archive, pick a study, see its series, pull it (progress bar); ``reset_case(study, ...)``."""
+    """Search the archive, pick a study, see its series, pull it (progress bar); then
+    ``reset_case(study, ...)``."""
     try:
         names = _archive_names()
     except InputError as error:
@@ -183,17 +184,20 @@ def push_controls(case_uid: str, username: str, engine) -> None:
 
 
 def _push(case_uid: str, username: str, engine, archives) -> None:
+    from nbrisk_core import config
     from nbrisk_core.pacs.archive import open_archive
     from nbrisk_core.pacs.push import push_case, study_link
     from nbrisk_core.pacs.settings import resolve
-    from nbrisk_core.store import cases
+    from nbrisk_core.service import open_case
 
     try:
-        record = cases.load_case(engine, case_uid, username, record_open=False, operation="export")
-        link = study_link(record) or {}
+        link = study_link(open_case(engine, case_uid, username, record_open=False, operation="export")) or {}
         name = link.get("archive") if link.get("archive") in archives else None
         with st.spinner("Storing into the archive…"):
-            result = push_case(engine, case_uid, username, open_archive(resolve(archive=name)))
+            # the PDF with the model card the Saved cases page's export shows (nbrisk_ui.cases)
+            models_dir = config.cohort_models_dir(config.demo_cohort_dir())
+            result = push_case(engine, case_uid, username, open_archive(resolve(archive=name)),
+                               models_dir=models_dir)
     except InputError as error:
         show_error(error)
         return

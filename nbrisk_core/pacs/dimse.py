@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
 
-from nbrisk_core.pacs.archive import SeriesHit, StudyHit, series_hit, study_filters, study_hit
 from nbrisk_core.pacs.errors import PacsError
+from nbrisk_core.pacs.query import SeriesHit, StudyHit, series_hit, study_filters, study_hit
 from nbrisk_core.pacs.settings import ArchiveSettings
 
 #: storage SOP classes accepted on C-GET: CT (and enhanced CT), the images NBRisk reads

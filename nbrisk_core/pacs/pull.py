@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbrisk_core.imaging.deid import Deidentifier
-from nbrisk_core.pacs.archive import SeriesHit
 from nbrisk_core.pacs.errors import PacsError
+from nbrisk_core.pacs.query import SeriesHit
 
 #: what the progress callback is given: (instances done, instances expected, a short text)
 Progress = Callable[[int, int, str], None]
@@ -38,7 +38,8 @@ def link_deidentifier(study_uid: str) -> Deidentifier:
 
 @dataclass
 class PulledStudy:
-    """A study's retrieved instances in a private folder (gone after :meth:`discard` or :func:`load_pulled`)."""
+    """A study's retrieved instances in a private folder (gone after :meth:`discard` or
+    :func:`load_pulled`)."""
 
     study_uid: str
     path: Path

@@ -3,27 +3,34 @@
 :func:`push_case` files three new series into the study a saved case was pulled from (STOW-RS):
 
 * a Comprehensive 3D SR, TID 1500 Measurement Report made with highdicom: one measurement group per
-  risk model (``p(high risk)``, the model named in its Algorithm Identification with the model file's
-  SHA-256 as the version) and, when the case has one, a group with the MLRS and its group; each
-  group references the chosen slices' original instances (source images);
+  classifier variant that scored the case (``RiskResult.scores``: ``p(high risk)``, the model named
+  in its Algorithm Identification with the model file's SHA-256 as the version) and, when the case
+  has a :class:`~nbrisk_core.case.Prognosis`, a group with the MLRS, its percentile and its group;
+  each group references the chosen slices' original instances (source images);
 * the case's PDF report as Encapsulated PDF (the bytes that
-  :func:`~nbrisk_core.report.export.render_export` makes);
-* the Grad-CAM overlay of each phase that has one as Secondary Capture, its series and image
-  comments saying "NOT FOR DIAGNOSIS" (also written into the pixels), Burned In Annotation YES.
+  :func:`~nbrisk_core.report.export.render_export` makes of the typed case);
+* the CAM overlay of each phase that has one (``RiskResult.cams``) as Secondary Capture: the PDF's
+  image (:func:`~nbrisk_core.report.figures.slice_png`, i.e.
+  :func:`~nbrisk_core.imaging.render.cam_overlay`), its series and image comments saying "NOT FOR
+  DIAGNOSIS" (also written into the pixels), Burned In Annotation YES.
 
-The case keeps the archive's Study Instance UID only where the site allows (``keep_study_link``,
-stored by the pull); without it there is nothing to push into and :class:`PacsError` ``no_link``
-says so. The chosen slices are found again by recomputing the de-identified series UIDs from the
-study UID (:func:`~nbrisk_core.pacs.pull.link_deidentifier`) and taking the instance nearest to the
-stored slice position. The patient and study attributes the new objects need are read from the
-archive at push time and held in memory only. Every push is one ``case_pushed`` audit event (the
-kinds and counts of what was stored, the PDF's SHA-256, the model SHA-256; no identifiers).
+Everything is read from the typed :class:`~nbrisk_core.case.Case` the store gives back
+(:func:`nbrisk_core.service.open_case`). The case keeps the archive's Study Instance UID only where the
+site allows (``keep_study_link``: ``Case.study["archive"]``, put there by the pull through
+:func:`~nbrisk_core.imaging.case.case_meta`); without it there is nothing to push into and
+:class:`PacsError` ``no_link`` says so. The chosen slices are found again by recomputing the
+de-identified series UIDs from the study UID (:func:`~nbrisk_core.pacs.pull.link_deidentifier`) and
+taking the instance nearest to the chosen slice's ``z_mm`` (else the one at its ``index``). The
+patient and study attributes the new objects need are read from the archive at push time and held in
+memory only. Every push is one ``case_pushed`` audit event (the kinds and counts of what was stored,
+the PDF's SHA-256, the model SHA-256; no identifiers).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -32,6 +39,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from nbrisk_core.case import Case, Phase
 from nbrisk_core.pacs.errors import PacsError
 from nbrisk_core.pacs.pull import link_deidentifier
 
@@ -93,13 +101,14 @@ class PushResult:
         }
 
 
-def study_link(record) -> dict | None:
-    """The archive link a case keeps (``{"archive", "study_uid"}``), or None."""
-    from nbrisk_core.store.session import fields_of
+def study_link(case: Case) -> dict | None:
+    """The archive link a case keeps (``{"archive", "study_uid"}`` in its study summary), or None."""
+    link = case.study.get("archive")
+    return dict(link) if isinstance(link, Mapping) and link.get("study_uid") else None
 
-    case = fields_of((record.session or {}).get("case"))
-    link = case.get("archive")
-    return dict(link) if isinstance(link, dict) and link.get("study_uid") else None
+
+def _case_uid(case: Case) -> str:
+    return case.stored.case_uid if case.stored is not None else "(unsaved)"
 
 
 def _z_of(ds: Dataset) -> float | None:
@@ -112,19 +121,20 @@ def _z_of(ds: Dataset) -> float | None:
     return float(np.dot(position, normal))
 
 
-def chosen_instances(archive, record, study_uid: str) -> dict[str, Dataset]:
+def chosen_instances(archive, case: Case, study_uid: str) -> dict[Phase, Dataset]:
     """Phase -> the archive's instance (attributes, no pixels) of the slice the case chose."""
     from nbrisk_core.pacs.pull import ct_series
 
     deid = link_deidentifier(study_uid)
     by_remapped = {deid.uid(s.series_uid): s for s in ct_series(archive, study_uid)}
+    phases = case.study.get("phases") or {}
     found = {}
-    for phase, sl in record.slices.items():
-        remapped = sl.meta.get("series_uid") or (record.phase_meta.get(phase) or {}).get("series_uid")
+    for phase, chosen in case.slices.items():
+        remapped = chosen.series_uid or (phases.get(phase) or {}).get("series_uid")
         series = by_remapped.get(str(remapped))
         if series is None:
             raise PacsError(
-                f"case {record.case_uid}: the {phase} slice's series is not in study {study_uid} "
+                f"case {_case_uid(case)}: the {phase} slice's series is not in study {study_uid} "
                 "any more (or the case was not pulled with the study link kept)",
                 kind="not_found",
             )
@@ -140,19 +150,20 @@ def chosen_instances(archive, record, study_uid: str) -> dict[str, Dataset]:
                 kind="not_found",
             )
         instances.sort(key=lambda item: item[0])
-        if sl.slice_position_mm is not None:
-            z, ds = min(instances, key=lambda item: abs(item[0] - float(sl.slice_position_mm)))
-        elif sl.slice_index is not None and 0 <= sl.slice_index < len(instances):
-            z, ds = instances[sl.slice_index]
+        if chosen.z_mm is not None:
+            z, ds = min(instances, key=lambda item: abs(item[0] - float(chosen.z_mm)))
+        elif chosen.index is not None and 0 <= chosen.index < len(instances):
+            z, ds = instances[chosen.index]
         else:
             raise PacsError(
-                f"case {record.case_uid}: the {phase} slice has no position or index", kind="input"
+                f"case {_case_uid(case)}: the {phase} slice has no position or index", kind="input"
             )
         found[phase] = ds
     return found
 
 
-def _risk_groups(record, sources):
+def _risk_groups(case: Case, sources):
+    """One measurement group per scored classifier variant, and one for the prognosis (MLRS)."""
     import highdicom as hd
     from highdicom.sr import (
         AlgorithmIdentification,
@@ -165,54 +176,47 @@ def _risk_groups(record, sources):
 
     source_images = [SourceImageForMeasurementGroup.from_source_image(ds) for ds in sources]
     groups = []
-    for prediction in (p for p in record.predictions if p.kind == "risk"):
-        from nbrisk_core.store.session import lookup
-
-        p = lookup(prediction.result, "p_high_risk")
-        if p is None:
-            continue
-        name = prediction.model_name or "NBRisk classifier"
+    scores = case.risk.scores.values() if case.risk is not None else ()
+    for score in scores:
+        name = score.label or score.variant or "NBRisk classifier"
         groups.append(
             MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"NBRisk risk: {name}"[:64]),
                 algorithm_id=AlgorithmIdentification(
-                    name=name[:64], version=(prediction.model_sha256 or "unknown")[:64]
+                    name=name[:64], version=(score.model_sha256 or "unknown")[:64]
                 ),
                 measurements=[
                     Measurement(
                         name=code("p_high_risk"),
-                        value=float(p),
+                        value=float(score.p_high_risk),
                         unit=hd.sr.CodedConcept("1", "UCUM", "no units"),
                     )
                 ],
                 source_images=source_images,
             )
         )
-    if record.mlrs is not None:
-        prognosis = record.prediction("prognosis")
+    prognosis = case.prognosis
+    if prognosis is not None:
         measurements = [
             Measurement(
                 name=code("mlrs"),
-                value=float(record.mlrs),
+                value=float(prognosis.mlrs),
                 unit=hd.sr.CodedConcept("{score}", "UCUM", "score"),
-            )
+            ),
+            Measurement(
+                name=code("mlrs_percentile"),
+                value=float(prognosis.percentile),
+                unit=hd.sr.CodedConcept("%", "UCUM", "percent"),
+            ),
         ]
-        if record.mlrs_percentile is not None:
-            measurements.append(
-                Measurement(
-                    name=code("mlrs_percentile"),
-                    value=float(record.mlrs_percentile),
-                    unit=hd.sr.CodedConcept("%", "UCUM", "percent"),
-                )
-            )
         evaluations = (
-            [QualitativeEvaluation(code("mlrs_group"), code(record.mlrs_group))]
-            if record.mlrs_group in ("high", "low")
+            [QualitativeEvaluation(code("mlrs_group"), code(prognosis.group))]
+            if prognosis.group in ("high", "low")
             else None
         )
-        name = prognosis.model_name if prognosis and prognosis.model_name else "NBRisk MLRS"
+        name = prognosis.model or "NBRisk MLRS"
         algorithm = AlgorithmIdentification(
-            name=name[:64], version=((prognosis.model_sha256 if prognosis else None) or "unknown")[:64]
+            name=name[:64], version=(prognosis.pipeline_sha256 or "unknown")[:64]
         )
         groups.append(
             MeasurementsAndQualitativeEvaluations(
@@ -226,7 +230,7 @@ def _risk_groups(record, sources):
     return groups
 
 
-def build_sr(record, sources: dict[str, Dataset]) -> Dataset:
+def build_sr(case: Case, sources: Mapping[Phase, Dataset]) -> Dataset:
     """The TID 1500 measurement report of a case, referencing the chosen slices' instances."""
     import highdicom as hd
     from highdicom.sr import (
@@ -241,11 +245,11 @@ def build_sr(record, sources: dict[str, Dataset]) -> Dataset:
     from nbrisk_core import __version__
 
     evidence = list(sources.values())
-    groups = _risk_groups(record, evidence)
-    if not groups:
+    if case.risk is None:
         raise PacsError(
-            f"case {record.case_uid} has no risk result to push; run the Risk page first", kind="input"
+            f"case {_case_uid(case)} has no risk result to push; run the Risk page first", kind="input"
         )
+    groups = _risk_groups(case, evidence)
     observer = ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
@@ -317,24 +321,25 @@ def _stamp(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(image)
 
 
-def build_gradcam(study: Dataset, record) -> list[Dataset]:
-    """One Secondary Capture per phase with a Grad-CAM map: the overlay the PDF shows, stamped."""
+def build_gradcam(study: Dataset, case: Case) -> list[Dataset]:
+    """One Secondary Capture per phase with a CAM: the overlay the PDF shows, stamped not for diagnosis."""
     import highdicom as hd
     from PIL import Image
 
     from nbrisk_core.report.figures import slice_png
-    from nbrisk_core.report.pdf import burned_in_view, gradcam_by_phase
+    from nbrisk_core.report.pdf import burned_in_view
 
-    cams = gradcam_by_phase(record)
+    cams = case.risk.cams if case.risk is not None else {}
     series_uid = hd.UID()
     images = []
-    for number, (phase, cam) in enumerate(sorted(cams.items()), start=1):
-        sl = record.slices.get(phase)
-        if sl is None:
+    for phase, cam in cams.items():  # in acquisition order (RiskResult keys its CAMs by Phase)
+        chosen = case.slices.get(phase)
+        if chosen is None:
             continue
-        plane, _ = burned_in_view(sl)
-        png = slice_png(plane, cam, is_hu=sl.meta.get("units", "HU") == "HU", max_side=512)
+        plane, _ = burned_in_view(chosen)  # text-like marks outside the body blacked out, as in the PDF
+        png = slice_png(plane, cam, is_hu=chosen.is_hu, max_side=512)
         rgb = _stamp(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
+        number = len(images) + 1
         sc = hd.sc.SCImage(
             pixel_array=rgb,
             photometric_interpretation="RGB",
@@ -358,7 +363,7 @@ def build_gradcam(study: Dataset, record) -> list[Dataset]:
             referring_physician_name=study.get("ReferringPhysicianName") or None,
         )
         sc.SeriesDescription = NOT_FOR_DIAGNOSIS
-        sc.ImageComments = f"{NOT_FOR_DIAGNOSIS}; {phase} phase"
+        sc.ImageComments = f"{NOT_FOR_DIAGNOSIS}; {phase.title} phase"
         sc.BurnedInAnnotation = "YES"
         images.append(sc)
     return images
@@ -366,6 +371,12 @@ def build_gradcam(study: Dataset, record) -> list[Dataset]:
 
 def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> PushResult:
     """Store a saved case's SR, PDF and Grad-CAM captures into its archive study; audited.
+
+    Parameters
+    ----------
+    models_dir : path, optional
+        Where the classifier's model cards are (the PDF shows the card of the case's model, as
+        :func:`nbrisk_core.service.export_case`); default :func:`nbrisk_core.config.models_dir`.
 
     Raises
     ------
@@ -375,11 +386,13 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
     CaseNotFoundError, CaseAccessError
         From the case store.
     """
-    from nbrisk_core.report.export import render_export
-    from nbrisk_core.store import audit, cases
+    from nbrisk_core.config import models_dir as default_models_dir
+    from nbrisk_core.report import find_model_card, render_export
+    from nbrisk_core.service import open_case
+    from nbrisk_core.store import audit
 
-    record = cases.load_case(engine, case_uid, username, record_open=False, operation="export")
-    link = study_link(record)
+    case = open_case(engine, case_uid, username, record_open=False, operation="export")
+    link = study_link(case)
     if link is None:
         raise PacsError(
             f"case {case_uid} keeps no link to an archive study (it was not pulled from a PACS, or the "
@@ -387,12 +400,16 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
             "to push into",
             kind="no_link",
         )
+    if case.risk is None:
+        raise PacsError(f"case {case_uid} has no risk result to push; run the Risk page first", kind="input")
     study_uid = link["study_uid"]
     study = archive.study_attributes(study_uid)
-    sources = chosen_instances(archive, record, study_uid)
-    pdf = render_export(record, "pdf", models_dir=models_dir)
-    objects = [("sr", build_sr(record, sources)), ("pdf", build_pdf(study, pdf))]
-    objects += [("gradcam", sc) for sc in build_gradcam(study, record)]
+    sources = chosen_instances(archive, case, study_uid)
+    # the PDF the Saved cases page makes of this case (service.export_case), with its model card
+    card = find_model_card(models_dir or default_models_dir(), case.risk.model_sha256)
+    pdf = render_export(case, "pdf", model_card=card)
+    objects = [("sr", build_sr(case, sources)), ("pdf", build_pdf(study, pdf))]
+    objects += [("gradcam", sc) for sc in build_gradcam(study, case)]
     stored = archive.store([ds for _, ds in objects], study_uid)
     kinds = [kind for kind, _ in objects]
     result = PushResult(
@@ -403,16 +420,15 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
         kinds=kinds,
         pdf_sha256=hashlib.sha256(pdf).hexdigest(),
     )
-    risk = record.prediction("risk")
     audit.record(
         engine,
         getattr(username, "username", username) or "-",
         "case_pushed",
         case_uid=case_uid,
-        model_sha256=risk.model_sha256 if risk else None,
+        model_sha256=case.risk.model_sha256 or None,
         detail={
             "archive": archive.settings.name,
-            "version": record.version,
+            "version": case.stored.version,
             "objects": {k: kinds.count(k) for k in dict.fromkeys(kinds)},
             "pdf_sha256": result.pdf_sha256,
         },

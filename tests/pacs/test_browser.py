@@ -43,7 +43,8 @@ def test_from_pacs_search_pick_pull(orthanc, demo_dir):
                 expect(page.get_by_role("button", name="Pull study")).to_be_visible(timeout=60_000)
             with flow.step("pull"):
                 page.get_by_role("button", name="Pull study").click()
-                expect(page.get_by_text("archive study from env (study link kept)")).to_be_visible(timeout=120_000)
+                pulled = page.get_by_text("archive study from env (study link kept)")
+                expect(pulled).to_be_visible(timeout=120_000)
                 flow.assert_no_exception()
                 expect(page.get_by_text("3 image series")).to_be_visible()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -73,36 +74,38 @@ def test_case_page_without_archive_says_how_to_configure(repo_root, monkeypatch)
 
 
 def test_cases_page_pushes_into_the_archive(archive_env, store_url, repo_root, push_study_uid):
+    from nbrisk_core.case import Case, Phase, RiskResult, VariantScore
     from nbrisk_core.imaging.case import case_meta, chosen_slice
     from nbrisk_core.imaging.phases import suggest_phases
     from nbrisk_core.pacs.archive import open_archive
     from nbrisk_core.pacs.pull import load_pulled, pull_study
     from nbrisk_core.pacs.settings import resolve
-    from nbrisk_core.store import audit, cases
+    from nbrisk_core.service import save_case
+    from nbrisk_core.store import audit
     from nbrisk_core.store.db import get_engine
-    from nbrisk_core.store.session import record_from_session
 
     archive = open_archive(resolve())
     study = load_pulled(pull_study(archive, push_study_uid))
     assignment = {s.series_uid: s.phase for s in suggest_phases(study.series)}
     art = next(uid for uid, p in assignment.items() if p == "art")
-    record = record_from_session(
-        case=case_meta(study, assignment),
-        chosen_slices={"art": chosen_slice(study.by_uid(art), 30)},
-        risk_result={"p_high_risk": 0.42, "risk_class": "NHR", "model_sha256": "c" * 64},
-        label="pacs-ui",
-    )
-    saved = cases.save_case(get_engine(store_url), record, "local")
+    risk = RiskResult(scores={"art": VariantScore("art", "Swin-ART", 0.42, "NHR", 0.5, "c" * 64)},
+                      embedding=np.zeros(16, np.float32))
+    case = Case(label="pacs-ui", slices={Phase.ART: chosen_slice(study.by_uid(art), 30, Phase.ART)},
+                study=case_meta(study, assignment), risk=risk)
+    saved = save_case(get_engine(store_url), case, "local")
+    case_uid = saved.stored.case_uid
     before = {s.series_uid for s in archive.list_series(push_study_uid)}
 
     at = AppTest.from_file(str(repo_root / "pages" / "5_Cases.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
-    at.button(key=f"cases.pacs.push.{saved.case_uid}").click().run()
+    at.button(key=f"cases.pacs.push.{case_uid}").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     from nbrisk_ui.text import plain
 
+    # no CAM in this case: the SR and the PDF
     assert any("Stored 2 object(s)" in plain(s.value) for s in at.success)
     added = [s for s in archive.list_series(push_study_uid) if s.series_uid not in before]
     assert sorted(s.modality for s in added) == ["DOC", "SR"]
     (event,) = audit.list_events(get_engine(store_url), action="case_pushed")
-    assert event.case_uid == saved.case_uid and event.username == "local"
+    assert event.case_uid == case_uid and event.username == "local"
+    assert event.model_sha256 == "c" * 64

@@ -8,11 +8,13 @@ is byte for byte the report; the Grad-CAM capture says NOT FOR DIAGNOSIS; the pu
 from __future__ import annotations
 
 import hashlib
+import shutil
 
 import numpy as np
 import pydicom
 import pytest
 
+from nbrisk_core.case import Case, Phase, Prognosis, RiskResult, VariantScore
 from nbrisk_core.pacs.archive import DicomWebArchive
 from nbrisk_core.pacs.errors import PacsError
 from nbrisk_core.pacs.settings import ArchiveSettings
@@ -32,54 +34,49 @@ def _archive(orthanc, keep_link: bool = True) -> DicomWebArchive:
     )
 
 
-def _case_from_archive(archive, study_uid: str, repo_root, predict: bool = True):
-    """What the Case and Risk pages do for a pulled study: phases, a slice each, the Swin-ART result
-    (``predict=False``: a stand-in risk result, for tests of what happens before a model output is used)."""
-    from nbrisk_core.classifier.explain import compute_cam
-    from nbrisk_core.classifier.inference import Predictor, predict_case
+def _case_from_archive(archive, study_uid: str, repo_root, predict: bool = True) -> Case:
+    """The typed case the Case, Risk and Prognosis pages make of a pulled study: phases, a slice each,
+    the Swin-ART result with its Grad-CAM (``predict=False``: a stand-in risk result, for tests of what
+    happens before a model output is used) and a prognosis."""
+    from nbrisk_core import service
+    from nbrisk_core.classifier.inference import Predictor
     from nbrisk_core.classifier.model_io import load_model
     from nbrisk_core.imaging.case import case_meta, chosen_slice
-    from nbrisk_core.imaging.model_input import build_model_input, grey_from_chosen_slice
     from nbrisk_core.imaging.phases import suggest_phases
     from nbrisk_core.pacs.pull import load_pulled, pull_study
 
     study = load_pulled(pull_study(archive, study_uid))
     assignment = {s.series_uid: s.phase for s in suggest_phases(study.series)}
     chosen = {
-        phase: chosen_slice(study.by_uid(uid), 20 + i)
+        Phase(phase): chosen_slice(study.by_uid(uid), 20 + i, phase)
         for i, (uid, phase) in enumerate(assignment.items())
         if phase
     }
-    case = case_meta(study, assignment)
-    prognosis = {
-        "mlrs": 1.37,
-        "mlrs_percentile": 81.0,
-        "mlrs_group": "high",
-        "model_name": "NBRisk MLRS (test)",
-    }
-    if not predict:
-        return case, chosen, {"p_high_risk": 0.5, "risk_class": "HR", "model_sha256": "0" * 64}, prognosis
-    loaded = load_model(repo_root / "models" / "swin_art_demo.safetensors")
-    grey = {phase: grey_from_chosen_slice(item) for phase, item in chosen.items()}
-    result = predict_case(Predictor(loaded), grey)
-    x = build_model_input(
-        grey, "art", loaded.card["normalisation"]["mean"], loaded.card["normalisation"]["std"]
+    prognosis = Prognosis(
+        times=np.array([0.0, 365.0, 730.0]),
+        survival=np.array([1.0, 0.8, 0.6]),
+        mlrs=1.37,
+        percentile=81.0,
+        group="high",
+        cutoff=0.9,
+        model="NBRisk MLRS (test)",
+        pipeline_sha256="d" * 64,
     )
-    risk = {
-        "p_high_risk": result.p_high_risk,
-        "risk_class": result.risk_class,
-        "model_sha256": result.model_sha256,
-        "embedding": result.embedding.tolist(),
-        "variants": {
-            "art": {
-                "p_high_risk": result.p_high_risk,
-                "risk_class": result.risk_class,
-                "model_sha256": result.model_sha256,
-            }
-        },
-        "gradcam": {"art": compute_cam(loaded.model, x, "gradcam", "HR").heatmap},
-    }
-    return case, chosen, risk, prognosis
+    if predict:  # the Risk page's calls: score every variant, then the CAM of the ART model's input
+        predictor = Predictor(load_model(repo_root / "models" / "swin_art_demo.safetensors"))
+        inputs = service.model_inputs({"art": predictor}, chosen)
+        risk = service.score_case({"art": predictor}, chosen, inputs=inputs)
+        risk = risk.with_cam(Phase.ART, service.explain_case(predictor, inputs["art"]))
+    else:
+        score = VariantScore("art", "Swin-ART (stand-in)", 0.5, "HR", 0.5, "0" * 64)
+        risk = RiskResult(scores={"art": score}, embedding=np.zeros(16, np.float32))
+    return Case(
+        label="pacs-roundtrip",
+        slices=chosen,
+        study=case_meta(study, assignment),
+        risk=risk,
+        prognosis=prognosis,
+    )
 
 
 @pytest.fixture
@@ -108,16 +105,30 @@ def _new_series(orthanc, study_uid: str, before: set[str]) -> dict[str, list[pyd
     return out
 
 
-@pytest.mark.slow
-def test_find_pull_predict_push_read_back(archive_env, store, store_url, repo_root, capsys):
-    from nbrisk_core.pacs.push import NOT_FOR_DIAGNOSIS, read_report
-    from nbrisk_core.report.export import render_export
-    from nbrisk_core.store import audit, cases
-    from nbrisk_core.store.session import record_from_session
+def _report_text(pdf: bytes, tmp_path) -> list[str]:
+    """The PDF's text lines (poppler's pdftotext) but the report's date; its size where poppler is missing."""
+    import subprocess
 
+    if shutil.which("pdftotext") is None:
+        return [f"{len(pdf) // 1000} kB"]  # a report made at another minute compresses a byte or two apart
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    )
+    lines = [" ".join(line.split()) for line in text.stdout.splitlines()]
+    assert any(line.startswith("Report date") for line in lines)
+    return [line for line in lines if line and not line.startswith("Report date")]
+
+
+@pytest.mark.slow
+def test_find_pull_predict_push_read_back(archive_env, store, store_url, repo_root, capsys, tmp_path):
     import json
 
     from nbrisk_core.cli import main
+    from nbrisk_core.pacs.push import NOT_FOR_DIAGNOSIS, read_report
+    from nbrisk_core.service import export_case, open_case, save_case
+    from nbrisk_core.store import audit
 
     orthanc = archive_env
     archive = _archive(orthanc)
@@ -125,26 +136,25 @@ def test_find_pull_predict_push_read_back(archive_env, store, store_url, repo_ro
     (found,) = json.loads(capsys.readouterr().out)
     (hit,) = archive.find_studies(patient_id="SYNTH-P0002")
     assert found["study_uid"] == hit.study_uid
-    case, chosen, risk, prognosis = _case_from_archive(archive, hit.study_uid, repo_root)
-    assert case["archive"] == {"archive": "test-orthanc", "study_uid": hit.study_uid}
-    record = record_from_session(
-        case=case, chosen_slices=chosen, risk_result=risk, prognosis_result=prognosis, label="pacs-roundtrip"
-    )
-    saved = cases.save_case(store, record, "-")
+    case = _case_from_archive(archive, hit.study_uid, repo_root)
+    assert case.study["archive"] == {"archive": "test-orthanc", "study_uid": hit.study_uid}
+    assert list(case.risk.cams) == [Phase.ART]
+    saved = save_case(store, case, "-")
     before = {s.series_uid for s in archive.list_series(hit.study_uid)}
 
-    assert main(["pacs", "push", saved.case_uid, "--database-url", store_url, "--json"]) == 0
+    assert main(["pacs", "push", saved.stored.case_uid, "--database-url", store_url, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["kinds"] == ["sr", "pdf", "gradcam"] and len(result["stored"]) == 3
 
     new = _new_series(orthanc, hit.study_uid, before)
     assert set(new) == {"SR", "DOC", "OT"}
-    stored = cases.load_case(store, saved.case_uid, "-", record_open=False)
+    stored = open_case(store, saved.stored.case_uid, "-", record_open=False)
     # SR: the case's values, the model's name and SHA-256, the chosen slices' original instances
     (sr,) = new["SR"]
     values = read_report(sr)
     ((model, (p, sha)),) = values["p_high_risk"].items()
-    assert p == pytest.approx(stored.hr_probability) and sha == risk["model_sha256"]
+    assert model == stored.risk.score.label and p == pytest.approx(stored.risk.p_high_risk)
+    assert sha == case.risk.model_sha256 and len(sha) == 64
     assert values["mlrs"] == pytest.approx(1.37) and values["mlrs_percentile"] == pytest.approx(81.0)
     assert values["mlrs_group"] == "high"
     assert str(sr.StudyInstanceUID) == hit.study_uid and sr.PatientID == "SYNTH-P0002"
@@ -154,27 +164,30 @@ def test_find_pull_predict_push_read_back(archive_env, store, store_url, repo_ro
             for ds in archive.series_metadata(hit.study_uid, s.series_uid):
                 expected[(s.description.split()[0].lower(), int(ds.InstanceNumber))] = str(ds.SOPInstanceUID)
     # the demo's instance numbers count from 1 in ascending z: slice index i is instance i + 1
-    wanted = {
-        expected[(phase, sl.slice_index + 1)]
-        for phase, sl in stored.slices.items()
-        for phase in [phase.lower()]
-    }
-    assert set(values["references"]) == wanted
+    wanted = {expected[(str(phase), chosen.index + 1)] for phase, chosen in stored.slices.items()}
+    assert len(wanted) == 3 and set(values["references"]) == wanted
     # PDF: the report's bytes, unchanged
     (doc,) = new["DOC"]
     pdf = bytes(doc.EncapsulatedDocument)[: int(doc.EncapsulatedDocumentLength)]
     assert hashlib.sha256(pdf).hexdigest() == result["pdf_sha256"] and pdf.startswith(b"%PDF")
-    assert len(pdf) == len(render_export(stored, "pdf"))
+    # the report of the stored case as the Saved cases page exports it, model card included (only the
+    # date it was made differs)
+    exported = export_case(store, saved.stored.case_uid, "-", "pdf", models_dir=repo_root / "models")
+    assert _report_text(pdf, tmp_path) == _report_text(exported, tmp_path)
+    if shutil.which("pdftotext"):
+        assert any(line.startswith("Weights SHA-256") for line in _report_text(pdf, tmp_path))
     # Grad-CAM: a capture of the ART slice, marked not for diagnosis
     (sc,) = new["OT"]
     assert sc.SeriesDescription == NOT_FOR_DIAGNOSIS and "NOT FOR DIAGNOSIS" in sc.ImageComments
+    assert Phase.ART.title in sc.ImageComments
     assert sc.BurnedInAnnotation == "YES" and sc.pixel_array.ndim == 3
     top = sc.pixel_array[:4].reshape(-1, 3)
     assert (top == 0).all(axis=1).mean() > 0.5  # the black band carrying the stamp
     # audited, without identifiers
     (event,) = audit.list_events(store, action="case_pushed")
-    assert event.case_uid == saved.case_uid and event.model_sha256 == risk["model_sha256"]
+    assert event.case_uid == saved.stored.case_uid and event.model_sha256 == case.risk.model_sha256
     assert event.detail["objects"] == {"sr": 1, "pdf": 1, "gradcam": 1}
+    assert event.detail["version"] == stored.stored.version
     assert "SYNTH" not in str(event.detail) and hit.study_uid not in str(event.detail)
     assert audit.verify_chain(store).ok
     assert np.isfinite(values["p_high_risk"][model][0])
@@ -182,28 +195,23 @@ def test_find_pull_predict_push_read_back(archive_env, store, store_url, repo_ro
 
 def test_push_without_study_link_is_refused(orthanc, store, store_url, repo_root, monkeypatch, capsys):
     from nbrisk_core.pacs.push import push_case
-    from nbrisk_core.store import audit, cases
-    from nbrisk_core.store.session import record_from_session
+    from nbrisk_core.service import save_case
+    from nbrisk_core.store import audit
 
     archive = _archive(orthanc, keep_link=False)
     (hit,) = archive.find_studies(patient_id="SYNTH-P0002")
-    case, chosen, risk, prognosis = _case_from_archive(archive, hit.study_uid, repo_root, predict=False)
-    assert "archive" not in case
-    saved = cases.save_case(
-        store,
-        record_from_session(
-            case=case, chosen_slices=chosen, risk_result=risk, prognosis_result=prognosis, label="no-link"
-        ),
-        "-",
-    )
+    case = _case_from_archive(archive, hit.study_uid, repo_root, predict=False)
+    assert "archive" not in case.study
+    saved = save_case(store, case.replace(label="no-link"), "-")
+    case_uid = saved.stored.case_uid
     before = {s.series_uid for s in archive.list_series(hit.study_uid)}
     with pytest.raises(PacsError, match="keeps no link to an archive study") as caught:
-        push_case(store, saved.case_uid, "-", archive)
+        push_case(store, case_uid, "-", archive)
     assert caught.value.kind == "no_link"
     from nbrisk_core.cli import main
 
     monkeypatch.setenv("NBRISK_DICOMWEB_URL", orthanc.url_with_credentials)
-    assert main(["pacs", "push", saved.case_uid, "--database-url", store_url]) == 2
+    assert main(["pacs", "push", case_uid, "--database-url", store_url]) == 2
     assert "keeps no link" in capsys.readouterr().err
     assert {s.series_uid for s in archive.list_series(hit.study_uid)} == before
     assert audit.list_events(store, action="case_pushed") == []
