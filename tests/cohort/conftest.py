@@ -112,3 +112,44 @@ def site(tmp_path_factory):
         pass
     (folder / "site.toml").write_text(MAPPING)
     return folder, sheet, table
+
+
+def write_site_studies(root, n_patients: int, seed: int = 99):
+    """A site sheet of ``n_patients`` with one DICOM study folder per patient (demo generator),
+    named by the study number as a PACS export would be: ``(sheet path, mapping path, studies folder)``."""
+    from nbrisk_core.demo.cohort import cohort_geometry, generate_cohort_tables
+    from nbrisk_core.demo.dicom import write_study_files
+
+    sheet, _ = site_tables(12, seed=seed)
+    sheet = sheet.iloc[:n_patients]
+    sheet.to_csv(root / "site.csv", index=False)
+    (root / "site.toml").write_text(MAPPING)
+    table = generate_cohort_tables(12, seed)
+    for number in range(1, n_patients + 1):
+        row = table.iloc[number - 1]
+        write_study_files(cohort_geometry(row, seed, number), row.to_dict(), seed, row["patient_id"],
+                          root / "raw")
+        (root / "raw" / row["patient_id"]).rename(root / "raw" / sheet.loc[number - 1, "Study number"])
+    return root / "site.csv", root / "site.toml", root / "raw"
+
+
+@pytest.fixture(scope="session")
+def proposed_site(tmp_path_factory):
+    """A 2-patient imported cohort with DICOM studies whose slices the shipped segmentation model has
+    proposed (``nbrisk cohort slices --auto``); copy it before changing it."""
+    from nbrisk_core.cli import main
+    from nbrisk_core.cohort.review import propose_cohort, seg_model_path
+
+    root = tmp_path_factory.mktemp("review-site")
+    clinical, mapping, studies = write_site_studies(root, 2)
+    out = root / "site-b"
+    assert main(["cohort", "import", "--clinical", str(clinical), "--mapping", str(mapping),
+                 "--studies", str(studies), "--out", str(out), "--quiet"]) == 0
+    imported = root / "imported"
+    import shutil
+
+    shutil.copytree(out, imported)
+    if not seg_model_path(out).is_file():
+        pytest.skip("no segmentation model (models/seg_demo.safetensors)")
+    propose_cohort(out)
+    return {"imported": imported, "proposed": out}
