@@ -192,8 +192,23 @@ def phase_volumes(cohort_dir: Path, patient_id: str) -> dict[Phase, object]:
         series = [s for s in load_study(folder).series if s.is_hu and s.hu.ndim == 3]
         if not series:
             raise InputError(f"{folder}: no CT series in Hounsfield units", source=str(folder))
-        volumes[phase] = PhaseVolume.from_series(series[0])
+        volume = PhaseVolume.from_series(series[0])
+        # the reader remaps UIDs with a fresh key on every read; the cohort's records name the stored
+        # (already de-identified at import) SeriesInstanceUID (0020,000E)
+        volume.series_uid = _stored_series_uid(folder) or volume.series_uid
+        volumes[phase] = volume
     return volumes
+
+
+def _stored_series_uid(folder: Path) -> str:
+    import pydicom
+
+    for path in sorted(folder.glob("*.dcm"))[:1]:
+        try:
+            return str(pydicom.dcmread(path, stop_before_pixels=True).get("SeriesInstanceUID", "") or "")
+        except Exception:   # noqa: BLE001 - the reader has read the folder; a bad header gives no UID
+            return ""
+    return ""
 
 
 def load_proposal_arrays(cohort_dir: Path, patient_id: str) -> dict[str, np.ndarray]:
