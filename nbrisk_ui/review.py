@@ -69,7 +69,8 @@ def skip_callback(item) -> None:
 
 def step_callback(item, step: int, n_slices: int) -> None:
     key = slice_key(item)
-    st.session_state[key] = min(max(int(st.session_state.get(key, item.proposed_slice)) + step, 0), n_slices - 1)
+    index = int(st.session_state.get(key, item.proposed_slice)) + step
+    st.session_state[key] = min(max(index, 0), n_slices - 1)
 
 
 def show_message() -> None:

@@ -43,7 +43,8 @@ for column, name in zip(columns, ("to propose", "to review", "confirmed", "probl
     column.metric(name, int(counts.get(name, 0)))
 fraction = progress.decided / progress.total if progress.total else 0.0
 st.progress(fraction, text=f"{progress.decided} of {progress.total} phase proposals reviewed "
-                           f"({progress.accepted} accepted, {progress.moved} moved, {progress.rejected} rejected)")
+                           f"({progress.accepted} accepted, {progress.moved} moved, "
+                           f"{progress.rejected} rejected)")
 with st.expander("Patients", expanded=False):
     st.dataframe(states, hide_index=True, width="stretch", key="review.patients")
 
@@ -53,8 +54,8 @@ if item is None:
     if progress.total:
         st.success("Every proposal has been reviewed.", icon=":material/task_alt:")
     else:
-        st.info("No slice proposals yet: run `nbrisk cohort slices --cohort DIR --auto` on an imported cohort "
-                "with DICOM studies.")
+        st.info("No slice proposals yet: run `nbrisk cohort slices --cohort DIR --auto` on an imported "
+                "cohort with DICOM studies.")
     st.stop()
 
 from nbrisk_core.cohort.review import load_proposal_arrays  # noqa: E402
@@ -78,7 +79,8 @@ with st.container(border=True):
     flag = ("not found: move to the tumour's largest slice or reject" if not item.found else
             "low confidence: check the slice" if item.low_confidence else "")
     st.subheader(f"{item.patient_id} · {item.phase.title}")
-    st.caption(f"Proposed slice {item.proposed_slice if item.found else '—'} · area {item.area_mm2:.0f} mm² · "
+    proposed = item.proposed_slice if item.found else "—"
+    st.caption(f"Proposed slice {proposed} · area {item.area_mm2:.0f} mm² · "
                f"confidence {item.confidence:.0%}" + (f" · **{flag}**" if flag else "")
                + f" · {progress.to_review} left in the queue")
     key = review.slice_key(item)
@@ -105,8 +107,8 @@ with st.container(border=True):
         buttons = st.columns(2)
         buttons[0].button("Reject", key="review.reject", shortcut=review.SHORTCUTS["reject"], width="stretch",
                           on_click=review.decide_callback, args=(path, item, "reject", user))
-        buttons[1].button("Skip for now", key="review.skip", shortcut=review.SHORTCUTS["skip"], width="stretch",
-                          on_click=review.skip_callback, args=(item,))
+        buttons[1].button("Skip for now", key="review.skip", shortcut=review.SHORTCUTS["skip"],
+                          width="stretch", on_click=review.skip_callback, args=(item,))
         st.caption("Keys: A accept · M use this slice · X reject · S skip · ←/→ slice")
     with left:
         plane_mask = mask[index].astype(bool) if mask is not None and index < mask.shape[0] else None

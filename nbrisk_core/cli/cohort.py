@@ -1,4 +1,5 @@
-"""``nbrisk cohort import`` and ``nbrisk cohort slices``: a research group's clinical sheet (and DICOM studies) -> a cohort directory.
+"""``nbrisk cohort import``: a research group's clinical sheet (and DICOM studies) -> a cohort directory;
+``nbrisk cohort slices``: the slice review state, and (``--auto``) the automatic slice proposals.
 
 ::
 
@@ -39,16 +40,18 @@ def register(subparsers) -> None:
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(handler=run_import)
     slices = sub.add_parser("slices", help="the slice review state of a cohort; --auto proposes the slices",
-                            description="List the slice review state of every patient of a cohort. With --auto, "
-                                        "the automatic segmentation proposes the max-area slice of every phase "
-                                        "of every imported study (slices.csv chosen_by=auto, unconfirmed); a "
+                            description="List the slice review state of every patient of a cohort. With "
+                                        "--auto, the automatic segmentation proposes the max-area slice of "
+                                        "every phase of every imported study (slices.csv chosen_by=auto, "
+                                        "unconfirmed); a "
                                         "reviewer confirms them in the dashboard's Cohort builder page. "
                                         "Resumable: patients already proposed are skipped.")
     slices.add_argument("--cohort", type=Path, required=True, metavar="DIR", help="the cohort directory")
     slices.add_argument("--auto", action="store_true",
                         help="propose the slices with the automatic segmentation (models/seg_demo)")
     slices.add_argument("--redo", action="store_true",
-                        help="with --auto: propose again for patients already proposed (keeps confirmed slices)")
+                        help="with --auto: propose again for patients already proposed "
+                             "(keeps confirmed slices)")
     slices.add_argument("--quiet", action="store_true", help="no progress bar")
     slices.set_defaults(handler=run_slices)
 
@@ -113,8 +116,8 @@ def run_slices(args) -> int:
     states = patient_states(args.cohort)
     counts = states["state"].value_counts()
     progress_now = review_progress(args.cohort)
-    print(f"{len(states)} patients: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in
-                                                  ("to propose", "to review", "confirmed", "problem", "no study")))
+    names = ("to propose", "to review", "confirmed", "problem", "no study")
+    print(f"{len(states)} patients: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in names))
     print(f"review: {progress_now.decided} of {progress_now.total} phase proposal(s) decided "
           f"({progress_now.accepted} accepted, {progress_now.moved} moved, {progress_now.rejected} rejected)")
     if not args.auto and counts.get("to propose", 0):

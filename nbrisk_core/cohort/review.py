@@ -153,21 +153,24 @@ def read_proposals(cohort_dir: Path) -> pd.DataFrame:
     return table
 
 
-def _write_slices(cohort_dir: Path, table: pd.DataFrame) -> None:
+def _in_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows by patient, then phase in acquisition order."""
     order = {p.value: i for i, p in enumerate(PHASES)}
-    table = table.assign(_order=table["phase"].map(order)).sort_values(["patient_id", "_order"], kind="stable")
-    atomic_write_bytes(Path(cohort_dir) / "slices.csv", _csv_bytes(table, SLICES_COLUMNS))
+    return table.assign(_order=table["phase"].map(order)).sort_values(["patient_id", "_order"], kind="stable")
+
+
+def _write_slices(cohort_dir: Path, table: pd.DataFrame) -> None:
+    atomic_write_bytes(Path(cohort_dir) / "slices.csv", _csv_bytes(_in_order(table), SLICES_COLUMNS))
 
 
 def _write_proposals(cohort_dir: Path, table: pd.DataFrame) -> None:
-    order = {p.value: i for i, p in enumerate(PHASES)}
-    table = table.assign(_order=table["phase"].map(order)).sort_values(["patient_id", "_order"], kind="stable")
-    atomic_write_bytes(Path(cohort_dir) / PROPOSALS_CSV, _csv_bytes(table, PROPOSAL_COLUMNS))
+    atomic_write_bytes(Path(cohort_dir) / PROPOSALS_CSV, _csv_bytes(_in_order(table), PROPOSAL_COLUMNS))
 
 
 def _upsert(table: pd.DataFrame, rows: list[dict], columns) -> pd.DataFrame:
     keys = {(r["patient_id"], r["phase"]) for r in rows}
-    keep = np.array([(pid, ph) not in keys for pid, ph in zip(table["patient_id"], table["phase"])], dtype=bool)
+    keep = np.array([(pid, ph) not in keys for pid, ph in zip(table["patient_id"], table["phase"])],
+                    dtype=bool)
     new = pd.DataFrame([{c: str(r.get(c, "")) for c in columns} for r in rows], columns=list(columns))
     return pd.concat([table.loc[keep], new], ignore_index=True) if rows else table
 
@@ -260,7 +263,8 @@ def propose_patient(cohort_dir: Path, patient_id: str, model) -> list[dict]:
         arrays[f"mask_{phase.value}"] = result.mask.astype(np.uint8)
         arrays[f"areas_{phase.value}"] = np.asarray(result.areas_mm2, dtype=np.float64)
     atomic_write_bytes(folder / "proposal.npz", _npz_bytes(arrays))
-    chosen = {p: (volumes[p].hu[found[p.value].max_area_slice], found[p.value].mask[found[p.value].max_area_slice])
+    peak = {p: found[p.value].max_area_slice for p in volumes}
+    chosen = {p: (volumes[p].hu[peak[p]], found[p.value].mask[peak[p]])
               for p in volumes if found[p.value].found}
     _write_chosen(cohort_dir, patient_id, chosen, remove=tuple(p for p in volumes if p not in chosen))
     slice_rows, proposal_rows = [], []
@@ -279,9 +283,9 @@ def propose_patient(cohort_dir: Path, patient_id: str, model) -> list[dict]:
     with cohort_lock(cohort_dir):
         slices = read_slices(cohort_dir)
         # a re-proposal replaces the patient's unconfirmed rows of these phases, never a reviewer's choice
-        stale = np.array([pid == patient_id and ph in {p.value for p in volumes} and not by
-                          for pid, ph, by in zip(slices["patient_id"], slices["phase"], slices["confirmed_by"])],
-                         dtype=bool)
+        mine = {p.value for p in volumes}
+        stale = np.array([pid == patient_id and ph in mine and not by for pid, ph, by
+                          in zip(slices["patient_id"], slices["phase"], slices["confirmed_by"])], dtype=bool)
         slices = _upsert(slices.loc[~stale], slice_rows, SLICES_COLUMNS)
         _write_slices(cohort_dir, slices)
         _write_proposals(cohort_dir, _upsert(read_proposals(cohort_dir), proposal_rows, PROPOSAL_COLUMNS))
@@ -415,8 +419,9 @@ def patient_states(cohort_dir) -> pd.DataFrame:
             state = "problem"
         else:
             state = "confirmed"
-        rows.append({"patient_id": pid, "phases found": len(phases), "proposed": int((mine["found"] == "1").sum()),
-                     "confirmed": confirmed, "rejected": rejected, "state": state})
+        rows.append({"patient_id": pid, "phases found": len(phases),
+                     "proposed": int((mine["found"] == "1").sum()), "confirmed": confirmed,
+                     "rejected": rejected, "state": state})
     return pd.DataFrame(rows, columns=["patient_id", "phases found", "proposed", "confirmed", "rejected",
                                        "state"])
 

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from nbrisk_core.cli import main
-from nbrisk_core.cohort import load_cohort
-from nbrisk_core.cohort import review
+from nbrisk_core.cohort import load_cohort, review
 from nbrisk_core.cohort.review import (PROPOSAL_COLUMNS, atomic_write_bytes, decide, patient_states,
                                        read_proposals, read_slices, review_progress, review_queue)
 from nbrisk_core.errors import InputError
@@ -40,7 +39,8 @@ def test_slices_auto_proposes_every_phase_and_resumes(proposed_site, tmp_path, c
     volumes = review.phase_volumes(cohort_dir, "SB-001")
     for row in slices[slices["patient_id"] == "SB-001"].itertuples():
         # the stored slice is the study's slice at the proposed index, with the proposal's contour
-        np.testing.assert_array_equal(cohort.slice_hu("SB-001", row.phase), volumes[row.phase].hu[row.slice_index])
+        np.testing.assert_array_equal(cohort.slice_hu("SB-001", row.phase),
+                                      volumes[row.phase].hu[row.slice_index])
         mask = cohort.slice_mask("SB-001", row.phase)
         assert mask.any() and (cohort_dir / "slices" / "SB-001" / f"{row.phase}.png").is_file()
         assert row.series_uid == volumes[row.phase].series_uid

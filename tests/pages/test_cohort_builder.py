@@ -62,7 +62,8 @@ def test_accept_move_reject_and_a_second_reviewer_sees_the_progress(repo_root, p
     # a second reviewer (a new session) resumes where the first one is
     second = _page(repo_root, cohort, monkeypatch)
     assert "3 of 6 phase proposals reviewed" in second.get("progress")[0].proto.text
-    assert queue[3].patient_id in second.subheader[0].value and queue[3].phase.title in second.subheader[0].value
+    title = second.subheader[0].value
+    assert queue[3].patient_id in title and queue[3].phase.title in title
 
 
 def test_skip_shows_the_next_item_without_writing(repo_root, proposed_site, tmp_path, monkeypatch):
