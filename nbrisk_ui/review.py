@@ -73,6 +73,12 @@ def step_callback(item, step: int, n_slices: int) -> None:
     st.session_state[key] = min(max(index, 0), n_slices - 1)
 
 
+def open_in_case_viewer(item) -> None:
+    """Select the item's patient as the Case page's study (the page lists the cohort's ``studies/``)."""
+    st.session_state["case.source_kind"] = "Demo case"
+    st.session_state["case.demo_patient"] = item.patient_id
+
+
 def show_message() -> None:
     message = st.session_state.pop(MESSAGE, None)
     if message:

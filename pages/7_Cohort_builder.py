@@ -14,7 +14,7 @@ import streamlit as st
 
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth, review
-from nbrisk_ui.common import cohort_dir, synthetic_banner
+from nbrisk_ui.common import cohort_dir, switch_page_or_say, synthetic_banner
 from nbrisk_ui.text import show_error
 
 VIEW_WIDTH = 512
@@ -110,6 +110,12 @@ with st.container(border=True):
         buttons[1].button("Skip for now", key="review.skip", shortcut=review.SHORTCUTS["skip"],
                           width="stretch", on_click=review.skip_callback, args=(item,))
         st.caption("Keys: A accept · M use this slice · X reject · S skip · ←/→ slice")
+        if st.button("Open in the Case viewer", key="review.open_case", width="stretch",
+                     help="the whole study on the Case page (seed click, other windows); come back here "
+                          "to record the decision"):
+            review.open_in_case_viewer(item)
+            switch_page_or_say("pages/1_Case.py", f"Open the Case page: {item.patient_id} is selected there "
+                                                  "as the study to load.")
     with left:
         plane_mask = mask[index].astype(bool) if mask is not None and index < mask.shape[0] else None
         st.image(render_slice(volume.hu[index], *WINDOW, mask=plane_mask), width=VIEW_WIDTH,

@@ -78,6 +78,17 @@ def test_skip_shows_the_next_item_without_writing(repo_root, proposed_site, tmp_
     assert (cohort / "slices.csv").read_bytes() == before
 
 
+def test_open_in_the_case_viewer_selects_the_patient(repo_root, proposed_site, tmp_path, monkeypatch):
+    cohort = tmp_path / "cohort"
+    shutil.copytree(proposed_site["proposed"], cohort)
+    item = review_queue(cohort)[0]
+    at = _page(repo_root, cohort, monkeypatch)
+    at.button(key="review.open_case").click().run()
+    assert not at.exception
+    assert at.session_state["case.demo_patient"] == item.patient_id
+    assert at.session_state["case.source_kind"] == "Demo case"
+
+
 def test_a_cohort_without_proposals_says_how_to_make_them(repo_root, proposed_site, tmp_path, monkeypatch):
     cohort = tmp_path / "cohort"
     shutil.copytree(proposed_site["imported"], cohort)
