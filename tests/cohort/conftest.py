@@ -132,24 +132,3 @@ def write_site_studies(root, n_patients: int, seed: int = 99):
         (root / "raw" / row["patient_id"]).rename(root / "raw" / sheet.loc[number - 1, "Study number"])
     return root / "site.csv", root / "site.toml", root / "raw"
 
-
-@pytest.fixture(scope="session")
-def proposed_site(tmp_path_factory):
-    """A 2-patient imported cohort with DICOM studies whose slices the shipped segmentation model has
-    proposed (``nbrisk cohort slices --auto``); copy it before changing it."""
-    from nbrisk_core.cli import main
-    from nbrisk_core.cohort.review import propose_cohort, seg_model_path
-
-    root = tmp_path_factory.mktemp("review-site")
-    clinical, mapping, studies = write_site_studies(root, 2)
-    out = root / "site-b"
-    assert main(["cohort", "import", "--clinical", str(clinical), "--mapping", str(mapping),
-                 "--studies", str(studies), "--out", str(out), "--quiet"]) == 0
-    imported = root / "imported"
-    import shutil
-
-    shutil.copytree(out, imported)
-    if not seg_model_path(out).is_file():
-        pytest.skip("no segmentation model (models/seg_demo.safetensors)")
-    propose_cohort(out)
-    return {"imported": imported, "proposed": out}

@@ -24,32 +24,43 @@ def proposed(proposed_site, tmp_path):
     return tmp_path / "cohort"
 
 
-def test_slices_auto_proposes_every_phase_and_resumes(proposed_site, tmp_path, capsys):
+def test_slices_lists_the_state_of_an_imported_cohort(proposed_site, tmp_path, capsys):
     cohort_dir = tmp_path / "cohort"
     shutil.copytree(proposed_site["imported"], cohort_dir)
     assert main(["cohort", "slices", "--cohort", str(cohort_dir)]) == 0
-    assert "2 to propose" in capsys.readouterr().out
-    assert main(["cohort", "slices", "--cohort", str(cohort_dir), "--auto", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "proposed 2 patient(s)" in out and "2 to review" in out
-    cohort = load_cohort(cohort_dir)   # the cohort stays valid format v1
+    assert "2 patients: 2 to propose, 0 to review" in out and "--auto" in out
+    assert not (cohort_dir / "proposals.csv").exists()   # listing proposes nothing
+
+
+def test_slices_auto_proposes_every_phase_and_resumes(proposed_site, tmp_path, capsys):
+    full = proposed_site["proposed"]   # proposed in one run (propose_cohort)
+    cohort = load_cohort(full)   # the cohort stays valid format v1
     slices = cohort.slices
     assert len(slices) == 6 and set(slices["chosen_by"]) == {"auto"}
     assert slices["confirmed_by"].isna().all()
-    volumes = review.phase_volumes(cohort_dir, "SB-001")
+    volumes = review.phase_volumes(full, "SB-001")
     for row in slices[slices["patient_id"] == "SB-001"].itertuples():
         # the stored slice is the study's slice at the proposed index, with the proposal's contour
         np.testing.assert_array_equal(cohort.slice_hu("SB-001", row.phase),
                                       volumes[row.phase].hu[row.slice_index])
         mask = cohort.slice_mask("SB-001", row.phase)
-        assert mask.any() and (cohort_dir / "slices" / "SB-001" / f"{row.phase}.png").is_file()
+        assert mask.any() and (full / "slices" / "SB-001" / f"{row.phase}.png").is_file()
         assert row.series_uid == volumes[row.phase].series_uid
-    # an interrupted run (SB-002 not yet proposed) resumes with the patients left
-    proposals = read_proposals(cohort_dir)
-    proposals[proposals["patient_id"] == "SB-001"].to_csv(cohort_dir / "proposals.csv", index=False)
+        areas = review.load_proposal_arrays(full, "SB-001")[f"areas_{row.phase}"]
+        assert int(np.argmax(areas)) in (row.slice_index - 1, row.slice_index, row.slice_index + 1)
+    # a run interrupted after SB-001: the command resumes with SB-002 and ends where one run ends
+    cohort_dir = tmp_path / "cohort"
+    shutil.copytree(full, cohort_dir)
+    for name in ("proposals.csv", "slices.csv"):
+        table = pd.read_csv(cohort_dir / name, dtype=str, keep_default_na=False)
+        table[table["patient_id"] == "SB-001"].to_csv(cohort_dir / name, index=False)
+    shutil.rmtree(cohort_dir / "slices" / "SB-002")
     assert main(["cohort", "slices", "--cohort", str(cohort_dir), "--auto", "--quiet"]) == 0
-    assert "proposed 1 patient(s); 1 already proposed" in capsys.readouterr().out
-    assert len(read_proposals(cohort_dir)) == 6 and len(read_slices(cohort_dir)) == 6
+    out = capsys.readouterr().out
+    assert "proposed 1 patient(s); 1 already proposed" in out and "2 to review" in out
+    assert (cohort_dir / "slices.csv").read_bytes() == (full / "slices.csv").read_bytes()
+    assert (cohort_dir / "proposals.csv").read_bytes() == (full / "proposals.csv").read_bytes()
 
 
 def test_slices_errors_exit_2(proposed_site, tmp_path, monkeypatch, capsys):

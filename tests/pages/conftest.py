@@ -2,4 +2,3 @@
 
 from tests.classifier.conftest import tiny_cohort, tiny_models_dir  # noqa: F401 - fixtures of the Risk page
 from tests.imaging.conftest import demo_dir_or_skip  # noqa: F401 - fixture of the Case page
-from tests.cohort.conftest import proposed_site  # noqa: F401,E402 - fixture of the Cohort builder page
