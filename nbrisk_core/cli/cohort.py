@@ -18,8 +18,8 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("cohort", help="import a research cohort (clinical sheet + DICOM studies), "
-                                                             "propose its slices",
+    parser = subparsers.add_parser("cohort", help="import a research cohort (clinical sheet + DICOM "
+                                                  "studies), propose and review its slices",
                                    description="Work with cohort directories "
                                                "(format: docs/cohort-format.md).")
     sub = parser.add_subparsers(dest="cohort_command", metavar="ACTION", parser_class=type(parser))
