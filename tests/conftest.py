@@ -86,3 +86,27 @@ def make_case(*, size: int = 16, phases=("nc", "art", "pv"), risk=True, prognosi
 def typed_case():
     """:func:`make_case`: a factory of small typed cases."""
     return make_case
+
+
+@pytest.fixture(scope="session")
+def proposed_site(tmp_path_factory):
+    """A 2-patient imported cohort with DICOM studies (``imported``) and the same with its slices
+    proposed by the shipped segmentation model (``proposed``); copy them before changing them. Here,
+    not in tests/cohort, so that tests/cohort and tests/pages share one build."""
+    import shutil
+
+    from nbrisk_core.cli import main
+    from nbrisk_core.cohort.review import propose_cohort, seg_model_path
+    from tests.cohort.conftest import write_site_studies
+
+    root = tmp_path_factory.mktemp("review-site")
+    clinical, mapping, studies = write_site_studies(root, 2)
+    out = root / "site-b"
+    assert main(["cohort", "import", "--clinical", str(clinical), "--mapping", str(mapping),
+                 "--studies", str(studies), "--out", str(out), "--quiet"]) == 0
+    imported = root / "imported"
+    shutil.copytree(out, imported)
+    if not seg_model_path(out).is_file():
+        pytest.skip("no segmentation model (models/seg_demo.safetensors)")
+    propose_cohort(out)
+    return {"imported": imported, "proposed": out}

@@ -112,3 +112,23 @@ def site(tmp_path_factory):
         pass
     (folder / "site.toml").write_text(MAPPING)
     return folder, sheet, table
+
+
+def write_site_studies(root, n_patients: int, seed: int = 99):
+    """A site sheet of ``n_patients`` with one DICOM study folder per patient (demo generator),
+    named by the study number as a PACS export would be: ``(sheet path, mapping path, studies folder)``."""
+    from nbrisk_core.demo.cohort import cohort_geometry, generate_cohort_tables
+    from nbrisk_core.demo.dicom import write_study_files
+
+    sheet, _ = site_tables(12, seed=seed)
+    sheet = sheet.iloc[:n_patients]
+    sheet.to_csv(root / "site.csv", index=False)
+    (root / "site.toml").write_text(MAPPING)
+    table = generate_cohort_tables(12, seed)
+    for number in range(1, n_patients + 1):
+        row = table.iloc[number - 1]
+        write_study_files(cohort_geometry(row, seed, number), row.to_dict(), seed, row["patient_id"],
+                          root / "raw")
+        (root / "raw" / row["patient_id"]).rename(root / "raw" / sheet.loc[number - 1, "Study number"])
+    return root / "site.csv", root / "site.toml", root / "raw"
+
