@@ -105,7 +105,8 @@ def _synthetic_inputs(card, source: dict, ids: list[str], numbers: list[int]) ->
     inputs = []
     for number in numbers:
         geom = cohort_geometry(table.iloc[number - 1], int(source["seed"]), number)
-        slices = {phase: render_slice(geom, phase, geom.max_area_slice(phase))[0] for phase in card.data.phases}
+        slices = {phase: render_slice(geom, phase, geom.max_area_slice(phase))[0]
+                  for phase in card.data.phases}
         inputs.append(card.data.model_input(slices))
     return np.stack(inputs).astype(np.float32) if inputs else np.empty((0, 3, 1, 1), np.float32)
 
@@ -315,8 +316,9 @@ def score_cohort(cohort_dir=None, model=None, out=None, *, bundle=None, backend:
         if records is not None:
             clinical = records.iloc[start:start + partition_size].to_dict("records")
         tasks.append({"index": index, "ids": chunk, "clinical": clinical, "source": task_source,
-                      "model": str(model_path.resolve()), "bundle": str(Path(bundle).resolve()) if bundle else None,
-                      "part": str(part.resolve()), "meta": meta, "threads": threads, "batch_size": batch_size})
+                      "model": str(model_path.resolve()),
+                      "bundle": str(Path(bundle).resolve()) if bundle else None, "part": str(part.resolve()),
+                      "meta": meta, "threads": threads, "batch_size": batch_size})
     n_partitions = -(-len(ids) // partition_size)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     if done:

@@ -30,7 +30,8 @@ def register(subparsers) -> None:
                    help="where partitions run (default: %(default)s)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --backend dask: a running scheduler")
     p.add_argument("--workers", type=int, default=2,
-                   help="with --backend dask and no --scheduler: LocalCluster processes (default: %(default)s)")
+                   help="with --backend dask and no --scheduler: LocalCluster processes "
+                        "(default: %(default)s)")
     p.add_argument("--partition-size", type=int, default=DEFAULT_PARTITION_SIZE, metavar="N",
                    help="patients per partition (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per partition task (default: 1)")

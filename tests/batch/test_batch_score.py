@@ -14,51 +14,8 @@ import pytest
 from nbrisk_core import batch_score
 from nbrisk_core.batch_score import EMBEDDING_COLUMNS, parts_dir, score_cohort
 from nbrisk_core.errors import InputError
-from tests.classifier.conftest import make_cohort  # noqa: E402
-
-N = 20
-SIZE = 6  # 4 partitions: 6, 6, 6, 2
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    return make_cohort(tmp_path_factory.mktemp("score-cohort"), n=N, seed=3)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    import torch
-
-    from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS, build_model
-    from nbrisk_core.classifier.model_io import base_card, save_model
-
-    folder = tmp_path_factory.mktemp("score-models")
-    torch.manual_seed(1)
-    save_model(build_model("swin_t", backbone_kwargs=TINY_SWIN_KWARGS), folder / "swin_art_tiny",
-               base_card("swin_t", "art", TINY_SWIN_KWARGS))
-    return folder / "swin_art_tiny.safetensors"
-
-
-@pytest.fixture(scope="module")
-def direct(cohort, model):
-    """p(HR) and embedding of every patient, computed in one go without partitions."""
-    from nbrisk_core.classifier.data import cohort_model_inputs
-    from nbrisk_core.classifier.inference import Predictor
-    from nbrisk_core.classifier.model_io import load_model
-
-    loaded = load_model(model)
-    data, x = cohort_model_inputs(cohort, loaded.model_card.data, labels=False)
-    proba, embedding = Predictor(loaded).predict_batches(x)
-    return pd.DataFrame({"patient_id": data.patient_ids, "p_high_risk": proba[:, 0],
-                         **{c: embedding[:, k] for k, c in enumerate(EMBEDDING_COLUMNS)}})
-
-
-def _check_against(direct, table: pd.DataFrame, atol=1e-5):
-    assert list(table["patient_id"]) == list(direct["patient_id"])
-    np.testing.assert_allclose(table["p_high_risk"], direct["p_high_risk"], rtol=0, atol=atol)
-    np.testing.assert_allclose(table[list(EMBEDDING_COLUMNS)], direct[list(EMBEDDING_COLUMNS)], rtol=0, atol=atol)
-    assert set(table["risk_class"]) <= {"HR", "NHR"}
-    assert ((table["p_high_risk"] >= 0.5) == (table["risk_class"] == "HR")).all()
+from tests.batch.conftest import N, SIZE
+from tests.batch.conftest import check_against as _check_against
 
 
 def test_local_scoring_gives_every_patient_in_partitions(cohort, model, direct, tmp_path):
@@ -93,7 +50,8 @@ def test_an_interrupted_run_resumes_without_redoing_finished_partitions(cohort, 
     pq.write_table(marked.replace_schema_metadata(table.schema.metadata), parts[1])
     calls = []
     real = batch_score.score_partition
-    monkeypatch.setattr(batch_score, "score_partition", lambda task: calls.append(task["index"]) or real(task))
+    monkeypatch.setattr(batch_score, "score_partition",
+                        lambda task: calls.append(task["index"]) or real(task))
     lines = []
     run = score_cohort(cohort, model, out, partition_size=SIZE, progress=lines.append)
     assert calls == [2, 3] and run.done_before == 2 and run.scored == N
@@ -134,7 +92,8 @@ def test_cli_scores_and_refuses_bad_input(cohort, model, tmp_path, capsys):
     assert summary["patients_scored"] == N and summary["partitions"] == 3
     for argv, message in [(["--out", str(tmp_path / "s.csv")], "expected a file name ending in .parquet"),
                           (["--out", str(out), "--partition-size", "0"], "expected a whole number >= 1"),
-                          (["--out", str(out), "--scheduler", "tcp://127.0.0.1:1"], "only used with --backend dask")]:
+                          (["--out", str(out), "--scheduler", "tcp://127.0.0.1:1"],
+                           "only used with --backend dask")]:
         assert main(["score", "--cohort", str(cohort), "--classifier", str(model), *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -151,3 +110,4 @@ def test_synthetic_slices_rendered_on_the_fly(model, tmp_path):
     table = pd.read_parquet(out)
     assert run.scored == 7 and list(table["patient_id"]) == [f"P{i:04d}" for i in range(1, 8)]
     assert table[list(EMBEDDING_COLUMNS)].std().gt(0).any()  # the patients differ
+
