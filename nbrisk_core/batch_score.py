@@ -16,6 +16,10 @@ whose part file is there with the same patient list (its SHA-256 is in the part'
 run refuses to mix its rows with those parts. When every part is written they are concatenated, part by
 part, into ``<out>`` (a temporary file renamed) and the parts folder is removed.
 
+Memory: the clinical table is read in chunks of one partition (a first pass counts the patients and
+refuses a repeated ``patient_id``), tasks are built as they are handed out, and on Dask at most one
+wave of 64 partitions is in flight; the caller keeps a summary of a few numbers per partition.
+
 Output columns: ``patient_id``, ``p_high_risk``, ``risk_class`` (HR/NHR at the card's threshold),
 ``ct01``..``ct16`` (the embedding), and with a bundle ``mlrs``, ``mlrs_group`` (high/low against the
 frozen training median) and ``n_imputed``. Patients without chosen slices are left out and counted.
@@ -127,6 +131,7 @@ def score_partition(task: dict) -> dict:
     started = time.perf_counter()
     predictor = _predictor(task["model"], task.get("threads", 1))
     card = predictor.loaded.model_card
+    loaded_at = time.perf_counter()
     ids = list(task["ids"])
     source = task["source"]
     skipped: list[str] = []
@@ -145,7 +150,7 @@ def score_partition(task: dict) -> dict:
     else:
         keep = ids
         x = _synthetic_inputs(card, source, ids, list(source["numbers"]))
-    load_seconds = time.perf_counter() - started
+    input_seconds = time.perf_counter() - loaded_at
     if keep:
         proba, embedding = predictor.predict_batches(x, int(task.get("batch_size", 16)))
         p_hr = proba[:, CLASS_ORDER.index("HR")].astype(np.float64)
@@ -177,8 +182,9 @@ def score_partition(task: dict) -> dict:
     tmp = part.with_name(part.name + f".tmp-{os.getpid()}")
     pq.write_table(table, tmp)
     tmp.replace(part)  # atomic: a part is either whole or absent
-    return {"index": task["index"], "n": len(keep), "skipped": len(skipped), "seconds":
-            time.perf_counter() - started, "input_seconds": load_seconds, "worker": f"pid {os.getpid()}"}
+    return {"index": task["index"], "n": len(keep), "skipped": len(skipped),
+            "seconds": time.perf_counter() - started, "model_load_seconds": loaded_at - started,
+            "input_seconds": input_seconds, "worker": f"pid {os.getpid()}"}
 
 
 def _part_done(part: Path, ids) -> bool:
@@ -211,41 +217,76 @@ class ScoreRun:
                 "patients_scored": self.scored, "patients_skipped": self.skipped, "seconds": self.seconds}
 
 
-def _cohort_plan(cohort_dir: Path, with_prognosis: bool):
-    """``(ids, clinical records by id or None, source, clinical sha256)`` of a cohort directory."""
+@dataclass
+class Plan:
+    """What to score: ``n_patients``, the ``source`` a worker reads slices from, a ``digest`` of the
+    input (clinical table) and ``chunks(size)``: an iterator of ``(patient ids, clinical records or
+    None)`` per partition, read as it goes (the whole table is never in memory)."""
+
+    n_patients: int
+    source: dict
+    digest: str
+    chunks: object
+
+
+def _clinical_columns(columns) -> list[str]:
+    from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+
+    return ["patient_id"] + [v.name for v in CLINICAL_VARIABLES if v.name in columns]
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    names = _clinical_columns(table.columns)
+    return table[names].astype(object).where(table[names].notna(), None).to_dict("records")
+
+
+def cohort_plan(cohort_dir, with_prognosis: bool) -> Plan:
+    """The :class:`Plan` of a cohort directory: ``clinical.csv`` read in chunks (one pass here to count
+    the patients, hash the file and refuse a repeated patient_id; one pass per run to cut partitions)."""
+    cohort_dir = Path(cohort_dir)
     clinical_path = cohort_dir / "clinical.csv"
     if not clinical_path.is_file():
         raise InputError(f"{clinical_path}: not found (--cohort expects a cohort directory with clinical.csv "
                          "and slices/<patient_id>/: docs/cohort-format.md)", source=str(clinical_path))
-    raw = clinical_path.read_bytes()
-    table = pd.read_csv(clinical_path, dtype={"patient_id": str})
-    if "patient_id" not in table.columns:
+    digest = hashlib.sha256()
+    with open(clinical_path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    header = pd.read_csv(clinical_path, nrows=0).columns
+    if "patient_id" not in header:
         raise InputError(f"{clinical_path}: column 'patient_id' is missing", source=str(clinical_path))
-    ids = [str(i) for i in table["patient_id"]]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
-    if duplicates:
-        raise InputError(f"{clinical_path}: patient_id {duplicates[0]!r} appears more than once "
-                         "(expected one row per patient)", source=str(clinical_path))
-    records = None
-    if with_prognosis:
-        from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+    seen: set[str] = set()
+    for chunk in pd.read_csv(clinical_path, usecols=["patient_id"], dtype={"patient_id": str},
+                             chunksize=100_000):
+        for pid in chunk["patient_id"].astype(str):
+            if pid in seen:
+                raise InputError(f"{clinical_path}: patient_id {pid!r} appears more than once "
+                                 "(expected one row per patient)", source=str(clinical_path))
+            seen.add(pid)
+    n = len(seen)
+    del seen
 
-        names = ["patient_id"] + [v.name for v in CLINICAL_VARIABLES if v.name in table.columns]
-        records = table[names].astype(object).where(table[names].notna(), None)
-    return ids, records, {"kind": "cohort", "dir": str(cohort_dir.resolve())}, _sha256_bytes(raw)
+    def chunks(size: int):
+        for table in pd.read_csv(clinical_path, dtype={"patient_id": str}, chunksize=size):
+            ids = [str(i) for i in table["patient_id"]]
+            yield ids, (_records(table) if with_prognosis else None)
+
+    return Plan(n, {"kind": "cohort", "dir": str(cohort_dir.resolve())}, digest.hexdigest(), chunks)
 
 
-def synthetic_plan(n: int, seed: int = 2025):
-    """``(ids, clinical records, source, digest)`` of ``n`` synthetic patients whose slices are rendered
-    on the fly by the demo generator (benchmarks)."""
-    from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
+def synthetic_plan(n: int, seed: int = 2025) -> Plan:
+    """The :class:`Plan` of ``n`` synthetic patients whose slices are rendered on the fly by the demo
+    generator (benchmarks); their clinical values come from the generator's table."""
     from nbrisk_core.demo.cohort import generate_cohort_tables
 
     table = generate_cohort_tables(n, seed)
-    names = ["patient_id"] + [v.name for v in CLINICAL_VARIABLES if v.name in table.columns]
-    records = table[names].astype(object).where(table[names].notna(), None)
-    ids = list(table["patient_id"])
-    return ids, records, {"kind": "synthetic", "n": n, "seed": seed}, f"synthetic:{n}:{seed}"
+
+    def chunks(size: int):
+        for start in range(0, n, size):
+            part = table.iloc[start:start + size]
+            yield list(part["patient_id"]), _records(part)
+
+    return Plan(n, {"kind": "synthetic", "n": n, "seed": seed}, f"synthetic:{n}:{seed}", chunks)
 
 
 def score_cohort(cohort_dir=None, model=None, out=None, *, bundle=None, backend: str = "local",
@@ -285,13 +326,12 @@ def score_cohort(cohort_dir=None, model=None, out=None, *, bundle=None, backend:
     if plan is None:
         if cohort_dir is None:
             raise InputError("--cohort DIR is required")
-        plan = _cohort_plan(Path(cohort_dir), bundle is not None)
-    ids, records, source, clinical_sha = plan
-    if not ids:
+        plan = cohort_plan(cohort_dir, bundle is not None)
+    if not plan.n_patients:
         raise InputError(f"{cohort_dir}: the cohort has no patients")
     folder = parts_dir(out)
-    manifest = {"model_sha256": model_sha, "bundle_sha256": bundle_sha, "clinical_sha256": clinical_sha,
-                "source": source, "partition_size": partition_size, "n_patients": len(ids)}
+    manifest = {"model_sha256": model_sha, "bundle_sha256": bundle_sha, "clinical_sha256": plan.digest,
+                "source": plan.source, "partition_size": partition_size, "n_patients": plan.n_patients}
     manifest_path = folder / MANIFEST
     if manifest_path.is_file():
         before = json.loads(manifest_path.read_text())
@@ -302,29 +342,29 @@ def score_cohort(cohort_dir=None, model=None, out=None, *, bundle=None, backend:
     folder.mkdir(exist_ok=True)
     manifest_path.write_text(json.dumps(manifest, indent=2))
     meta = {"model_sha256": model_sha, "bundle_sha256": bundle_sha}
-    tasks, done = [], 0
-    for index, start in enumerate(range(0, len(ids), partition_size)):
-        chunk = ids[start:start + partition_size]
-        part = folder / PART_PATTERN.format(index)
-        if _part_done(part, chunk):
-            done += 1
-            continue
-        task_source = dict(source)
-        if source["kind"] == "synthetic":
-            task_source["numbers"] = list(range(start + 1, start + len(chunk) + 1))
-        clinical = None
-        if records is not None:
-            clinical = records.iloc[start:start + partition_size].to_dict("records")
-        tasks.append({"index": index, "ids": chunk, "clinical": clinical, "source": task_source,
-                      "model": str(model_path.resolve()),
-                      "bundle": str(Path(bundle).resolve()) if bundle else None, "part": str(part.resolve()),
-                      "meta": meta, "threads": threads, "batch_size": batch_size})
-    n_partitions = -(-len(ids) // partition_size)
+    n_partitions = -(-plan.n_patients // partition_size)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    done = sum(1 for index in range(n_partitions) if (folder / PART_PATTERN.format(index)).is_file())
     if done:
         say(f"score: {done} of {n_partitions} partitions already written in {folder}: not redone")
+
+    def tasks():
+        """One task per partition not yet written, built as the runner asks for it."""
+        start = 0
+        for index, (chunk, clinical) in enumerate(plan.chunks(partition_size)):
+            part = folder / PART_PATTERN.format(index)
+            if not _part_done(part, chunk):
+                task_source = dict(plan.source)
+                if plan.source["kind"] == "synthetic":
+                    task_source["numbers"] = list(range(start + 1, start + len(chunk) + 1))
+                yield {"index": index, "ids": chunk, "clinical": clinical, "source": task_source,
+                       "model": str(model_path.resolve()),
+                       "bundle": str(Path(bundle).resolve()) if bundle else None, "part": str(part.resolve()),
+                       "meta": meta, "threads": threads, "batch_size": batch_size}
+            start += len(chunk)
+
     summaries = []
-    for summary in _run(tasks, backend, scheduler, workers):
+    for summary in _run(tasks(), backend, scheduler, workers):
         summaries.append(summary)
         finished = done + len(summaries)
         rate = summary["n"] / summary["seconds"] if summary["seconds"] > 0 else 0.0
@@ -335,19 +375,27 @@ def score_cohort(cohort_dir=None, model=None, out=None, *, bundle=None, backend:
     return ScoreRun(out, n_partitions, done, scored, skipped, time.perf_counter() - started, summaries)
 
 
-def _run(tasks: list, backend: str, scheduler: str | None, workers: int):
-    """Yield each task's summary as it finishes (order of completion)."""
-    if not tasks:
-        return
+def _run(tasks, backend: str, scheduler: str | None, workers: int, wave: int = 64):
+    """Yield each task's summary as it finishes. On Dask the partitions are futures, submitted in waves
+    of ``wave`` so that the tasks in flight (and their clinical records) stay bounded."""
     if backend == "local":
         for task in tasks:
             yield score_partition(task)
         return
+    import itertools
+
     from nbrisk_core.prognosis.grid import _dask_runner
 
+    tasks = iter(tasks)
+    first = list(itertools.islice(tasks, wave))
+    if not first:
+        return
     with _dask_runner(workers, scheduler) as run:
-        # one future per partition; the runner yields results in submission order
-        yield from run([(score_partition, (task,), {}) for task in tasks])
+        batch = first
+        while batch:
+            # one future per partition; the runner yields results in submission order
+            yield from run([(score_partition, (task,), {}) for task in batch])
+            batch = list(itertools.islice(tasks, wave))
 
 
 def _combine(folder: Path, n_partitions: int, out: Path, with_prognosis: bool, manifest: dict):

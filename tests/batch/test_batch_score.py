@@ -111,3 +111,36 @@ def test_synthetic_slices_rendered_on_the_fly(model, tmp_path):
     assert run.scored == 7 and list(table["patient_id"]) == [f"P{i:04d}" for i in range(1, 8)]
     assert table[list(EMBEDDING_COLUMNS)].std().gt(0).any()  # the patients differ
 
+
+
+def test_memory_stays_flat_in_the_number_of_patients(model, tmp_path):
+    """Peak traced memory (NumPy arrays included) depends on the partition size, not on N."""
+    import tracemalloc
+
+    from tests.classifier.conftest import make_cohort
+
+    big = make_cohort(tmp_path / "big", n=48, seed=4)
+    small = make_cohort(tmp_path / "small", n=12, seed=4)
+    score_cohort(small, model, tmp_path / "warm.parquet", partition_size=6, progress=lambda line: None)
+
+    def peak(cohort, size, name):
+        tracemalloc.start()
+        try:
+            score_cohort(cohort, model, tmp_path / name, partition_size=size, progress=lambda line: None)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    flat_small, flat_big = peak(small, 6, "a.parquet"), peak(big, 6, "b.parquet")
+    whole_big = peak(big, 48, "c.parquet")  # one partition holding all 48: the measure sees the images
+    assert flat_big < 1.5 * flat_small, (flat_small, flat_big)
+    assert whole_big > 2 * flat_big, (flat_big, whole_big)
+
+
+def test_a_repeated_patient_id_is_refused(cohort, model, tmp_path):
+    copy = tmp_path / "cohort"
+    shutil.copytree(cohort, copy)
+    clinical = pd.read_csv(copy / "clinical.csv", dtype=str)
+    pd.concat([clinical, clinical.iloc[[3]]]).to_csv(copy / "clinical.csv", index=False)
+    with pytest.raises(InputError, match=r"clinical.csv: patient_id 'T0003' appears more than once"):
+        score_cohort(copy, model, tmp_path / "s.parquet", partition_size=SIZE, progress=lambda line: None)
