@@ -144,3 +144,11 @@ def test_a_repeated_patient_id_is_refused(cohort, model, tmp_path):
     pd.concat([clinical, clinical.iloc[[3]]]).to_csv(copy / "clinical.csv", index=False)
     with pytest.raises(InputError, match=r"clinical.csv: patient_id 'T0003' appears more than once"):
         score_cohort(copy, model, tmp_path / "s.parquet", partition_size=SIZE, progress=lambda line: None)
+
+
+def test_bench_score_refuses_bad_counts(capsys):
+    from nbrisk_core.cli import main
+
+    assert main(["bench", "score", "--patients", "10", "--workers", "1,0"]) == 2
+    err = capsys.readouterr().err
+    assert "worker counts >= 1" in err and len(err.strip().splitlines()) == 1
