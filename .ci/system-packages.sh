@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian packages used by the browser, PDF, PostgreSQL and PACS tests (idempotent).
+# Install Debian packages used by the browser, PDF, PostgreSQL, PACS and proxy tests (idempotent).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -10,6 +10,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
 compgen -G "/usr/share/orthanc/plugins/libOrthancDicomWeb.so*" >/dev/null || need+=(orthanc-dicomweb)
+# the reverse proxy of deploy/nginx.conf, run on loopback by tests/e2e/test_two_servers.py
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -10,6 +10,7 @@ BENCH_TARGETS: dict[str, str] = {
     "classifier": "classifier",
     "prognosis": "prognosis",
     "segmentation": "segmentation",
+    "score": "score",
 }
 
 #: targets that left the library -> where they are now (``nbrisk bench TARGET`` says so, exit 2)

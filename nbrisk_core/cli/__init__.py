@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, str] = {
     "segment": "segment",
     "evaluate": "evaluate",
     "embed": "embed",
+    "score": "score",
     "predict": "predict",
     "benchmark": "benchmark",
     "prognosis": "prognosis",
