@@ -55,6 +55,23 @@ def proposals(series_by_phase: dict) -> dict | None:
     return results
 
 
+def summary(phase: str, seeded=None, series=None):
+    """The :class:`~nbrisk_core.case.SegmentationSummary` stored with ``phase``'s confirmed slice: the
+    seed click's contour when there is one (it replaces the proposal), else the loaded study's proposal."""
+    from nbrisk_core.segment.inference import seed_summary
+    from nbrisk_core.segment.model import shipped_seg_model_path
+
+    if seeded is not None and series is not None:
+        return seed_summary(seeded.mask, series.pixel_spacing, series.slice_spacing_mm or 1.0)
+    cached = st.session_state.get(PROPOSALS)
+    proposal = cached[1].get(phase) if cached else None
+    if proposal is None:
+        return None
+    path = shipped_seg_model_path()
+    sha = _model(str(path), path.stat().st_mtime).sha256 if path.is_file() else None
+    return proposal.summary(sha)
+
+
 def start_slice(phase: str, found: dict | None) -> int | None:
     proposal = (found or {}).get(phase)
     return int(proposal.max_area_slice) if proposal is not None and proposal.found else None

@@ -242,9 +242,12 @@ def confirm_slice(phase: str, index: int, series_by_phase: dict) -> None:
     # the display window goes with the slice, so a reopened case shows it as it was confirmed
     preset = st.session_state.get(f"case.window.{phase}", "abdomen")
     base = WINDOW_PRESETS.get(preset, WINDOW_PRESETS["abdomen"])
+    # the tumour's volume, longest diameter and area go into the saved case and the report
+    measured = segment_proposal.summary(phase, st.session_state[state.SEGMENTATIONS].get(phase),
+                                        series_by_phase[phase])
     confirmed[phase] = chosen.replace(window={
         "name": preset, "width": float(st.session_state.get(f"case.ww.{phase}.{preset}", base.width)),
-        "level": float(st.session_state.get(f"case.wl.{phase}.{preset}", base.level))})
+        "level": float(st.session_state.get(f"case.wl.{phase}.{preset}", base.level))}, segmentation=measured)
     # the other phases start near this position (each is still confirmed separately)
     for other, other_series in series_by_phase.items():
         if other not in confirmed and other != phase:
