@@ -7,7 +7,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from nbrisk_core.segment.model import shipped_seg_model_path
-from nbrisk_ui import state
+from nbrisk_ui import segment_proposal, state
+
+
+def load_seg_card_sha() -> str:
+    from nbrisk_core.segment.model import read_seg_card
+
+    return read_seg_card(shipped_seg_model_path())["sha256"]
 
 PAGE = "pages/1_Case.py"
 
@@ -27,5 +33,13 @@ def test_demo_study_opens_on_the_proposed_slices_and_confirm_all_takes_them(repo
     confirmed = at.session_state[state.CONFIRMED_SLICES]
     assert set(confirmed) == {"nc", "art", "pv"}
     assert all(abs(confirmed[p].index - int(truth[f"max_area_slice_{p}"])) <= 1 for p in confirmed)
+    # each confirmed slice carries the tumour's measurements for the saved case and the report
+    proposals = at.session_state[segment_proposal.PROPOSALS][1]
+    for phase, chosen in confirmed.items():
+        measured = chosen.segmentation
+        assert measured is not None and measured.source == "automatic" and measured.found
+        assert measured.volume_ml == pytest.approx(proposals[phase].volume_ml) and measured.volume_ml > 0
+        assert measured.longest_diameter_mm == pytest.approx(proposals[phase].longest_diameter_mm)
+        assert measured.model_sha256 == load_seg_card_sha()
     # the same button sent them on to the Risk page's state
     assert set(at.session_state[state.CHOSEN_SLICES]) == {"nc", "art", "pv"}
