@@ -138,3 +138,46 @@ def test_dropping_a_study_reads_it_and_proposes_without_a_click(server, context,
         assert page.get_by_role("button", name="Read upload").count() == 0
         expect(page.get_by_text(re.compile(r"Loaded: upload of 1 files"))).to_be_visible()
         _assert_proposals(flow, truth)
+
+
+def test_one_seed_click_corrects_a_phase_before_confirm_all(server, context, demo_dir):
+    """The correction path: one click on the tumour in the NC viewer replaces NC's proposal; "Confirm
+    all proposals" then confirms the click's max-area slice there and the proposals elsewhere."""
+    from playwright.sync_api import expect
+    from scipy import ndimage
+
+    from nbrisk_core.segment.inference import segment_study
+
+    _skip_without_models()
+    patient = json.loads((demo_dir / "cohort.json").read_text())["example_patients"][0]
+    # where the tumour is on NC's proposed slice (the test's own run of the network)
+    nc = segment_study(demo_dir / "studies" / patient)["nc"]
+    row, col = ndimage.center_of_mass(nc.mask[nc.max_area_slice])
+    rows, cols = nc.mask.shape[1:]
+    flow = Flow(context.new_page(), server.url, name="seed_click")
+    page = flow.page
+    _open_case_page(flow)
+    page.get_by_role("button", name="Load demo study").click()
+    expect(page.get_by_role("button", name=f"Confirm slice {nc.max_area_slice} for NC", exact=True)).to_be_visible()
+    flow.wait_idle()
+    with flow.step("seed_click"):
+        image = page.frame_locator('iframe[title*="streamlit_image_coordinates"]').first.locator("img")
+        expect(image).to_be_visible()
+        box = image.bounding_box()
+        image.click(position={"x": (col + 0.5) * box["width"] / cols, "y": (row + 0.5) * box["height"] / rows})
+        # the click's own contour and area curve replace the automatic proposal in NC
+        seeded = page.get_by_text(re.compile(r"^Proposed max-area slice: \d+ \(\d+ mm²\)$"))
+        expect(seeded).to_be_visible()
+        expect(page.get_by_text("NC: tumour area per slice", exact=True)).to_be_attached()
+        flow.wait_idle()
+        flow.assert_no_exception()
+        clicked_slice = int(re.search(r"slice: (\d+)", seeded.inner_text())[1])
+        assert abs(clicked_slice - nc.max_area_slice) <= 1
+    with flow.step("confirm_all"):
+        page.get_by_role("button", name="Confirm all proposals (NC, ART, PV)").click()
+        expect(page.get_by_role("heading", name="Risk").first).to_be_visible()
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Swin-ART").first
+        expect(metric.locator('[data-testid="stMetricValue"]')).to_have_text(re.compile(r"^\d{1,3}\.\d%$"))
+    with flow.step("chosen_slices"):
+        flow.go_to("Case")
+        expect(page.get_by_text(re.compile(rf"^NC · slice {clicked_slice} · z"))).to_be_visible()
