@@ -111,7 +111,8 @@ def test_demo_study_to_swin_art_probability_in_three_actions(server, context, de
     elapsed = time.perf_counter() - started
     print(f"three actions: {elapsed:.1f} s; steps: "
           + ", ".join(f"{k} {v:.1f} s" for k, v in flow.timings.items() if k[0].isdigit()))
-    assert actions == ["click Load demo study", "click Confirm all proposals", "read the Swin-ART probability"]
+    assert actions == ["click Load demo study", "click Confirm all proposals",
+                       "read the Swin-ART probability"]
 
 
 def test_dropping_a_study_reads_it_and_proposes_without_a_click(server, context, demo_dir, tmp_path):
@@ -158,13 +159,15 @@ def test_one_seed_click_corrects_a_phase_before_confirm_all(server, context, dem
     page = flow.page
     _open_case_page(flow)
     page.get_by_role("button", name="Load demo study").click()
-    expect(page.get_by_role("button", name=f"Confirm slice {nc.max_area_slice} for NC", exact=True)).to_be_visible()
+    on_proposal = page.get_by_role("button", name=f"Confirm slice {nc.max_area_slice} for NC", exact=True)
+    expect(on_proposal).to_be_visible()
     flow.wait_idle()
     with flow.step("seed_click"):
         image = page.frame_locator('iframe[title*="streamlit_image_coordinates"]').first.locator("img")
         expect(image).to_be_visible()
         box = image.bounding_box()
-        image.click(position={"x": (col + 0.5) * box["width"] / cols, "y": (row + 0.5) * box["height"] / rows})
+        image.click(position={"x": (col + 0.5) * box["width"] / cols,
+                              "y": (row + 0.5) * box["height"] / rows})
         # the click's own contour and area curve replace the automatic proposal in NC
         seeded = page.get_by_text(re.compile(r"^Proposed max-area slice: \d+ \(\d+ mm²\)$"))
         expect(seeded).to_be_visible()
