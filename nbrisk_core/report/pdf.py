@@ -90,7 +90,8 @@ def tumour_size(summary: SegmentationSummary) -> str:
         return f"no tumour found ({summary.source})"
     confidence = f", confidence {summary.confidence:.2f}" if summary.confidence is not None else ""
     return (f"volume {summary.volume_ml:.1f} mL, longest diameter {summary.longest_diameter_mm:.1f} mm, "
-            f"area {summary.area_mm2:.0f} mm² on slice {summary.max_area_slice} ({summary.source}{confidence})")
+            f"area {summary.area_mm2:.0f} mm² on slice {summary.max_area_slice} "
+            f"({summary.source}{confidence})")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -68,8 +68,8 @@ def test_a_seed_click_replaces_its_phases_proposal_in_confirm_all(repo_root):
     mask[clicked - 1, 104:116, 100:120] = True
     pixel_mm2 = series.pixel_spacing[0] * series.pixel_spacing[1]
     areas = mask.reshape(mask.shape[0], -1).sum(axis=1) * pixel_mm2
-    at.session_state[state.SEGMENTATIONS] = {"art": Segmentation(mask, (clicked, 110, 110), (0.0, 100.0), areas,
-                                                                 clicked)}
+    click = Segmentation(mask, (clicked, 110, 110), (0.0, 100.0), areas, clicked)
+    at.session_state[state.SEGMENTATIONS] = {"art": click}
     at.button(key="case.confirm_all").click().run()
     assert not at.exception, at.exception
     confirmed = at.session_state[state.CONFIRMED_SLICES]
