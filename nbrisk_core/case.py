@@ -99,6 +99,18 @@ class SegmentationSummary:
         if self.confidence is not None:
             object.__setattr__(self, "confidence", float(self.confidence))
 
+    def describe(self) -> str:
+        """One line for a reader (the PDF, the reopened case).
+
+        >>> SegmentationSummary(41.25, 52.0, 980.0, 21, confidence=0.93).describe()
+        'volume 41.2 mL, longest diameter 52.0 mm, area 980 mm² on slice 21 (automatic, confidence 0.93)'
+        """
+        if not self.found:
+            return f"no tumour found ({self.source})"
+        confidence = f", confidence {self.confidence:.2f}" if self.confidence is not None else ""
+        return (f"volume {self.volume_ml:.1f} mL, longest diameter {self.longest_diameter_mm:.1f} mm, "
+                f"area {self.area_mm2:.0f} mm² on slice {self.max_area_slice} ({self.source}{confidence})")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values (the store's slice metadata and the CSV/JSON export)."""
         return dataclasses.asdict(self)

@@ -102,6 +102,7 @@ def show_reopened_case(case_uid: str) -> None:
             "pixel (mm)": " x ".join(f"{x:.3g}" for x in v.pixel_spacing or []) or "–",
             "window": (f"{v.window.get('name', '')} W{v.window['width']:g}/L{v.window['level']:g}"
                        if v.window else "–"),
+            "tumour": v.segmentation.describe() if v.segmentation is not None else "–",
         } for v in views]), hide_index=True, width="stretch", key="case.reopened.table")
         columns = st.columns(3)
         for column, view in zip(columns, views):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nbrisk_core import __version__, research_notice
-from nbrisk_core.case import PHASES, Case, ChosenSlice, SegmentationSummary
+from nbrisk_core.case import PHASES, Case, ChosenSlice
 from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.report.clinical import VALUE_NOT_STORED, ClinicalValue, clinical_values
 from nbrisk_core.report.figures import slice_png, survival_png
@@ -82,16 +82,6 @@ def burned_in_view(chosen: ChosenSlice) -> tuple[np.ndarray, str | None]:
                 "text-like marks outside the body, blacked out in this report (stored before NBRisk "
                 "checked).")
     return plane, None
-
-
-def tumour_size(summary: SegmentationSummary) -> str:
-    """One line of a phase's tumour measurements, e.g. ``"volume 41.2 mL, longest diameter 52.0 mm, ..."``."""
-    if not summary.found:
-        return f"no tumour found ({summary.source})"
-    confidence = f", confidence {summary.confidence:.2f}" if summary.confidence is not None else ""
-    return (f"volume {summary.volume_ml:.1f} mL, longest diameter {summary.longest_diameter_mm:.1f} mm, "
-            f"area {summary.area_mm2:.0f} mm² on slice {summary.max_area_slice} "
-            f"({summary.source}{confidence})")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -258,7 +248,7 @@ def render_pdf(case: Case, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.n
     measured = {p: s.segmentation for p, s in case.slices.items() if s.segmentation is not None}
     if measured:
         report.heading("Tumour size (segmentation)")
-        report.pairs([(phase.title, tumour_size(summary)) for phase, summary in measured.items()])
+        report.pairs([(phase.title, summary.describe()) for phase, summary in measured.items()])
 
     report.heading("High-risk classification (Swin-T)")
     if risk is not None:
