@@ -57,6 +57,75 @@ def by_phase(mapping: Mapping) -> dict[Phase, Any]:
 
 
 @dataclass(frozen=True)
+class SegmentationSummary:
+    """The tumour as a phase's segmentation measured it (issue 21): stored with the chosen slice.
+
+    Attributes
+    ----------
+    volume_ml : float
+        Tumour volume: mask voxels x pixel area x slice spacing.
+    longest_diameter_mm : float
+        Longest axial diameter on the max-area slice (largest distance between two mask pixel centres).
+    area_mm2 : float
+        Tumour area on the max-area slice ((0028,0030) PixelSpacing).
+    max_area_slice : int
+        0-based index, ascending z, of the slice with the largest area.
+    confidence : float or None
+        The automatic segmentation's confidence in [0, 1] (None for a seed click).
+    found : bool
+        False when the segmentation found no tumour (the measurements are then 0).
+    source : {"automatic", "seed click"}
+        The MONAI network's proposal, or the seeded contour that replaced it.
+    model_sha256 : str or None
+        SHA-256 of the segmentation model (automatic only).
+    """
+
+    volume_ml: float
+    longest_diameter_mm: float
+    area_mm2: float
+    max_area_slice: int
+    confidence: float | None = None
+    found: bool = True
+    source: str = "automatic"
+    model_sha256: str | None = None
+
+    def __post_init__(self):
+        if self.source not in SEGMENTATION_SOURCES:
+            raise ValueError(f"segmentation source = {self.source!r} is not known "
+                             f"(expected one of {', '.join(SEGMENTATION_SOURCES)})")
+        for name in ("volume_ml", "longest_diameter_mm", "area_mm2"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "max_area_slice", int(self.max_area_slice))
+        if self.confidence is not None:
+            object.__setattr__(self, "confidence", float(self.confidence))
+
+    def describe(self) -> str:
+        """One line for a reader (the PDF, the reopened case).
+
+        >>> SegmentationSummary(41.25, 52.0, 980.0, 21, confidence=0.93).describe()
+        'volume 41.2 mL, longest diameter 52.0 mm, area 980 mm² on slice 21 (automatic, confidence 0.93)'
+        """
+        if not self.found:
+            return f"no tumour found ({self.source})"
+        confidence = f", confidence {self.confidence:.2f}" if self.confidence is not None else ""
+        return (f"volume {self.volume_ml:.1f} mL, longest diameter {self.longest_diameter_mm:.1f} mm, "
+                f"area {self.area_mm2:.0f} mm² on slice {self.max_area_slice} ({self.source}{confidence})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (the store's slice metadata and the CSV/JSON export)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SegmentationSummary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+#: where a :class:`SegmentationSummary` comes from
+SEGMENTATION_SOURCES: tuple[str, ...] = ("automatic", "seed click")
+
+
+@dataclass(frozen=True)
 class ChosenSlice:
     """The slice chosen in one phase (the max-area slice), as the Case page confirmed it.
 
@@ -82,6 +151,9 @@ class ChosenSlice:
         ``{"name", "width", "level"}`` the slice was confirmed with in the viewer.
     series_hu : ndarray or None
         The phase's whole series (3-D), kept only to be stored when the user asks for it.
+    segmentation : SegmentationSummary or None
+        The tumour's volume, longest diameter and area from the phase's segmentation (None: none was
+        made, or a case saved before NBRisk measured them).
     """
 
     phase: Phase
@@ -94,6 +166,7 @@ class ChosenSlice:
     burned_in: Mapping = field(default_factory=dict)
     window: Mapping | None = None
     series_hu: np.ndarray | None = None
+    segmentation: SegmentationSummary | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "phase", Phase(self.phase))

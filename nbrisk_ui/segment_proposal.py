@@ -1,7 +1,8 @@
 """The Case page's automatic proposal (issue 21): the MONAI segmentation proposes each phase's
 max-area slice when a study is loaded; one button confirms every confident proposal.
 
-"Confirm all proposals" confirms every confident phase and goes on to the Risk page (the page's
+"Confirm all proposals" confirms every confident phase (a phase with a seed click: the click's
+max-area slice instead of the proposal) and goes on to the Risk page (the page's
 "Send to Risk", through :func:`send_requested`). Self-contained: the page calls :func:`proposals` (cached per loaded study in the session),
 :func:`proposal_panel` (the table and the "Confirm all" button) and reads
 :func:`start_slice` / :func:`proposal_mask` in its viewer. A seed click still replaces the proposal
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
+from nbrisk_ui import state
 
 #: session key: (study key, {phase: PhaseSegmentation}) of the loaded study
 PROPOSALS = "nbrisk.imaging.seg_proposals"
@@ -55,6 +58,23 @@ def proposals(series_by_phase: dict) -> dict | None:
     return results
 
 
+def summary(phase: str, seeded=None, series=None):
+    """The :class:`~nbrisk_core.case.SegmentationSummary` stored with ``phase``'s confirmed slice: the
+    seed click's contour when there is one (it replaces the proposal), else the loaded study's proposal."""
+    from nbrisk_core.segment.inference import seed_summary
+    from nbrisk_core.segment.model import shipped_seg_model_path
+
+    if seeded is not None and series is not None:
+        return seed_summary(seeded.mask, series.pixel_spacing, series.slice_spacing_mm or 1.0)
+    cached = st.session_state.get(PROPOSALS)
+    proposal = cached[1].get(phase) if cached else None
+    if proposal is None:
+        return None
+    path = shipped_seg_model_path()
+    sha = _model(str(path), path.stat().st_mtime).sha256 if path.is_file() else None
+    return proposal.summary(sha)
+
+
 def start_slice(phase: str, found: dict | None) -> int | None:
     proposal = (found or {}).get(phase)
     return int(proposal.max_area_slice) if proposal is not None and proposal.found else None
@@ -92,21 +112,31 @@ def proposal_panel(series_by_phase: dict, found: dict | None, confirm) -> None:
                    "check the slice or click the tumour in that phase.")
 
     def confirm_all():
-        for phase, index in confident.items():
+        for phase, index in to_confirm(found, confident).items():
             confirm(phase, index, series_by_phase)
             st.session_state[f"case.slice.{phase}"] = index
         st.session_state[SEND_REQUESTED] = True
 
-    st.button(f"Confirm all proposals ({', '.join(p.upper() for p in confident) or 'none'})", type="primary",
-              key="case.confirm_all", disabled=not confident, on_click=confirm_all)
+    shown = to_confirm(found, confident)
+    st.button(f"Confirm all proposals ({', '.join(p.upper() for p in shown) or 'none'})", type="primary",
+              key="case.confirm_all", disabled=not shown, on_click=confirm_all)
+
+
+def to_confirm(found: dict, confident: dict) -> dict:
+    """Phase -> slice "Confirm all" confirms: a phase's seed click replaces its proposal (its own
+    max-area slice, also in a phase whose proposal was flagged), else the confident proposals.
+
+    Read when the button is pressed: a click in a viewer reruns only that viewer, not this panel.
+    """
+    seeded = st.session_state.get(state.SEGMENTATIONS) or {}
+    out = dict(confident)
+    for phase in found:
+        if phase in seeded:
+            out[phase] = int(seeded[phase].max_area_slice)
+    return {p: out[p] for p in found if p in out}
 
 
 def send_requested() -> bool:
     """True once after "Confirm all proposals": the page then sends the slices to the Risk page."""
     return bool(st.session_state.pop(SEND_REQUESTED, False))
 
-
-def measurements(found: dict | None) -> dict:
-    """Per phase volume, diameter and confidence, for the saved case."""
-    return {p: {"volume_ml": r.volume_ml, "longest_diameter_mm": r.longest_diameter_mm,
-                "confidence": r.confidence, "found": r.found} for p, r in (found or {}).items()}

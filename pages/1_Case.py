@@ -25,6 +25,10 @@ VIEW_WIDTH = 512
 SAVED_WINDOW = "as saved"
 PHASE_CHOICES = ["—", *(p.upper() for p in PHASE_ORDER)]
 UPLOAD_TYPES = None  # DICOM files often have no extension; the reader decides what each file is
+#: session key: the dropped files (id, name, size) last read, so that a rerun does not read them again
+UPLOAD_READ = "case.upload_read"
+#: session key: the InputError of the dropped files last read (shown while they stay dropped)
+UPLOAD_ERROR = "case.upload_error"
 
 auth.gate()
 st.title("Case")
@@ -98,6 +102,7 @@ def show_reopened_case(case_uid: str) -> None:
             "pixel (mm)": " x ".join(f"{x:.3g}" for x in v.pixel_spacing or []) or "–",
             "window": (f"{v.window.get('name', '')} W{v.window['width']:g}/L{v.window['level']:g}"
                        if v.window else "–"),
+            "tumour": v.segmentation.describe() if v.segmentation is not None else "–",
         } for v in views]), hide_index=True, width="stretch", key="case.reopened.table")
         columns = st.columns(3)
         for column, view in zip(columns, views):
@@ -136,9 +141,14 @@ with st.container(border=True):
             reset_case(load_demo_study(str(cohort_dir() / "studies" / patient)), f"demo {patient}")
     else:
         files = st.file_uploader(
-            "DICOM files, a zip, a DICOMDIR folder's files, or one BMP/PNG/JPEG/TIFF per phase",
+            "DICOM files, a zip, a DICOMDIR folder's files, or one BMP/PNG/JPEG/TIFF per phase "
+            "(read as soon as they are dropped)",
             accept_multiple_files=True, type=UPLOAD_TYPES, key="case.uploads")
-        if st.button("Read upload", type="primary", disabled=not files, key="case.load_upload"):
+        # reading starts on the drop (issue 21): a new set of files is read once, with no extra click
+        dropped = tuple((f.file_id, f.name, f.size) for f in files or ())
+        if dropped and dropped != st.session_state.get(UPLOAD_READ):
+            st.session_state[UPLOAD_READ] = dropped
+            st.session_state.pop(UPLOAD_ERROR, None)
             folder = upload_dir()
             folder.clear()
             try:
@@ -148,9 +158,11 @@ with st.container(border=True):
                     # the raw files (numbered names, 0600) are deleted as soon as they are read
                     reset_case(folder.read_study(), f"upload of {len(files)} files")
             except InputError as error:
-                show_error(error)
+                st.session_state[UPLOAD_ERROR] = error
             finally:
                 folder.clear()
+        if dropped and st.session_state.get(UPLOAD_ERROR) is not None:
+            show_error(st.session_state[UPLOAD_ERROR])  # until other files are dropped
 
 study = st.session_state.get(state.IMAGING_STUDY)
 if study is None:
@@ -242,9 +254,12 @@ def confirm_slice(phase: str, index: int, series_by_phase: dict) -> None:
     # the display window goes with the slice, so a reopened case shows it as it was confirmed
     preset = st.session_state.get(f"case.window.{phase}", "abdomen")
     base = WINDOW_PRESETS.get(preset, WINDOW_PRESETS["abdomen"])
+    # the tumour's volume, longest diameter and area go into the saved case and the report
+    measured = segment_proposal.summary(phase, st.session_state[state.SEGMENTATIONS].get(phase),
+                                        series_by_phase[phase])
     confirmed[phase] = chosen.replace(window={
         "name": preset, "width": float(st.session_state.get(f"case.ww.{phase}.{preset}", base.width)),
-        "level": float(st.session_state.get(f"case.wl.{phase}.{preset}", base.level))})
+        "level": float(st.session_state.get(f"case.wl.{phase}.{preset}", base.level))}, segmentation=measured)
     # the other phases start near this position (each is still confirmed separately)
     for other, other_series in series_by_phase.items():
         if other not in confirmed and other != phase:

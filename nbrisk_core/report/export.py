@@ -66,7 +66,9 @@ def _slice(chosen: ChosenSlice) -> dict:
             "viewer_window": chosen.window}
     return {"slice_index": chosen.index, "slice_position_mm": chosen.z_mm, "shape": list(chosen.plane.shape),
             "hu_sha256": _sha256(chosen.plane),
-            "meta": _plain({k: v for k, v in meta.items() if v is not None})}
+            "meta": _plain({k: v for k, v in meta.items() if v is not None}),
+            # volume, longest diameter and area of the phase's segmentation (None: none stored)
+            "segmentation": chosen.segmentation.to_dict() if chosen.segmentation is not None else None}
 
 
 def case_to_dict(case: Case) -> dict:

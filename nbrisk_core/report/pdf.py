@@ -245,6 +245,11 @@ def render_pdf(case: Case, *, cohort_curves: Mapping[str, tuple[np.ndarray, np.n
     else:
         pdf.cell(0, 5, "No slices stored.", new_x="LMARGIN", new_y="NEXT")
 
+    measured = {p: s.segmentation for p, s in case.slices.items() if s.segmentation is not None}
+    if measured:
+        report.heading("Tumour size (segmentation)")
+        report.pairs([(phase.title, summary.describe()) for phase, summary in measured.items()])
+
     report.heading("High-risk classification (Swin-T)")
     if risk is not None:
         report.pairs([

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from nbrisk_core.case import SegmentationSummary
 from nbrisk_core.errors import InputError
 from nbrisk_core.segment.model import LOW_CONFIDENCE
 
@@ -79,6 +80,13 @@ class PhaseSegmentation:
     @property
     def low_confidence(self) -> bool:
         return (not self.found) or self.confidence < LOW_CONFIDENCE
+
+    def summary(self, model_sha256: str | None = None) -> SegmentationSummary:
+        """The measurements the typed case stores with this phase's chosen slice."""
+        return SegmentationSummary(volume_ml=self.volume_ml, longest_diameter_mm=self.longest_diameter_mm,
+                                   area_mm2=self.area_mm2, max_area_slice=self.max_area_slice,
+                                   confidence=self.confidence, found=self.found, source="automatic",
+                                   model_sha256=model_sha256)
 
     def to_dict(self) -> dict:
         """The JSON record of ``nbrisk segment --json`` (no mask)."""
@@ -137,6 +145,20 @@ def longest_diameter_mm(mask: np.ndarray, pixel_spacing) -> float:
         points = points[:: len(points) // 2000 + 1]
     d2 = ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
     return float(np.sqrt(d2.max()))
+
+
+def seed_summary(mask: np.ndarray, pixel_spacing, slice_spacing_mm: float) -> SegmentationSummary:
+    """The measurements of a seeded contour (the Case page's click, which replaces the proposal):
+    ``mask`` ``(slices, rows, cols)``, measured as :func:`segment_phases` measures its own."""
+    mask = np.asarray(mask, dtype=bool)
+    pixel_mm2 = float(pixel_spacing[0]) * float(pixel_spacing[1])
+    areas = mask.reshape(mask.shape[0], -1).sum(axis=1) * pixel_mm2
+    best = np.flatnonzero(areas == areas.max())
+    peak = int(best[len(best) // 2])
+    return SegmentationSummary(volume_ml=float(mask.sum()) * pixel_mm2 * float(slice_spacing_mm) / 1000.0,
+                               longest_diameter_mm=longest_diameter_mm(mask[peak], pixel_spacing),
+                               area_mm2=float(areas[peak]), max_area_slice=peak, confidence=None,
+                               found=bool(areas.max() > 0), source="seed click")
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nbrisk_core.case import (PHASES, Case, ChosenSlice, Phase, PredictionInfo, Prognosis, RiskResult,
-                              StoredInfo, VariantScore)
+                              SegmentationSummary, StoredInfo, VariantScore)
 from nbrisk_core.store import codec
 from nbrisk_core.store.cases import CaseRecord, PredictionRecord, SliceRecord
 
@@ -29,6 +29,9 @@ GREY_UNITS = "grey8"
 #: keys of ``SliceRecord.meta`` that hold a :class:`ChosenSlice`'s fields
 _SLICE_META = {"pixel_spacing": "pixel_spacing", "series_uid": "series_uid",
                "burned_in_annotation": "burned_in", "viewer_window": "window"}
+#: key of ``SliceRecord.meta`` holding the phase's :class:`SegmentationSummary` as plain values (absent in
+#: cases saved before NBRisk measured the tumour: those open with ``segmentation=None``)
+SEGMENTATION_META = "segmentation"
 
 
 def _slice_record(chosen: ChosenSlice) -> SliceRecord:
@@ -37,6 +40,8 @@ def _slice_record(chosen: ChosenSlice) -> SliceRecord:
     meta = {k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v)
             for k, v in meta.items()}
     meta["units"] = "HU" if chosen.is_hu else GREY_UNITS
+    if chosen.segmentation is not None:
+        meta[SEGMENTATION_META] = chosen.segmentation.to_dict()
     return SliceRecord(str(chosen.phase), np.asarray(chosen.plane), chosen.index, chosen.z_mm, meta,
                        chosen.series_hu)
 
@@ -46,6 +51,8 @@ def _chosen_slice(record: SliceRecord) -> ChosenSlice:
     plane = np.asarray(record.hu)
     is_hu = meta.get("units", "HU") != GREY_UNITS
     fields = {name: meta[key] for key, name in _SLICE_META.items() if meta.get(key) is not None}
+    if isinstance(meta.get(SEGMENTATION_META), Mapping):
+        fields["segmentation"] = SegmentationSummary.from_dict(meta[SEGMENTATION_META])
     return ChosenSlice(Phase(record.phase), record.slice_index, record.slice_position_mm,
                        hu=plane if is_hu else None, grey=None if is_hu else plane,
                        series_hu=record.series_hu, **fields)

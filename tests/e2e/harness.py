@@ -299,7 +299,7 @@ def make_demo_zip(cohort_dir: Path, patient_id: str, out_dir: Path) -> Path:
 
 
 def step_upload_case(flow: Flow, study_zip: Path | list[Path]) -> None:
-    """Case page: upload the study zip, read it, confirm a slice per phase, send it to the Risk page.
+    """Case page: drop the study zip (read on the drop), confirm a slice per phase, send it to the Risk page.
 
     ``study_zip`` may also be a list of files (the DICOM files themselves) to upload instead.
     """
@@ -326,10 +326,8 @@ def step_upload_case(flow: Flow, study_zip: Path | list[Path]) -> None:
             continue
     expect(dropzone).to_have_count(1)
     files = [str(p) for p in study_zip] if isinstance(study_zip, (list, tuple)) else str(study_zip)
+    # the page reads the files as soon as they are dropped (no "Read" button since issue 21)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(files)
-    read = page.get_by_role("button", name="Read upload")
-    expect(read).to_be_enabled()
-    read.click()
     section = page.get_by_text("3 · Max-area slice per phase")
     nothing = page.get_by_text("No image series could be loaded from this study.")
     expect(section.or_(nothing)).to_be_visible()

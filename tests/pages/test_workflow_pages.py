@@ -295,14 +295,17 @@ def _case_page_with_session_of(repo_root, other: AppTest) -> AppTest:
 
 
 def test_case_page_shows_the_chosen_slices_of_a_reopened_case(store_url, repo_root):
-    from nbrisk_core.case import Case, ChosenSlice
+    from nbrisk_core.case import Case, ChosenSlice, SegmentationSummary
     from nbrisk_core.service import save_case
     from nbrisk_ui import state
 
     rng = np.random.default_rng(3)
     art, nc = (rng.integers(-100, 300, (32, 32)).astype(np.int16) for _ in range(2))
+    measured = SegmentationSummary(volume_ml=12.25, longest_diameter_mm=40.5, area_mm2=700.0,
+                                   max_area_slice=17, confidence=0.91)
     chosen = {"art": ChosenSlice("art", 17, 42.5, hu=art, pixel_spacing=(0.8, 0.8), series_uid="2.25.7",
-                                 window={"name": "liver", "width": 150.0, "level": 30.0}),
+                                 window={"name": "liver", "width": 150.0, "level": 30.0},
+                                 segmentation=measured),
               "nc": ChosenSlice("nc", 16, 40.0, hu=nc, pixel_spacing=(0.8, 0.8), series_uid="2.25.5")}
     case = {"age_months": 30.0, "sex": "F", "deidentified": True,
             "phases": {"nc": {"series_uid": "2.25.5", "n_slices": 40, "pixel_spacing": [0.8, 0.8]},
@@ -325,6 +328,9 @@ def test_case_page_shows_the_chosen_slices_of_a_reopened_case(store_url, repo_ro
     assert list(table["phase"]) == ["NC", "ART"] and list(table["chosen slice"]) == [16, 17]
     assert list(table["z (mm)"]) == [40.0, 42.5] and list(table["slices in series"]) == [40, 41]
     assert list(table["window"]) == ["–", "liver W150/L30"]
+    # the tumour's measurements stored with the slice are shown with it
+    assert table["tumour"].iloc[0] == "–" and table["tumour"].iloc[1].startswith(
+        "volume 12.2 mL, longest diameter 40.5 mm, area 700 mm² on slice 17 (automatic, confidence 0.91)")
     captions = [caption for image in at.get("image") for caption in image.captions]
     assert captions == ["NC · slice 16 · z 40.0 mm", "ART · slice 17 · z 42.5 mm"]
     # ART opens in the window it was confirmed with; another window can be chosen

@@ -127,3 +127,46 @@ def test_old_case_exports_pdf_csv_json(old_store):
     data = json.loads(service.export_case(old_store, uid, "alice", "json"))
     assert data["risk"]["p_high_risk"] == pytest.approx(0.73) and set(data["slices"]) == {"nc", "art", "pv"}
     assert service.export_case(old_store, uid, "alice", "pdf").startswith(b"%PDF")
+
+
+def test_tumour_measurements_are_stored_exported_and_printed(engine, alice, typed_case, tmp_path):
+    """Issue 21: each phase's volume, longest diameter and area go into the saved case and its exports."""
+    import json
+    import shutil
+    import subprocess
+
+    from nbrisk_core.case import SegmentationSummary
+
+    case = typed_case()
+    measured = {p: SegmentationSummary(volume_ml=10.5 + i, longest_diameter_mm=31.25 + i, area_mm2=612.0 + i,
+                                       max_area_slice=20 + i, confidence=0.9, model_sha256="5e" * 32)
+                for i, p in enumerate(case.slices)}
+    measured[Phase.PV] = SegmentationSummary(42.0, 50.5, 900.0, 7, source="seed click")
+    case = case.replace(slices={p: s.replace(segmentation=measured[p]) for p, s in case.slices.items()})
+    saved = service.save_case(engine, case, alice)
+    loaded = service.open_case(engine, saved.stored.case_uid, alice)
+    assert {p: s.segmentation for p, s in loaded.slices.items()} == measured
+    data = json.loads(service.export_case(engine, saved.stored.case_uid, alice, "json"))
+    assert data["slices"]["art"]["segmentation"]["volume_ml"] == measured[Phase.ART].volume_ml
+    assert data["slices"]["pv"]["segmentation"]["source"] == "seed click"
+    csv_text = service.export_case(engine, saved.stored.case_uid, alice, "csv")
+    csv_text = csv_text.decode() if isinstance(csv_text, bytes) else csv_text
+    assert '"slices.nc.segmentation.longest_diameter_mm","31.25"' in csv_text
+    pdf = service.export_case(engine, saved.stored.case_uid, alice, "pdf")
+    if shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils (pdftotext) is not installed")
+    (tmp_path / "r.pdf").write_bytes(pdf)
+    text_lines = subprocess.run(["pdftotext", "-layout", str(tmp_path / "r.pdf"), "-"], capture_output=True,
+                                text=True, check=True).stdout
+    flat = " ".join(text_lines.split())
+    assert "Tumour size (segmentation)" in flat
+    assert "volume 11.5 mL, longest diameter 32.2 mm, area 613 mm² on slice 21 (automatic, confidence 0.90)" \
+        in flat
+    assert "volume 42.0 mL, longest diameter 50.5 mm, area 900 mm² on slice 7 (seed click)" in flat
+
+
+def test_a_case_saved_before_the_measurements_opens_without_them(old_store):
+    case = service.open_case(old_store, _old_uid(old_store), "alice")
+    assert all(s.segmentation is None for s in case.slices.values())
+    data = __import__("json").loads(service.export_case(old_store, _old_uid(old_store), "alice", "json"))
+    assert data["slices"]["art"]["segmentation"] is None
