@@ -46,11 +46,15 @@ _ZONE_CODES = {  # generic zone-matrix feature -> IBSI code per family
     "dzm": ("0GBI MB4I S1RA K26C RUVG DKNJ A7WM KLTH VFT7 7HP3 V294 IATH VIWW QK93 7WT1 GBDU"),
     "ngl": ("SODN IMOQ TL9H OAE7 EQ3F JA6D NBZI 9QMG FP8K 5SPA Z87G OKJI 6XV8 1PFV DNX2 FCBV"),
 }
-_ZONE_FEATURES = ("sre", "lre", "lgre", "hgre", "srlge", "srhge", "lrlge", "lrhge", "glnu", "glnu_norm",
-                  "rlnu", "rlnu_norm", "percentage", "gl_var", "rl_var", "entropy")
+_ZONE_FEATURES = {  # per family, in the order of _ZONE_CODES (IBSI / MIRP short names)
+    "rlm": "sre lre lgre hgre srlge srhge lrlge lrhge glnu glnu_norm rlnu rlnu_norm r_perc gl_var rl_var rl_entr",
+    "szm": "sze lze lgze hgze szlge szhge lzlge lzhge glnu glnu_norm zsnu zsnu_norm z_perc gl_var zs_var zs_entr",
+    "dzm": "sde lde lgze hgze sdlge sdhge ldlge ldhge glnu glnu_norm zdnu zdnu_norm z_perc gl_var zd_var zd_entr",
+    "ngl": "lde hde lgce hgce ldlge ldhge hdlge hdhge glnu glnu_norm dcnu dcnu_norm dc_perc gl_var dc_var dc_entr",
+}
 for _fam, _codes in _ZONE_CODES.items():
-    IBSI_CODES.update({f"{_fam}_{f}": c for f, c in zip(_ZONE_FEATURES, _codes.split())})
-IBSI_CODES["ngl_energy"] = "CAS9"
+    IBSI_CODES.update({f"{_fam}_{f}": c for f, c in zip(_ZONE_FEATURES[_fam].split(), _codes.split())})
+IBSI_CODES["ngl_dc_energy"] = "CAS9"
 
 
 def _shifted(a: np.ndarray, d) -> tuple[np.ndarray, np.ndarray]:
@@ -242,9 +246,9 @@ def zone_features(m: np.ndarray, family: str, n_voxels: float | None = None) -> 
             (m * j ** 2 / i ** 2).sum() / ns, (m * i ** 2 * j ** 2).sum() / ns,
             (ri ** 2).sum() / ns, (ri ** 2).sum() / ns ** 2, (rj ** 2).sum() / ns, (rj ** 2).sum() / ns ** 2,
             ns / nv, ((i - mu_i) ** 2 * p).sum(), ((j - mu_j) ** 2 * p).sum(), _entropy(p)]
-    out = {f"{family}_{name}": float(v) for name, v in zip(_ZONE_FEATURES, vals)}
+    out = {f"{family}_{name}": float(v) for name, v in zip(_ZONE_FEATURES[family].split(), vals)}
     if family == "ngl":
-        out["ngl_energy"] = float((p ** 2).sum())
+        out["ngl_dc_energy"] = float((p ** 2).sum())
     return out
 
 
