@@ -28,6 +28,11 @@ def register(subparsers) -> None:
     p.add_argument("--aggregation", default="2D_smrg", choices=("2D_avg", "2D_smrg"),
                    help="texture aggregation on a slice (default 2D_smrg: directions merged)")
     p.add_argument("--no-cache", action="store_true", help="recompute and do not write the cache")
+    p.add_argument("--baseline", type=path_argument, metavar="REPORT.json",
+                   help="also fit the radiomics model (contour ICC, LASSO in CV, logistic) on the cohort's "
+                        "8:2 split and write its test AUC beside Swin-ART's and the oracle's (DeLong)")
+    p.add_argument("--model", type=path_argument, help="Swin-ART model for --baseline "
+                   "(default: the shipped models/swin_art_demo.safetensors)")
     p.set_defaults(handler=run)
 
 
@@ -57,6 +62,38 @@ def run(args) -> int:
         frame.to_csv(out)
     skipped = frame.attrs.get("skipped") or {}
     note = "; ".join(f"{len(v)} with {k}" for k, v in skipped.items())
+    if args.baseline:
+        _baseline(args, phases[0])
     print(f"{len(frame)} patients x {frame.shape[1]} radiomics features in {time.perf_counter() - started:.1f} s"
           f" -> {out}" + (f" (left out: {note})" if note else ""))
     return 0
+
+
+def _baseline(args, phase: str) -> None:
+    import json
+
+    import pandas as pd
+
+    from nbrisk_core.classifier.model_io import shipped_model_path
+    from nbrisk_core.config import demo_cohort_dir
+    from nbrisk_core.radiomics.model import run_baseline
+
+    cohort = Path(args.cohort) if args.cohort else demo_cohort_dir()
+    comparators = {}
+    model = Path(args.model) if args.model else shipped_model_path("art", cohort)
+    if model.is_file():
+        from nbrisk_core.validation.external import run_classifier
+
+        comparators["Swin-ART"] = run_classifier(model, cohort)[0]["p_high_risk"]
+    truth = cohort / "truth.csv"
+    if truth.is_file():
+        table = pd.read_csv(truth, dtype={"patient_id": str}).set_index("patient_id")
+        if "p_high_risk" in table:
+            comparators["oracle"] = table["p_high_risk"]
+    result = run_baseline(cohort, phase, comparators, progress=True)
+    Path(args.baseline).write_text(json.dumps(result, indent=1, default=str))
+    auc = result["test_auc"]
+    line = f"radiomics model: test AUC {auc['value']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f})"
+    for name, c in result["comparisons"].items():
+        line += (f"; {name} {c['test_auc']['value']:.3f}, DeLong p = {c['delong_vs_radiomics']['p']:.3g}")
+    print(line + f" on {result['n_test']} test patients -> {args.baseline}")

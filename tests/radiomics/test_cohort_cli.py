@@ -91,3 +91,37 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, home, capsys, args, messag
 def test_not_a_cohort(tmp_path, home, capsys):
     assert main(["radiomics", "--cohort", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 2
     assert "not a cohort directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_baseline_fits_the_model_and_compares_with_the_oracle(tmp_path, home, capsys):
+    import json
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "c"
+    (root / "slices").mkdir(parents=True)
+    n = 30
+    ids = [f"P{i:04d}" for i in range(1, n + 1)]
+    hr = np.array([i % 2 for i in range(n)])
+    pd.DataFrame({"patient_id": ids, "risk_group": np.where(hr == 1, "HR", "IR")}).to_csv(
+        root / "clinical.csv", index=False)
+    pd.DataFrame({"patient_id": ids, "p_high_risk": np.clip(hr * 0.6 + rng.uniform(0, 0.4, n), 0, 1)}).to_csv(
+        root / "truth.csv", index=False)
+    for pid, h in zip(ids, hr):
+        img = rng.normal(40 + 40 * h, 10 + 20 * h, size=(48, 48)).astype(np.int16)  # HR: brighter, coarser
+        mask = np.zeros((48, 48), dtype=np.uint8)
+        mask[10:36, 12:38] = 1
+        (root / "slices" / pid).mkdir()
+        np.savez(root / "slices" / pid / "hu.npz", art=img, mask_art=mask)
+    pd.DataFrame({"patient_id": ids, "phase": "art", "area_mm2": 26 * 26 * 0.64}).to_csv(root / "slices.csv",
+                                                                                       index=False)
+    report = tmp_path / "baseline.json"
+    assert main(["radiomics", "--cohort", str(root), "--out", str(tmp_path / "r.parquet"),
+                 "--baseline", str(report), "--model", str(tmp_path / "none.safetensors")]) == 0
+    result = json.loads(report.read_text())
+    assert result["n_test"] == 6 and result["n_train"] == 24
+    assert result["test_auc"]["value"] >= 0.8  # the classes differ in mean and texture
+    assert result["selected_features"] and result["n_robust"] <= result["n_features"]
+    assert set(result["comparisons"]) == {"oracle"}
+    assert 0 <= result["comparisons"]["oracle"]["delong_vs_radiomics"]["p"] <= 1
+    assert "radiomics model: test AUC" in capsys.readouterr().out
