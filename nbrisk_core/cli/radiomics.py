@@ -16,7 +16,8 @@ from pathlib import Path
 def register(subparsers) -> None:
     from nbrisk_core.cli import path_argument
 
-    p = subparsers.add_parser("radiomics", help="IBSI radiomics features of a cohort's chosen slices (cached)",
+    p = subparsers.add_parser("radiomics",
+                              help="IBSI radiomics features of a cohort's chosen slices (cached)",
                               description=__doc__)
     p.add_argument("--cohort", type=path_argument, help="cohort directory (default data/demo)")
     p.add_argument("--out", type=path_argument, required=True, metavar="FILE",
@@ -64,7 +65,8 @@ def run(args) -> int:
     note = "; ".join(f"{len(v)} with {k}" for k, v in skipped.items())
     if args.baseline:
         _baseline(args, phases[0])
-    print(f"{len(frame)} patients x {frame.shape[1]} radiomics features in {time.perf_counter() - started:.1f} s"
+    seconds = time.perf_counter() - started
+    print(f"{len(frame)} patients x {frame.shape[1]} radiomics features in {seconds:.1f} s"
           f" -> {out}" + (f" (left out: {note})" if note else ""))
     return 0
 

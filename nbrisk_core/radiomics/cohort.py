@@ -138,7 +138,8 @@ def cohort_radiomics(cohort_dir: Path | None = None, phases=("art",), settings: 
     if use_cache and path.is_file():
         table = pq.read_table(path)
         stored = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
-        if (stored.get("cohort_sha256"), stored.get("settings_sha256")) == (cohort_sha, meta["settings_sha256"]):
+        key = (stored.get("cohort_sha256"), stored.get("settings_sha256"))
+        if key == (cohort_sha, meta["settings_sha256"]):
             return table.to_pandas()
     frame, skipped = compute(cohort_dir, phases, settings, progress=progress)
     if frame.empty:

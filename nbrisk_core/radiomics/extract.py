@@ -7,7 +7,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nbrisk_core.errors import InputError
-from nbrisk_core.radiomics import firstorder, processing, shape, texture
+import nbrisk_core.radiomics.firstorder as firstorder  # not `from nbrisk_core.radiomics import`: no cycle
+import nbrisk_core.radiomics.processing as processing
+import nbrisk_core.radiomics.shape as shape
+import nbrisk_core.radiomics.texture as texture
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def extract(image, mask, spacing, settings: Settings | None = None) -> dict[str,
     if s.new_spacing is not None:
         image, mask, spacing = processing.resample(
             image, mask, spacing, s.new_spacing, order=s.interpolation_order,
-            in_plane_only=two_d_input or s.aggregation.startswith("2D"), round_intensities=s.round_intensities)
+            in_plane_only=two_d_input or s.aggregation.startswith("2D"),
+            round_intensities=s.round_intensities)
         if not mask.any():
             raise InputError(f"mask: empty after resampling to {s.new_spacing} mm")
     morph_mask = mask

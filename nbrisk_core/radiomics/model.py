@@ -118,7 +118,8 @@ class RadiomicsModel:
         return self.search.predict_proba(features[self.robust_features].to_numpy())[:, 1]
 
 
-def fit(features: pd.DataFrame, y: np.ndarray, icc: pd.Series, seed: int = 0, folds: int = 5) -> RadiomicsModel:
+def fit(features: pd.DataFrame, y: np.ndarray, icc: pd.Series, seed: int = 0,
+        folds: int = 5) -> RadiomicsModel:
     """Fit on the training patients: robust features (ICC >= 0.75) -> CV-tuned pipeline."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
@@ -150,7 +151,8 @@ def delong_paired(y, score_a, score_b) -> dict:
             "p": float(2 * stats.norm.sf(abs(z)))}
 
 
-def contour_icc(cohort_dir, patient_ids, phase: str = "art", settings=None, progress: bool = False) -> pd.Series:
+def contour_icc(cohort_dir, patient_ids, phase: str = "art", settings=None,
+                progress: bool = False) -> pd.Series:
     """ICC(2,1) of every feature over the mask and its two perturbations, on ``patient_ids``."""
     from pathlib import Path
 
@@ -171,7 +173,8 @@ def contour_icc(cohort_dir, patient_ids, phase: str = "art", settings=None, prog
             image, mask = arrays[phase], arrays[f"mask_{phase}"]
         spacing = slice_spacing(cohort_dir, slices, pid, phase, mask)
         for name, m in perturbed_masks(mask).items():
-            per_contour[name].append({f"{phase}_{k}": v for k, v in slice_features(image, m, spacing, settings).items()})
+            feats = slice_features(image, m, spacing, settings)
+            per_contour[name].append({f"{phase}_{k}": v for k, v in feats.items()})
     frames = {k: pd.DataFrame(v) for k, v in per_contour.items()}
     return pd.Series({c: icc_2_1(np.column_stack([frames[k][c].to_numpy() for k in frames]))
                       for c in frames["mask"].columns}, name="icc")

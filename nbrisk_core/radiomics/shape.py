@@ -58,7 +58,8 @@ def shape_2d(mask: np.ndarray, spacing) -> dict[str, float]:
     perimeter = edges_y * dx + edges_x * dy
     pts = np.argwhere(m) * np.array([dy, dx])
     lam = _axes(pts)
-    corners = np.concatenate([pts + np.array([oy, ox]) for oy in (-dy / 2, dy / 2) for ox in (-dx / 2, dx / 2)])
+    corners = np.concatenate([pts + np.array([oy, ox])
+                              for oy in (-dy / 2, dy / 2) for ox in (-dx / 2, dx / 2)])
     try:
         hull = corners[ConvexHull(corners).vertices]
     except (QhullError, ValueError):
@@ -68,7 +69,8 @@ def shape_2d(mask: np.ndarray, spacing) -> dict[str, float]:
         "shape2d_area": float(area), "shape2d_perimeter": float(perimeter),
         "shape2d_eq_diameter": float(2.0 * np.sqrt(area / np.pi)),
         "shape2d_circularity": float(4.0 * np.pi * area / perimeter ** 2) if perimeter else 0.0,
-        "shape2d_major_axis": float(4.0 * np.sqrt(lam[0])), "shape2d_minor_axis": float(4.0 * np.sqrt(lam[1])),
+        "shape2d_major_axis": float(4.0 * np.sqrt(lam[0])),
+        "shape2d_minor_axis": float(4.0 * np.sqrt(lam[1])),
         "shape2d_elongation": float(np.sqrt(lam[1] / lam[0])) if lam[0] > 0 else 0.0,
         "shape2d_max_diameter": float(np.sqrt((diffs ** 2).sum(-1)).max()),
     }

@@ -47,10 +47,14 @@ _ZONE_CODES = {  # generic zone-matrix feature -> IBSI code per family
     "ngl": ("SODN IMOQ TL9H OAE7 EQ3F JA6D NBZI 9QMG FP8K 5SPA Z87G OKJI 6XV8 1PFV DNX2 FCBV"),
 }
 _ZONE_FEATURES = {  # per family, in the order of _ZONE_CODES (IBSI / MIRP short names)
-    "rlm": "sre lre lgre hgre srlge srhge lrlge lrhge glnu glnu_norm rlnu rlnu_norm r_perc gl_var rl_var rl_entr",
-    "szm": "sze lze lgze hgze szlge szhge lzlge lzhge glnu glnu_norm zsnu zsnu_norm z_perc gl_var zs_var zs_entr",
-    "dzm": "sde lde lgze hgze sdlge sdhge ldlge ldhge glnu glnu_norm zdnu zdnu_norm z_perc gl_var zd_var zd_entr",
-    "ngl": "lde hde lgce hgce ldlge ldhge hdlge hdhge glnu glnu_norm dcnu dcnu_norm dc_perc gl_var dc_var dc_entr",
+    "rlm": "sre lre lgre hgre srlge srhge lrlge lrhge glnu glnu_norm rlnu rlnu_norm r_perc gl_var rl_var "
+           "rl_entr",
+    "szm": "sze lze lgze hgze szlge szhge lzlge lzhge glnu glnu_norm zsnu zsnu_norm z_perc gl_var zs_var "
+           "zs_entr",
+    "dzm": "sde lde lgze hgze sdlge sdhge ldlge ldhge glnu glnu_norm zdnu zdnu_norm z_perc gl_var zd_var "
+           "zd_entr",
+    "ngl": "lde hde lgce hgce ldlge ldhge hdlge hdhge glnu glnu_norm dcnu dcnu_norm dc_perc gl_var dc_var "
+           "dc_entr",
 }
 for _fam, _codes in _ZONE_CODES.items():
     IBSI_CODES.update({f"{_fam}_{f}": c for f, c in zip(_ZONE_FEATURES[_fam].split(), _codes.split())})
@@ -223,7 +227,8 @@ def glcm_features(m: np.ndarray) -> dict[str, float]:
         "cm_inv_var": (pd[1:] / k_d[1:] ** 2).sum(),
         "cm_corr": (((i - mu_x) * (j - mu_x) * p).sum() / sd_x ** 2) if sd_x > 0 else 0.0,
         "cm_auto_corr": (i * j * p).sum(), "cm_clust_tend": ((i + j - 2 * mu_x) ** 2 * p).sum(),
-        "cm_clust_shade": ((i + j - 2 * mu_x) ** 3 * p).sum(), "cm_clust_prom": ((i + j - 2 * mu_x) ** 4 * p).sum(),
+        "cm_clust_shade": ((i + j - 2 * mu_x) ** 3 * p).sum(),
+        "cm_clust_prom": ((i + j - 2 * mu_x) ** 4 * p).sum(),
         "cm_info_corr1": (hxy - hxy1) / hx if hx > 0 else 0.0,
         "cm_info_corr2": float(np.sqrt(max(0.0, 1 - np.exp(-2 * (hxy2 - hxy))))),
     }
@@ -241,7 +246,8 @@ def zone_features(m: np.ndarray, family: str, n_voxels: float | None = None) -> 
     p = m / ns
     ri, rj = m.sum(1), m.sum(0)
     mu_i, mu_j = (i * p).sum(), (j * p).sum()
-    vals = [(m / j ** 2).sum() / ns, (m * j ** 2).sum() / ns, (m / i ** 2).sum() / ns, (m * i ** 2).sum() / ns,
+    vals = [(m / j ** 2).sum() / ns, (m * j ** 2).sum() / ns, (m / i ** 2).sum() / ns,
+            (m * i ** 2).sum() / ns,
             (m / (i ** 2 * j ** 2)).sum() / ns, (m * i ** 2 / j ** 2).sum() / ns,
             (m * j ** 2 / i ** 2).sum() / ns, (m * i ** 2 * j ** 2).sum() / ns,
             (ri ** 2).sum() / ns, (ri ** 2).sum() / ns ** 2, (rj ** 2).sum() / ns, (rj ** 2).sum() / ns ** 2,
@@ -321,7 +327,8 @@ def texture_features(levels: np.ndarray, morph_mask: np.ndarray, aggregation: st
         else:
             mats = [ngldm(lv, ng, three_d) for lv, _ in pieces]
         if dim == "2D":
-            out.update(_mean([zone_features(m, fam, float((lv > 0).sum())) for m, (lv, _) in zip(mats, pieces)]))
+            out.update(_mean([zone_features(m, fam, float((lv > 0).sum()))
+                              for m, (lv, _) in zip(mats, pieces)]))
         else:
             out.update(zone_features(_padded_sum(mats), fam, float((levels > 0).sum())))
     if "ngt" in families:

@@ -65,6 +65,7 @@ def test_ct_phantom_configuration_matches_ibsi(ct_phantom, config):
             tol = tolerance(ref["value"], ref["tolerance"])
             allowed = 3 * tol if (config, name) in KNOWN_DEVIATIONS else tol
             if abs(value - float(ref["value"])) > allowed:
-                failures.append(f"{config} {aggregation} {name}: {value:.6g} vs IBSI {ref['value']} ± {tol:.3g}")
+                failures.append(f"{config} {aggregation} {name}: {value:.6g} vs IBSI {ref['value']} "
+                                f"± {tol:.3g}")
     assert not failures, "\n".join(failures)
     assert checked >= 140 * len(aggregations)

@@ -10,7 +10,8 @@ from nbrisk_core.radiomics.model import (RedundancyFilter, delong_paired, fit, i
                                          perturbed_masks)
 
 # Shrout & Fleiss (1979), Table 2: 6 targets x 4 judges; ICC(2,1) = 0.29
-SHROUT_FLEISS = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]])
+SHROUT_FLEISS = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9],
+                          [6, 2, 4, 7]])
 
 
 def test_icc_2_1_matches_shrout_and_fleiss():
@@ -43,7 +44,8 @@ def test_paired_delong_of_a_score_with_itself_and_against_noise():
     same = delong_paired(y, good, good)
     assert same["diff"] == 0 and same["p"] == 1.0
     res = delong_paired(y, good, noise)
-    assert res["auc_a"] == pytest.approx(roc_auc(y, good)) and res["auc_b"] == pytest.approx(roc_auc(y, noise))
+    assert res["auc_a"] == pytest.approx(roc_auc(y, good))
+    assert res["auc_b"] == pytest.approx(roc_auc(y, noise))
     assert res["p"] < 0.01 and res["z"] > 0
 
 
