@@ -7,7 +7,8 @@
 2. Inside cross-validation (the whole chain is one scikit-learn pipeline refitted in every fold):
    standardisation, **redundancy removal** (of any pair with |Spearman rho| > 0.9 the later one goes),
    **LASSO selection** (L1 logistic regression, its C tuned by the outer grid) and a **logistic model**
-   (L2) for high risk on the selected features.
+   (L2) for high risk on the selected features; LDA (shrinkage) and a linear SVM are fitted the same
+   way and reported beside it (the logistic head is the one compared with other scores).
 3. Test AUC with DeLong 95 % CI on the held-out split, and a paired DeLong test against another score
    on the same patients (Swin-ART's p(HR), the oracle's).
 """
@@ -95,14 +96,31 @@ class LassoSelector(BaseEstimator, TransformerMixin):
         return np.asarray(X)[:, self.keep_]
 
 
-def make_pipeline(seed: int = 0):
+def _head(name: str, seed: int):
+    """The classifier heads the radiomics literature uses, with their tuning grids (data, not ifs)."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    heads = {
+        "logistic": (LogisticRegression(C=1.0, max_iter=2000), {"head__C": [0.1, 1.0]}),
+        "lda": (LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), {}),
+        "svm": (SVC(kernel="linear", C=1.0, random_state=seed), {"head__C": [0.01, 0.1, 1.0]}),
+    }
+    if name not in heads:
+        raise InputError(f"head {name!r}: expected one of {', '.join(heads)}")
+    return heads[name]
+
+
+HEADS = ("logistic", "lda", "svm")
+
+
+def make_pipeline(seed: int = 0, head: str = "logistic"):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     return Pipeline([("scale", StandardScaler()), ("redundancy", RedundancyFilter()),
-                     ("lasso", LassoSelector(seed=seed)),
-                     ("logistic", LogisticRegression(C=1.0, max_iter=2000))])
+                     ("lasso", LassoSelector(seed=seed)), ("head", _head(head, seed)[0])])
 
 
 @dataclass
@@ -114,20 +132,24 @@ class RadiomicsModel:
     icc: pd.Series
     selected_features: list[str] = field(default_factory=list)
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        return self.search.predict_proba(features[self.robust_features].to_numpy())[:, 1]
+    def predict_score(self, features: pd.DataFrame) -> np.ndarray:
+        """p(HR) for logistic and LDA heads; the SVM's decision value (AUC needs a ranking only)."""
+        X = features[self.robust_features].to_numpy()
+        if hasattr(self.search.best_estimator_, "predict_proba"):
+            return self.search.predict_proba(X)[:, 1]
+        return self.search.decision_function(X)
 
 
 def fit(features: pd.DataFrame, y: np.ndarray, icc: pd.Series, seed: int = 0,
-        folds: int = 5) -> RadiomicsModel:
+        folds: int = 5, head: str = "logistic") -> RadiomicsModel:
     """Fit on the training patients: robust features (ICC >= 0.75) -> CV-tuned pipeline."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     robust = [c for c in features.columns if icc.get(c, np.nan) >= ICC_MIN and features[c].std() > 0]
     if not robust:
         raise InputError(f"no feature reaches ICC >= {ICC_MIN} between the perturbed contours")
-    grid = {"lasso__C": [0.01, 0.03, 0.1, 0.3, 1.0], "logistic__C": [0.1, 1.0]}
-    search = GridSearchCV(make_pipeline(seed), grid, scoring="roc_auc",
+    grid = {"lasso__C": [0.01, 0.03, 0.1, 0.3, 1.0], **_head(head, seed)[1]}
+    search = GridSearchCV(make_pipeline(seed, head), grid, scoring="roc_auc",
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     search.fit(features[robust].to_numpy(), y)
     pipe = search.best_estimator_
@@ -202,8 +224,16 @@ def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.
     X = features.loc[ids].replace([np.inf, -np.inf], np.nan)
     X = X.loc[:, X.notna().all()]
     y_of = pd.Series(y, index=ids)
-    model = fit(X.loc[train], y_of[train].to_numpy(), icc, seed=seed)
-    p_test = model.predict_proba(X.loc[test])
+    heads = {}
+    for head in HEADS:
+        fitted = fit(X.loc[train], y_of[train].to_numpy(), icc, seed=seed, head=head)
+        score = fitted.predict_score(X.loc[test])
+        c = auc_ci(y_of[test].to_numpy(), score)
+        heads[head] = {"model": fitted, "score": score, "summary": {
+            "test_auc": {"value": c.value, "ci_low": c.ci_low, "ci_high": c.ci_high, "method": c.method},
+            "cv_auc": float(fitted.search.best_score_), "best_params": fitted.search.best_params_,
+            "selected_features": fitted.selected_features}}
+    model, p_test = heads["logistic"]["model"], heads["logistic"]["score"]
     ci = auc_ci(y_of[test].to_numpy(), p_test)
     result = {
         "cohort": str(cohort_dir), "phase": phase, "n_train": len(train), "n_test": len(test),
@@ -211,6 +241,7 @@ def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.
         "selected_features": model.selected_features, "cv_auc": float(model.search.best_score_),
         "best_params": model.search.best_params_,
         "test_auc": {"value": ci.value, "ci_low": ci.ci_low, "ci_high": ci.ci_high, "method": ci.method},
+        "heads": {name: h["summary"] for name, h in heads.items()},
         "comparisons": {},
     }
     for name, scores in (comparators or {}).items():

@@ -123,6 +123,7 @@ def test_baseline_fits_the_model_and_compares_with_the_oracle(tmp_path, home, ca
     assert result["n_test"] == 6 and result["n_train"] == 24
     assert result["test_auc"]["value"] >= 0.8  # the classes differ in mean and texture
     assert result["selected_features"] and result["n_robust"] <= result["n_features"]
+    assert set(result["heads"]) == {"logistic", "lda", "svm"}
     assert set(result["comparisons"]) == {"oracle"}
     assert 0 <= result["comparisons"]["oracle"]["delong_vs_radiomics"]["p"] <= 1
     assert "radiomics model: test AUC" in capsys.readouterr().out

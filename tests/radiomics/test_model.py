@@ -61,5 +61,17 @@ def test_fit_uses_only_robust_features_and_finds_the_signal():
     model = fit(X, y, icc, folds=3)
     assert model.robust_features == ["signal", "noise"]
     assert "signal" in model.selected_features
-    assert roc_auc(y, model.predict_proba(X)) > 0.75
+    assert roc_auc(y, model.predict_score(X)) > 0.75
     assert make_pipeline().named_steps["lasso"].C > 0
+
+
+@pytest.mark.parametrize("head", ["lda", "svm"])
+def test_other_heads_rank_the_signal_too(head):
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    n = 100
+    y = rng.integers(0, 2, n)
+    X = pd.DataFrame({"signal": y * 1.5 + rng.normal(0, 1, n), "noise": rng.normal(0, 1, n)})
+    model = fit(X, y, pd.Series({"signal": 0.9, "noise": 0.9}), folds=3, head=head)
+    assert roc_auc(y, model.predict_score(X)) > 0.75
