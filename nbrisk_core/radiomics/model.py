@@ -11,6 +11,7 @@
    way and reported beside it (the logistic head is the one compared with other scores).
 3. Test AUC with DeLong 95 % CI on the held-out split, and a paired DeLong test against another score
    on the same patients (Swin-ART's p(HR), the oracle's).
+4. The rad-score (the logistic head's linear predictor) as a survival score: Harrell's C on the test split.
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.
         "heads": {name: h["summary"] for name, h in heads.items()},
         "comparisons": {},
     }
+    if {"os_days", "os_event"} <= set(clinical.columns):
+        result["rad_score_survival"] = rad_score_c_index(model, X.loc[test], clinical.loc[test])
     for name, scores in (comparators or {}).items():
         s = scores.reindex(test)
         if s.isna().any():
@@ -254,3 +257,15 @@ def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.
             "delong_vs_radiomics": delong_paired(y_of[test].to_numpy(), p_test, s.to_numpy()),
         }
     return result
+
+
+def rad_score_c_index(model: RadiomicsModel, features: pd.DataFrame, clinical: pd.DataFrame) -> dict:
+    """Harrell's C of the rad-score (the logistic head's linear predictor: higher = higher risk) for
+    overall survival (``os_days``, ``os_event``) on the given patients."""
+    from lifelines.utils import concordance_index
+
+    score = model.search.decision_function(features[model.robust_features].to_numpy())
+    known = clinical["os_days"].notna() & clinical["os_event"].notna()
+    c = concordance_index(clinical.loc[known, "os_days"].astype(float), -score[known.to_numpy()],
+                          clinical.loc[known, "os_event"].astype(int))
+    return {"c_index": float(c), "n": int(known.sum()), "events": int(clinical.loc[known, "os_event"].sum())}

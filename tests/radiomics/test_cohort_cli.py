@@ -124,6 +124,7 @@ def test_baseline_fits_the_model_and_compares_with_the_oracle(tmp_path, home, ca
     assert result["test_auc"]["value"] >= 0.8  # the classes differ in mean and texture
     assert result["selected_features"] and result["n_robust"] <= result["n_features"]
     assert set(result["heads"]) == {"logistic", "lda", "svm"}
+    assert "rad_score_survival" not in result  # the test cohort has no survival columns
     assert set(result["comparisons"]) == {"oracle"}
     assert 0 <= result["comparisons"]["oracle"]["delong_vs_radiomics"]["p"] <= 1
     assert "radiomics model: test AUC" in capsys.readouterr().out

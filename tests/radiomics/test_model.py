@@ -75,3 +75,22 @@ def test_other_heads_rank_the_signal_too(head):
     X = pd.DataFrame({"signal": y * 1.5 + rng.normal(0, 1, n), "noise": rng.normal(0, 1, n)})
     model = fit(X, y, pd.Series({"signal": 0.9, "noise": 0.9}), folds=3, head=head)
     assert roc_auc(y, model.predict_score(X)) > 0.75
+
+
+def test_rad_score_c_index_follows_the_risk():
+    import pandas as pd
+
+    from nbrisk_core.radiomics.model import rad_score_c_index
+
+    rng = np.random.default_rng(5)
+    n = 80
+    y = rng.integers(0, 2, n)
+    X = pd.DataFrame({"signal": y * 2.0 + rng.normal(0, 0.5, n), "noise": rng.normal(0, 1, n)})
+    model = fit(X, y, pd.Series({"signal": 0.9, "noise": 0.9}), folds=3)
+    # high risk dies early, with a few censored
+    clinical = pd.DataFrame({"os_days": np.where(y == 1, 100, 1000) + rng.integers(0, 50, n),
+                             "os_event": (rng.uniform(size=n) < 0.8).astype(int)})
+    result = rad_score_c_index(model, X, clinical)
+    assert result["c_index"] > 0.65 and result["n"] == n  # within-class pairs are ties in truth
+    flipped = clinical.assign(os_days=np.where(y == 1, 1000, 100))
+    assert rad_score_c_index(model, X, flipped)["c_index"] < 0.35
