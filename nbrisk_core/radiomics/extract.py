@@ -33,7 +33,7 @@ class Settings:
     bin_width: float = 25.0
     n_bins: int = 32
     aggregation: str = "2D_avg"
-    families: tuple = ("stat", "ih", "loc", "morph", "shape2d", "cm", "rlm", "szm", "dzm", "ngt", "ngl")
+    families: tuple = ("stat", "ih", "ivh", "loc", "morph", "shape2d", "cm", "rlm", "szm", "dzm", "ngt", "ngl")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -82,6 +82,9 @@ def extract(image, mask, spacing, settings: Settings | None = None) -> dict[str,
         out.update(firstorder.statistics(image[int_mask]))
     if "ih" in fam:
         out.update(firstorder.histogram(levels[int_mask]))
+    if "ivh" in fam:
+        rng = s.resegment or (None, None)
+        out.update(firstorder.intensity_volume(np.round(image[int_mask]), *rng))
     if "loc" in fam:
         out.update(firstorder.local_intensity(image, int_mask, spacing))
     if "morph" in fam and not two_d_input:

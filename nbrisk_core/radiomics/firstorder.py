@@ -17,6 +17,8 @@ IBSI_CODES: dict[str, str] = {
     "ih_cov": "CWYJ", "ih_qcod": "SLWD", "ih_entropy": "TLU2", "ih_uniformity": "BJ5W",
     "ih_max_grad": "12CE", "ih_max_grad_g": "8E6O", "ih_min_grad": "VQB3", "ih_min_grad_g": "RHQZ",
     "loc_peak_local": "VJGA", "loc_peak_global": "0F91",
+    "ivh_v10": "BC2M", "ivh_v90": "BC2M", "ivh_i10": "GBPN", "ivh_i90": "GBPN", "ivh_v10_v90": "DDTU",
+    "ivh_i10_i90": "CNV2",
 }
 
 
@@ -88,3 +90,28 @@ def local_intensity(image: np.ndarray, mask: np.ndarray, spacing) -> dict[str, f
     roi_max = image[mask].max()
     hottest = mask & (image == roi_max)
     return {"loc_peak_local": float(means[hottest].max()), "loc_peak_global": float(means[mask].max())}
+
+
+def intensity_volume(values: np.ndarray, low: float | None = None, high: float | None = None,
+                     width: float = 1.0) -> dict[str, float]:
+    """Intensity-volume histogram features of (integer-valued) intensities, evaluated at the discrete
+    intensities ``low, low + width, ..., high`` (default: the ROI's minimum and maximum).
+
+    ``nu(i)`` is the volume fraction with intensity >= i, ``gamma(i) = (i - low) / (high - low)``.
+    ``ivh_v<x>`` = nu at the lowest i with gamma >= x/100; ``ivh_i<x>`` = the lowest i with nu <= x/100.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    lo = x[0] if low is None else float(low)
+    hi = x[-1] if high is None else float(high)
+    grid = lo + width * np.arange(int(np.floor((hi - lo) / width + 1e-9)) + 1)
+    nu = 1.0 - np.searchsorted(x, grid, side="left") / x.size
+    gamma = (grid - lo) / (hi - lo) if hi > lo else np.zeros_like(grid)
+    out = {}
+    for frac in (10, 90):
+        at = np.flatnonzero(gamma >= frac / 100.0 - 1e-12)
+        out[f"ivh_v{frac}"] = float(nu[at[0]]) if at.size else 0.0
+        below = np.flatnonzero(nu <= frac / 100.0 + 1e-12)
+        out[f"ivh_i{frac}"] = float(grid[below[0]]) if below.size else float(hi + width)
+    out["ivh_v10_v90"] = out["ivh_v10"] - out["ivh_v90"]
+    out["ivh_i10_i90"] = out["ivh_i10"] - out["ivh_i90"]
+    return out

@@ -32,6 +32,9 @@ CONFIGS = {
 }
 #: measured deviations outside the published tolerance (config D only; see docs/radiomics.md); each must
 #: stay within three tolerances so that a regression still fails
+#: IBSI computes the configurations' intensity-volume histograms on other grids (C: 2.5 HU bins, D and E:
+#: 1000 bins), which nbrisk does not implement; A and B use 1 HU steps over the range, as nbrisk does
+IVH_CONFIGS = ("A", "B")
 KNOWN_DEVIATIONS = {("D", "szm_zsnu"), ("D", "szm_zs_entr"), ("D", "dzm_lde"), ("D", "ngl_ldlge")}
 
 
@@ -56,7 +59,7 @@ def test_ct_phantom_configuration_matches_ibsi(ct_phantom, config):
     for aggregation in aggregations:
         features = extract(image, mask, spacing, Settings(aggregation=aggregation, **kwargs))
         for name, value in features.items():
-            if name not in IBSI_CODES:
+            if name not in IBSI_CODES or (name.startswith("ivh_") and config not in IVH_CONFIGS):
                 continue
             ref = _reference_for(name, rows, aggregation)
             if ref is None:

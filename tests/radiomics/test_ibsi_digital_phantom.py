@@ -26,6 +26,8 @@ def _reference_for(name: str, rows: list[dict], aggregation: str | None) -> dict
     if family == "ih" and code == "1PR8":  # the manual gives minimum and 10th percentile one code
         want_p10 = name == "ih_p10"
         hits = [r for r in hits if ("percentile" in r["feature"]) == want_p10]
+    if family == "ivh" and len(hits) == 2:  # the manual lists the 10 % value first, then the 90 % one
+        hits = [hits[0] if name.endswith("10") else hits[1]]
     assert len(hits) <= 1, (name, hits)
     return hits[0] if hits else None
 
