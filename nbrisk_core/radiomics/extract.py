@@ -33,7 +33,8 @@ class Settings:
     bin_width: float = 25.0
     n_bins: int = 32
     aggregation: str = "2D_avg"
-    families: tuple = ("stat", "ih", "ivh", "loc", "morph", "shape2d", "cm", "rlm", "szm", "dzm", "ngt", "ngl")
+    families: tuple = ("stat", "ih", "ivh", "loc", "morph", "shape2d", "cm", "rlm", "szm", "dzm", "ngt",
+                       "ngl")
 
     def as_dict(self) -> dict:
         return asdict(self)
