@@ -6,7 +6,8 @@ and returns a table indexed by ``patient_id`` with one column per feature, named
 ``slices.csv`` (``area_mm2`` / mask pixels, as every cohort records it) or else from ``cohort.json``'s
 ``pixel_spacing_mm``. Results are cached as ``data/radiomics/<settings hash[:12]>-<cohort hash[:8]>.parquet``
 with the settings and the cohort's content hash in the file's metadata: a second call with the same
-settings on the same data reads the cache; changed data or settings recompute.
+settings on the same data reads the cache; changed data, settings, feature names or :data:`FORMAT`
+recompute (a stale table with other column names once made ICC miss renamed features).
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ SLICE_SETTINGS = Settings(new_spacing=(1.0, 1.0), interpolation_order=1, round_i
                           aggregation="2D_smrg")
 MARGIN_MM = 10.0  # crop around the mask (local intensity peak looks 6.2 mm around a voxel)
 _META_KEY = b"nbrisk"
-FORMAT = 1
+#: bump when a feature's definition changes; the feature names are part of the cache key as well
+FORMAT = 2
 
 
 def settings_hash(settings: Settings, phases) -> str:
-    text = json.dumps({"settings": settings.as_dict(), "phases": list(phases), "format": FORMAT},
-                      sort_keys=True, default=list)
+    from nbrisk_core.radiomics.extract import IBSI_CODES
+
+    text = json.dumps({"settings": settings.as_dict(), "phases": list(phases), "format": FORMAT,
+                       "features": sorted(IBSI_CODES)}, sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

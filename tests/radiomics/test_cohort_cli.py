@@ -70,6 +70,22 @@ def test_changed_data_recomputes(tmp_path, home):
     assert after.loc["P0002", "art_stat_mean"] == pytest.approx(shifted, abs=1)
 
 
+def test_a_new_feature_definition_does_not_read_an_old_cache(tmp_path, home, monkeypatch):
+    import importlib
+
+    radiomics_cohort = importlib.import_module("nbrisk_core.radiomics.cohort")
+    radiomics_extract = importlib.import_module("nbrisk_core.radiomics.extract")  # the module, not the function
+
+    _cohort(tmp_path / "c")
+    out = tmp_path / "r.parquet"
+    assert main(["radiomics", "--cohort", str(tmp_path / "c"), "--out", str(out)]) == 0
+    monkeypatch.setattr(radiomics_cohort, "FORMAT", radiomics_cohort.FORMAT + 1)
+    assert main(["radiomics", "--cohort", str(tmp_path / "c"), "--out", str(out)]) == 0
+    monkeypatch.setitem(radiomics_extract.IBSI_CODES, "stat_renamed", "XXXX")
+    assert main(["radiomics", "--cohort", str(tmp_path / "c"), "--out", str(out)]) == 0
+    assert len(list((home / "data" / "radiomics").glob("*.parquet"))) == 3
+
+
 def test_empty_mask_is_left_out_and_said(tmp_path, home, capsys):
     _cohort(tmp_path / "c", empty_mask_for="P0002")
     out = tmp_path / "r.parquet"
