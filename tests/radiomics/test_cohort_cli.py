@@ -74,7 +74,8 @@ def test_a_new_feature_definition_does_not_read_an_old_cache(tmp_path, home, mon
     import importlib
 
     radiomics_cohort = importlib.import_module("nbrisk_core.radiomics.cohort")
-    radiomics_extract = importlib.import_module("nbrisk_core.radiomics.extract")  # the module, not the function
+    # the module, not the function of the same name
+    radiomics_extract = importlib.import_module("nbrisk_core.radiomics.extract")
 
     _cohort(tmp_path / "c")
     out = tmp_path / "r.parquet"
