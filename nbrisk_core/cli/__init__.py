@@ -44,6 +44,7 @@ COMMAND_MODULES: dict[str, str] = {
     "audit": "audit",
     "inrg": "inrg",
     "pacs": "pacs",
+    "radiomics": "radiomics",
 }
 
 EXIT_USAGE = 2
