@@ -86,8 +86,9 @@ def survival_png(patient: tuple[np.ndarray, np.ndarray] | None,
 
 
 def cohort_km_curves(time, event, groups) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Kaplan-Meier curve per group (lifelines), as (times, survival) arrays."""
-    from lifelines import KaplanMeierFitter
+    """Kaplan-Meier curve per group (the one KM, :func:`nbrisk_core.prognosis.metrics.kaplan_meier`),
+    as (times, survival) arrays."""
+    from nbrisk_core.prognosis.metrics import kaplan_meier
 
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=int)
@@ -95,6 +96,6 @@ def cohort_km_curves(time, event, groups) -> dict[str, tuple[np.ndarray, np.ndar
     curves = {}
     for name in sorted(set(labels.tolist()), key=str):
         sel = labels == name
-        km = KaplanMeierFitter().fit(time[sel], event[sel])
-        curves[str(name)] = (km.survival_function_.index.to_numpy(), km.survival_function_.iloc[:, 0].to_numpy())
+        km = kaplan_meier(event[sel], time[sel], ci=False)
+        curves[str(name)] = (km["time"].to_numpy(), km["survival"].to_numpy())
     return curves

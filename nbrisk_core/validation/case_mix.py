@@ -16,12 +16,14 @@ from nbrisk_core.clinical.schema import CLINICAL_VARIABLES, OUTCOME_COLUMNS
 
 
 def _median_follow_up(time: np.ndarray, event: np.ndarray) -> float | None:
-    from sksurv.nonparametric import kaplan_meier_estimator
+    from nbrisk_core.prognosis.metrics import kaplan_meier
 
     censored = event == 0
     if not censored.any():
         return None
-    steps, survival = kaplan_meier_estimator(censored, time)
+    # reverse Kaplan-Meier: censoring is the "event" (the one KM of NBRisk)
+    km = kaplan_meier(censored.astype(int), time, ci=False)
+    steps, survival = km["time"].to_numpy(), km["survival"].to_numpy()
     below = np.nonzero(survival <= 0.5)[0]
     return float(steps[below[0]]) if below.size else None
 
