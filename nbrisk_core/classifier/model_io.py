@@ -11,7 +11,6 @@ absent = 1) are mapped to the current keys on load (:func:`~.architectures.upgra
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from nbrisk_core.classifier import CLASS_ORDER, HIDDEN_UNITS
 from nbrisk_core.classifier.card import CARD_VERSION, ModelCard
 from nbrisk_core.errors import InputError
+from nbrisk_core.hashing import sha256_file
 from nbrisk_core.imaging.model_input import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, INPUT_VARIANTS
 from nbrisk_core.imaging.windowing import MODEL_WINDOW
 from nbrisk_core.jsonable import json_default as _json_default
@@ -35,14 +35,6 @@ SHIPPED_MODELS: dict[str, str] = {
     "mp": "swin_mp_demo",
 }
 DEFAULT_MODEL = SHIPPED_MODELS["art"]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def software_versions() -> dict:

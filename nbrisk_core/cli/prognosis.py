@@ -65,7 +65,7 @@ def embeddings_for_fit(cohort: Path, features: str, embeddings_file, stand_in: b
                              "--stand-in-embeddings")
         return None, {"source": "none"}
     if embeddings_file:
-        from nbrisk_core.prognosis.bundle import sha256_file
+        from nbrisk_core.hashing import sha256_file
 
         return read_embeddings(embeddings_file), {"source": "file", "path": str(embeddings_file),
                                                   "sha256": sha256_file(Path(embeddings_file))}

@@ -16,7 +16,6 @@ failed import leaves nothing behind, and an existing cohort at ``out`` is replac
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import math
@@ -33,6 +32,7 @@ from nbrisk_core.cohort.format import (PHASES, check_target, cohort_meta, create
                                        staged_dir)
 from nbrisk_core.cohort.mapping import TIME_UNITS, CohortMapping, load_mapping
 from nbrisk_core.errors import InputError
+from nbrisk_core.hashing import sha256_file
 
 SHEET_SUFFIXES = (".csv", ".tsv", ".xlsx")
 #: A patient_id becomes a folder name: letters, digits, ``.``, ``_``, ``-``; not starting with a dot.
@@ -120,10 +120,6 @@ def read_sheet(path) -> pd.DataFrame:
         raise InputError(f"{path.name}: column(s) {', '.join(map(repr, twice))} appear more than once",
                          source=path.name)
     return table.fillna("").astype(str)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,8 +499,8 @@ def _report(clinical: Path, mapping: CohortMapping, sheet, table, kept, problems
     mapped = set(mapping.source_columns)
     variables = [c for c in kept.columns if c not in ("patient_id", *OUTCOME_COLUMNS)]
     return {
-        "clinical": clinical.name, "clinical_sha256": _sha256(clinical),
-        "mapping": mapping.path.name, "mapping_sha256": _sha256(mapping.path),
+        "clinical": clinical.name, "clinical_sha256": sha256_file(clinical),
+        "mapping": mapping.path.name, "mapping_sha256": sha256_file(mapping.path),
         "cohort_name": mapping.name, "drop_invalid": drop_invalid,
         "n_rows": int(len(table)), "n_imported": int(len(kept)), "n_dropped": len(dropped),
         "unmapped_columns": [c for c in sheet.columns if c not in mapped],

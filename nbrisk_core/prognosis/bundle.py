@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.hashing import sha256_file
 
 #: Layout version of ``bundle.json``; a bundle of another version is refused (refit it).
 #: 2: a combination is a scikit-learn ``Pipeline(select, model)`` (was ``CombinationModel``), and an object
@@ -393,14 +394,6 @@ class _Decoder:
 # --------------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def software_versions() -> dict:

@@ -97,7 +97,7 @@ def save_seg_model(network, stem, card: dict) -> dict:
     ``weights_file``, ``weights_dtype``, ``sha256``, ``size_bytes`` and ``software``)."""
     from safetensors.torch import save_file
 
-    from nbrisk_core.classifier.model_io import sha256_file
+    from nbrisk_core.hashing import sha256_file
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def load_seg_model(path, device: str = "cpu") -> LoadedSegModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from nbrisk_core.classifier.model_io import sha256_file
+    from nbrisk_core.hashing import sha256_file
 
     path = Path(path)
     card = read_seg_card(path)
