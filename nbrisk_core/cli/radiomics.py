@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nbrisk_core.case import PHASES
+
 
 def register(subparsers) -> None:
     from nbrisk_core.cli import path_argument
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--cohort", type=path_argument, help="cohort directory (default data/demo)")
     p.add_argument("--out", type=path_argument, required=True, metavar="FILE",
                    help="write the table here (.parquet or .csv)")
-    p.add_argument("--phase", action="append", choices=("nc", "art", "pv"),
+    p.add_argument("--phase", action="append", choices=[str(p) for p in PHASES],
                    help="phase(s) to extract (repeatable; default art)")
     p.add_argument("--bin-width", type=float, default=25.0, help="fixed bin size in HU (default 25)")
     p.add_argument("--spacing", type=float, default=1.0, help="in-plane resampling in mm (default 1.0)")
