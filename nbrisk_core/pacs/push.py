@@ -488,15 +488,18 @@ def build_segs(archive, case: Case, study_uid: str, sources: Mapping[Phase, Data
                                    "images the case was segmented on")
             continue
         volume = volumes[str(phase)]
+        if not headers.get(volume.series_uid):
+            skipped[str(phase)] = "none of its retrieved instances is a DICOM CT file to reference"
+            continue
         try:
-            images = match_slices(headers.get(volume.series_uid, []), volume.z_mm, volume.series_uid)
+            images = match_slices(headers[volume.series_uid], volume.z_mm, volume.series_uid)
         except InputError as error:
             skipped[str(phase)] = str(error)
             continue
         name = model.path.stem if getattr(model, "path", None) else "seg_demo"
         segs.append((phase, segmentation_dataset(images, result.mask, model_name=name,
                                                  model_sha256=model.sha256, phase=str(phase))))
-    return segs, skipped
+    return segs, {str(p): skipped[str(p)] for p in case.slices if str(p) in skipped}
 
 
 def push_case(engine, case_uid: str, username, archive, *, models_dir=None, seg_model=None) -> PushResult:

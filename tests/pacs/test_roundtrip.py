@@ -206,7 +206,7 @@ def test_find_pull_predict_push_read_back(archive_env, store, store_url, repo_ro
     assert str(sr.StudyInstanceUID) == hit.study_uid and sr.PatientID == "SYNTH-P0002"
     expected, originals = {}, {}
     for s in archive.list_series(hit.study_uid):
-        if s.series_uid in before:
+        if s.series_uid in before and s.modality == "CT":  # earlier tests may have pushed into the study
             phase = s.description.split()[0].lower()
             members = sorted(archive.series_metadata(hit.study_uid, s.series_uid), key=_along_normal)
             originals[Phase(phase)] = (s.series_uid, members)
