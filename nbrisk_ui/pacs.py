@@ -201,12 +201,15 @@ def _push(case_uid: str, username: str, engine, archives) -> None:
     except InputError as error:
         show_error(error)
         return
-    kinds = {"sr": "SR", "pdf": "PDF", "gradcam": "Grad-CAM capture"}
+    kinds = {"sr": "SR", "seg": "SEG", "pdf": "PDF", "gradcam": "Grad-CAM capture"}
     st.success(
         f"Stored {len(result.stored)} object(s) into the archive study ({md(result.archive)}): "
-        + ", ".join(kinds[k] for k in result.kinds)
+        + ", ".join(kinds.get(k, k) for k in result.kinds)
         + "."
     )
+    if result.seg_skipped:
+        st.info("No DICOM SEG for "
+                + "; ".join(f"{md(phase.upper())}: {md(why)}" for phase, why in result.seg_skipped.items()))
 
 
 __all__ = ["SOURCE", "SOURCES", "pacs_source", "push_controls"]

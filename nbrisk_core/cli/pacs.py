@@ -141,6 +141,8 @@ def run_push(args) -> int:
             f"stored {len(result.stored)} instance(s) into study {result.study_uid} of "
             f"{result.archive}: {', '.join(result.kinds)}"
         )
+        for phase, why in result.seg_skipped.items():
+            print(f"no SEG for phase {phase}: {why}")
     return 0
 
 

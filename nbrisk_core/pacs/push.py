@@ -1,6 +1,6 @@
-"""Results back into the archive study: DICOM SR (TID 1500), encapsulated PDF, Grad-CAM secondary capture.
+"""Results back into the archive study: DICOM SR (TID 1500), DICOM SEG, encapsulated PDF, Grad-CAM capture.
 
-:func:`push_case` files three new series into the study a saved case was pulled from (STOW-RS):
+:func:`push_case` files new series into the study a saved case was pulled from (STOW-RS):
 
 * a Comprehensive 3D SR, TID 1500 Measurement Report made with highdicom: one measurement group per
   classifier variant that scored the case (``RiskResult.scores``: ``p(high risk)``, the model named
@@ -12,7 +12,17 @@
 * the CAM overlay of each phase that has one (``RiskResult.cams``) as Secondary Capture: the PDF's
   image (:func:`~nbrisk_core.report.figures.slice_png`, i.e.
   :func:`~nbrisk_core.imaging.render.cam_overlay`), its series and image comments saying "NOT FOR
-  DIAGNOSIS" (also written into the pixels), Burned In Annotation YES.
+  DIAGNOSIS" (also written into the pixels), Burned In Annotation YES;
+* the tumour segmentation of each phase whose chosen slice carries an automatic one
+  (``ChosenSlice.segmentation``, source ``automatic``) as DICOM SEG (:func:`build_segs`): the case keeps
+  the measurements, not the mask, so the phases' series are retrieved from the archive again, read
+  as the pull reads them and segmented with the shipped network
+  (:func:`~nbrisk_core.segment.inference.segment_phases`, all the case's phases together, as the Case
+  page proposed them); the mask is pushed only when the network is the one that segmented the case
+  and its measurements equal the case's. Each SEG references the archive's original CT instances
+  (:mod:`nbrisk_core.segment.dicom_seg`). A phase without a segmentation, with a seed click's, with
+  no tumour found, without the model (or another model) is skipped with its reason in
+  :attr:`PushResult.seg_skipped`; the rest of the push goes on.
 
 Everything is read from the typed :class:`~nbrisk_core.case.Case` the store gives back
 (:func:`nbrisk_core.service.open_case`). The case keeps the archive's Study Instance UID only where the
@@ -89,6 +99,8 @@ class PushResult:
     stored: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     pdf_sha256: str = ""
+    #: phase -> why no SEG was pushed for it (:func:`build_segs`)
+    seg_skipped: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -98,6 +110,7 @@ class PushResult:
             "stored": list(self.stored),
             "kinds": list(self.kinds),
             "pdf_sha256": self.pdf_sha256,
+            "seg_skipped": dict(self.seg_skipped),
         }
 
 
@@ -369,14 +382,137 @@ def build_gradcam(study: Dataset, case: Case) -> list[Dataset]:
     return images
 
 
-def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> PushResult:
-    """Store a saved case's SR, PDF and Grad-CAM captures into its archive study; audited.
+#: relative and absolute tolerance (mL) between the recomputed mask's volume and the case's
+SEG_VOLUME_RTOL, SEG_VOLUME_ATOL = 1e-3, 1e-3
+
+
+def _seg_model(seg_model):
+    """The segmentation network (``seg_model``: a loaded one, a path, or None for the shipped one)
+    and None, or None and why there is none."""
+    from pathlib import Path
+
+    from nbrisk_core.errors import InputError
+    from nbrisk_core.segment.model import load_seg_model, shipped_seg_model_path
+
+    if seg_model is not None and not isinstance(seg_model, (str, Path)):
+        return seg_model, None
+    path = Path(seg_model) if seg_model is not None else shipped_seg_model_path()
+    if not path.with_suffix(".json").is_file():
+        return None, f"no segmentation model ({path.name} not installed)"
+    try:
+        return load_seg_model(path), None
+    except InputError as error:
+        return None, f"the segmentation model cannot be used ({error})"
+
+
+def build_segs(archive, case: Case, study_uid: str, sources: Mapping[Phase, Dataset], *,
+               seg_model=None) -> tuple[list[tuple[Phase, Dataset]], dict[str, str]]:
+    """The DICOM SEG of each phase whose chosen slice has an automatic segmentation.
+
+    ``sources`` are the chosen instances (:func:`chosen_instances`): their (0020,000E)
+    SeriesInstanceUID names the archive's series of each phase. Returns ``([(phase, SEG)], {phase:
+    why skipped})``; every phase of the case is in one of the two.
+
+    Raises
+    ------
+    PacsError
+        The archive fails while the series are retrieved (nothing is pushed then).
+    """
+    from nbrisk_core.errors import InputError
+    from nbrisk_core.segment.dicom_seg import match_slices, segmentation_dataset, source_headers
+    from nbrisk_core.segment.inference import PhaseVolume, segment_phases
+
+    skipped: dict[str, str] = {}
+    wanted: dict[Phase, object] = {}
+    for phase, chosen in case.slices.items():
+        summary = chosen.segmentation
+        if summary is None:
+            skipped[str(phase)] = "no segmentation in the case"
+        elif summary.source != "automatic":
+            skipped[str(phase)] = (f"the segmentation is a {summary.source} (its contour is not kept with "
+                                   "the case)")
+        elif not summary.found:
+            skipped[str(phase)] = "the segmentation found no tumour"
+        else:
+            wanted[phase] = summary
+    if not wanted:
+        return [], skipped
+    model, why = _seg_model(seg_model)
+    if model is None:
+        skipped.update({str(phase): why for phase in wanted})
+        return [], skipped
+    for phase, summary in list(wanted.items()):
+        if summary.model_sha256 and summary.model_sha256 != model.sha256:
+            skipped[str(phase)] = (f"segmented with model {summary.model_sha256[:12]}..., the installed one "
+                                   f"is {model.sha256[:12]}...")
+            del wanted[phase]
+    if not wanted:
+        return [], skipped
+
+    # every chosen phase's series, as the Case page segmented them together (the phases' agreement
+    # picks the tumour's component), read as the pull reads them (same de-identification key)
+    from nbrisk_core.pacs.pull import load_pulled, pull_study
+
+    deid = link_deidentifier(study_uid)
+    series_uids = list(dict.fromkeys(str(ds.SeriesInstanceUID) for ds in sources.values()))
+    pulled = pull_study(archive, study_uid, series_uids=series_uids)
+    try:
+        headers = source_headers(pulled.path, deid)  # the archive's original headers, by remapped UID
+    except BaseException:
+        pulled.discard()
+        raise
+    study = load_pulled(pulled, deid)  # deletes the files
+    by_uid = {s.series_uid: s for s in study.series}
+    volumes = {}
+    for phase, chosen in case.slices.items():
+        series = by_uid.get(str(chosen.series_uid or ""))
+        if series is not None and series.is_hu and series.hu.ndim == 3:
+            volumes[str(phase)] = PhaseVolume.from_series(series)
+    results = segment_phases(model, volumes) if volumes else {}
+    segs = []
+    for phase, summary in wanted.items():
+        result = results.get(str(phase))
+        if result is None:
+            skipped[str(phase)] = "its series could not be read back from the archive as CT"
+            continue
+        if not result.found:
+            skipped[str(phase)] = "the segmentation of the archive's series found no tumour"
+            continue
+        same = (result.max_area_slice == summary.max_area_slice
+                and abs(result.volume_ml - summary.volume_ml)
+                <= SEG_VOLUME_ATOL + SEG_VOLUME_RTOL * abs(summary.volume_ml))
+        if not same:
+            skipped[str(phase)] = (f"the archive's series segments to {result.volume_ml:.2f} mL (max-area "
+                                   f"slice {result.max_area_slice}), the case's segmentation measured "
+                                   f"{summary.volume_ml:.2f} mL (slice {summary.max_area_slice}): not the "
+                                   "images the case was segmented on")
+            continue
+        volume = volumes[str(phase)]
+        if not headers.get(volume.series_uid):
+            skipped[str(phase)] = "none of its retrieved instances is a DICOM CT file to reference"
+            continue
+        try:
+            images = match_slices(headers[volume.series_uid], volume.z_mm, volume.series_uid)
+        except InputError as error:
+            skipped[str(phase)] = str(error)
+            continue
+        name = model.path.stem if getattr(model, "path", None) else "seg_demo"
+        segs.append((phase, segmentation_dataset(images, result.mask, model_name=name,
+                                                 model_sha256=model.sha256, phase=str(phase))))
+    return segs, {str(p): skipped[str(p)] for p in case.slices if str(p) in skipped}
+
+
+def push_case(engine, case_uid: str, username, archive, *, models_dir=None, seg_model=None) -> PushResult:
+    """Store a saved case's SR, SEGs, PDF and Grad-CAM captures into its archive study; audited.
 
     Parameters
     ----------
     models_dir : path, optional
         Where the classifier's model cards are (the PDF shows the card of the case's model, as
         :func:`nbrisk_core.service.export_case`); default :func:`nbrisk_core.config.models_dir`.
+    seg_model : LoadedSegModel or path, optional
+        The segmentation network for the SEGs (:func:`build_segs`); default the shipped
+        ``models/seg_demo``.
 
     Raises
     ------
@@ -410,6 +546,8 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
     pdf = render_export(case, "pdf", model_card=card)
     objects = [("sr", build_sr(case, sources)), ("pdf", build_pdf(study, pdf))]
     objects += [("gradcam", sc) for sc in build_gradcam(study, case)]
+    segs, seg_skipped = build_segs(archive, case, study_uid, sources, seg_model=seg_model)
+    objects += [("seg", seg) for _, seg in segs]
     stored = archive.store([ds for _, ds in objects], study_uid)
     kinds = [kind for kind, _ in objects]
     result = PushResult(
@@ -419,6 +557,7 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
         stored=stored or [str(ds.SOPInstanceUID) for _, ds in objects],
         kinds=kinds,
         pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+        seg_skipped=seg_skipped,
     )
     audit.record(
         engine,
@@ -431,6 +570,7 @@ def push_case(engine, case_uid: str, username, archive, *, models_dir=None) -> P
             "version": case.stored.version,
             "objects": {k: kinds.count(k) for k in dict.fromkeys(kinds)},
             "pdf_sha256": result.pdf_sha256,
+            "seg_skipped": sorted(seg_skipped),
         },
     )
     return result
@@ -498,6 +638,7 @@ __all__ = [
     "PushResult",
     "build_gradcam",
     "build_pdf",
+    "build_segs",
     "build_sr",
     "chosen_instances",
     "push_case",

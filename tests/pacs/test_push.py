@@ -143,3 +143,51 @@ def test_the_capture_is_the_reports_cam_overlay_stamped():
     assert np.array_equal(art.pixel_array[band:], expected[band:])
     assert (art.pixel_array[:2] == 0).all(axis=-1).mean() > 0.5
     assert build_gradcam(study, _case(archive)) == []
+
+
+def _segmented(case: Case, **by_phase) -> Case:
+    """``case`` with a :class:`SegmentationSummary` (keyword arguments per phase) on the named phases."""
+    from nbrisk_core.case import SegmentationSummary
+
+    slices = dict(case.slices)
+    for phase, fields in by_phase.items():
+        summary = SegmentationSummary(**{"volume_ml": 12.5, "longest_diameter_mm": 40.0, "area_mm2": 900.0,
+                                         "max_area_slice": 2, "confidence": 0.9, **fields})
+        slices[Phase(phase)] = slices[Phase(phase)].replace(segmentation=summary)
+    return case.replace(slices=slices)
+
+
+def test_a_phase_without_an_automatic_segmentation_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    """Nothing to segment, or no model: no SEG, each phase's reason recorded, and the archive is not
+    asked for the series (the stand-in cannot retrieve: asking would fail the test)."""
+    from nbrisk_core.pacs.push import build_segs, chosen_instances
+
+    archive = StandInArchive()
+    case = _case(archive)
+    sources = chosen_instances(archive, case, STUDY_UID)
+    segs, skipped = build_segs(archive, case, STUDY_UID, sources)
+    assert segs == [] and skipped == {p: "no segmentation in the case" for p in ("nc", "art", "pv")}
+
+    case = _segmented(case, nc={"source": "seed click", "confidence": None},
+                      art={"found": False, "volume_ml": 0.0}, pv={"model_sha256": "e" * 64})
+    monkeypatch.setenv("NBRISK_MODELS_DIR", str(tmp_path))  # no seg_demo there
+    segs, skipped = build_segs(archive, case, STUDY_UID, sources)
+    assert segs == []
+    assert skipped["nc"].startswith("the segmentation is a seed click")
+    assert skipped["art"] == "the segmentation found no tumour"
+    assert skipped["pv"] == "no segmentation model (seg_demo.safetensors not installed)"
+
+
+def test_a_phase_segmented_by_another_model_is_skipped():
+    from types import SimpleNamespace
+
+    from nbrisk_core.pacs.push import build_segs, chosen_instances
+
+    archive = StandInArchive()
+    case = _segmented(_case(archive), pv={"model_sha256": "e" * 64})
+    sources = chosen_instances(archive, case, STUDY_UID)
+    installed = SimpleNamespace(sha256="f" * 64, path=None)
+    segs, skipped = build_segs(archive, case, STUDY_UID, sources, seg_model=installed)
+    assert segs == []
+    assert skipped["pv"] == "segmented with model eeeeeeeeeeee..., the installed one is ffffffffffff..."
+    assert set(skipped) == {"nc", "art", "pv"}
