@@ -35,7 +35,8 @@ how_chosen = ("the one combination the dashboard uses" if pipeline.config_.get("
 source = pipeline_source(pipeline)
 st.caption(f"Model: **{pipeline.selected_}** ({how_chosen}"
            + (f"; {source}" if source else "")
-           + f") · MLRS cutoff {pipeline.cutoff_:.3g} (training median, frozen). Details on the Cohort page.")
+           + f") · MLRS cutoff {pipeline.cutoff_:.3g} (training median, frozen). "
+           "Details on the Cohort page.")
 
 # ------------------------------------------------------------------ CT embedding
 risk_result = st.session_state.get(state.RISK_RESULT)  # nbrisk_core.case.RiskResult

@@ -755,7 +755,7 @@ def find_cohort_bundle(cohort_dir, models_dir=None) -> Path | None:
 
 
 def app_bundle(cohort_dir, selected: str | None = None, *, classifier_sha256=None) -> PrognosisBundle | None:
-    """The cohort's bundle for the dashboard (:class:`PrognosisBundle`, verified), or None to fit one as before.
+    """The cohort's bundle for the dashboard (:class:`PrognosisBundle`, verified), or None to fit as before.
 
     Used only when the bundle was fitted on this very cohort (hash), with the combination ``selected``
     when one is asked for, and on the CT features the app uses: a clinical-only bundle, or one fitted on

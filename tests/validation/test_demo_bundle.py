@@ -1,4 +1,4 @@
-"""The demo's frozen bundle (``make bundle``): the app loads it instead of fitting, and it scores as a fresh fit."""
+"""The demo's frozen bundle (``make bundle``): the app loads it instead of fitting; it scores as a fresh fit."""
 
 from __future__ import annotations
 
