@@ -388,7 +388,7 @@ def step_prognosis(flow: Flow) -> None:
 
     flow.go_to("Prognosis")
     page = flow.page
-    source = page.get_by_text(re.compile(r"frozen bundle prognosis_demo \(SHA-256 [0-9a-f]{12}\)"))
+    source = page.get_by_text(re.compile(r"frozen bundle \S+ \(SHA-256 [0-9a-f]{12}\)"))
     expect(source, "the Prognosis page fitted the model instead of loading the demo's frozen bundle "
                    "(models/prognosis_demo: make bundle)").to_be_visible()
     fill = page.get_by_role("button", name="Fill the form with this demo patient's values")
