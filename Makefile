@@ -5,13 +5,17 @@ BIN    := $(VENV)/bin
 # setup is redone only when requirements.txt or pyproject.toml change (stamp keyed on their hash)
 STAMP  := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 DEMO   := data/demo/cohort.json
+# the demo's frozen prognosis bundle: the app and the browser tests load it instead of fitting at start
+# (about 70 MB, so built here once rather than committed; refitted when the cohort, the classifier or the
+# installed libraries change, since a bundle from other library versions is refused)
+BUNDLE := models/prognosis_demo/card.json
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 # the app requires sign-in unless NBRISK_AUTH=off; `make run` turns it off for the local demo on localhost
 # only (an NBRISK_AUTH from the environment or the command line wins)
 NBRISK_AUTH ?= $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),off,on)
 
-.PHONY: setup demo run test bench clean
+.PHONY: setup demo bundle run test bench clean
 
 setup: $(STAMP)
 
@@ -27,7 +31,15 @@ demo: $(DEMO)
 $(DEMO): | $(STAMP)
 	$(BIN)/nbrisk demo build --out data/demo
 
-run: setup $(DEMO)
+bundle: $(BUNDLE)
+
+$(BUNDLE): $(DEMO) $(wildcard models/swin_art_demo.safetensors) $(STAMP)
+	@if [ -f models/swin_art_demo.safetensors ]; then \
+	  echo "$(BIN)/nbrisk prognosis fit --cohort data/demo --out models/prognosis_demo --n-jobs 1"; \
+	  $(BIN)/nbrisk prognosis fit --cohort data/demo --out models/prognosis_demo --n-jobs 1; \
+	else echo "no models/swin_art_demo.safetensors: no demo prognosis bundle (the app fits at start)"; fi
+
+run: setup $(DEMO) $(BUNDLE)
 	@echo ""
 	@echo "  NBRisk is starting at  http://$(HOST):$(PORT)"
 	@if [ "$(NBRISK_AUTH)" = "off" ]; then \
@@ -38,12 +50,12 @@ run: setup $(DEMO)
 	NBRISK_AUTH=$(NBRISK_AUTH) $(BIN)/streamlit run streamlit_app.py \
 	  --server.address $(HOST) --server.port $(PORT) --server.headless true
 
-test: setup $(DEMO)
+test: setup $(DEMO) $(BUNDLE)
 	$(BIN)/python -m pytest
 
-bench: setup $(DEMO)
+bench: setup $(DEMO) $(BUNDLE)
 	$(BIN)/nbrisk bench all
 	$(BIN)/python benchmarks/bench_workflow.py
 
 clean:
-	rm -rf $(VENV) data runs reports test-artifacts
+	rm -rf $(VENV) data runs reports test-artifacts models/prognosis_demo

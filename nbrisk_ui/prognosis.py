@@ -1,14 +1,16 @@
 """Cached access to the fitted prognosis pipeline for the Prognosis and Cohort pages.
 
-The pipeline is fitted once per (cohort, grid) and shared by every session through
-``st.cache_resource``: pages only read it (``predict_patient`` does not mutate it). The app fits
-one combination (grid ``"app"``) so it starts in seconds; ``NBRISK_PROGNOSIS_GRID=full`` fits the
-paper's whole grid.
+The pipeline is loaded or fitted once per (cohort, grid) and shared by every session through
+``st.cache_resource``: pages only read it (``predict_patient`` does not mutate it). With grid ``"app"``
+the app loads the cohort's frozen bundle when one matches (``make run``/``make test`` write the demo's,
+``models/prognosis_demo``, with ``nbrisk prognosis fit``), else fits one combination (about 10 s);
+``NBRISK_PROGNOSIS_GRID=full`` fits the paper's whole grid.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -53,23 +55,45 @@ def shipped_classifier_sha256(cohort_dir) -> str | None:
         return None
 
 
+#: Where each pipeline the app holds came from (:func:`pipeline_source`); keyed weakly so that a
+#: pipeline dropped from the cache is not kept alive, and the shared pipeline is never written to.
+_SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def fit_pipeline(cohort_dir: str, grid: str, selected: str | None = None):
-    """Fit the prognosis pipeline on the cohort (uncached; the cached entry is :func:`get_pipeline`)."""
+    """The cohort's prognosis pipeline: its matching frozen bundle for grid ``"app"``, else a fit
+    (uncached; the cached entry is :func:`get_pipeline`)."""
     from nbrisk_core.prognosis.pipeline import fit_cohort_pipeline
 
     if grid == "app":   # the cohort's frozen bundle ('nbrisk prognosis fit') when one matches: no fit
-        from nbrisk_core.prognosis.bundle import app_bundle_pipeline
+        from nbrisk_core.prognosis.bundle import app_bundle
 
-        bundled = app_bundle_pipeline(Path(cohort_dir), selected,
-                                      classifier_sha256=lambda: shipped_classifier_sha256(cohort_dir))
-        if bundled is not None:
-            return bundled
+        bundle = app_bundle(Path(cohort_dir), selected,
+                            classifier_sha256=lambda: shipped_classifier_sha256(cohort_dir))
+        if bundle is not None:
+            _SOURCES[bundle.pipeline] = {"kind": "bundle", "name": bundle.path.name, "sha256": bundle.sha256}
+            return bundle.pipeline
     # one worker: the app shares its machine with its users' sessions
-    return fit_cohort_pipeline(Path(cohort_dir), load_embeddings(cohort_dir), grid=grid, n_jobs=1,
-                               selected=selected)
+    fitted = fit_cohort_pipeline(Path(cohort_dir), load_embeddings(cohort_dir), grid=grid, n_jobs=1,
+                                 selected=selected)
+    _SOURCES[fitted] = {"kind": "fit"}
+    return fitted
 
 
-@st.cache_resource(show_spinner="Fitting the prognosis model on the cohort…", max_entries=4)
+def pipeline_source(pipeline) -> str:
+    """How the app got ``pipeline``, for the pages' caption: the frozen bundle (name, SHA-256) or a
+    fit at start ('' when unknown, e.g. a pipeline a test hands over)."""
+    source = _SOURCES.get(pipeline)
+    if source is None:
+        return ""
+    if source["kind"] == "bundle":
+        from nbrisk_ui.text import md
+
+        return f"frozen bundle {md(source['name'])} (SHA-256 {source['sha256'][:12]}), not refitted"
+    return "fitted on the cohort by this server (no matching frozen bundle)"
+
+
+@st.cache_resource(show_spinner="Loading the prognosis model of the cohort…", max_entries=4)
 def get_pipeline(cohort_dir: str, grid: str = APP_GRID, selected: str | None = APP_MODEL):
     """The fitted :class:`~nbrisk_core.prognosis.pipeline.PrognosisPipeline` of ``cohort_dir``.
 

@@ -10,7 +10,8 @@ from nbrisk_core.clinical.schema import CLINICAL_VARIABLES
 from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis.validation import parse_entry
 from nbrisk_ui import auth, state
-from nbrisk_ui.prognosis import cohort_and_pipeline, demo_embedding, header_prefill, summary_csv
+from nbrisk_ui.prognosis import (cohort_and_pipeline, demo_embedding, header_prefill, pipeline_source,
+                                 summary_csv)
 from nbrisk_ui.text import md, show_error
 
 #: Individual prediction must feel immediate (target from the Prognosis issue).
@@ -29,10 +30,13 @@ path, clinical, meta, pipeline = cohort_and_pipeline(
     "The prognosis models use the 16 CT features of the shipped Swin-ART classifier. "
     "Train or install it (`nbrisk train`, then `nbrisk embed`) and reload this page.")
 
-how_chosen = ("the one combination the dashboard fits" if pipeline.config_.get("grid") == "app"
+how_chosen = ("the one combination the dashboard uses" if pipeline.config_.get("grid") == "app"
               else f"best {pipeline.config_.get('selection_rule', 'mean')} C-index of the grid")
-st.caption(f"Model: **{pipeline.selected_}** ({how_chosen}) · MLRS cutoff {pipeline.cutoff_:.3g} "
-           "(training median, frozen). Details on the Cohort page.")
+source = pipeline_source(pipeline)
+st.caption(f"Model: **{pipeline.selected_}** ({how_chosen}"
+           + (f"; {source}" if source else "")
+           + f") · MLRS cutoff {pipeline.cutoff_:.3g} (training median, frozen). "
+           "Details on the Cohort page.")
 
 # ------------------------------------------------------------------ CT embedding
 risk_result = st.session_state.get(state.RISK_RESULT)  # nbrisk_core.case.RiskResult

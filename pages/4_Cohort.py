@@ -116,7 +116,9 @@ with tabs[0]:
                 f"(highest {rule} C-index). Rows are sorted by the mean of the training and testing "
                 "C-index (the paper's rule).")
     if pipeline.config_.get("grid") == "app":
-        st.info(f"The dashboard fits one combination ({pipeline.selected_}) so that it starts quickly. "
+        st.info(f"The dashboard uses one combination ({pipeline.selected_}), loaded from the cohort's "
+                "frozen bundle when there is one (`nbrisk prognosis fit`), else fitted at start, so that "
+                "it starts quickly. "
                 "The paper's full search (up to 117 combinations, under a minute for the demo cohort on "
                 "2 idle cores) runs here with the button below, with `nbrisk benchmark`, or at start-up "
                 "with `NBRISK_PROGNOSIS_GRID=full`. The Prognosis page then uses the search's selected model.")

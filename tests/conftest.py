@@ -34,6 +34,26 @@ def demo_dir() -> Path:
     return DEMO_DIR
 
 
+@pytest.fixture(scope="session")
+def demo_bundle(demo_dir) -> Path:
+    """The demo's frozen prognosis bundle the app loads instead of fitting (``make test`` writes it with
+    ``make bundle``; fitted here if missing or fitted on other data). Skips without the shipped classifier."""
+    from nbrisk_core.classifier.model_io import shipped_model_path
+    from nbrisk_core.config import cohort_models_dir
+    from nbrisk_core.prognosis.bundle import find_cohort_bundle
+
+    if not shipped_model_path("art", demo_dir).exists():
+        pytest.skip("the shipped Swin-ART classifier is missing (its CT features feed the demo bundle)")
+    found = find_cohort_bundle(demo_dir)
+    if found is not None:
+        return found
+    from nbrisk_core.cli import main
+
+    out = cohort_models_dir(demo_dir) / "prognosis_demo"
+    assert main(["prognosis", "fit", "--cohort", str(demo_dir), "--out", str(out), "--n-jobs", "1"]) == 0
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _no_auth_for_local_tests(monkeypatch):
     # The local demo runs without sign-in; tests that need it set NBRISK_AUTH=on themselves.

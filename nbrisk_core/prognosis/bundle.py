@@ -754,8 +754,8 @@ def find_cohort_bundle(cohort_dir, models_dir=None) -> Path | None:
     return max(matching)[1] if matching else None
 
 
-def app_bundle_pipeline(cohort_dir, selected: str | None = None, *, classifier_sha256=None):
-    """The pipeline of the cohort's bundle for the dashboard, or None to fit one as before.
+def app_bundle(cohort_dir, selected: str | None = None, *, classifier_sha256=None) -> PrognosisBundle | None:
+    """The cohort's bundle for the dashboard (:class:`PrognosisBundle`, verified), or None to fit as before.
 
     Used only when the bundle was fitted on this very cohort (hash), with the combination ``selected``
     when one is asked for, and on the CT features the app uses: a clinical-only bundle, or one fitted on
@@ -771,12 +771,18 @@ def app_bundle_pipeline(cohort_dir, selected: str | None = None, *, classifier_s
         return None
     source = bundle.embeddings.get("source")
     if source == "none":
-        return bundle.pipeline
+        return bundle
     if source == "classifier":
         actual = classifier_sha256() if callable(classifier_sha256) else classifier_sha256
         if actual is not None and actual == bundle.embeddings.get("model_sha256"):
-            return bundle.pipeline
+            return bundle
     return None
+
+
+def app_bundle_pipeline(cohort_dir, selected: str | None = None, *, classifier_sha256=None):
+    """The pipeline of :func:`app_bundle` (None: no matching bundle, fit one as before)."""
+    bundle = app_bundle(cohort_dir, selected, classifier_sha256=classifier_sha256)
+    return None if bundle is None else bundle.pipeline
 
 
 def predict_from_labs(embedding, labs_path, bundle_dir) -> dict:

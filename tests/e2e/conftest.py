@@ -20,7 +20,8 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="module")
-def server(monkeypatch_module, demo_dir):
+def server(monkeypatch_module, demo_dir, demo_bundle):
+    # demo_bundle: the Prognosis step loads the frozen bundle, it does not fit (step_prognosis checks)
     srv = start_server([CLINICIAN, ADMIN], data_dir=demo_dir)
     yield srv
     stop_server(srv)

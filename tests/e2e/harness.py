@@ -378,11 +378,19 @@ LAB_ENTRIES: tuple[tuple[str, str], ...] = (("Age at diagnosis", "36"), ("Neuron
 
 
 def step_prognosis(flow: Flow) -> None:
-    """Prognosis page: predict survival from the labs (the form as the page pre-fills it)."""
+    """Prognosis page: predict survival from the labs (the form as the page pre-fills it).
+
+    The model is the demo's frozen bundle (``make bundle``), not a fit at start: the page's caption says so.
+    """
+    import re
+
     from playwright.sync_api import expect
 
     flow.go_to("Prognosis")
     page = flow.page
+    source = page.get_by_text(re.compile(r"frozen bundle \S+ \(SHA-256 [0-9a-f]{12}\)"))
+    expect(source, "the Prognosis page fitted the model instead of loading the demo's frozen bundle "
+                   "(models/prognosis_demo: make bundle)").to_be_visible()
     fill = page.get_by_role("button", name="Fill the form with this demo patient's values")
     if fill.count():
         fill.click()

@@ -128,11 +128,12 @@ USERS = [("twoa", "two-servers-password-a", "clinician"), ("twob", "two-servers-
 
 
 @pytest.fixture(scope="module")
-def deployment(pg_database, tmp_path_factory):
+def deployment(pg_database, tmp_path_factory, request):
     """Server A (migrates the database, adds the users), server B on the same database, nginx in front."""
     for reason in (chromium_missing_reason(), models_missing_reason(), _nginx_missing_reason()):
         if reason:
             pytest.skip(reason)
+    request.getfixturevalue("demo_bundle")   # the clinicians' Prognosis step loads it (no fit at start)
     cohort = REPO_ROOT / "data" / "demo"
     servers = []
     proxy = None

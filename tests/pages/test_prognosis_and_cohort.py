@@ -242,7 +242,7 @@ def test_cohort_page_renders_and_marks_the_current_patient(fitted_app):
     # heatmap, 2 KM + 2 risk-factor, distribution, 2 td-ROC, 2 DCA + 2 calibration, forest, 4 associations
     assert len(charts) >= 15, len(charts)
     assert any("current patient" in c.value for c in at.caption)
-    assert any("fits one combination" in i.value for i in at.info)
+    assert any("uses one combination" in i.value for i in at.info)
     # the td-AUC table has the 1/3/5/7-year rows of both cohorts
     tables = at.dataframe
     assert any({"cohort", "years", "auc", "low", "high"} <= set(t.value.columns) for t in tables)
