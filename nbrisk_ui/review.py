@@ -67,9 +67,9 @@ def decide_callback(cohort: Path, item, action: str, user: str) -> None:
         audit_decision(cohort, row, user)
     except Exception:  # noqa: BLE001 - the decision is saved; say that its audit event is missing
         _LOG.exception("could not write a Cohort builder decision to the audit trail")
-        st.session_state[MESSAGE] = ("error", f"{item.patient_id} {item.phase.upper()}: the decision is saved "
-                                              "in the cohort, but it could not be written to the audit trail "
-                                              "(the server's log says why).")
+        st.session_state[MESSAGE] = ("error", f"{item.patient_id} {item.phase.upper()}: the decision is "
+                                              "saved in the cohort, but it could not be written to the audit "
+                                              "trail (the server's log says why).")
         return
     what = {"accept": f"accepted slice {item.proposed_slice}", "move": f"moved to slice {index}",
             "reject": "rejected"}[action]

@@ -81,7 +81,8 @@ def test_accept_move_reject_and_a_second_reviewer_sees_the_progress(repo_root, p
     assert [(e.username, e.action, e.detail["action"]) for e in events] == [
         ("local", "slice_confirmed", "accept"), ("local", "slice_confirmed", "move"),
         ("local", "slice_rejected", "reject")]
-    assert [e.detail["slice_index"] for e in events] == [queue[0].proposed_slice, item.proposed_slice + 2, None]
+    assert [e.detail["slice_index"] for e in events] == [queue[0].proposed_slice, item.proposed_slice + 2,
+                                                          None]
     for event, decided in zip(events, queue[:3]):
         assert event.detail["phase"] == decided.phase.value
         assert find_decision(cohort, event.detail["proposal_sha256"])["patient_id"] == decided.patient_id
@@ -123,3 +124,21 @@ def test_a_cohort_without_proposals_says_how_to_make_them(repo_root, proposed_si
     at = _page(repo_root, cohort, monkeypatch)
     assert any("nbrisk cohort slices" in info.value for info in at.info)
     assert [m.value for m in at.metric][:1] == ["2"]   # 2 patients to propose
+
+
+def test_a_decision_the_audit_trail_refuses_is_saved_and_the_page_says_so(repo_root, proposed_site, tmp_path,
+                                                                          monkeypatch):
+    from nbrisk_core.store import audit
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    cohort = tmp_path / "cohort"
+    shutil.copytree(proposed_site["proposed"], cohort)
+    item = review_queue(cohort)[0]
+    at = _page(repo_root, cohort, monkeypatch)
+    monkeypatch.setattr(audit, "record", refuse)
+    at.button(key="review.accept").click().run()
+    assert not at.exception
+    assert any("could not be written to the audit trail" in e.value for e in at.error)
+    assert _row(cohort, item)["confirmed_by"] == "local"
