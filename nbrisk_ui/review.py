@@ -4,15 +4,21 @@ the decision buttons with their keyboard shortcuts (:mod:`nbrisk_core.cohort.rev
 Shortcuts: ``A`` accept the proposed slice, ``M`` use the slice shown (a move), ``X`` reject,
 ``S`` skip for now (this session only), ``Left``/``Right`` previous/next slice. (``R`` and ``C`` are
 reserved by Streamlit.)
+
+Each decision is also one event of the store's audit trail (:func:`audit_decision`): who, when, which
+cohort, phase, action and slice, and the SHA-256 of the ``proposals.csv`` row written; no study number.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
 
 from nbrisk_core.errors import InputError
+
+_LOG = logging.getLogger(__name__)
 
 #: session key: patient-phase items this reviewer skipped (shown again after the others)
 SKIPPED = "review.skipped"
@@ -53,13 +59,33 @@ def decide_callback(cohort: Path, item, action: str, user: str) -> None:
     index = st.session_state.get(slice_key(item), item.proposed_slice)
     try:
         volume = volume_for(cohort, item.patient_id, item.phase.value) if action != "reject" else None
-        decide(cohort, item.patient_id, item.phase, action, user, index=index, volume=volume)
+        row = decide(cohort, item.patient_id, item.phase, action, user, index=index, volume=volume)
     except InputError as error:
         st.session_state[MESSAGE] = ("error", str(error))
+        return
+    try:
+        audit_decision(cohort, row, user)
+    except Exception:  # noqa: BLE001 - the decision is saved; say that its audit event is missing
+        _LOG.exception("could not write a Cohort builder decision to the audit trail")
+        st.session_state[MESSAGE] = ("error", f"{item.patient_id} {item.phase.upper()}: the decision is "
+                                              "saved in the cohort, but it could not be written to the audit "
+                                              "trail (the server's log says why).")
         return
     what = {"accept": f"accepted slice {item.proposed_slice}", "move": f"moved to slice {index}",
             "reject": "rejected"}[action]
     st.session_state[MESSAGE] = ("success", f"{item.patient_id} {item.phase.upper()}: {what}.")
+
+
+def audit_decision(cohort: Path, row: dict, user: str) -> None:
+    """One ``slice_confirmed``/``slice_rejected`` event per decision: cohort, phase, action, slice index
+    and the SHA-256 of the written ``proposals.csv`` row, no study number
+    (:func:`nbrisk_core.cohort.review.decision_audit_detail`)."""
+    from nbrisk_core.cohort.review import decision_audit_detail
+    from nbrisk_core.store import audit
+    from nbrisk_ui.resources import store_engine
+
+    action, detail = decision_audit_detail(cohort, row)
+    audit.record(store_engine(), user, action, detail=detail)
 
 
 def skip_callback(item) -> None:

@@ -5,7 +5,8 @@ reviewer works through the queue (not found and low confidence first): the propo
 contour and the area curve, then accept (A), use the slice shown (M), reject (X) or skip (S); the
 Left/Right keys step through the slices. Each decision is written at once to the cohort's
 ``slices.csv``/``proposals.csv`` and ``slices/<patient_id>/`` (atomic files, ``confirmed_by`` and
-``confirmed_at``): the work is resumable and a second reviewer sees the same progress.
+``confirmed_at``): the work is resumable and a second reviewer sees the same progress. Each decision is
+also an event of the audit trail (``slice_confirmed``/``slice_rejected``, without the study number).
 """
 
 from __future__ import annotations

@@ -495,3 +495,64 @@ def decide(cohort_dir, patient_id: str, phase, action: str, user: str, *, index:
         updated = {**proposal.to_dict(), "decision": DECISIONS[action], "decided_by": user, "decided_at": at}
         _write_proposals(cohort_dir, _upsert(proposals, [updated], PROPOSAL_COLUMNS))
     return updated
+
+
+# --------------------------------------------------------------------------------------------
+# the audit trail's record of a decision
+
+#: audit action of each review action (:data:`nbrisk_core.store.audit.ACTIONS`)
+AUDIT_ACTIONS: dict[str, str] = {"accept": "slice_confirmed", "move": "slice_confirmed",
+                                 "reject": "slice_rejected"}
+_ACTION_OF_DECISION = {decision: action for action, decision in DECISIONS.items()}
+
+
+def row_reference(row: dict, columns=PROPOSAL_COLUMNS) -> str:
+    """SHA-256 (hex) of one table row as the CSV holds it (every value as text, in ``columns``).
+
+    The audit trail names a reviewed patient-phase by this reference, never by the study number:
+    whoever holds the cohort finds the row again with :func:`find_decision`; the trail alone does not
+    say which patient it was (the row holds the de-identified series UID and the decision's time).
+    """
+    import hashlib
+    import json
+
+    text = json.dumps({c: str(row.get(c, "")) for c in columns}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def decision_audit_detail(cohort_dir, row: dict) -> tuple[str, dict]:
+    """``(audit action, detail)`` of a decision :func:`decide` wrote (its returned ``proposals.csv`` row).
+
+    The detail holds no patient identifier: the cohort's name, the phase, the review action, the chosen
+    slice index (none for a reject), ``chosen_by`` and ``proposal_sha256`` (:func:`row_reference` of the
+    written row).
+    """
+    from nbrisk_core.cohort.format import read_meta
+
+    cohort_dir = Path(cohort_dir)
+    action = _ACTION_OF_DECISION.get(row.get("decision", ""))
+    if action is None:
+        raise InputError(f"decision = {row.get('decision')!r} is no review decision "
+                         f"(expected one of {', '.join(DECISIONS.values())})")
+    index, chosen_by = None, ""
+    if action != "reject":
+        slices = read_slices(cohort_dir)
+        match = slices[(slices["patient_id"] == row["patient_id"]) & (slices["phase"] == row["phase"])]
+        if not match.empty:
+            index, chosen_by = int(match.iloc[0]["slice_index"]), match.iloc[0]["chosen_by"]
+    try:
+        name = str(read_meta(cohort_dir).get("name") or cohort_dir.name)
+    except InputError:
+        name = cohort_dir.name
+    detail = {"cohort": name, "phase": row["phase"], "action": action, "slice_index": index,
+              "chosen_by": chosen_by, "proposal_sha256": row_reference(row)}
+    return AUDIT_ACTIONS[action], detail
+
+
+def find_decision(cohort_dir, reference: str) -> dict | None:
+    """The ``proposals.csv`` row whose :func:`row_reference` is ``reference`` (None: not there any more)."""
+    for row in read_proposals(Path(cohort_dir)).to_dict("records"):
+        if row_reference(row) == reference:
+            return row
+    return None

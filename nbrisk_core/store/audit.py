@@ -10,7 +10,10 @@ event's hash; 64 zeros for the first) and ``hash`` = SHA-256 of the canonical JS
 fields and ``prev_hash`` (:func:`event_hash`). Events are appended one at a time
 (:func:`nbrisk_core.store.db.serialize`), so the chain cannot fork; :func:`verify_chain` (``nbrisk
 audit verify``) recomputes it and names the first event that was edited, removed or reordered.
-Events name the case by its random ``case_uid`` and never carry patient identifiers or passwords.
+Events name the case by its random ``case_uid`` and never carry patient identifiers or passwords; a
+Cohort builder decision (``slice_confirmed``/``slice_rejected``) names the cohort, phase and slice and
+the SHA-256 of the ``proposals.csv`` row it wrote, not the study number
+(:func:`nbrisk_core.cohort.review.decision_audit_detail`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ ACTIONS: tuple[str, ...] = (
     "case_created", "case_opened", "case_changed", "case_exported", "case_deleted",
     "case_shared", "case_unshared", "case_access_denied", "user_team_changed",
     "prediction", "audit_exported", "case_pushed",
+    "slice_confirmed", "slice_rejected",
 )
 #: ``prev_hash`` of the first event
 GENESIS_HASH = "0" * 64

@@ -120,11 +120,12 @@ def write_site_studies(root, n_patients: int, seed: int = 99):
     from nbrisk_core.demo.cohort import cohort_geometry, generate_cohort_tables
     from nbrisk_core.demo.dicom import write_study_files
 
-    sheet, _ = site_tables(12, seed=seed)
+    n_table = max(12, n_patients)   # 12 for the small sites: the same patients as before
+    sheet, _ = site_tables(n_table, seed=seed)
     sheet = sheet.iloc[:n_patients]
     sheet.to_csv(root / "site.csv", index=False)
     (root / "site.toml").write_text(MAPPING)
-    table = generate_cohort_tables(12, seed)
+    table = generate_cohort_tables(n_table, seed)
     for number in range(1, n_patients + 1):
         row = table.iloc[number - 1]
         write_study_files(cohort_geometry(row, seed, number), row.to_dict(), seed, row["patient_id"],

@@ -3,8 +3,9 @@ spreadsheet and marked real (``synthetic: false``, no truth.csv), trains a tiny 
 evaluated, runs the model search and opens in the app, with no synthetic banner and no oracle figure.
 
 Its chosen slices are the demo generator's max-area slices of the same patients (same seed), written
-directly in the format of docs/cohort-format.md (``slices.csv`` + ``slices/<patient_id>/``): the slice
-proposal step (``nbrisk cohort slices``) does not exist yet.
+directly in the format of docs/cohort-format.md (``slices.csv`` + ``slices/<patient_id>/``), which keeps
+this module fast; ``tests/cohort/test_site_chain.py`` (slow) does the whole chain with the slices proposed
+by ``nbrisk cohort slices --auto`` and confirmed through the review API.
 """
 
 from __future__ import annotations

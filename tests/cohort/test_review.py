@@ -198,3 +198,37 @@ def test_two_reviewers_at_once_lose_no_decision(proposed):
     assert errors == []
     assert review_progress(proposed).accepted == len(items)
     assert (read_slices(proposed)["confirmed_by"] == "alice").sum() == len(items)
+
+
+def test_a_decision_is_audited_without_the_study_number(proposed, tmp_path):
+    """Each decision is one audit event (who, cohort, phase, action, slice) naming the proposals.csv row
+    by its SHA-256, which finds the row again in the cohort; the study number is nowhere in the event."""
+    from nbrisk_core.store import audit
+    from nbrisk_core.store.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    migrate(engine)
+    first, second, third = sorted(review_queue(proposed), key=lambda i: (i.patient_id, i.phase.value))[:3]
+    rows = [decide(proposed, first.patient_id, first.phase, "accept", "alice"),
+            decide(proposed, second.patient_id, second.phase, "move", "bob", index=second.proposed_slice + 1),
+            decide(proposed, third.patient_id, third.phase, "reject", "carol")]
+    for row in rows:
+        action, detail = review.decision_audit_detail(proposed, row)
+        audit.record(engine, row["decided_by"], action, detail=detail)
+    events = sorted(audit.list_events(engine), key=lambda e: e.id)
+    assert [(e.username, e.action) for e in events] == [
+        ("alice", "slice_confirmed"), ("bob", "slice_confirmed"), ("carol", "slice_rejected")]
+    name = load_cohort(proposed).meta["name"]
+    assert [e.detail["cohort"] for e in events] == [name] * 3
+    assert [(e.detail["phase"], e.detail["action"], e.detail["slice_index"]) for e in events] == [
+        (first.phase.value, "accept", first.proposed_slice),
+        (second.phase.value, "move", second.proposed_slice + 1), (third.phase.value, "reject", None)]
+    assert [e.detail["chosen_by"] for e in events] == ["auto", "user", ""]
+    for event, item in zip(events, (first, second, third)):
+        found = review.find_decision(proposed, event.detail["proposal_sha256"])
+        assert (found["patient_id"], found["phase"]) == (item.patient_id, item.phase.value)
+        assert item.patient_id not in audit.canonical_json(event.detail)
+    assert audit.verify_chain(engine).ok
+    with pytest.raises(InputError, match="no review decision"):
+        review.decision_audit_detail(proposed, {**rows[0], "decision": ""})
+    engine.dispose()

@@ -1,16 +1,29 @@
 """The Cohort builder page (AppTest): the review queue of an imported cohort's slice proposals;
-accept / move / reject write the cohort's slices.csv, and a second reviewer sees the progress."""
+accept / move / reject write the cohort's slices.csv and the audit trail, and a second reviewer sees the
+progress."""
 
 from __future__ import annotations
 
 import shutil
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from nbrisk_core.cohort.review import read_proposals, read_slices, review_queue
 
 PAGE = "pages/7_Cohort_builder.py"
 TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def store_url(tmp_path, monkeypatch):
+    """A throwaway case store: the decisions' audit events go there, not to data/nbrisk.db."""
+    from nbrisk_core.store.db import dispose_engines
+
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    monkeypatch.setenv("NBRISK_DATABASE_URL", url)
+    yield url
+    dispose_engines()
 
 
 def _page(repo_root, cohort, monkeypatch):
@@ -28,7 +41,7 @@ def _row(cohort, item):
 
 
 def test_accept_move_reject_and_a_second_reviewer_sees_the_progress(repo_root, proposed_site, tmp_path,
-                                                                       monkeypatch):
+                                                                       monkeypatch, store_url):
     cohort = tmp_path / "cohort"
     shutil.copytree(proposed_site["proposed"], cohort)
     queue = review_queue(cohort)
@@ -58,6 +71,22 @@ def test_accept_move_reject_and_a_second_reviewer_sees_the_progress(repo_root, p
     assert not at.exception and _row(cohort, queue[2]) is None
     decisions = read_proposals(cohort).set_index(["patient_id", "phase"])["decision"]
     assert decisions[(queue[2].patient_id, queue[2].phase.value)] == "rejected"
+
+    # every decision is in the audit trail: who, cohort, phase, action, slice; no study number
+    from nbrisk_core.cohort.review import find_decision
+    from nbrisk_core.store import audit
+    from nbrisk_core.store.db import get_engine
+
+    events = sorted(audit.list_events(get_engine(store_url)), key=lambda e: e.id)
+    assert [(e.username, e.action, e.detail["action"]) for e in events] == [
+        ("local", "slice_confirmed", "accept"), ("local", "slice_confirmed", "move"),
+        ("local", "slice_rejected", "reject")]
+    assert [e.detail["slice_index"] for e in events] == [queue[0].proposed_slice, item.proposed_slice + 2,
+                                                          None]
+    for event, decided in zip(events, queue[:3]):
+        assert event.detail["phase"] == decided.phase.value
+        assert find_decision(cohort, event.detail["proposal_sha256"])["patient_id"] == decided.patient_id
+        assert decided.patient_id not in audit.canonical_json(event.detail)
 
     # a second reviewer (a new session) resumes where the first one is
     second = _page(repo_root, cohort, monkeypatch)
@@ -95,3 +124,21 @@ def test_a_cohort_without_proposals_says_how_to_make_them(repo_root, proposed_si
     at = _page(repo_root, cohort, monkeypatch)
     assert any("nbrisk cohort slices" in info.value for info in at.info)
     assert [m.value for m in at.metric][:1] == ["2"]   # 2 patients to propose
+
+
+def test_a_decision_the_audit_trail_refuses_is_saved_and_the_page_says_so(repo_root, proposed_site, tmp_path,
+                                                                          monkeypatch):
+    from nbrisk_core.store import audit
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    cohort = tmp_path / "cohort"
+    shutil.copytree(proposed_site["proposed"], cohort)
+    item = review_queue(cohort)[0]
+    at = _page(repo_root, cohort, monkeypatch)
+    monkeypatch.setattr(audit, "record", refuse)
+    at.button(key="review.accept").click().run()
+    assert not at.exception
+    assert any("could not be written to the audit trail" in e.value for e in at.error)
+    assert _row(cohort, item)["confirmed_by"] == "local"
