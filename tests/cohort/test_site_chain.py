@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,11 @@ import pytest
 from nbrisk_core.cli import main
 from tests.cohort.conftest import write_site_studies
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+# about 4-5 minutes on 2 cores (proposing 24 patients' three phases is most of it): outside the 15-minute
+# `make test` budget, so it runs when asked: NBRISK_TEST_SITE_CHAIN=1 pytest tests/cohort/test_site_chain.py
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200),
+              pytest.mark.skipif(os.environ.get("NBRISK_TEST_SITE_CHAIN") != "1",
+                                 reason="the whole-site chain (~4-5 min) runs with NBRISK_TEST_SITE_CHAIN=1")]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_PATIENTS = 24
