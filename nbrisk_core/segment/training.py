@@ -33,7 +33,6 @@ from nbrisk_core.segment.data import SegDataConfig
 from nbrisk_core.segment.model import SegNetConfig
 
 STATE_VERSION = 1
-PRECISIONS = ("auto", "bf16", "fp32")
 #: patients rendered together, their samples shuffled together
 PATIENT_GROUP = 16
 
@@ -60,29 +59,6 @@ def learning_rate(recipe: SegRecipe, epoch: int) -> float:
     t = epoch / (recipe.epochs - 1)
     span = recipe.learning_rate - recipe.min_learning_rate
     return recipe.min_learning_rate + 0.5 * span * (1 + math.cos(math.pi * t))
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available here")
-    return device
-
-
-def use_bf16(precision: str, device: str) -> bool:
-    """bf16 autocast: ``auto`` where it pays off (CUDA, or the CPU probe's measurement)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        from nbrisk_core.classifier.inference import bf16_pays_off
-
-        return bf16_pays_off(device)
-    return precision == "bf16"
 
 
 def train_transforms():
@@ -208,6 +184,8 @@ def train_seg(out_stem, checkpoint_dir, data: SegDataConfig = SegDataConfig(),
     from monai.data import DataLoader, Dataset
     from monai.losses import DiceCELoss
 
+    from nbrisk_core.classifier.inference import resolve_device
+    from nbrisk_core.classifier.training import resolve_precision
     from nbrisk_core.segment.data import epoch_patients, patient_samples
     from nbrisk_core.segment.model import LoadedSegModel, base_card, build_network, save_seg_model
 
@@ -215,7 +193,7 @@ def train_seg(out_stem, checkpoint_dir, data: SegDataConfig = SegDataConfig(),
         raise InputError(f"epochs {recipe.epochs}, batch size {recipe.batch_size} and patients per epoch "
                          f"{data.patients_per_epoch} must all be at least 1")
     device = resolve_device(device)
-    bf16 = use_bf16(precision, device)
+    bf16 = resolve_precision(precision, device)
     checkpoint_dir = Path(checkpoint_dir)
     settings = _settings(data, network_config, recipe)
     torch.manual_seed(data.seed)
