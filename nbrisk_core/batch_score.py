@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.hashing import sha256_file
 
 EMBEDDING_COLUMNS: tuple[str, ...] = tuple(f"ct{i:02d}" for i in range(1, 17))
 PART_PATTERN = "part-{:05d}.parquet"
@@ -248,10 +249,7 @@ def cohort_plan(cohort_dir, with_prognosis: bool) -> Plan:
     if not clinical_path.is_file():
         raise InputError(f"{clinical_path}: not found (--cohort expects a cohort directory with clinical.csv "
                          "and slices/<patient_id>/: docs/cohort-format.md)", source=str(clinical_path))
-    digest = hashlib.sha256()
-    with open(clinical_path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    digest = sha256_file(clinical_path)
     header = pd.read_csv(clinical_path, nrows=0).columns
     if "patient_id" not in header:
         raise InputError(f"{clinical_path}: column 'patient_id' is missing", source=str(clinical_path))
@@ -271,7 +269,7 @@ def cohort_plan(cohort_dir, with_prognosis: bool) -> Plan:
             ids = [str(i) for i in table["patient_id"]]
             yield ids, (_records(table) if with_prognosis else None)
 
-    return Plan(n, {"kind": "cohort", "dir": str(cohort_dir.resolve())}, digest.hexdigest(), chunks)
+    return Plan(n, {"kind": "cohort", "dir": str(cohort_dir.resolve())}, digest, chunks)
 
 
 def synthetic_plan(n: int, seed: int = 2025) -> Plan:
