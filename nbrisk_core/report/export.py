@@ -9,7 +9,6 @@ audits the download); nothing here reads the store.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ import numpy as np
 from nbrisk_core import RESEARCH_NOTICE
 from nbrisk_core.case import Case, ChosenSlice
 from nbrisk_core.errors import InputError
+from nbrisk_core.hashing import sha256_array
 from nbrisk_core.imaging.burned_in import META_KEY
 from nbrisk_core.report.clinical import clinical_values
 from nbrisk_core.report.pdf import render_pdf
@@ -30,20 +30,12 @@ from nbrisk_core.safe_csv import write_rows
 EXPORT_FORMATS: dict[str, str] = {"pdf": "application/pdf", "csv": "text/csv", "json": "application/json"}
 
 
-def _sha256(values: np.ndarray) -> str:
-    """SHA-256 of an array by dtype, shape and bytes (as :func:`nbrisk_core.store.codec.sha256_of`)."""
-    arr = np.ascontiguousarray(values)
-    digest = hashlib.sha256(f"nd:{arr.dtype.str}:{arr.shape}".encode())
-    digest.update(arr.tobytes())
-    return digest.hexdigest()
-
-
 def _plain(value: Any) -> Any:
     """JSON-ready value: arrays above a handful of numbers become {shape, dtype, sha256}."""
     if isinstance(value, np.ndarray):
         if value.size <= 32 and value.dtype.kind in "biuf":
             return [_plain(v) for v in value.tolist()]
-        return {"array_shape": list(value.shape), "dtype": str(value.dtype), "sha256": _sha256(value)}
+        return {"array_shape": list(value.shape), "dtype": str(value.dtype), "sha256": sha256_array(value)}
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, (np.floating, float)):
@@ -65,7 +57,7 @@ def _slice(chosen: ChosenSlice) -> dict:
             "series_uid": chosen.series_uid, META_KEY: dict(chosen.burned_in) or None,
             "viewer_window": chosen.window}
     return {"slice_index": chosen.index, "slice_position_mm": chosen.z_mm, "shape": list(chosen.plane.shape),
-            "hu_sha256": _sha256(chosen.plane),
+            "hu_sha256": sha256_array(chosen.plane),
             "meta": _plain({k: v for k, v in meta.items() if v is not None}),
             # volume, longest diameter and area of the phase's segmentation (None: none stored)
             "segmentation": chosen.segmentation.to_dict() if chosen.segmentation is not None else None}

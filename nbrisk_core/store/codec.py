@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from nbrisk_core.hashing import feed_array
+
 #: keys never stored (normalised: lower case, no separators); DICOM PS3.15 Annex E identifiers
 IDENTIFIER_KEYS: frozenset[str] = frozenset({
     "patientname", "patientsname", "patientbirthdate", "patientsbirthdate", "birthdate", "dateofbirth",
@@ -246,9 +248,7 @@ def sha256_of(obj: Any) -> str:
 
 def _feed(digest, obj: Any) -> None:
     if isinstance(obj, np.ndarray):
-        arr = np.ascontiguousarray(obj)
-        digest.update(f"nd:{arr.dtype.str}:{arr.shape}".encode())
-        digest.update(arr.tobytes() if arr.dtype != object else repr(arr.tolist()).encode())
+        feed_array(digest, obj)
         return
     if isinstance(obj, dict):
         digest.update(b"{")
