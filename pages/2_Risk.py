@@ -109,6 +109,7 @@ source = st.radio("Case", sources, horizontal=True)
 grey: dict = {}   # what the page shows (8-bit)
 slices: dict = {}  # what the models read: the chosen slices (HU windowed by each model's card) or grey
 case_label = ""
+radiomics_patient = None  # a cohort patient: its stored tumour mask lets the radiomics model score it
 try:
     if source.startswith("Case from"):
         # DICOM slices carry HU, 2-D image uploads a grey image: one builder for both (and the CLI)
@@ -118,6 +119,7 @@ try:
         patient = st.selectbox("Demo patient", patients)
         grey = {Phase(p): g for p, g in demo_case(str(path), patient).items()}
         case_label = patient
+        radiomics_patient = patient
     else:
         cols = st.columns(3)
         for col, phase in zip(cols, PHASES):
@@ -224,5 +226,10 @@ with st.expander("Model card (Swin-ART)"):
             st.caption(f"Evaluated on {evaluation.get('cohort')} (seed {evaluation.get('seed')}, {cohort_name}, "
                        f"n={m['n']}): AUC {m['auc']['value']:.3f} ({m['auc']['ci_low']:.3f}-{m['auc']['ci_high']:.3f})"
                        + (f" vs oracle AUC {oracle:.3f}" if oracle is not None else ""))
+
+# ------------------------------------------------------------------ radiomics beside Swin-ART
+from nbrisk_ui.radiomics import risk_panel  # noqa: E402
+
+risk_panel(models_dir, path, radiomics_patient, float(art.p_high_risk))
 
 from nbrisk_ui.cases import save_case_widget; save_case_widget()  # noqa: E402,E702 - Workflow: save the case

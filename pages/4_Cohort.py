@@ -105,7 +105,7 @@ if sub.empty:
     st.stop()
 
 tabs = st.tabs(["Model search", "MLRS groups", "Time-dependent ROC", "Decision curve", "Cox screening",
-                "Associations", "Clinical-only baseline", "Imputation"])
+                "Associations", "Clinical-only baseline", "Imputation", "Radiomics vs Swin-ART"])
 
 # ------------------------------------------------------------------ model search
 with tabs[0]:
@@ -229,3 +229,14 @@ with tabs[7]:
         st.plotly_chart(figure("imputation_density_figure", completed.loc[~mask[variable], variable],
                                completed.loc[mask[variable], variable], variable),
                         key=KEY + "imputation")
+
+# ------------------------------------------------------------------ radiomics beside Swin-ART
+with tabs[8]:
+    from nbrisk_core import config
+    from nbrisk_ui.radiomics import cohort_panel
+
+    cohort_panel(config.cohort_models_dir(path), path, pipeline)
+    c = pipeline.summary_.get("c_index_test") if isinstance(getattr(pipeline, "summary_", None), dict) else None
+    if c is not None:
+        st.caption(f"The dashboard's own prognosis model ({pipeline.selected_}, "
+                   f"{pipeline.config_.get('feature_set', 'both')} features): testing C-index {c:.3f}.")

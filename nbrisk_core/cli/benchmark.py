@@ -29,11 +29,12 @@ def register(subparsers) -> None:
     parser.add_argument("--stand-in-embeddings", action="store_true",
                         help="use STAND-IN CT features made from truth.csv (testing without a classifier; "
                              "labelled as such in the output)")
-    parser.add_argument("--features", choices=["clinical", "ct", "both"],
+    parser.add_argument("--features", choices=["clinical", "ct", "both", "radiomics"],
                         help="candidate features of the grid: both (CT features + clinical variables, the "
                              "paper; the default when embeddings exist), clinical (the clinical variables "
                              "alone: a cohort without images; the default when the cohort has no images and "
-                             "no embeddings) or ct")
+                             "no embeddings), ct, or radiomics (the radiomics rad-score fitted on the "
+                             "training patients + clinical variables; needs 'nbrisk radiomics' first)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--backend", default="loky", choices=["loky", "dask", "ray", "sequential"],
                         help="where the grid's fits run: loky (this machine), dask (a Dask cluster: "
@@ -90,8 +91,20 @@ def run(args: argparse.Namespace) -> int:
     if features == "clinical" and (args.embeddings or args.stand_in_embeddings):
         raise InputError("--features clinical uses no CT features: leave out --embeddings and "
                          "--stand-in-embeddings")
+    if features == "radiomics" and getattr(args, "cv", None):
+        raise InputError("--features radiomics with --cv: not supported (the rad-score is fitted once on the "
+                         "8:2 split's training patients, so it would see the cross-validation folds' test "
+                         "patients); run the 8:2 split without --cv")
+    if features == "radiomics" and (args.embeddings or args.stand_in_embeddings):
+        raise InputError("--features radiomics uses the radiomics rad-score, not Swin-ART CT features: leave "
+                         "out --embeddings and --stand-in-embeddings")
     if features == "clinical":
         embeddings, embedding_source = None, "none (--features clinical: clinical variables only)"
+    elif features == "radiomics":
+        from nbrisk_core.features import cohort_radiomics_block
+
+        embeddings, provenance = cohort_radiomics_block(data, seed=0, progress=not args.quiet)
+        embedding_source = "radiomics rad-score (" + provenance["note"] + ")"
     elif args.embeddings:
         embeddings, embedding_source = read_embeddings(args.embeddings), str(args.embeddings)
     elif args.stand_in_embeddings:

@@ -4,6 +4,7 @@
 
     nbrisk prognosis fit --cohort data/demo --out models/prognosis_demo            # classifier CT features
     nbrisk prognosis fit --cohort DIR --features clinical --out models/site_a      # a cohort without images
+    nbrisk prognosis fit --cohort data/demo --features radiomics --grid full --out runs/rad   # rad-score + clinical
     nbrisk prognosis fit --cohort DIR --stand-in-embeddings --grid test --out /tmp/b
     nbrisk prognosis show models/prognosis_demo       # verify and print the card
 
@@ -27,8 +28,10 @@ def register(subparsers) -> None:
     fit.add_argument("--cohort", type=Path, required=True,
                      help="cohort directory (clinical.csv, cohort.json)")
     fit.add_argument("--out", type=Path, required=True, help="bundle folder to write (e.g. models/NAME)")
-    fit.add_argument("--features", choices=["both", "clinical", "ct"], default="both",
-                     help="candidate features: both (CT + clinical, the paper), clinical, ct "
+    fit.add_argument("--features", choices=["both", "clinical", "ct", "radiomics"], default="both",
+                     help="candidate features: both (Swin-ART CT features + clinical, the paper), clinical, "
+                          "ct (Swin-ART CT features alone), radiomics (the radiomics rad-score fitted on the "
+                          "training patients + clinical; needs 'nbrisk radiomics' first) "
                           "(default: %(default)s)")
     fit.add_argument("--embeddings", type=Path, help="CT features: parquet or CSV (patient_id, ct01..ct16); "
                                                      "default: the shipped classifier's embeddings "
@@ -59,10 +62,14 @@ def embeddings_for_fit(cohort: Path, features: str, embeddings_file, stand_in: b
 
     if embeddings_file and stand_in:
         raise InputError("--embeddings and --stand-in-embeddings exclude each other")
-    if features == "clinical":
+    if features in ("clinical", "radiomics"):
         if embeddings_file or stand_in:
-            raise InputError("--features clinical uses no CT features: leave out --embeddings and "
+            raise InputError(f"--features {features} uses no Swin-ART CT features: leave out --embeddings and "
                              "--stand-in-embeddings")
+        if features == "radiomics":
+            from nbrisk_core.features import cohort_radiomics_block
+
+            return cohort_radiomics_block(cohort, seed=0, progress=True)
         return None, {"source": "none"}
     if embeddings_file:
         from nbrisk_core.hashing import sha256_file

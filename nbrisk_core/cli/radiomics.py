@@ -34,6 +34,14 @@ def register(subparsers) -> None:
     p.add_argument("--baseline", type=path_argument, metavar="REPORT.json",
                    help="also fit the radiomics model (contour ICC, LASSO in CV, logistic) on the cohort's "
                         "8:2 split and write its test AUC beside Swin-ART's and the oracle's (DeLong)")
+    p.add_argument("--save-model", type=path_argument, metavar="MODEL.json",
+                   help="with --baseline: save the fitted model (logistic head, a linear rad-score; JSON, no "
+                        "pickle) with its test evaluation, for the Risk and Cohort pages "
+                        "(e.g. models/radiomics_demo.json)")
+    p.add_argument("--grid-card", type=path_argument, action="append", metavar="BUNDLE",
+                   help="with --save-model: record the survival grid's result of a prognosis bundle "
+                        "('nbrisk prognosis fit --features radiomics|both ...'; repeatable) beside the model, "
+                        "for the Cohort page")
     p.add_argument("--model", type=path_argument, help="Swin-ART model for --baseline "
                    "(default: the shipped models/swin_art_demo.safetensors)")
     p.set_defaults(handler=run)
@@ -65,6 +73,8 @@ def run(args) -> int:
         frame.to_csv(out)
     skipped = frame.attrs.get("skipped") or {}
     note = "; ".join(f"{len(v)} with {k}" for k, v in skipped.items())
+    if args.save_model and not args.baseline:
+        raise InputError("--save-model: needs --baseline REPORT.json (the model is fitted by the baseline)")
     if args.baseline:
         _baseline(args, phases[0])
     seconds = time.perf_counter() - started
@@ -96,6 +106,21 @@ def _baseline(args, phase: str) -> None:
             comparators["oracle"] = table["p_high_risk"]
     result = run_baseline(cohort, phase, comparators, progress=True)
     Path(args.baseline).write_text(json.dumps(result, indent=1, default=str))
+    if args.save_model:
+        from nbrisk_core.radiomics.score import RadScore, save
+
+        evaluation = {k: result[k] for k in ("cohort", "cohort_sha256", "phase", "n_train", "n_test",
+                                             "n_features", "n_robust", "cv_auc", "test_auc", "comparisons",
+                                             "heads") if k in result}
+        for head in evaluation.get("heads", {}).values():
+            head.pop("best_params", None)
+        evaluation["rad_score_survival"] = result.get("rad_score_survival")
+        if args.grid_card:
+            from nbrisk_core.radiomics.score import grid_record
+
+            evaluation["survival_grid"] = [grid_record(card) for card in args.grid_card]
+        save(RadScore.from_dict(result["rad_score"]), args.save_model, evaluation=evaluation)
+        print(f"radiomics model -> {args.save_model}")
     auc = result["test_auc"]
     line = f"radiomics model: test AUC {auc['value']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f})"
     for name, c in result["comparisons"].items():

@@ -682,7 +682,10 @@ def save_pipeline(pipeline, out_dir, *, cohort_dir=None, clinical: pd.DataFrame 
     ----------
     embeddings : dict, optional
         Where the CT features came from: ``{"source": "classifier", "model_sha256": ...}``,
-        ``{"source": "stand-in", ...}``, ``{"source": "file", "path": ...}`` or ``{"source": "none"}``.
+        ``{"source": "stand-in", ...}``, ``{"source": "file", "path": ...}``, ``{"source": "none"}`` or
+        ``{"source": "radiomics", "rad_score": {...}, "rad_score_sha256": ...}`` (the frozen rad-score of
+        :mod:`nbrisk_core.radiomics.score`, fitted on the training patients; ``nbrisk validate`` applies it
+        to another cohort's cached radiomics).
     """
     from nbrisk_core.validation.case_mix import describe_cohort
 
@@ -793,6 +796,12 @@ def predict_from_labs(embedding, labs_path, bundle_dir) -> dict:
     if len(labs) != 1:
         raise InputError(f"{Path(labs_path).name}: expected the values of one patient, got {len(labs)} rows")
     bundle = load_pipeline(bundle_dir)
+    if bundle.embeddings.get("source") == "radiomics":
+        raise InputError(f"{bundle_dir}: this bundle was fitted on radiomics features (the rad-score of the "
+                         "tumour on the chosen slice), which need the tumour mask; 'nbrisk predict' reads "
+                         "images without one. Score a cohort with chosen slices and masks instead: "
+                         f"'nbrisk validate --bundle {bundle_dir} --cohort DIR' (after 'nbrisk radiomics "
+                         "--cohort DIR --out DIR/radiomics.parquet')")
     result = bundle.pipeline.predict_patient(embedding, labs).to_dict()
     result["bundle"] = str(bundle.path)
     result["bundle_sha256"] = bundle.sha256

@@ -15,26 +15,39 @@ from nbrisk_core.errors import InputError
 
 #: The 16 CT features (the hidden layer of Swin-ART), in order.
 CT_COLUMNS: list[str] = [f"ct{i:02d}" for i in range(1, 17)]
+#: The radiomics CT block (``--features radiomics``): one column, the rad-score of the radiomics model
+#: fitted on the training patients (:mod:`nbrisk_core.radiomics.score`).
+RADIOMICS_COLUMNS: list[str] = ["rad_score"]
+#: Columns of the CT feature block, by feature set (clinical: none).
+BLOCK_COLUMNS: dict[str, list[str]] = {"both": CT_COLUMNS, "ct": CT_COLUMNS, "radiomics": RADIOMICS_COLUMNS,
+                                       "clinical": []}
 
 
-def check_embeddings(embeddings: pd.DataFrame, source: str = "embeddings") -> pd.DataFrame:
-    """Embedding table indexed by patient_id with finite ct01..ct16 (InputError otherwise)."""
+def _names(columns) -> str:
+    return "ct01..ct16" if list(columns) == CT_COLUMNS else ", ".join(columns)
+
+
+def check_embeddings(embeddings: pd.DataFrame, source: str = "embeddings", columns=None) -> pd.DataFrame:
+    """Embedding table indexed by patient_id with finite ``columns`` (default ct01..ct16; InputError
+    otherwise)."""
+    columns = list(CT_COLUMNS if columns is None else columns)
     if not isinstance(embeddings, pd.DataFrame):
-        raise InputError(f"{source}: expected a table indexed by patient_id with columns ct01..ct16, "
+        raise InputError(f"{source}: expected a table indexed by patient_id with columns {_names(columns)}, "
                          f"got {type(embeddings).__name__}")
     table = embeddings
     if "patient_id" in table.columns:
         table = table.set_index("patient_id")
-    missing = [c for c in CT_COLUMNS if c not in table.columns]
+    missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise InputError(f"{source}: columns {', '.join(missing)} are missing (expected ct01..ct16)",
+        raise InputError(f"{source}: columns {', '.join(missing)} are missing (expected {_names(columns)})",
                          source=source)
-    table = table[CT_COLUMNS].apply(pd.to_numeric, errors="coerce")
+    table = table[columns].apply(pd.to_numeric, errors="coerce")
     table.index = table.index.astype(str)
     bad = table.index[~np.isfinite(table.to_numpy()).all(axis=1)]
     if len(bad):
         raise InputError(f"{source}: patient {bad[0]} has a missing or non-numeric CT feature "
-                         f"({len(bad)} patient(s) in all); expected 16 finite numbers", source=source)
+                         f"({len(bad)} patient(s) in all); expected {len(columns)} finite number(s)",
+                         source=source)
     if table.index.duplicated().any():
         raise InputError(f"{source}: patient {table.index[table.index.duplicated()][0]} appears twice",
                          source=source)
@@ -79,12 +92,15 @@ def stand_in_embeddings(truth: pd.DataFrame, seed: int = 2025, signal: float = 0
                         columns=CT_COLUMNS)
 
 
-def read_embedding_vector(embedding) -> np.ndarray:
-    """A patient's 16 CT features from a sequence, a dict/Series with ct01..ct16, or a JSON/CSV file."""
+def read_embedding_vector(embedding, columns=None) -> np.ndarray:
+    """A patient's CT features (``columns``, default the 16 ct01..ct16) from a sequence, a dict/Series, or a
+    JSON/CSV file."""
+    columns = list(CT_COLUMNS if columns is None else columns)
+    names = _names(columns)
     if isinstance(embedding, (str, Path)):
         path = Path(embedding)
         if not path.exists():
-            raise InputError(f"{path}: embedding file not found (expected 16 CT features ct01..ct16)")
+            raise InputError(f"{path}: embedding file not found (expected {len(columns)} CT feature(s) {names})")
         if path.suffix.lower() == ".json":
             import json
 
@@ -96,16 +112,16 @@ def read_embedding_vector(embedding) -> np.ndarray:
             embedding = table.iloc[0].to_dict()
     if isinstance(embedding, dict) or hasattr(embedding, "to_dict"):
         values = dict(embedding.to_dict() if hasattr(embedding, "to_dict") else embedding)
-        missing = [c for c in CT_COLUMNS if c not in values]
+        missing = [c for c in columns if c not in values]
         if missing:
-            raise InputError(f"CT embedding: missing {', '.join(missing)} (expected the 16 features ct01..ct16)")
-        embedding = [values[c] for c in CT_COLUMNS]
+            raise InputError(f"CT embedding: missing {', '.join(missing)} (expected the feature(s) {names})")
+        embedding = [values[c] for c in columns]
     try:
         vector = np.asarray(embedding, dtype=float).ravel()
     except (TypeError, ValueError) as error:
-        raise InputError(f"CT embedding: not numeric ({error}); expected 16 numbers") from error
-    if vector.size != len(CT_COLUMNS):
-        raise InputError(f"CT embedding has {vector.size} values; expected {len(CT_COLUMNS)} (ct01..ct16)")
+        raise InputError(f"CT embedding: not numeric ({error}); expected {len(columns)} number(s)") from error
+    if vector.size != len(columns):
+        raise InputError(f"CT embedding has {vector.size} values; expected {len(columns)} ({names})")
     if not np.all(np.isfinite(vector)):
-        raise InputError("CT embedding contains a missing or infinite value; expected 16 finite numbers")
+        raise InputError(f"CT embedding contains a missing or infinite value; expected {len(columns)} finite number(s)")
     return vector

@@ -42,7 +42,9 @@ from nbrisk_core.prognosis.evaluation import DAYS_PER_YEAR, TD_AUC_YEARS, evalua
 from nbrisk_core.prognosis.grid import has_survival_function, predict_with_band
 from nbrisk_core.prognosis.individual import IndividualPrognosis, describe_imputed
 from nbrisk_core.prognosis.inputs import (  # noqa: F401  (re-exported: the engine's input tables)
+    BLOCK_COLUMNS,
     CT_COLUMNS,
+    RADIOMICS_COLUMNS,
     check_embeddings,
     read_embedding_vector,
     read_embeddings,
@@ -51,8 +53,9 @@ from nbrisk_core.prognosis.inputs import (  # noqa: F401  (re-exported: the engi
 
 GRIDS = ("full", "quick", "test", "app")
 #: Which candidate features the grid sees: ``both`` (the paper: CT features + clinical variables),
-#: ``clinical`` (clinical variables alone: a cohort without images) or ``ct`` (CT features alone).
-FEATURE_SETS = ("both", "clinical", "ct")
+#: ``clinical`` (clinical variables alone: a cohort without images), ``ct`` (CT features alone) or
+#: ``radiomics`` (the radiomics rad-score, fitted on the training patients, + clinical variables).
+FEATURE_SETS = ("both", "clinical", "ct", "radiomics")
 
 #: The combination ``grid="app"`` fits when none is given: the paper's best (StepCox[backward] + RSF,
 #: method.md section 6), which is also the one a full run on the demo cohort is compared with.
@@ -111,8 +114,8 @@ def missing_embeddings_message(cohort_dir) -> str:
 def cohort_design(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, features: str = "both"):
     """``(patient ids, X, y)`` of a validated clinical table and a CT feature table.
 
-    ``X`` is indexed by patient id: the CT columns (none with ``features="clinical"``) then the encoded
-    clinical variables, missing values kept for the imputer; ``y = Surv.from_arrays(os_event, os_days)``.
+    ``X`` is indexed by patient id: the CT block (ct01..ct16; ``rad_score`` with ``features="radiomics"``;
+    none with ``features="clinical"``) then the encoded clinical variables, missing values kept for the imputer; ``y = Surv.from_arrays(os_event, os_days)``.
     """
     from sksurv.util import Surv
 
@@ -124,16 +127,18 @@ def cohort_design(clinical: pd.DataFrame, embeddings: pd.DataFrame | None, featu
     if features == "clinical":
         ct = pd.DataFrame(index=pd.Index(ids))
     else:
+        columns = BLOCK_COLUMNS[features]
         if embeddings is None:
-            raise InputError("embeddings: no CT feature table given (expected patient_id + ct01..ct16; "
+            raise InputError(f"embeddings: no CT feature table given (expected patient_id + "
+                             f"{', '.join(columns) if features == 'radiomics' else 'ct01..ct16'}; "
                              "or features='clinical')")
-        embeddings = check_embeddings(embeddings)
+        embeddings = check_embeddings(embeddings, columns=columns)
         absent = [i for i in ids if i not in embeddings.index]
         if absent:
             raise InputError(f"embeddings: no CT features for {len(absent)} of {len(ids)} patients "
                              f"(e.g. {', '.join(absent[:3])}); expected one row per patient of "
                              "clinical.csv")
-        ct = pd.DataFrame(embeddings.loc[ids, CT_COLUMNS].to_numpy(dtype=float), columns=CT_COLUMNS,
+        ct = pd.DataFrame(embeddings.loc[ids, columns].to_numpy(dtype=float), columns=columns,
                           index=pd.Index(ids))
     encoded = encode_clinical(clinical)
     encoded.index = ids
@@ -214,7 +219,7 @@ class CohortPreprocessor(BaseEstimator):
 
         _, event, time = check_survival_data(np.zeros((len(X), 0)), y)
         notes: list[str] = []
-        self.ct_columns_ = [c for c in X.columns if c in CT_COLUMNS]
+        self.ct_columns_ = [c for c in X.columns if c in CT_COLUMNS or c in RADIOMICS_COLUMNS]
         clinical = X.drop(columns=self.ct_columns_)
         # a variable no training patient has (a cohort without histology, INSS stage only...) cannot
         # be imputed or modelled: it is left out, and said so
@@ -320,7 +325,7 @@ class PrognosisPipeline(BaseEstimator):
         A combination of the grid (e.g. ``"StepCox[backward] + RSF"``).
     profile : {"full", "quick", "test"}
         Its hyperparameters (:data:`~nbrisk_core.prognosis.grid.PROFILES`).
-    features : {"both", "clinical", "ct"}
+    features : {"both", "clinical", "ct", "radiomics"}
         Candidate features of the screening (:data:`FEATURE_SETS`).
     p_univariate, p_multivariate : float
         Screening thresholds (paper: 0.05, 0.2).
@@ -435,7 +440,7 @@ class PrognosisPipeline(BaseEstimator):
         """
         from nbrisk_core.prognosis.validation import decode_clinical, encode_clinical, validate_clinical
 
-        vector = read_embedding_vector(embedding) if self.ct_columns_ else np.empty(0)
+        vector = read_embedding_vector(embedding, self.ct_columns_) if self.ct_columns_ else np.empty(0)
         clinical = validate_clinical(clinical_values, require=False)
         if len(clinical) != 1:
             raise InputError(f"clinical values: expected one patient, got {len(clinical)} rows")
@@ -484,11 +489,12 @@ class PrognosisPipeline(BaseEstimator):
 
         None when at least one CT feature passed screening and is used by the selected model.
         """
-        kept = [c for c in self.features_ if c in CT_COLUMNS]
+        kept = [c for c in self.features_ if c in self.ct_columns_]
         if kept or not self.ct_columns_:
             return None
-        p_best = float(self.screening_.loc[self.screening_["feature"].isin(CT_COLUMNS), "p_univariate"].min())
-        return (f"None of the {len(CT_COLUMNS)} CT features passed Cox screening in this training cohort "
+        p_best = float(self.screening_.loc[self.screening_["feature"].isin(self.ct_columns_),
+                                           "p_univariate"].min())
+        return (f"None of the {len(self.ct_columns_)} CT features passed Cox screening in this training cohort "
                 f"(smallest univariate p = {p_best:.2g}, threshold {self.p_univariate:g}): the MLRS here rests "
                 "on the clinical variables alone, and the classifier that produced the CT features should be "
                 "checked (its model card gives its AUC on the demo cohort).")

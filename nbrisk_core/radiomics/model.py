@@ -245,6 +245,16 @@ def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.
         "heads": {name: h["summary"] for name, h in heads.items()},
         "comparisons": {},
     }
+    from nbrisk_core.classifier.pipeline import cohort_hash
+    from nbrisk_core.radiomics.cohort import SLICE_SETTINGS
+    from nbrisk_core.radiomics.score import freeze
+
+    result["cohort_sha256"] = cohort_hash(cohort_dir)
+    # the logistic head as a frozen linear rad-score (JSON): what --save-model writes and the pages load
+    result["rad_score"] = freeze(model, phase, SLICE_SETTINGS, fitted_on={
+        "cohort": str(cohort_dir), "cohort_sha256": result["cohort_sha256"], "n_train": len(train),
+        "seed": seed, "n_robust": len(model.robust_features), "cv_auc": float(model.search.best_score_),
+        "best_params": {k: float(v) for k, v in model.search.best_params_.items()}}).to_dict()
     if {"os_days", "os_event"} <= set(clinical.columns):
         result["rad_score_survival"] = rad_score_c_index(model, X.loc[test], clinical.loc[test])
     for name, scores in (comparators or {}).items():

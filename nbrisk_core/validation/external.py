@@ -209,6 +209,18 @@ def _embeddings_for(bundle, cohort_dir, truth, classifier_table, classifier_load
     if not bundle.pipeline.ct_columns_:
         return None, "none (the bundle uses clinical variables only)"
     source = bundle.embeddings.get("source")
+    if source == "radiomics":
+        if embeddings_file or stand_in or classifier_table is not None:
+            raise InputError("the prognosis bundle uses the radiomics rad-score it recorded: leave out "
+                             "--embeddings, --stand-in-embeddings and --classifier")
+        from nbrisk_core.radiomics.score import RadScore, cohort_rad_scores
+
+        rad_score = RadScore.from_dict(bundle.embeddings.get("rad_score"), source=f"{bundle.path}: rad-score")
+        if rad_score.sha256() != bundle.embeddings.get("rad_score_sha256"):
+            raise InputError(f"{bundle.path}: the recorded rad-score does not match its SHA-256")
+        return (cohort_rad_scores(cohort_dir, rad_score),
+                f"radiomics rad-score of the bundle (SHA-256 {rad_score.sha256()[:12]}, "
+                f"{len(rad_score.features)} features)")
     if embeddings_file:
         return read_embeddings(embeddings_file), f"file {embeddings_file} (given by the user)"
     if stand_in:
