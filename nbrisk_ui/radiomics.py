@@ -68,7 +68,11 @@ def _p_sentence(evaluation: dict) -> str:
 def risk_panel(models_dir, cohort_path, patient_id: str | None, swin_p: float) -> None:
     """Radiomics p(HR) of the case beside Swin-ART's, and both models' saved test AUCs."""
     st.subheader("Radiomics model beside Swin-ART")
-    loaded = model_or_none(models_dir)
+    try:
+        loaded = model_or_none(models_dir)
+    except InputError as error:
+        st.error(f"Radiomics model: {error}")
+        return
     if loaded is None:
         st.info(f"No radiomics model in `{models_dir}`. Build it with `{BUILD}`.")
         return
@@ -107,7 +111,11 @@ def _probability(models_dir: str, cohort_path: str, patient_id: str, model_sha25
 def cohort_panel(models_dir, cohort_path, pipeline=None) -> None:
     """Radiomics vs Swin-ART (vs oracle on the demo) AUC table and the grid's C-index by CT feature block."""
     st.subheader("Radiomics vs Swin-ART")
-    loaded = model_or_none(models_dir)
+    try:
+        loaded = model_or_none(models_dir)
+    except InputError as error:
+        st.error(f"Radiomics model: {error}")
+        return
     if loaded is None:
         st.info(f"No radiomics model in `{models_dir}`. Build it with `{BUILD}`.")
         return
