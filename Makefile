@@ -15,7 +15,7 @@ PORT   ?= 8501
 # only (an NBRISK_AUTH from the environment or the command line wins)
 NBRISK_AUTH ?= $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),off,on)
 
-.PHONY: setup demo bundle run test bench clean
+.PHONY: setup demo bundle radiomics-model run test bench clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,18 @@ $(BUNDLE): $(DEMO) $(wildcard models/swin_art_demo.safetensors) $(STAMP)
 	  echo "$(BIN)/nbrisk prognosis fit --cohort data/demo --out models/prognosis_demo --n-jobs 1"; \
 	  $(BIN)/nbrisk prognosis fit --cohort data/demo --out models/prognosis_demo --n-jobs 1; \
 	else echo "no models/swin_art_demo.safetensors: no demo prognosis bundle (the app fits at start)"; fi
+
+# the radiomics model beside Swin-ART on the Risk and Cohort pages: models/radiomics_demo.json (a linear
+# rad-score, ~10 kB of JSON, committed) with its saved test evaluation and the survival grid's C-index with
+# radiomics vs Swin-ART CT features; rebuild it after the demo cohort or the classifier change (~10 min)
+radiomics-model: $(DEMO) | $(STAMP)
+	@mkdir -p runs
+	$(BIN)/nbrisk radiomics --cohort data/demo --out runs/radiomics_demo.parquet
+	$(BIN)/nbrisk prognosis fit --cohort data/demo --features radiomics --grid full --out runs/prognosis_radiomics
+	$(BIN)/nbrisk prognosis fit --cohort data/demo --features both --grid full --out runs/prognosis_ct
+	$(BIN)/nbrisk radiomics --cohort data/demo --out runs/radiomics_demo.parquet \
+	  --baseline runs/radiomics_baseline.json --save-model models/radiomics_demo.json \
+	  --grid-card runs/prognosis_radiomics --grid-card runs/prognosis_ct
 
 run: setup $(DEMO) $(BUNDLE)
 	@echo ""
