@@ -30,7 +30,7 @@ SLICE_SETTINGS = Settings(new_spacing=(1.0, 1.0), interpolation_order=1, round_i
 MARGIN_MM = 10.0  # crop around the mask (local intensity peak looks 6.2 mm around a voxel)
 _META_KEY = b"nbrisk"
 #: bump when a feature's definition changes; the feature names are part of the cache key as well
-FORMAT = 2
+FORMAT = 3  # 3: interpolated mask threshold 0.5 with a 1e-9 tolerance (processing.MASK_EPS)
 
 
 def settings_hash(settings: Settings, phases) -> str:

@@ -218,7 +218,10 @@ def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.
     clinical = pd.read_csv(cohort_dir / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
     ids = [p for p in features.index if pd.notna(clinical.loc[p, "risk_group"])]
     y = (clinical.loc[ids, "risk_group"] == "HR").astype(int).to_numpy()
-    split = stratified_split(ids, y, seed=DEFAULT_SPLIT_SEED if split_seed is None else split_seed)
+    # stratified by the risk-group labels themselves (HR / NHR), as the classifier's evaluation and the
+    # prognosis grid split (prognosis.pipeline.split_cohort): the same 41 test patients everywhere
+    split = stratified_split(ids, clinical.loc[ids, "risk_group"].astype(str).to_numpy(),
+                             seed=DEFAULT_SPLIT_SEED if split_seed is None else split_seed)
     train = split.loc[split["cohort"] == "train", "patient_id"].tolist()
     test = split.loc[split["cohort"] == "test", "patient_id"].tolist()
     icc = contour_icc(cohort_dir, train, phase, progress=progress)
