@@ -49,7 +49,8 @@ def cohort_radiomics_block(cohort_dir, *, split_seed: int = 2025, seed: int = 0,
     later. InputError with the command to run when the cohort's radiomics are not cached.
     """
     from nbrisk_core.prognosis.pipeline import read_cohort, split_cohort
-    from nbrisk_core.radiomics.score import cohort_rad_scores, fit_rad_score
+    from nbrisk_core.radiomics.model import fit_rad_score
+    from nbrisk_core.radiomics.score import cohort_rad_scores
 
     clinical, _, _ = read_cohort(cohort_dir)
     split = split_cohort(clinical, seed=split_seed)

@@ -272,6 +272,36 @@ def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.
     return result
 
 
+def fit_rad_score(cohort_dir, train_ids, phase: str = "art", seed: int = 0,
+                  progress: bool = False) -> "RadScore":
+    """Fit the radiomics model on ``train_ids`` only (contour ICC, CV-tuned redundancy / LASSO / logistic,
+    all on those patients) and freeze its rad-score. The cohort's radiomics must be cached."""
+    import hashlib
+    from pathlib import Path
+
+    from nbrisk_core.radiomics.cohort import SLICE_SETTINGS
+    from nbrisk_core.radiomics.score import cached_radiomics, freeze
+
+    cohort_dir = Path(cohort_dir)
+    features = cached_radiomics(cohort_dir, phase)
+    clinical = pd.read_csv(cohort_dir / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
+    train = [p for p in map(str, train_ids) if p in features.index
+             and "risk_group" in clinical.columns and pd.notna(clinical.loc[p, "risk_group"])]
+    y = (clinical.loc[train, "risk_group"] == "HR").astype(int).to_numpy()
+    if len(train) < 20 or y.sum() < 5 or (len(y) - y.sum()) < 5:
+        raise InputError(f"{cohort_dir}: the rad-score needs >= 20 training patients with slices and a known "
+                         f"risk group, >= 5 HR and >= 5 NHR; found {len(train)} ({int(y.sum())} HR)")
+    X = features.loc[train]
+    X = X.loc[:, X.notna().all()]
+    icc = contour_icc(cohort_dir, train, phase, progress=progress)
+    model = fit(X, y, icc, seed=seed, head="logistic")
+    digest = hashlib.sha256("\n".join(sorted(train)).encode()).hexdigest()
+    return freeze(model, phase, SLICE_SETTINGS, fitted_on={
+        "cohort": str(cohort_dir), "n_train": len(train), "train_ids_sha256": digest, "seed": seed,
+        "n_robust": len(model.robust_features), "cv_auc": float(model.search.best_score_),
+        "best_params": {k: float(v) for k, v in model.search.best_params_.items()}})
+
+
 def rad_score_c_index(model: RadiomicsModel, features: pd.DataFrame, clinical: pd.DataFrame) -> dict:
     """Harrell's C of the rad-score (the logistic head's linear predictor: higher = higher risk) for
     overall survival (``os_days``, ``os_event``) on the given patients."""

@@ -11,7 +11,7 @@ settings hash of the features they apply to; ``to_dict`` / ``from_dict`` and ``s
 JSON. It serves two callers:
 
 * the survival grid's ``--features radiomics`` (``nbrisk prognosis fit``, ``nbrisk benchmark``): fitted on
-  the grid's **training patients only** (:func:`fit_rad_score`), its rad-score is the CT feature block
+  the grid's **training patients only** (:func:`~nbrisk_core.radiomics.model.fit_rad_score`), its rad-score is the CT feature block
   (one column, :data:`RAD_SCORE_COLUMN`) beside the clinical variables, and the prognosis bundle records
   it (``embeddings["rad_score"]``) so that a cohort can be scored later (:func:`cohort_rad_scores`);
 * the Risk and Cohort pages: ``models/radiomics_demo.json`` (``nbrisk radiomics ... --save-model``), the
@@ -135,33 +135,6 @@ def cached_radiomics(cohort_dir, phase: str = "art", settings=None) -> pd.DataFr
         raise InputError(missing_cache_message(cohort_dir))
     table = cohort_radiomics(cohort_dir, (phase,), settings)
     return table.replace([np.inf, -np.inf], np.nan)
-
-
-def fit_rad_score(cohort_dir, train_ids, phase: str = "art", seed: int = 0,
-                  progress: bool = False) -> RadScore:
-    """Fit the radiomics model on ``train_ids`` only (contour ICC, CV-tuned redundancy / LASSO / logistic,
-    all on those patients) and freeze its rad-score. The cohort's radiomics must be cached."""
-    from nbrisk_core.radiomics.cohort import SLICE_SETTINGS
-    from nbrisk_core.radiomics.model import contour_icc, fit
-
-    cohort_dir = Path(cohort_dir)
-    features = cached_radiomics(cohort_dir, phase)
-    clinical = pd.read_csv(cohort_dir / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
-    train = [p for p in map(str, train_ids) if p in features.index
-             and "risk_group" in clinical.columns and pd.notna(clinical.loc[p, "risk_group"])]
-    y = (clinical.loc[train, "risk_group"] == "HR").astype(int).to_numpy()
-    if len(train) < 20 or y.sum() < 5 or (len(y) - y.sum()) < 5:
-        raise InputError(f"{cohort_dir}: the rad-score needs >= 20 training patients with slices and a known "
-                         f"risk group, >= 5 HR and >= 5 NHR; found {len(train)} ({int(y.sum())} HR)")
-    X = features.loc[train]
-    X = X.loc[:, X.notna().all()]
-    icc = contour_icc(cohort_dir, train, phase, progress=progress)
-    model = fit(X, y, icc, seed=seed, head="logistic")
-    digest = hashlib.sha256("\n".join(sorted(train)).encode()).hexdigest()
-    return freeze(model, phase, SLICE_SETTINGS, fitted_on={
-        "cohort": str(cohort_dir), "n_train": len(train), "train_ids_sha256": digest, "seed": seed,
-        "n_robust": len(model.robust_features), "cv_auc": float(model.search.best_score_),
-        "best_params": {k: float(v) for k, v in model.search.best_params_.items()}})
 
 
 def cohort_rad_scores(cohort_dir, rad_score: RadScore) -> pd.DataFrame:

@@ -68,11 +68,11 @@ def cohort(tmp_path, monkeypatch):
 def test_missing_cache_names_the_command_then_scores_cohort_and_patient_alike(cohort):
     ids = pd.read_csv(cohort / "clinical.csv", dtype={"patient_id": str})["patient_id"].tolist()
     with pytest.raises(InputError, match=f"nbrisk radiomics --cohort {cohort}"):
-        rscore.fit_rad_score(cohort, ids[:32])
+        rmodel.fit_rad_score(cohort, ids[:32])
     from nbrisk_core.radiomics.cohort import cohort_radiomics
 
     cohort_radiomics(cohort, ("art",))  # what `nbrisk radiomics` caches
-    frozen = rscore.fit_rad_score(cohort, ids[:32])
+    frozen = rmodel.fit_rad_score(cohort, ids[:32])
     assert frozen.fitted_on["n_train"] == 32 and frozen.features
     table = rscore.cohort_rad_scores(cohort, frozen)
     assert list(table.columns) == [rscore.RAD_SCORE_COLUMN] and len(table) == 40
