@@ -68,7 +68,7 @@ MAX_POINTS = 100.0
 SURVIVAL_TICKS = (0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01)
 
 
-def _level(value) -> str | None:
+def as_level(value) -> str | None:
     """A categorical value as its level string (``1``, ``1.0`` and ``"1"`` are the level ``"1"``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
@@ -164,7 +164,7 @@ class Predictor:
             return out
         out = np.zeros((len(values), len(self.levels) - 1))
         for i, value in enumerate(values):
-            level = _level(value)
+            level = as_level(value)
             if level not in self.levels:
                 raise InputError(f"nomogram: {self.name} = {value!r}: expected one of the levels "
                                  f"{', '.join(self.levels)} seen in training", source=self.name)
@@ -468,7 +468,7 @@ def _predictor_kind(name: str, column: pd.Series) -> str:
 
 
 def _levels(name: str, column: pd.Series, reference: str | None) -> tuple[str, ...]:
-    seen = {_level(v) for v in column}
+    seen = {as_level(v) for v in column}
     spec = _schema(name)
     if spec is not None and spec.kind == "categorical":
         order = [c for c in spec.categories if c in seen] + sorted(seen - set(spec.categories))
@@ -477,7 +477,7 @@ def _levels(name: str, column: pd.Series, reference: str | None) -> tuple[str, .
     else:
         order = sorted(seen)
     if reference is not None:
-        reference = _level(reference)
+        reference = as_level(reference)
         if reference not in order:
             raise InputError(f"nomogram: reference level {reference!r} of {name} is not among the training "
                              f"levels {', '.join(order)}", source=name)
@@ -693,6 +693,34 @@ def _fit_on(train: pd.DataFrame, covariates: list[str], times, cohort: dict) -> 
     if dropped:
         nomogram.fit["dropped_incomplete"] = int(dropped)
     return nomogram
+
+
+def patient_row(nomogram: Nomogram, mlrs: float | None, values: Mapping | None,
+                imputed: Mapping | None = None) -> tuple[dict, list[str]]:
+    """One patient's nomogram row from the MLRS and clinical values as entered (``{"value", "unit"}`` dicts
+    are converted to the schema unit), completed by ``imputed`` values; returns ``(row, imputed names)``.
+
+    Raises InputError naming a predictor that has neither an entered nor an imputed value.
+    """
+    from nbrisk_core.clinical.schema import canonical_number
+
+    values, imputed = dict(values or {}), dict(imputed or {})
+    row, used_imputed = {}, []
+    for p in nomogram.predictors:
+        if p.name == MLRS:
+            value = mlrs
+        elif p.name in values and values[p.name] is not None:
+            value = values[p.name]
+        elif p.name in imputed and imputed[p.name] is not None:
+            value, _ = imputed[p.name], used_imputed.append(p.name)
+        else:
+            value = None
+        if isinstance(value, dict) or (p.kind == "numeric" and value is not None):
+            value = canonical_number(p.name, value)
+        if value is None:
+            raise InputError(f"nomogram: no value for {p.label} ({p.name}); enter it", source=p.name)
+        row[p.name] = value
+    return row, used_imputed
 
 
 def write_nomogram(out_dir, nomogram: Nomogram, *, figures: bool = True) -> list[Path]:

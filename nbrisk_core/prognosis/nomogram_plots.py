@@ -35,7 +35,7 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _level_text(name: str, level: str) -> str:
+def level_text(name: str, level: str) -> str:
     from nbrisk_core.clinical.schema import variable
 
     try:
@@ -58,7 +58,7 @@ def nomogram_axes(nomogram: Nomogram) -> list[Axis]:
             beta = p.coefficients[0]
             ticks = tuple(((beta * v - low) * ppu, _fmt(v)) for v in nice_ticks(p.low, p.high, 8))
         else:
-            ticks = tuple(((c - low) * ppu, _level_text(p.name, lvl)) for lvl, c in p.level_contributions().items())
+            ticks = tuple(((c - low) * ppu, level_text(p.name, lvl)) for lvl, c in p.level_contributions().items())
         label = p.label + (f" ({p.unit})" if p.unit else "")
         high = p.contribution_range()[1]
         axes.append(Axis(p.name, label, ticks, (0.0, (high - low) * ppu)))
