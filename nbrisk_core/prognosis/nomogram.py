@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.prognosis.nomogram_plots import MAX_POINTS, SURVIVAL_TICKS, nice_ticks
 
 #: ``kind`` of ``nomogram.json`` and its layout version.
 NOMOGRAM_KIND = "nbrisk-nomogram"
@@ -62,10 +63,6 @@ MLRS = "mlrs"
 #: never missing (required by the schema), so every patient has a complete row without imputation.
 #: The partly missing labs (NSE, CA153, CA125) are left out: a nomogram needs entered values.
 DEFAULT_CLINICAL: tuple[str, ...] = ("mycn_amplified", "risk_group")
-#: Points of the predictor with the widest range of ``|beta * x|``.
-MAX_POINTS = 100.0
-#: Survival probabilities labelled on the survival axes (those reachable by the total points).
-SURVIVAL_TICKS = (0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01)
 
 
 def as_level(value) -> str | None:
@@ -79,31 +76,6 @@ def as_level(value) -> str | None:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
-
-
-def nice_ticks(low: float, high: float, n: int = 6) -> list[float]:
-    """Round tick values inside ``[low, high]`` (R ``pretty``-like: steps of 1, 2, 2.5 or 5 times 10^k).
-
-    >>> nice_ticks(0, 1)
-    [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    >>> nice_ticks(3.2, 3.2)
-    [3.2]
-    """
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return []
-    if high < low:
-        low, high = high, low
-    if high - low <= 1e-12 * max(1.0, abs(high)):
-        return [float(low)]
-    raw = (high - low) / max(n - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
-    first = math.ceil(low / step - 1e-9) * step
-    ticks, value = [], first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12) + 0.0)
-        value += step
-    return ticks
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Drawings of a :class:`~nbrisk_core.prognosis.nomogram.Nomogram`: the classic static layout (matplotlib,
+"""Drawings of a :class:`~nbrisk_core.prognosis.nomogram.Nomogram` (and the scale constants and tick rule
+that module uses; this module imports nothing of it, so the two make no import cycle): the classic static layout (matplotlib,
 PNG/PDF) and the dynamic one (plotly, a patient's points marked), from one list of axes.
 
 Layout (rms ``plot(nomogram(...))``): a Points axis (0-100), one axis per predictor placed on the
@@ -10,8 +11,40 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from nbrisk_core.prognosis.nomogram import MAX_POINTS, Nomogram, nice_ticks
+if TYPE_CHECKING:   # no import edge: nomogram imports this module
+    from nbrisk_core.prognosis.nomogram import Nomogram
+
+#: Points of the predictor with the widest range of ``|beta * x|``.
+MAX_POINTS = 100.0
+#: Survival probabilities labelled on the survival axes (those reachable by the total points).
+SURVIVAL_TICKS = (0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01)
+
+
+def nice_ticks(low: float, high: float, n: int = 6) -> list[float]:
+    """Round tick values inside ``[low, high]`` (R ``pretty``-like: steps of 1, 2, 2.5 or 5 times 10^k).
+
+    >>> nice_ticks(0, 1)
+    [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    >>> nice_ticks(3.2, 3.2)
+    [3.2]
+    """
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return []
+    if high < low:
+        low, high = high, low
+    if high - low <= 1e-12 * max(1.0, abs(high)):
+        return [float(low)]
+    raw = (high - low) / max(n - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    first = math.ceil(low / step - 1e-9) * step
+    ticks, value = [], first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12) + 0.0)
+        value += step
+    return ticks
 
 
 @dataclass(frozen=True)
@@ -68,8 +101,6 @@ def nomogram_axes(nomogram: Nomogram) -> list[Axis]:
     axes.append(Axis("linear_predictor", "Linear predictor (centred)",
                      tuple((float(nomogram.points_from_lp(v)) * stretch, _fmt(v))
                            for v in nice_ticks(lp_low, lp_high, 7)), (0.0, MAX_POINTS)))
-    from nbrisk_core.prognosis.nomogram import SURVIVAL_TICKS
-
     for t in nomogram.times_years:
         ticks = []
         for s in SURVIVAL_TICKS:
