@@ -1,6 +1,7 @@
-"""Drawings of a :class:`~nbrisk_core.prognosis.nomogram.Nomogram` (and the scale constants and tick rule
-that module uses; this module imports nothing of it, so the two make no import cycle): the classic static layout (matplotlib,
-PNG/PDF) and the dynamic one (plotly, a patient's points marked), from one list of axes.
+"""Drawings of a :class:`~nbrisk_core.prognosis.nomogram.Nomogram`: the classic static layout
+(matplotlib, PNG/PDF) and the dynamic one (plotly, a patient's points marked), from one list of axes.
+The scale constants and the tick rule live here too; this module imports nothing of ``nomogram`` (which
+imports it), so the two make no import cycle.
 
 Layout (rms ``plot(nomogram(...))``): a Points axis (0-100), one axis per predictor placed on the
 points scale, then Total points, Linear predictor and one survival axis per time, all placed on the
