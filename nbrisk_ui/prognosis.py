@@ -71,7 +71,8 @@ def fit_pipeline(cohort_dir: str, grid: str, selected: str | None = None):
         bundle = app_bundle(Path(cohort_dir), selected,
                             classifier_sha256=lambda: shipped_classifier_sha256(cohort_dir))
         if bundle is not None:
-            _SOURCES[bundle.pipeline] = {"kind": "bundle", "name": bundle.path.name, "sha256": bundle.sha256}
+            _SOURCES[bundle.pipeline] = {"kind": "bundle", "name": bundle.path.name, "sha256": bundle.sha256,
+                                         "nomogram": bundle.nomogram}
             return bundle.pipeline
     # one worker: the app shares its machine with its users' sessions
     fitted = fit_cohort_pipeline(Path(cohort_dir), load_embeddings(cohort_dir), grid=grid, n_jobs=1,
@@ -91,6 +92,35 @@ def pipeline_source(pipeline) -> str:
 
         return f"frozen bundle {md(source['name'])} (SHA-256 {source['sha256'][:12]}), not refitted"
     return "fitted on the cohort by this server (no matching frozen bundle)"
+
+
+#: nomograms fitted by this server for pipelines it fitted (or a test handed over), one per pipeline
+_NOMOGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+NO_NOMOGRAM_IN_BUNDLE = ("No nomogram in this bundle: it was written before bundles carried one. Refit it with "
+                         "`nbrisk prognosis fit` (or `make bundle`) to get the nomogram.")
+
+
+def pipeline_nomogram(pipeline, clinical: pd.DataFrame, cohort_dir=None):
+    """``(Nomogram, None)`` for the pipeline the page uses, or ``(None, message)``.
+
+    A frozen bundle's nomogram is the one stored in it (none in an older bundle: the message says so); a
+    pipeline fitted by this server gets one fitted here on its training patients (a single Cox fit).
+    """
+    source = _SOURCES.get(pipeline)
+    if source is not None and source["kind"] == "bundle":
+        nomogram = source.get("nomogram")
+        return (nomogram, None) if nomogram is not None else (None, NO_NOMOGRAM_IN_BUNDLE)
+    if pipeline not in _NOMOGRAMS:
+        from nbrisk_core.prognosis.nomogram import DEFAULT_CLINICAL, nomogram_for_pipeline
+
+        covariates = [c for c in DEFAULT_CLINICAL if c in clinical.columns
+                      and clinical[c].nunique(dropna=True) > 1]
+        try:
+            _NOMOGRAMS[pipeline] = (nomogram_for_pipeline(pipeline, clinical, covariates, cohort_dir=cohort_dir),
+                                    None)
+        except InputError as error:
+            _NOMOGRAMS[pipeline] = (None, f"No nomogram for this cohort: {error}")
+    return _NOMOGRAMS[pipeline]
 
 
 @st.cache_resource(show_spinner="Loading the prognosis model of the cohort…", max_entries=4)
@@ -242,3 +272,80 @@ def header_prefill(case: dict | None) -> dict:
     if isinstance(sex, str) and sex.upper() in spec["sex"].categories:
         values["sex"] = sex.upper()
     return values
+
+
+def _scenario_widget(column, p, value, key):
+    """One input of the scenario form, starting at the patient's value."""
+    from nbrisk_core.prognosis.nomogram import as_level
+    from nbrisk_core.prognosis.nomogram_plots import level_text
+
+    label = p.label + (f" ({p.unit})" if p.unit else "")
+    if p.kind == "numeric":
+        return column.number_input(label, value=float(value), key=key, format="%.4g",
+                                   help=f"training range {p.low:g}-{p.high:g}")
+    levels = list(p.levels)
+    current = as_level(value)
+    choice = column.selectbox(label, levels, index=levels.index(current) if current in levels else 0, key=key,
+                              format_func=lambda level, name=p.name: level_text(name, level))
+    return choice
+
+
+def nomogram_panel(pipeline, clinical: pd.DataFrame, cohort_dir, result, entered: dict | None) -> None:
+    """The Prognosis page's nomogram: the patient's points on each axis, total points, S at 1/3/5 years,
+    and a scenario (one or more inputs changed) with both survival curves and the difference (DynNom)."""
+    from nbrisk_core.prognosis.nomogram import patient_row
+    from nbrisk_core.prognosis.nomogram_plots import (nomogram_plotly, scenario_survival_figure,
+                                                      survival_difference)
+    from nbrisk_ui import state
+
+    st.subheader("Nomogram")
+    nomogram, problem = pipeline_nomogram(pipeline, clinical, cohort_dir)
+    if nomogram is None:
+        st.info(problem)
+        return
+    try:
+        row, from_imputation = patient_row(nomogram, result.mlrs, entered, result.imputed_values)
+    except InputError as error:
+        st.warning(str(error))
+        return
+    st.caption("A Cox model of " + ", ".join(p.label for p in nomogram.predictors)
+               + f" fitted on the training cohort (N = {nomogram.n}, {nomogram.events} deaths): a separate, "
+               "readable model next to the selected one, whose curve is above. Points: the widest predictor spans "
+               "0-100; linear predictor centred at the training means; survival from the Breslow baseline.")
+    if from_imputation:
+        st.caption("From imputed values: " + ", ".join(from_imputation) + ".")
+    for note in nomogram.outside_range(row):
+        st.warning(f"{note}: its points are extrapolated.")
+    points = nomogram.points(row)
+    total = sum(points.values())
+    survival = nomogram.survival(row).iloc[0]
+    cols = st.columns(1 + len(survival))
+    cols[0].metric("Total points", f"{total:.1f}")
+    for col, (name, value) in zip(cols[1:], survival.items()):
+        col.metric(name.replace("S(", "Survival (").replace(" y)", " y)"), f"{value:.1%}")
+
+    scenario = st.session_state.get(state.NOMOGRAM_SCENARIO)
+    with st.form("nbrisk.prognosis.nomogram.form"):
+        st.markdown("**Scenario:** change one or more inputs and compare.")
+        columns = st.columns(min(len(nomogram.predictors), 3))
+        values = {}
+        for k, p in enumerate(nomogram.predictors):
+            start = (scenario or row).get(p.name, row[p.name])
+            values[p.name] = _scenario_widget(columns[k % len(columns)], p, start, f"{state.NOMOGRAM_FORM}{p.name}")
+        compare = st.form_submit_button("Compare scenario")
+    if compare:
+        scenario = values
+        st.session_state[state.NOMOGRAM_SCENARIO] = scenario
+    rows = {"patient": row}
+    if scenario is not None:
+        rows["scenario"] = scenario
+    st.plotly_chart(nomogram_plotly(nomogram, rows), key="nbrisk.prognosis.nomogram")
+    if scenario is not None:
+        changed = [p.label for p in nomogram.predictors if str(scenario[p.name]) != str(row[p.name])]
+        st.plotly_chart(scenario_survival_figure(nomogram, rows), key="nbrisk.prognosis.nomogram.curves")
+        table = pd.DataFrame(survival_difference(nomogram, row, scenario))
+        table.columns = ["years", "patient", "scenario", "difference (scenario - patient)"]
+        st.caption("Scenario changes: " + (", ".join(changed) if changed else "nothing yet") + ".")
+        st.dataframe(table.style.format({"years": "{:g}", "patient": "{:.3f}", "scenario": "{:.3f}",
+                                         "difference (scenario - patient)": "{:+.3f}"}),
+                     hide_index=True)

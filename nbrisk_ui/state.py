@@ -45,3 +45,5 @@ PROGNOSIS_FORM = "nbrisk.prognosis.form."
 PROGNOSIS_DEMO_PATIENT = "nbrisk.prognosis.demo_patient"  # cohort patient whose CT features the demo uses
 COHORT_WIDGETS = "nbrisk.cohort."
 PROGNOSIS_GRID = "nbrisk.prognosis.grid"  # grid this session asked for ("full" after the Cohort page's button)
+NOMOGRAM_FORM = "nbrisk.prognosis.nomogram."   # scenario form: NOMOGRAM_FORM + predictor name
+NOMOGRAM_SCENARIO = "nbrisk.prognosis.nomogram_scenario"  # {predictor: value} of the compared scenario

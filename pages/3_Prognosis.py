@@ -133,6 +133,7 @@ if submitted:
         st.stop()
     st.session_state[state.CLINICAL_VALUES] = entered
     st.session_state[state.PROGNOSIS_RESULT] = prognosis
+    st.session_state.pop(state.NOMOGRAM_SCENARIO, None)   # a new prediction: no scenario yet
 
 result = st.session_state.get(state.PROGNOSIS_RESULT)  # nbrisk_core.case.Prognosis
 if result is None:
@@ -173,5 +174,10 @@ dl[1].download_button("Download curve (PNG)",
                       individual_survival_png(result, train_time, train_event,
                                               train_group.str.replace(" (training)", "", regex=False)),
                       file_name="nbrisk_prognosis.png", mime="image/png")
+
+# ------------------------------------------------------------------ nomogram (+ scenario comparison)
+from nbrisk_ui.prognosis import nomogram_panel  # noqa: E402
+
+nomogram_panel(pipeline, clinical, path, result, st.session_state.get(state.CLINICAL_VALUES))
 
 from nbrisk_ui.cases import save_case_widget; save_case_widget()  # noqa: E402,E702 - Workflow: save the case

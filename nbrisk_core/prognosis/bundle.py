@@ -44,6 +44,8 @@ BUNDLE_KIND = "nbrisk-prognosis-bundle"
 STRUCTURE_FILE = "bundle.json"
 ARRAYS_FILE = "bundle.safetensors"
 CARD_FILE = "card.json"
+#: A copy of the bundle's nomogram for other tools (the bundle's own copy is inside bundle.json).
+NOMOGRAM_FILE = "nomogram.json"
 #: package -> how much of its version must match between the saving and the loading environment
 #: ("minor": major.minor, "major"): trees' node layout and estimators' attributes change between
 #: scikit-learn / scikit-survival minor releases, numpy's array layout only between majors.
@@ -698,7 +700,31 @@ def save_pipeline(pipeline, out_dir, *, cohort_dir=None, clinical: pd.DataFrame 
     root = {"pipeline": pipeline, "km_by_group": km_by_group(pipeline.patients_),
             "development_case_mix": development, "embeddings": embeddings or {}}
     card = pipeline_card(pipeline, cohort_dir=cohort_dir, embeddings=embeddings)
-    return save_object(root, out_dir, card=card)
+    nomogram_text = None
+    if clinical is not None:
+        # the nomogram (MLRS + default clinical variables) as plain JSON inside bundle.json, so the bundle's
+        # SHA-256 covers it; nomogram.json beside the bundle is a copy for other tools (its SHA on the card)
+        from nbrisk_core.prognosis.nomogram import DEFAULT_CLINICAL, nomogram_for_pipeline
+
+        covariates = [c for c in DEFAULT_CLINICAL if c in clinical.columns
+                      and clinical[c].nunique(dropna=True) > 1]
+        try:
+            nomogram = nomogram_for_pipeline(pipeline, clinical, covariates, cohort_dir=cohort_dir)
+        except InputError as error:
+            card["nomogram"] = {"file": None, "note": f"not fitted: {error}"}
+        else:
+            root["nomogram"] = nomogram.to_dict()
+            nomogram_text = nomogram.to_json() + "\n"
+            card["nomogram"] = {"file": NOMOGRAM_FILE,
+                                "sha256": hashlib.sha256(nomogram_text.encode()).hexdigest(),
+                                "predictors": list(nomogram.names), "in_bundle": True}
+    full = save_object(root, out_dir, card=card)
+    stale = Path(out_dir) / NOMOGRAM_FILE
+    if nomogram_text is not None:
+        stale.write_text(nomogram_text)
+    elif stale.exists():
+        stale.unlink()
+    return full
 
 
 @dataclass
@@ -711,6 +737,9 @@ class PrognosisBundle:
     development_case_mix: dict | None
     embeddings: dict
     path: Path
+    #: the nomogram fitted with the bundle (:class:`~nbrisk_core.prognosis.nomogram.Nomogram`); None in
+    #: bundles written before nomograms existed
+    nomogram: Any = None
 
     @property
     def sha256(self) -> str:
@@ -726,9 +755,14 @@ def load_pipeline(bundle_dir) -> PrognosisBundle:
     if not isinstance(root, dict) or not isinstance(root.get("pipeline"), PrognosisPipeline):
         raise InputError(f"{loaded.path}: the bundle holds no prognosis pipeline (expected one written by "
                          "'nbrisk prognosis fit')", source=str(loaded.path))
+    nomogram = None
+    if root.get("nomogram") is not None:
+        from nbrisk_core.prognosis.nomogram import Nomogram
+
+        nomogram = Nomogram.from_dict(root["nomogram"], source=f"{loaded.path / STRUCTURE_FILE} (nomogram)")
     return PrognosisBundle(pipeline=root["pipeline"], card=loaded.card, km_by_group=root["km_by_group"],
                            development_case_mix=root.get("development_case_mix"),
-                           embeddings=root.get("embeddings") or {}, path=loaded.path)
+                           embeddings=root.get("embeddings") or {}, path=loaded.path, nomogram=nomogram)
 
 
 def find_cohort_bundle(cohort_dir, models_dir=None) -> Path | None:

@@ -48,6 +48,7 @@ def write_outputs(pipeline, data_dir, out, *, figures: bool = True) -> list:
                    for cohort, e in evaluations["MLRS"].items()}
 
     clinical, _, _ = read_cohort(data_dir)
+    written += _write_nomogram(pipeline, clinical, data_dir, out, figures=figures)
     clinical = clinical.set_index(clinical["patient_id"].astype(str)).loc[patients["patient_id"]].reset_index(drop=True)
     associations = evaluate(None, patients, times_days=[], horizon_days=None, c_index_ci=None,
                             associations_with=clinical).associations
@@ -60,6 +61,22 @@ def write_outputs(pipeline, data_dir, out, *, figures: bool = True) -> list:
     if figures:
         written += _write_figures(pipeline, clinical, dca, horizon, out)
     return written
+
+
+def _write_nomogram(pipeline, clinical, data_dir, out, *, figures: bool) -> list:
+    """``nomogram.json`` (+ PNG/PDF): the MLRS + the default clinical variables
+    (:data:`~nbrisk_core.prognosis.nomogram.DEFAULT_CLINICAL` that the cohort records); nothing, with a
+    printed reason, when the Cox model cannot be fitted."""
+    from nbrisk_core.errors import InputError
+    from nbrisk_core.prognosis.nomogram import DEFAULT_CLINICAL, nomogram_for_pipeline, write_nomogram
+
+    covariates = [c for c in DEFAULT_CLINICAL if c in clinical.columns and clinical[c].nunique(dropna=True) > 1]
+    try:
+        nomogram = nomogram_for_pipeline(pipeline, clinical, covariates, cohort_dir=data_dir)
+    except InputError as error:
+        print(f"nomogram not written: {error}")
+        return []
+    return write_nomogram(out, nomogram, figures=figures)
 
 
 def _write_figures(pipeline, clinical, dca, horizon, out) -> list:

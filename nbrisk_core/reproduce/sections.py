@@ -127,6 +127,14 @@ def _prognosis_sections(ctx: Context, paper: dict) -> list[Section]:
         for cohort, part in patients.groupby("cohort"):
             figures.append(kaplan_meier_figure(part["time"], part["event"], part["mlrs_group"],
                                                title=f"Overall survival by MLRS group, {cohort}ing cohort"))
+    if (prognosis_dir / "nomogram.json").exists():
+        from nbrisk_core.prognosis.nomogram import read_nomogram
+        from nbrisk_core.prognosis.nomogram_plots import nomogram_plotly
+
+        nomogram = read_nomogram(prognosis_dir)
+        figures.append(nomogram_plotly(nomogram, title="Nomogram: Cox model of "
+                                       + ", ".join(p.label for p in nomogram.predictors)
+                                       + " (training cohort; prognosis/nomogram.json)"))
     return [Section("Prognosis: MLRS model", rows, figures,
                     text="Oracle = Harrell's C of the generator's true linear predictor on the same patients."),
             Section("Baseline: clinical-only LASSO-Cox", base_rows)]

@@ -134,7 +134,7 @@ def test_prognosis_page_demo_patient(fitted_app):
     assert result.embedding_source == "demo patient P0003"
     assert at.metric[0].value == f"{expected.mlrs:.3g}"
     assert at.metric[2].value == ("High" if expected.group == "high" else "Low")
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2   # the curve over the cohort's KM curves, the nomogram
     assert len(at.get("download_button")) == 2
     # labs the demo table leaves blank are reported as imputed
     blank = [c for c in ("nse", "ferritin", "ldh", "ca125", "ca153", "ca199", "afp", "cea", "crp", "wbc",
@@ -143,6 +143,58 @@ def test_prognosis_page_demo_patient(fitted_app):
     if blank:
         assert any("Imputed" in w.value for w in at.warning)
     assert any("Individual prediction took" in c.value for c in at.caption)
+
+
+def test_prognosis_page_nomogram_marks_the_patient_and_compares_a_scenario(fitted_app):
+    from nbrisk_core.prognosis.nomogram import nomogram_for_pipeline, patient_row
+    from nbrisk_core.prognosis.nomogram_plots import survival_difference
+
+    _, _, pipeline, clinical = fitted_app
+    at = _page("3_Prognosis.py").run()
+    _button(at, "Fill the form").click().run()
+    _button(at, "Predict survival").click().run()
+    assert not at.exception, at.exception
+    assert any(h.value == "Nomogram" for h in at.subheader)
+    result = at.session_state[state.PROGNOSIS_RESULT]
+    nomogram = nomogram_for_pipeline(pipeline, clinical)
+    row, _ = patient_row(nomogram, result.mlrs, at.session_state[state.CLINICAL_VALUES], result.imputed_values)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Total points"] == f"{sum(nomogram.points(row).values()):.1f}"
+    survival = nomogram.survival(row).iloc[0].to_numpy()
+    assert [metrics[f"Survival ({t:g} y)"] for t in (1, 3, 5)] == [f"{v:.1%}" for v in survival]
+    figure = json.loads(at.get("plotly_chart")[1].proto.spec)
+    patient = next(t for t in figure["data"] if t.get("name") == "patient")
+    assert patient["x"][0] == pytest.approx(nomogram.points(row)["mlrs"])   # the MLRS axis
+    # scenario: flip MYCN amplification, compare
+    flipped = "0" if str(int(row["mycn_amplified"])) == "1" else "1"
+    at.selectbox(key=state.NOMOGRAM_FORM + "mycn_amplified").set_value(flipped)
+    _button(at, "Compare scenario").click().run()
+    assert not at.exception, at.exception
+    scenario = at.session_state[state.NOMOGRAM_SCENARIO]
+    assert scenario["mycn_amplified"] == flipped and scenario["mlrs"] == pytest.approx(row["mlrs"])
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3   # curve, nomogram with both marked, the two survival curves
+    names = {t.get("name") for t in json.loads(charts[1].proto.spec)["data"]}
+    assert {"patient", "scenario"} <= names
+    curves = json.loads(charts[2].proto.spec)["data"]
+    assert [t["name"] for t in curves] == ["patient", "scenario"]
+    table = at.dataframe[0].value
+    expected = survival_difference(nomogram, row, scenario)
+    np.testing.assert_allclose(table["difference (scenario - patient)"], [r["difference"] for r in expected],
+                               atol=1e-12)
+    assert any("MYCN amplification" in c.value for c in at.caption if c.value.startswith("Scenario changes"))
+
+
+def test_prognosis_page_says_when_the_bundle_has_no_nomogram(fitted_app, monkeypatch):
+    _, _, pipeline, _ = fitted_app
+    monkeypatch.setitem(ui_prognosis._SOURCES, pipeline,
+                        {"kind": "bundle", "name": "old_bundle", "sha256": "0" * 64, "nomogram": None})
+    at = _page("3_Prognosis.py").run()
+    _button(at, "Fill the form").click().run()
+    _button(at, "Predict survival").click().run()
+    assert not at.exception, at.exception
+    assert any("No nomogram in this bundle" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) == 1 and not any(b.label == "Compare scenario" for b in at.button)
 
 
 def _risk(vector, p_high_risk: float = 0.5):

@@ -6,6 +6,7 @@ CT features here are STAND-INS (``stand_in_embeddings``), not the classifier's e
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import pickle
@@ -163,6 +164,17 @@ def test_pipeline_bundle_predicts_the_same_mlrs_and_survival(selected, cohort_di
     assert card["files"][ARRAYS_FILE] == sha256_file(tmp_path / "b" / ARRAYS_FILE)
     assert set(bundle.km_by_group["group"]) == {"high", "low"}
     assert bundle.development_case_mix["n"] == int((pipeline.patients_["cohort"] == "train").sum())
+    # the nomogram travels inside bundle.json (covered by its SHA-256); nomogram.json beside it is a copy
+    from nbrisk_core.prognosis.nomogram import nomogram_for_pipeline, read_nomogram
+
+    assert bundle.nomogram is not None and card["nomogram"]["in_bundle"]
+    assert card["nomogram"]["predictors"] == ["mlrs", "mycn_amplified", "risk_group"]
+    copy = tmp_path / "b" / "nomogram.json"
+    assert card["nomogram"]["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
+    assert read_nomogram(copy).to_dict() == bundle.nomogram.to_dict()
+    refit = nomogram_for_pipeline(pipeline, clinical, cohort_dir=cohort_dir)
+    train = pipeline.patients_.merge(clinical[["patient_id", "mycn_amplified", "risk_group"]], on="patient_id")
+    np.testing.assert_allclose(bundle.nomogram.survival(train), refit.survival(train), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,6 +200,7 @@ def _reseal(bundle_dir, name):
 @pytest.mark.parametrize("name", [ARRAYS_FILE, STRUCTURE_FILE])
 def test_one_flipped_byte_is_refused(small_bundle, name):
     load_bundle(small_bundle)  # intact: loads
+    assert load_pipeline(small_bundle).nomogram is None   # written without the clinical table: no nomogram
     path = small_bundle / name
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01

@@ -162,6 +162,12 @@ def test_nbrisk_benchmark_writes_the_tables(cohort_dir, tmp_path):
                  "forest_plot.html", "baseline_comparison.html", "c_index_heatmap.png", "km.png", "plotly.min.js"):
         assert (out / name).stat().st_size > 0, name
     assert "cdn.plot.ly" not in (out / "km_test.html").read_text()
+    # the nomogram of the MLRS + the default clinical variables, fitted on the training patients
+    nomogram = json.loads((out / "nomogram.json").read_text())
+    assert [p["name"] for p in nomogram["predictors"]] == ["mlrs", "mycn_amplified", "risk_group"]
+    assert nomogram["n"] == int((patients["cohort"] == "train").sum())
+    assert nomogram["cohort"]["sha256"] and set(nomogram["survival"]["baseline_survival"]) == {"1", "3", "5"}
+    assert (out / "nomogram.png").read_bytes()[:4] == b"\x89PNG" and (out / "nomogram.pdf").stat().st_size > 0
 
 
 def test_nbrisk_benchmark_bad_input_exits_2(tmp_path, capsys):
