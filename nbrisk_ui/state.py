@@ -45,3 +45,5 @@ PROGNOSIS_FORM = "nbrisk.prognosis.form."
 PROGNOSIS_DEMO_PATIENT = "nbrisk.prognosis.demo_patient"  # cohort patient whose CT features the demo uses
 COHORT_WIDGETS = "nbrisk.cohort."
 PROGNOSIS_GRID = "nbrisk.prognosis.grid"  # grid this session asked for ("full" after the Cohort page's button)
+PROGNOSIS_BUNDLE_PENDING = "nbrisk.prognosis.bundle_pending"  # an admin's full search: save it when it is done
+PROGNOSIS_BUNDLE_SAVED = "nbrisk.prognosis.bundle_saved"  # {"fit", "name", "sha256", "backup"} of the last save

@@ -26,7 +26,10 @@ LOG = logging.getLogger("nbrisk.warmup")
 MODULES = ("plotly.graph_objects", "sklearn", "sksurv", "nbrisk_core.service", "nbrisk_core.clinical.schema",
            "nbrisk_core.prognosis.pipeline", "nbrisk_core.prognosis.bundle", "nbrisk_core.prognosis.plots",
            "nbrisk_core.prognosis.evaluation", "nbrisk_core.prognosis.validation",
-           "nbrisk_core.prognosis.individual", "nbrisk_core.features", "nbrisk_ui.cases", "nbrisk_ui.prognosis")
+           "nbrisk_core.prognosis.individual", "nbrisk_core.features", "nbrisk_ui.cases", "nbrisk_ui.prognosis",
+           # the first prediction: the PNG download (matplotlib's Agg canvas), the case's model hash
+           "matplotlib.figure", "matplotlib.backends.backend_agg", "nbrisk_core.report.figures",
+           "nbrisk_core.store.codec")
 #: the result of the last warm start of this process (``None`` while it runs or when it never ran)
 RESULT: dict | None = None
 _DONE = threading.Event()
@@ -58,8 +61,7 @@ def warm(cohort_dir=None) -> dict:
     loaded = time.perf_counter()
     try:
         load_cohort_tables(path)
-        pipeline = prognosis.get_pipeline(path, prognosis.APP_GRID,
-                                          prognosis.APP_MODEL if prognosis.APP_GRID == "app" else None)
+        pipeline = prognosis.app_pipeline(path)
         result["source"] = prognosis.pipeline_source(pipeline) or "unknown"
         prognosis.cohort_embedding_table(path)
     except InputError as error:   # no cohort, no embeddings: the page says so at its visit
