@@ -106,6 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="fresh servers per variant (default 5)")
     parser.add_argument("--baseline", action="store_true",
                         help="also the same runs without the warm start (NBRISK_WARM_START=off)")
+    parser.add_argument("--cold-only", action="store_true",
+                        help="only the runs without the warm start (e.g. a checkout from before it existed)")
     parser.add_argument("--data", type=Path, default=None, help="cohort (default: NBRISK_DATA_DIR or data/demo)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
@@ -117,12 +119,11 @@ def main(argv=None) -> int:
 
     data_dir = args.data or (Path(os.environ["NBRISK_DATA_DIR"]) if os.environ.get("NBRISK_DATA_DIR") else None)
     report = {"cpus": os.cpu_count(), "load_before": load_average(), "variants": {}}
-    variants = [True, False] if args.baseline else [True]
+    variants = [False] if args.cold_only else [True, False] if args.baseline else [True]
     with sync_playwright() as playwright:
         for warm in variants:
             runs = []
             for k in range(args.runs):
-                # alternate nothing: each run is a fresh server, so runs are independent
                 runs.append(one_run(playwright, warm, data_dir))
                 if not args.json:
                     r = runs[-1]

@@ -529,3 +529,37 @@ def test_cohort_page_names_a_damaged_cv_file(fitted_app, tmp_path):
     assert not at.exception, at.exception
     errors = [plain(e.value) for e in _cv_tab(at).error]
     assert any("cv_folds.csv" in e and "c_index_heldout" in e for e in errors), errors
+
+
+# ------------------------------------------------------------------ warm start (nbrisk_ui.warmup)
+def test_warm_start_fills_the_cache_the_prognosis_page_reads(cohort, monkeypatch):
+    """The server's warm start loads the pipeline and the embeddings once; the first Prognosis page then
+    loads nothing (the same cache entries)."""
+    from nbrisk_ui import warmup
+
+    path, embeddings, pipeline, _ = cohort
+    loads = []
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(path))
+    monkeypatch.setattr(ui_prognosis, "load_embeddings", lambda cohort_dir: loads.append("embeddings") or embeddings)
+    monkeypatch.setattr(ui_prognosis, "fit_pipeline",
+                        lambda cohort_dir, grid, selected=None: loads.append(grid) or pipeline)
+    _clear_caches()
+    try:
+        result = warmup.warm()
+        assert result["problem"] is None and loads == ["app", "embeddings"]
+        at = _page("3_Prognosis.py").run()
+        assert not at.exception, at.exception
+        assert at.button and loads == ["app", "embeddings"]   # nothing loaded again
+    finally:
+        _clear_caches()
+
+
+def test_warm_start_without_a_cohort_reports_instead_of_raising(tmp_path, monkeypatch):
+    from nbrisk_ui import warmup
+
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(tmp_path / "nowhere"))
+    _clear_caches()
+    result = warmup.warm()
+    assert result["problem"] and "nowhere" in result["problem"]
+    monkeypatch.setenv("NBRISK_WARM_START", "off")
+    assert warmup.start() is None
