@@ -18,6 +18,7 @@ a folder with ``swin_art_demo.*`` and the bundle): the caption check fails other
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -56,7 +57,9 @@ def wait_for_warm_start(server, timeout_s: float) -> tuple[float, str]:
     raise RuntimeError(f"no '{WARM_LINE}' line within {timeout_s:.0f} s:\n{server.log_tail()}")
 
 
-def one_run(playwright, warm: bool, data_dir: Path | None) -> dict:
+def one_run(playwright, warm: bool, data_dir: Path | None, context=None) -> dict:
+    """One fresh server and its first Prognosis page; ``context``: a browser context to reuse (its cache
+    holds the app's scripts from earlier runs, as a returning user's browser does), else a fresh one."""
     from playwright.sync_api import expect
 
     env = {"NBRISK_WARM_START": "on" if warm else "off"}
@@ -69,7 +72,7 @@ def one_run(playwright, warm: bool, data_dir: Path | None) -> dict:
             waited, warm_line = wait_for_warm_start(server, 300)
             ready_s += waited
         load_at_click = load_average()
-        with browser_context(playwright) as context:
+        with contextlib.nullcontext(context) if context is not None else browser_context(playwright) as context:
             flow = Flow(context.new_page(), server.url, name="bench_first_page", screenshots=False)
             flow.sign_in(USER[0], USER[1])
             page = flow.page
@@ -97,6 +100,7 @@ def one_run(playwright, warm: bool, data_dir: Path | None) -> dict:
             flow.wait_idle()
             predict_s = time.perf_counter() - clicked
             flow.assert_no_exception()
+            flow.page.close()
     finally:
         stop_server(server)
     return {"warm_start": warm, "server_ready_s": round(ready_s, 2), "first_prognosis_page_s": round(first_page_s, 3),
@@ -121,6 +125,9 @@ def main(argv=None) -> int:
                         help="also the same runs without the warm start (NBRISK_WARM_START=off)")
     parser.add_argument("--cold-only", action="store_true",
                         help="only the runs without the warm start (e.g. a checkout from before it existed)")
+    parser.add_argument("--reuse-browser", action="store_true",
+                        help="one browser profile for all runs, warmed by one unmeasured run first (a returning "
+                             "user's browser: the app's scripts cached); default: a fresh profile per run")
     parser.add_argument("--data", type=Path, default=None, help="cohort (default: NBRISK_DATA_DIR or data/demo)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
@@ -133,11 +140,15 @@ def main(argv=None) -> int:
     data_dir = args.data or (Path(os.environ["NBRISK_DATA_DIR"]) if os.environ.get("NBRISK_DATA_DIR") else None)
     report = {"cpus": os.cpu_count(), "load_before": load_average(), "variants": {}}
     variants = [False] if args.cold_only else [True, False] if args.baseline else [True]
-    with sync_playwright() as playwright:
+    report["browser"] = "one profile reused, warmed first" if args.reuse_browser else "a fresh profile per run"
+    with sync_playwright() as playwright, (browser_context(playwright) if args.reuse_browser
+                                           else contextlib.nullcontext()) as shared:
+        if shared is not None:
+            one_run(playwright, True, data_dir, shared)   # fills the browser's cache; not reported
         for warm in variants:
             runs = []
             for k in range(args.runs):
-                runs.append(one_run(playwright, warm, data_dir))
+                runs.append(one_run(playwright, warm, data_dir, shared))
                 if not args.json:
                     r = runs[-1]
                     print(f"{'warm' if warm else 'cold'} run {k + 1}: first Prognosis page {r['first_prognosis_page_s']:.2f} s "
@@ -157,7 +168,7 @@ def main(argv=None) -> int:
               f"{s['second_page_median_s']:.2f} s; first prediction median "
               f"{s['first_prediction_median_s']:.2f} s")
     print(f"load average (1/5/15 min) before {report['load_before']}, after {report['load_after']}; "
-          f"{report['cpus']} CPUs")
+          f"{report['cpus']} CPUs; browser: {report['browser']}")
     return 0
 
 
