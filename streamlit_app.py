@@ -104,6 +104,9 @@ else:
     # (nbrisk_ui/websession.py explains why the session id alone is not proof of sign-in)
     from starlette.middleware import Middleware
 
-    from nbrisk_ui import websession
+    from nbrisk_ui import warmup, websession
 
-    app = st.App(__file__, routes=websession.routes(), middleware=[Middleware(websession.SessionGuard)])
+    # warmup.lifespan: once the runtime runs, a background thread loads the cohort's prognosis bundle and
+    # the pages' libraries, so that a user's first Prognosis page only renders (NBRISK_WARM_START=off: not)
+    app = st.App(__file__, routes=websession.routes(), middleware=[Middleware(websession.SessionGuard)],
+                 lifespan=warmup.lifespan)

@@ -13,6 +13,8 @@ variable                    meaning                                default
 ``NBRISK_MODELS_DIR``       shipped model files and model cards    ``$NBRISK_HOME/models``
                             (a cohort's own ``<cohort>/models/``
                             comes first: :func:`cohort_models_dir`)
+``NBRISK_CV_DIR``           CV results the Cohort page shows       ``$NBRISK_HOME/data/cv/``
+                            (``nbrisk benchmark --cv --out``)      + the cohort's folder name
 ``NBRISK_DATABASE_URL``     case store (SQLAlchemy URL)            SQLite at ``data/nbrisk.db``
 ``NBRISK_AUTH``             sign-in required unless ``off``        ``on`` (``make run``: ``off``)
 ==========================  =====================================  ==========================
@@ -63,6 +65,16 @@ def cohort_models_dir(cohort_dir: Path | str | None = None) -> Path:
         if own.is_dir():
             return own.resolve()
     return models_dir()
+
+
+def cv_results_dir(cohort_dir: Path | str) -> Path:
+    """Where the Cohort page reads the cohort's internal validation (``nbrisk benchmark --cv K --data COHORT
+    --out DIR`` writes ``cv_folds.csv`` and ``cv_summary.json``): ``NBRISK_CV_DIR``, else
+    ``data/cv/<cohort folder name>``."""
+    env = os.environ.get("NBRISK_CV_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return data_dir() / "cv" / Path(cohort_dir).resolve().name
 
 
 def database_url() -> str:

@@ -158,6 +158,33 @@ def reference_curves(pipeline) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return cohort_km_curves(*training_cohort(pipeline))
 
 
+def publish_prognosis_bundle(engine, username: str, pipeline, cohort_dir, *, embeddings: dict,
+                             clinical=None, models_dir=None):
+    """Save ``pipeline`` (the Cohort page's full search) as the cohort's frozen bundle and audit it.
+
+    The caller decides who may (the dashboard: admins only, docs/validation.md). The bundle is written
+    atomically, the one it replaces kept as a dated backup
+    (:func:`nbrisk_core.prognosis.bundle.publish_pipeline`); one ``prognosis_bundle_saved`` audit event
+    names the bundle, the cohort and the combination (no patient value). Returns the
+    :class:`~nbrisk_core.prognosis.bundle.PublishedBundle`.
+    """
+    from nbrisk_core.prognosis.bundle import publish_pipeline
+    from nbrisk_core.store import audit
+
+    published = publish_pipeline(pipeline, cohort_dir, models_dir=models_dir, clinical=clinical,
+                                 embeddings=embeddings)
+    card = published.card
+    cohort = card.get("cohort") or {}
+    audit.record(engine, username, "prognosis_bundle_saved", model_sha256=published.sha256,
+                 detail={"bundle": published.path.name, "cohort": cohort.get("name"),
+                         "cohort_sha256": cohort.get("sha256"), "selected": card.get("selected"),
+                         "grid": card.get("grid"), "n_patients": card.get("n_patients"),
+                         "events": card.get("events"),
+                         "replaced_backup": (f"{published.backup.parent.name}/{published.backup.name}"
+                                             if published.backup else None)})
+    return published
+
+
 # ---------------------------------------------------------------------------------------------- store
 
 def save_case(engine, case: Case, username: str, *, include_series: bool = False,

@@ -55,6 +55,15 @@ def shipped_classifier_sha256(cohort_dir) -> str | None:
         return None
 
 
+def embeddings_provenance(cohort_dir) -> dict:
+    """Where the app's CT features of ``cohort_dir`` come from, for a bundle's card (as ``nbrisk prognosis
+    fit`` writes it): the shipped Swin-ART classifier's embeddings, with its SHA-256."""
+    from nbrisk_core.classifier.model_io import shipped_model_path
+
+    return {"source": "classifier", "model": shipped_model_path("art", cohort_dir).name,
+            "model_sha256": shipped_classifier_sha256(cohort_dir)}
+
+
 #: Where each pipeline the app holds came from (:func:`pipeline_source`); keyed weakly so that a
 #: pipeline dropped from the cache is not kept alive, and the shared pipeline is never written to.
 _SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -124,14 +133,34 @@ def pipeline_nomogram(pipeline, clinical: pd.DataFrame, cohort_dir=None):
 
 
 @st.cache_resource(show_spinner="Loading the prognosis model of the cohort…", max_entries=4)
-def get_pipeline(cohort_dir: str, grid: str = APP_GRID, selected: str | None = APP_MODEL):
+def get_pipeline(cohort_dir: str, grid: str = APP_GRID, selected: str | None = APP_MODEL, bundles: str = ""):
     """The fitted :class:`~nbrisk_core.prognosis.pipeline.PrognosisPipeline` of ``cohort_dir``.
 
     Shared by all sessions (``st.cache_resource``): pages only read it. Raises
     :class:`InputError` (not cached, so a later rerun retries) when the cohort or its CT
-    embeddings are missing.
+    embeddings are missing. ``bundles`` is only part of the cache key: the fingerprint of the cohort's
+    bundle cards (:func:`bundles_key`), so that a new bundle (the Cohort page's full search, saved by an
+    admin, or ``nbrisk prognosis fit``) is loaded at the next run of any page.
     """
     return fit_pipeline(str(cohort_dir), grid, selected)
+
+
+def bundles_key(cohort_dir, grid: str) -> str:
+    """The cache key part of the cohort's bundles for ``grid`` (``""`` for grids that never load one):
+    :func:`nbrisk_core.prognosis.bundle.bundles_key`, a hash of the bundle cards' SHA-256 (cards only, ~1 ms)."""
+    if grid != "app":
+        return ""
+    from nbrisk_core.prognosis.bundle import bundles_key as cards_key
+
+    return cards_key(cohort_dir)
+
+
+def app_pipeline(cohort_dir, grid: str | None = None):
+    """:func:`get_pipeline` of ``cohort_dir`` for ``grid`` (default :data:`APP_GRID`) as the pages call it
+    (the warm start at server start fills the same cache entry)."""
+    grid = grid or APP_GRID
+    path = str(cohort_dir)
+    return get_pipeline(path, grid, APP_MODEL if grid == "app" else None, bundles_key(path, grid))
 
 
 #: Grid fitted when a user asks the Cohort page for the paper's whole search.
@@ -152,8 +181,7 @@ def pipeline_or_message(cohort_dir) -> tuple[object | None, str | None]:
         return None, (f"No cohort found at `{path}`. Build the demo cohort with "
                       f"`nbrisk demo build --out {path}`.")
     try:
-        grid = session_grid()
-        return get_pipeline(str(path), grid, APP_MODEL if grid == "app" else None), None
+        return app_pipeline(path, session_grid()), None
     except InputError as error:
         return None, str(error)
 

@@ -47,3 +47,5 @@ COHORT_WIDGETS = "nbrisk.cohort."
 PROGNOSIS_GRID = "nbrisk.prognosis.grid"  # grid this session asked for ("full" after the Cohort page's button)
 NOMOGRAM_FORM = "nbrisk.prognosis.nomogram."   # scenario form: NOMOGRAM_FORM + predictor name
 NOMOGRAM_SCENARIO = "nbrisk.prognosis.nomogram_scenario"  # {predictor: value} of the compared scenario
+PROGNOSIS_BUNDLE_PENDING = "nbrisk.prognosis.bundle_pending"  # an admin's full search: save it when it is done
+PROGNOSIS_BUNDLE_SAVED = "nbrisk.prognosis.bundle_saved"  # {"fit", "name", "sha256", "backup"} of the last save

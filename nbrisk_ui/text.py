@@ -51,6 +51,15 @@ def md(text) -> str:
     return _SPECIAL.sub(r"\\\1", value)
 
 
+def code(text) -> str:
+    """``text`` as a Markdown code span, shown literally (paths, commands); a backtick in it becomes ``'``.
+
+    >>> code("nbrisk benchmark --cv 5 --out data/cv/my_cohort")
+    '`nbrisk benchmark --cv 5 --out data/cv/my_cohort`'
+    """
+    return "`" + " ".join(str(text).replace("`", "'").split("\n")) + "`"
+
+
 def plain(markdown: str) -> str:
     """The text :func:`md` escaped, back (for tests and logs: ``plain(md(s)) == s`` for one-line ``s``)."""
     return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")

@@ -10,8 +10,9 @@ from nbrisk_core.errors import InputError
 from nbrisk_core.prognosis import plots
 from nbrisk_core.prognosis.evaluation import CohortEvaluation, evaluate
 from nbrisk_ui import auth, state
-from nbrisk_ui.prognosis import DAYS_PER_YEAR, FULL_SEARCH_GRID, ROC_YEARS, cohort_and_pipeline, merged_patients
-from nbrisk_ui.text import md
+from nbrisk_ui.prognosis import (DAYS_PER_YEAR, FULL_SEARCH_GRID, ROC_YEARS, cohort_and_pipeline,
+                                 embeddings_provenance, merged_patients, session_grid)
+from nbrisk_ui.text import code, md, show_error
 
 COHORTS = (("train", "Training cohort"), ("test", "Testing cohort"))
 KEY = state.COHORT_WIDGETS  # prefix of this page's widget keys
@@ -70,6 +71,89 @@ def c_index_text(result: CohortEvaluation) -> str:
     return f"C-index of the MLRS: {c.value:.3f}{interval}"
 
 
+def save_full_search(path, clinical: pd.DataFrame, pipeline) -> None:
+    """After this session's full search: save it as the cohort's frozen bundle (admins only; the bundle
+    replaces the model every user's Prognosis page loads), or say that only an admin can."""
+    saved = st.session_state.get(state.PROGNOSIS_BUNDLE_SAVED)
+    if saved and saved["fit"] == pipeline.fit_sha256():
+        backup = f"; the bundle it replaced is kept as {code(saved['backup'])}" if saved["backup"] else ""
+        st.success(f"Saved as the cohort's model: bundle **{md(saved['name'])}** (SHA-256 {saved['sha256'][:12]})"
+                   f"{backup}. Every user's Prognosis page loads it from its next run.")
+        return
+    if not auth.is_admin():
+        st.session_state.pop(state.PROGNOSIS_BUNDLE_PENDING, None)
+        st.info("These search results are this session's. Only an admin can save them as the cohort's model "
+                "(the frozen bundle every user's Prognosis page loads); the shared model is unchanged.")
+        return
+    pending = st.session_state.pop(state.PROGNOSIS_BUNDLE_PENDING, False)
+    if not (pending or st.button("Save these results as the cohort's model", key=KEY + "save_bundle")):
+        st.info("These search results are this session's until you save them as the cohort's model.")
+        return
+    from nbrisk_core import service
+    from nbrisk_ui.resources import store_engine
+
+    with st.spinner("Writing the cohort's prognosis bundle…"):
+        try:
+            published = service.publish_prognosis_bundle(store_engine(), auth.current_username(), pipeline, path,
+                                                         embeddings=embeddings_provenance(path), clinical=clinical)
+        except InputError as error:
+            show_error(error)
+            return
+        except OSError as error:   # a full disk, a read-only models folder: nothing was replaced
+            st.error(f"The bundle could not be written ({type(error).__name__}: {md(error)}); the cohort's "
+                     "model is unchanged.")
+            return
+    st.session_state[state.PROGNOSIS_BUNDLE_SAVED] = {
+        "fit": pipeline.fit_sha256(), "name": published.path.name, "sha256": published.sha256,
+        "backup": f"{published.backup.parent.name}/{published.backup.name}" if published.backup else None}
+    st.rerun()
+
+
+def internal_validation(path) -> None:
+    """``nbrisk benchmark --cv`` results of the cohort (per fold, and per selected combination), or how to
+    make them."""
+    from nbrisk_core.config import cv_results_dir
+    from nbrisk_core.validation.internal import read_cv_results
+
+    folder = cv_results_dir(path)
+    command = f"nbrisk benchmark --cv 5 --repeats 2 --data {path} --out {folder}"
+    try:
+        results = read_cv_results(folder)
+    except InputError as error:
+        show_error(error)
+        return
+    if results is None:
+        st.info(f"No internal validation of this cohort yet (looked in {code(folder)}). Make it with "
+                f"{code(command)} (repeated stratified K-fold CV of the whole selection procedure; add "
+                "`--optimism-bootstrap B` for Harrell's optimism-corrected C-index), then reload this page.")
+        return
+    summary, cv = results.summary, results.summary["cv"]
+    from nbrisk_core.cohort.format import cohort_hash
+
+    recorded = (summary.get("cohort") or {}).get("sha256")
+    if recorded is not None and recorded != cohort_hash(path):
+        st.warning("These results were computed on another version of this cohort (its content hash differs): "
+                   f"run {code(command)} again.")
+    mean, sd = cv.get("c_index_mean"), cv.get("c_index_sd")
+    value = "not defined" if mean is None else f"**{mean:.3f}**" + ("" if sd is None else f" ± {sd:.3f} (SD)")
+    st.markdown(f"**{summary.get('repeats', '?')} x {summary.get('k', '?')}-fold** cross-validation of the whole "
+                f"selection procedure (grid {code(summary.get('grid', '?'))}, features "
+                f"{code(summary.get('features', '?'))}): held-out C-index of the selected model {value} over "
+                f"{cv.get('folds')} folds. Each fold's procedure picks its own combination; the table groups "
+                "the folds by it.")
+    st.dataframe(results.by_combination, hide_index=True)
+    optimism = summary.get("optimism")
+    if isinstance(optimism, dict) and optimism.get("corrected") is not None:
+        st.markdown(f"Harrell's bootstrap ({optimism.get('n_bootstrap')} resamples): apparent C-index "
+                    f"{optimism['apparent']:.3f}, optimism {optimism['optimism']:.3f}, corrected "
+                    f"**{optimism['corrected']:.3f}** (final model {md(optimism.get('selected', '?'))}).")
+    with st.expander("Per fold"):
+        st.dataframe(results.folds, hide_index=True)
+    st.caption(f"From {code(results.folder)} (`cv_folds.csv`, `cv_summary.json`; written by `nbrisk benchmark --cv`). "
+               "Per fold the held-out C-index is that of the combination the procedure selected in it; the "
+               "other combinations are not scored on the held-out folds.")
+
+
 auth.gate()
 st.title("Cohort")
 path, clinical, meta, pipeline = cohort_and_pipeline(
@@ -105,7 +189,8 @@ if sub.empty:
     st.stop()
 
 tabs = st.tabs(["Model search", "MLRS groups", "Time-dependent ROC", "Decision curve", "Cox screening",
-                "Associations", "Clinical-only baseline", "Imputation", "Radiomics vs Swin-ART"])
+                "Associations", "Clinical-only baseline", "Imputation", "Radiomics vs Swin-ART",
+                "Internal validation (CV)"])
 
 # ------------------------------------------------------------------ model search
 with tabs[0]:
@@ -115,15 +200,25 @@ with tabs[0]:
     st.markdown(f"**{n_fitted}** of {len(combos)} combinations fitted; selected: **{pipeline.selected_}** "
                 f"(highest {rule} C-index). Rows are sorted by the mean of the training and testing "
                 "C-index (the paper's rule).")
-    if pipeline.config_.get("grid") == "app":
+    if session_grid() == FULL_SEARCH_GRID:   # this session ran the full search: save it (admins) or say who can
+        save_full_search(path, clinical, pipeline)
+    elif pipeline.config_.get("grid") == "app":
         st.info(f"The dashboard uses one combination ({pipeline.selected_}), loaded from the cohort's "
                 "frozen bundle when there is one (`nbrisk prognosis fit`), else fitted at start, so that "
                 "it starts quickly. "
                 "The paper's full search (up to 117 combinations, under a minute for the demo cohort on "
                 "2 idle cores) runs here with the button below, with `nbrisk benchmark`, or at start-up "
                 "with `NBRISK_PROGNOSIS_GRID=full`. The Prognosis page then uses the search's selected model.")
-        if st.button("Run the full model search", key=KEY + "full_search"):
+        admin = auth.is_admin()
+        st.caption("Admins: the search ends by saving its selected model as the cohort's frozen bundle, which "
+                   "every user's Prognosis page then loads (the replaced bundle is kept as a dated backup)."
+                   if admin else "Only an admin can save the search as the cohort's model; you will see its "
+                   "results in this session.")
+        label = "Run the full model search and save it" if admin else "Run the full model search"
+        if st.button(label, key=KEY + "full_search"):
             st.session_state[state.PROGNOSIS_GRID] = FULL_SEARCH_GRID
+            if admin:
+                st.session_state[state.PROGNOSIS_BUNDLE_PENDING] = True
             st.rerun()
     st.plotly_chart(figure("c_index_heatmap", combos), key=KEY + "heatmap")
     with st.expander("All combinations (incl. skipped, with the reason)"):
@@ -240,3 +335,7 @@ with tabs[8]:
     if c is not None:
         st.caption(f"The dashboard's own prognosis model ({pipeline.selected_}, "
                    f"{pipeline.config_.get('feature_set', 'both')} features): testing C-index {c:.3f}.")
+
+# ------------------------------------------------------------------ internal validation
+with tabs[9]:
+    internal_validation(path)

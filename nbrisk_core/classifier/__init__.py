@@ -16,3 +16,10 @@ Modules (import the one you need; this package imports nothing heavy on its own)
 #: class order of every model's output layer: index 0 = high risk, index 1 = non-high risk
 CLASS_ORDER: tuple[str, str] = ("HR", "NHR")
 HIDDEN_UNITS: int = 16
+#: names of the backbones of :data:`nbrisk_core.classifier.architectures.ARCHITECTURES`, here so that reading a
+#: model card (``card.ModelCard.from_record``) does not import torch and timm (the dashboard reads cards at
+#: start; ``architectures`` checks at import that the two agree)
+ARCHITECTURE_NAMES: tuple[str, ...] = ("swin_t", "resnet50", "densenet121", "vgg16", "alexnet")
+#: the state-dict layout :class:`~nbrisk_core.classifier.architectures.RiskClassifier` writes (recorded in
+#: the model card)
+STATE_DICT_LAYOUT: int = 2

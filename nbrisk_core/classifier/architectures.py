@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nbrisk_core.classifier import CLASS_ORDER, HIDDEN_UNITS
+from nbrisk_core.classifier import ARCHITECTURE_NAMES, CLASS_ORDER, HIDDEN_UNITS
+from nbrisk_core.classifier import STATE_DICT_LAYOUT as _STATE_DICT_LAYOUT
 from nbrisk_core.errors import InputError
 
 
@@ -194,6 +195,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     )
 }
 
+if tuple(ARCHITECTURES) != ARCHITECTURE_NAMES:   # the light copy the model card reads
+    raise RuntimeError(f"nbrisk_core.classifier.ARCHITECTURE_NAMES {ARCHITECTURE_NAMES} differs from "
+                       f"ARCHITECTURES {tuple(ARCHITECTURES)}")
+
 #: the tiny Swin used by the tests: same code path, a few channels
 TINY_SWIN_KWARGS: dict = {"embed_dim": 24, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}
 
@@ -305,8 +310,9 @@ def build_model(arch: str = "swin_t", n_aux: int = 0, backbone_kwargs: dict | No
                           pool_norm=pool_norm)
 
 
-#: the state-dict layout :class:`RiskClassifier` writes (recorded in the model card)
-STATE_DICT_LAYOUT = 2
+#: the state-dict layout :class:`RiskClassifier` writes (recorded in the model card); defined in the package
+#: (``nbrisk_core.classifier``) so that model cards are read without torch
+STATE_DICT_LAYOUT = _STATE_DICT_LAYOUT
 
 
 def _layout1_to_2(state: dict, arch: str) -> dict:

@@ -119,9 +119,10 @@ class ModelCard:
         if card_version > CARD_VERSION:
             raise InputError(f"{source}: card_version = {card_version}; this NBRisk reads versions up to "
                              f"{CARD_VERSION} (the model was written by a newer NBRisk)")
-        from nbrisk_core.classifier.architectures import ARCHITECTURES, STATE_DICT_LAYOUT
+        # the names only, not the architectures module: reading a card imports neither torch nor timm
+        from nbrisk_core.classifier import ARCHITECTURE_NAMES, STATE_DICT_LAYOUT
 
-        architecture = fields.choice("architecture", sorted(ARCHITECTURES))
+        architecture = fields.choice("architecture", sorted(ARCHITECTURE_NAMES))
         variant = fields.choice("variant", sorted(INPUT_VARIANTS))
         phases = tuple(fields.string_list("phases"))
         if phases != INPUT_VARIANTS[variant].phases:

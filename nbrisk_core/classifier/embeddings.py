@@ -73,6 +73,20 @@ def compute_embeddings(loaded, cohort_dir: Path, batch_size: int = 16) -> pd.Dat
     return frame
 
 
+def _verified_weights_sha256(path: Path) -> str | None:
+    """The SHA-256 of the model at ``path`` when its weights file matches its card (as :func:`load_model`
+    checks), else None (then :func:`load_model` reports the problem)."""
+    from nbrisk_core.classifier.model_io import read_model_card
+    from nbrisk_core.hashing import sha256_file
+
+    try:
+        card = read_model_card(path)
+    except InputError:
+        return None
+    weights = Path(path).with_name(card.weights_file or Path(path).with_suffix(".safetensors").name)
+    return card.sha256 if weights.exists() and sha256_file(weights) == card.sha256 else None
+
+
 def cohort_embeddings(cohort_dir: Path | None = None, model=None, use_cache: bool = True) -> pd.DataFrame:
     """The 16-d CT embedding of every patient of ``cohort_dir`` (default: the demo cohort).
 
@@ -96,14 +110,22 @@ def cohort_embeddings(cohort_dir: Path | None = None, model=None, use_cache: boo
     cohort_dir = Path(cohort_dir) if cohort_dir is not None else demo_cohort_dir()
     if not (cohort_dir / "clinical.csv").exists():
         raise InputError(f"{cohort_dir}: not a cohort directory (no clinical.csv)")
+    cohort_sha = None
     if model is None:
         path = shipped_model_path("art", cohort_dir)
         if not path.exists():
             raise InputError(f"{path}: the shipped Swin-ART model is missing; train it with `nbrisk train`")
+        if use_cache:   # a cached table needs only the model's SHA-256: no network is built (torch, timm)
+            cohort_sha = cohort_hash(cohort_dir)
+            sha256 = _verified_weights_sha256(path)
+            cached = None if sha256 is None else _read_cache(embedding_cache_path(sha256, cohort_dir, cohort_sha),
+                                                             sha256, cohort_sha)
+            if cached is not None:
+                return cached
         model = load_model(path)
     elif not isinstance(model, LoadedModel):
         model = load_model(Path(model))
-    cohort_sha = cohort_hash(cohort_dir)
+    cohort_sha = cohort_sha or cohort_hash(cohort_dir)
     cache = embedding_cache_path(model.sha256, cohort_dir, cohort_sha)
     if use_cache:
         cached = _read_cache(cache, model.sha256, cohort_sha)

@@ -670,7 +670,7 @@ def pipeline_card(pipeline, *, cohort_dir=None, embeddings: dict | None = None) 
 
 
 def save_pipeline(pipeline, out_dir, *, cohort_dir=None, clinical: pd.DataFrame | None = None,
-                  embeddings: dict | None = None) -> dict:
+                  embeddings: dict | None = None, created_by: str | None = None) -> dict:
     """Write a fitted :class:`~nbrisk_core.prognosis.pipeline.PrognosisPipeline` as a bundle.
 
     Returns the card.
@@ -718,6 +718,8 @@ def save_pipeline(pipeline, out_dir, *, cohort_dir=None, clinical: pd.DataFrame 
             card["nomogram"] = {"file": NOMOGRAM_FILE,
                                 "sha256": hashlib.sha256(nomogram_text.encode()).hexdigest(),
                                 "predictors": list(nomogram.names), "in_bundle": True}
+    if created_by:
+        card["created_by"] = created_by
     full = save_object(root, out_dir, card=card)
     stale = Path(out_dir) / NOMOGRAM_FILE
     if nomogram_text is not None:
@@ -842,3 +844,97 @@ def predict_from_labs(embedding, labs_path, bundle_dir) -> dict:
     result["cohort"] = (bundle.card.get("cohort") or {}).get("name")
     result["synthetic"] = bool((bundle.card.get("cohort") or {}).get("synthetic", False))
     return result
+
+
+#: where :func:`publish_pipeline` keeps replaced bundles and writes new ones before their rename (inside the
+#: models folder, two levels down: :func:`find_cohort_bundle` looks only at ``<models>/*/card.json``)
+BACKUP_FOLDER = "backups"
+INCOMING_FOLDER = ".incoming"
+
+
+@dataclass(frozen=True)
+class PublishedBundle:
+    """What :func:`publish_pipeline` did: the bundle's folder and card, and where the one it replaced went."""
+
+    path: Path
+    card: dict
+    backup: Path | None
+
+    @property
+    def sha256(self) -> str:
+        return self.card["sha256"]
+
+
+def publish_pipeline(pipeline, cohort_dir, *, models_dir=None, name: str | None = None,
+                     clinical: pd.DataFrame | None = None, embeddings: dict | None = None,
+                     created_by: str = "nbrisk dashboard (Cohort page, full search)", now=None) -> PublishedBundle:
+    """Write ``pipeline`` as the cohort's bundle, atomically, keeping the bundle it replaces as a dated backup.
+
+    The bundle goes to ``<models>/<name>`` (``models`` default: the cohort's models folder,
+    :func:`nbrisk_core.config.cohort_models_dir`; ``name`` default: the folder of the cohort's current bundle,
+    :func:`find_cohort_bundle`, else ``prognosis_<cohort folder name>``). It is written completely into
+    ``<models>/.incoming/`` first and verified (:func:`load_bundle`); then an existing ``<models>/<name>`` is
+    renamed to ``<models>/backups/<name>-<UTC time>`` (kept, never loaded by the app) and the new folder renamed
+    into place. A reader never sees a half-written bundle; between the two renames (same file system) the
+    folder is briefly absent, and a failed second rename puts the old bundle back.
+    """
+    import datetime
+    import shutil
+    import tempfile
+
+    from nbrisk_core.config import cohort_models_dir
+
+    cohort_dir = Path(cohort_dir)
+    folder = Path(models_dir) if models_dir is not None else cohort_models_dir(cohort_dir)
+    if name is None:
+        current = find_cohort_bundle(cohort_dir, folder)
+        name = current.name if current is not None else f"prognosis_{cohort_dir.resolve().name}"
+    if not name or name.startswith(".") or Path(name).name != name or name == BACKUP_FOLDER:
+        raise InputError(f"bundle name {name!r}: expected a plain folder name (no path, not hidden, not "
+                         f"{BACKUP_FOLDER!r})")
+    incoming_root = folder / INCOMING_FOLDER
+    incoming_root.mkdir(parents=True, exist_ok=True)
+    incoming = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=incoming_root))
+    try:
+        card = save_pipeline(pipeline, incoming, cohort_dir=cohort_dir, clinical=clinical, embeddings=embeddings,
+                             created_by=created_by)
+        load_bundle(incoming)   # what was written reads back and verifies before it replaces anything
+        target = folder / name
+        backup = None
+        if target.exists():
+            stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%dT%H%M%S%fZ")
+            backup = folder / BACKUP_FOLDER / f"{name}-{stamp}"
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            target.rename(backup)
+        try:
+            incoming.rename(target)
+        except OSError:
+            if backup is not None:
+                backup.rename(target)
+            raise
+    except BaseException:
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise
+    return PublishedBundle(path=target, card=card, backup=backup)
+
+
+def bundles_key(cohort_dir, models_dir=None) -> str:
+    """A cheap fingerprint of the bundles in the cohort's models folder: the SHA-256 of every bundle card's
+    ``sha256`` (with its folder name and the card's modification time).
+
+    Reads only the small ``card.json`` files. It changes when a bundle is written, replaced or removed, so a
+    cache keyed on it (the dashboard's :func:`nbrisk_ui.prognosis.get_pipeline`) loads the new bundle.
+    """
+    from nbrisk_core.config import cohort_models_dir
+
+    folder = Path(models_dir) if models_dir is not None else cohort_models_dir(cohort_dir)
+    parts = []
+    for card_path in sorted(folder.glob(f"*/{CARD_FILE}")) if folder.is_dir() else []:
+        try:
+            card = json.loads(card_path.read_text())
+            mtime = card_path.stat().st_mtime_ns
+        except (OSError, ValueError):
+            continue
+        if isinstance(card, dict) and card.get("kind") == BUNDLE_KIND:
+            parts.append(f"{card_path.parent.name}:{card.get('sha256')}:{mtime}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

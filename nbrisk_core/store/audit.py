@@ -13,7 +13,10 @@ audit verify``) recomputes it and names the first event that was edited, removed
 Events name the case by its random ``case_uid`` and never carry patient identifiers or passwords; a
 Cohort builder decision (``slice_confirmed``/``slice_rejected``) names the cohort, phase and slice and
 the SHA-256 of the ``proposals.csv`` row it wrote, not the study number
-(:func:`nbrisk_core.cohort.review.decision_audit_detail`).
+(:func:`nbrisk_core.cohort.review.decision_audit_detail`); a ``prognosis_bundle_saved`` (an admin's full
+search on the Cohort page) names the bundle folder, the cohort (name and content hash), the selected
+combination, N and events, and the replaced bundle's backup folder, with the bundle's SHA-256 as
+``model_sha256`` (:func:`nbrisk_core.service.publish_prognosis_bundle`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ ACTIONS: tuple[str, ...] = (
     "case_created", "case_opened", "case_changed", "case_exported", "case_deleted",
     "case_shared", "case_unshared", "case_access_denied", "user_team_changed",
     "prediction", "audit_exported", "case_pushed",
-    "slice_confirmed", "slice_rejected",
+    "slice_confirmed", "slice_rejected", "prognosis_bundle_saved",
 )
 #: ``prev_hash`` of the first event
 GENESIS_HASH = "0" * 64

@@ -172,8 +172,10 @@ def run_benchmark_cv(args, data, out, embeddings, features: str) -> int:
                         features=features,
                         seed=args.seed)
     table.to_csv(out / "cv_folds.csv", index=False)
+    from nbrisk_core.cohort.format import cohort_hash
+
     summary = {"cv": summarise_cv(table), "k": args.cv, "repeats": args.repeats, "grid": args.grid,
-               "features": features}
+               "features": features, "cohort": {"path": str(data), "sha256": cohort_hash(Path(data))}}
     if args.optimism_bootstrap:
         summary["optimism"] = bootstrap_optimism(clinical, embeddings, n_bootstrap=args.optimism_bootstrap,
                                                  grid=args.grid, features=features, seed=args.seed)
@@ -189,3 +191,71 @@ def run_benchmark_cv(args, data, out, embeddings, features: str) -> int:
               f"optimism {o['optimism']:.3f}, "
               f"corrected {o['corrected']:.3f}")
     return 0
+
+
+#: the columns ``cv_folds.csv`` must have (:func:`repeated_cv`)
+CV_FOLD_COLUMNS = ("repeat", "fold", "selected", "n_test", "events_test", "c_index_heldout")
+
+
+@dataclass(frozen=True)
+class CVResults:
+    """``nbrisk benchmark --cv`` results read back: the per-fold table, ``cv_summary.json`` and the
+    held-out C-index per selected combination."""
+
+    folds: pd.DataFrame
+    summary: dict
+    by_combination: pd.DataFrame
+    folder: object   # pathlib.Path
+
+
+def cv_by_combination(folds: pd.DataFrame) -> pd.DataFrame:
+    """Held-out C-index of the folds grouped by the combination the procedure selected in them.
+
+    One row per combination: ``combination, times_selected, c_index_mean, c_index_sd, c_index_min,
+    c_index_max``, most often selected first; a last row ``all folds`` summarises every fold (the estimate
+    of the whole procedure). The SD is the sample SD (NaN with one fold).
+    """
+    def row(name, part):
+        values = part["c_index_heldout"].dropna().to_numpy(dtype=float)
+        return {"combination": name, "times_selected": int(len(part)),
+                "c_index_mean": float(values.mean()) if values.size else float("nan"),
+                "c_index_sd": float(values.std(ddof=1)) if values.size > 1 else float("nan"),
+                "c_index_min": float(values.min()) if values.size else float("nan"),
+                "c_index_max": float(values.max()) if values.size else float("nan")}
+
+    rows = [row(name, part) for name, part in folds.groupby("selected", sort=False)]
+    rows.sort(key=lambda r: (-r["times_selected"], r["combination"]))
+    rows.append(row("all folds", folds))
+    return pd.DataFrame(rows)
+
+
+def read_cv_results(folder) -> CVResults | None:
+    """The CV results ``nbrisk benchmark --cv K --out FOLDER`` wrote (``cv_folds.csv``, ``cv_summary.json``),
+    or None when ``FOLDER`` holds none. A damaged file raises :class:`InputError` naming it."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    folds_path, summary_path = folder / "cv_folds.csv", folder / "cv_summary.json"
+    if not folds_path.exists() and not summary_path.exists():
+        return None
+    for path in (folds_path, summary_path):
+        if not path.exists():
+            raise InputError(f"{path}: missing (expected beside the other file that "
+                             "'nbrisk benchmark --cv' writes); run it again")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{summary_path}: not a readable JSON summary ({error})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("cv"), dict):
+        raise InputError(f"{summary_path}: expected an object with a 'cv' summary, as 'nbrisk benchmark --cv' "
+                         "writes")
+    try:
+        folds = pd.read_csv(folds_path, dtype={"selected": str})
+    except (OSError, ValueError) as error:
+        raise InputError(f"{folds_path}: not a readable CSV ({error})") from None
+    missing = [c for c in CV_FOLD_COLUMNS if c not in folds.columns]
+    if missing:
+        raise InputError(f"{folds_path}: columns {missing} missing; expected {list(CV_FOLD_COLUMNS)}")
+    folds["c_index_heldout"] = pd.to_numeric(folds["c_index_heldout"], errors="coerce")
+    return CVResults(folds=folds, summary=summary, by_combination=cv_by_combination(folds), folder=folder)

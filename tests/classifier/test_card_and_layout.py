@@ -186,3 +186,24 @@ def test_a_training_run_checkpoint_of_layout1_initialises_a_new_model(tiny_model
     _initial_weights(fresh, SimpleNamespace(pretrained=None, init=str(tmp_path / "best.safetensors")))
     want = tiny_model.state_dict()
     assert all(torch.equal(v, want[k]) for k, v in fresh.state_dict().items())
+
+
+def test_reading_a_model_card_imports_neither_torch_nor_timm(tmp_path):
+    """The dashboard reads the shipped classifier's card at start (its SHA-256 matches the prognosis bundle):
+    the card needs the architecture names only (nbrisk_core.classifier.ARCHITECTURE_NAMES), not the networks."""
+    import subprocess
+    import sys
+
+    from nbrisk_core.classifier import ARCHITECTURE_NAMES, STATE_DICT_LAYOUT
+    from nbrisk_core.classifier import architectures
+
+    assert tuple(architectures.ARCHITECTURES) == ARCHITECTURE_NAMES
+    assert architectures.STATE_DICT_LAYOUT == STATE_DICT_LAYOUT
+    path = tmp_path / "m"
+    save_model(build_model("swin_t", backbone_kwargs=TINY_SWIN_KWARGS), path,
+               base_card("swin_t", "art", TINY_SWIN_KWARGS))
+    script = ("import sys; from nbrisk_core.classifier.model_io import read_model_card; "
+              f"card = read_model_card({str(path)!r}); "
+              "print(card.architecture, 'torch' in sys.modules, 'timm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["swin_t", "False", "False"]

@@ -119,6 +119,16 @@ def test_cohort_embeddings_are_cached(tiny_cohort, tiny_models_dir, tmp_path, mo
     monkeypatch.setattr(emb, "compute_embeddings", fail)
     pd.testing.assert_frame_equal(emb.cohort_embeddings(), frame)
 
+    # a cached table needs only the model's SHA-256 (the weights file checked against its card): the network
+    # is not built (the dashboard reads the table at start without importing torch)
+    import nbrisk_core.classifier.model_io as model_io
+
+    def no_network(*_a, **_k):
+        raise AssertionError("the model was built although its embeddings are cached")
+
+    monkeypatch.setattr(model_io, "load_model", no_network)
+    pd.testing.assert_frame_equal(emb.cohort_embeddings(), frame)
+
 
 def test_predict_cli_json(tiny_cohort, tiny_models_dir, tmp_path, capsys):
     from nbrisk_core.classifier.data import read_grey_slices

@@ -9,6 +9,7 @@ embeddings), and with the fast single combination "LASSO" so the module runs in 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,19 @@ def cohort(tmp_path_factory):
         pipeline = ui_prognosis.fit_pipeline(str(path), "app", "LASSO")
     clinical = pd.read_csv(path / "clinical.csv", dtype={"patient_id": str})
     return path, embeddings, pipeline, clinical
+
+
+@pytest.fixture(autouse=True)
+def _isolated_outputs(tmp_path, monkeypatch):
+    """Whatever the pages write (a full search's bundle, audit events) goes to this test's folder, never to
+    the checkout's models/ or data/; no CV results unless a test writes them."""
+    monkeypatch.setenv("NBRISK_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("NBRISK_DATABASE_URL", f"sqlite:///{tmp_path / 'pages.db'}")
+    monkeypatch.setenv("NBRISK_CV_DIR", str(tmp_path / "cv"))
+    yield
+    from nbrisk_core.store import dispose_engines
+
+    dispose_engines()
 
 
 @pytest.fixture
@@ -382,3 +396,222 @@ def test_cohort_page_full_search_button_switches_the_session_to_the_full_grid(co
         assert asked[-1] == ("full", None)  # fitted once, then served from the cache
     finally:
         _clear_caches()
+
+
+# ------------------------------------------------------------------ full search -> the cohort's bundle
+ADMIN_PASSWORD = "admin-pass-for-pages-123"
+
+
+def _signed_in_cohort_page(cohort, monkeypatch, username: str, role: str) -> tuple[AppTest, list]:
+    """The Cohort page with sign-in on and ``username`` (``role``) signed in; the full search is the tiny
+    fitted pipeline (``asked`` records the grids the page asked for)."""
+    from nbrisk_core.store import get_engine, users
+
+    path, embeddings, pipeline, _ = cohort
+    asked = []
+
+    def fake_fit(cohort_dir, grid, selected=None):
+        asked.append(grid)
+        return pipeline
+
+    monkeypatch.setenv("NBRISK_AUTH", "on")
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(path))
+    monkeypatch.setattr(ui_prognosis, "load_embeddings", lambda cohort_dir: embeddings)
+    monkeypatch.setattr(ui_prognosis, "fit_pipeline", fake_fit)
+    users.add_user(get_engine(os.environ["NBRISK_DATABASE_URL"]), username, ADMIN_PASSWORD, role, by="test")
+    _clear_caches()
+    at = _page("4_Cohort.py")
+    at.session_state[state.USER] = {"username": username, "role": role}
+    return at, asked
+
+
+def _bundle_events():
+    from nbrisk_core.store import audit, get_engine
+
+    return audit.list_events(get_engine(os.environ["NBRISK_DATABASE_URL"]), action="prognosis_bundle_saved")
+
+
+def test_full_search_by_an_admin_ends_by_writing_the_cohorts_bundle(cohort, monkeypatch, tmp_path):
+    from nbrisk_core.prognosis.bundle import load_pipeline
+
+    path, _, pipeline, clinical = cohort
+    at, asked = _signed_in_cohort_page(cohort, monkeypatch, "adam", "admin")
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        assert not (tmp_path / "models").exists()   # nothing is written before the search
+        _button(at, "Run the full model search and save it").click().run()
+        assert not at.exception, at.exception
+        assert at.session_state[state.PROGNOSIS_GRID] == "full" and "full" in asked
+        bundle_dir = tmp_path / "models" / f"prognosis_{path.name}"
+        loaded = load_pipeline(bundle_dir)   # verified: SHA-256 of both files, schema, versions
+        assert loaded.card["created_by"].startswith("nbrisk dashboard")
+        np.testing.assert_allclose(loaded.pipeline.patients_["mlrs"], pipeline.patients_["mlrs"], rtol=0, atol=1e-12)
+        saved = [s.value for s in at.success if "Saved as the cohort's model" in s.value]
+        assert saved and loaded.sha256[:12] in saved[0]
+        assert not list((tmp_path / "models").glob(".incoming/*"))   # the temporary folder was renamed
+        events = _bundle_events()
+        assert [(e.username, e.model_sha256) for e in events] == [("adam", loaded.sha256)]
+        detail = events[0].detail
+        assert detail["bundle"] == bundle_dir.name and detail["selected"] == pipeline.selected_
+        assert detail["replaced_backup"] is None
+        # no patient-identifying value in the event: no patient id, no patient's lab value
+        text = json.dumps(detail)
+        assert not any(pid in text for pid in clinical["patient_id"])
+
+        # a second save replaces the bundle and keeps the first as a dated backup
+        at.session_state[state.PROGNOSIS_BUNDLE_SAVED] = None
+        at.run()
+        _button(at, "Save these results as the cohort's model").click().run()
+        assert not at.exception, at.exception
+        backups = list((tmp_path / "models" / "backups").iterdir())
+        assert len(backups) == 1 and backups[0].name.startswith(f"{bundle_dir.name}-")
+        assert load_pipeline(backups[0]).sha256 == loaded.sha256
+        newest = _bundle_events()[0]
+        assert newest.model_sha256 == load_pipeline(bundle_dir).sha256
+        assert newest.detail["replaced_backup"] == f"backups/{backups[0].name}"
+    finally:
+        _clear_caches()
+
+
+def test_full_search_by_a_clinician_shows_the_results_but_saves_nothing(cohort, monkeypatch, tmp_path):
+    at, asked = _signed_in_cohort_page(cohort, monkeypatch, "clara", "clinician")
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        assert not [b for b in at.button if b.label.startswith("Run the full model search and save")]
+        assert any("Only an admin can save" in c.value for c in at.caption)
+        _button(at, "Run the full model search").click().run()
+        assert not at.exception, at.exception
+        assert at.session_state[state.PROGNOSIS_GRID] == "full" and "full" in asked
+        assert any("Only an admin can save them as the cohort's model" in i.value for i in at.info)
+        assert at.get("plotly_chart")   # the search's results are shown
+        assert not [b for b in at.button if b.label.startswith("Save these results")]
+        assert not (tmp_path / "models").exists()
+        assert not _bundle_events()
+    finally:
+        _clear_caches()
+
+
+def test_the_app_loads_a_newly_saved_bundle_at_its_next_run(cohort, monkeypatch, tmp_path):
+    """get_pipeline's cache is keyed on the bundle cards' SHA-256: a bundle saved after the app cached a
+    pipeline is loaded at the next call, without clearing any cache."""
+    from nbrisk_core.prognosis.bundle import publish_pipeline
+
+    path, embeddings, pipeline, clinical = cohort
+    monkeypatch.setattr(ui_prognosis, "load_embeddings", lambda cohort_dir: embeddings)
+    monkeypatch.setattr(ui_prognosis, "shipped_classifier_sha256", lambda cohort_dir: "c" * 64)
+    provenance = {"source": "classifier", "model_sha256": "c" * 64}
+    _clear_caches()
+    try:
+        first = publish_pipeline(pipeline, path, clinical=clinical, embeddings=provenance)
+        loaded = ui_prognosis.app_pipeline(path, "app")
+        assert ui_prognosis.app_pipeline(path, "app") is loaded   # cached
+        assert first.sha256[:12] in ui_prognosis.pipeline_source(loaded)
+        second = publish_pipeline(pipeline, path, clinical=clinical, embeddings=provenance)
+        assert second.backup is not None and second.backup.parent.name == "backups"
+        reloaded = ui_prognosis.app_pipeline(path, "app")
+        assert reloaded is not loaded   # the new bundle, read from disk
+        assert second.sha256[:12] in ui_prognosis.pipeline_source(reloaded)
+    finally:
+        _clear_caches()
+
+
+# ------------------------------------------------------------------ internal validation (nbrisk benchmark --cv)
+def _cv_tab(at):
+    return next(t for t in at.tabs if t.label.startswith("Internal validation"))
+
+
+def test_cohort_page_says_how_to_make_the_cv_results_when_absent(fitted_app, tmp_path):
+    at = _page("4_Cohort.py").run()
+    assert not at.exception, at.exception
+    infos = [i.value for i in _cv_tab(at).info]
+    assert any("nbrisk benchmark --cv" in i and str(tmp_path / "cv") in plain(i) for i in infos), infos
+
+
+def test_cohort_page_shows_the_cv_results(fitted_app, tmp_path):
+    from nbrisk_core.cohort.format import cohort_hash
+
+    path = fitted_app[0]
+    folds = pd.DataFrame({"repeat": [1, 1, 1, 2, 2, 2], "fold": [1, 2, 3, 1, 2, 3],
+                          "selected": ["LASSO", "RSF", "LASSO", "LASSO", "RSF", "LASSO"],
+                          "n_test": 20, "events_test": 6,
+                          "c_index_heldout": [0.71, 0.64, 0.77, 0.69, 0.58, 0.80],
+                          "c_index_internal_test": 0.7})
+    cv = tmp_path / "cv"
+    cv.mkdir()
+    folds.to_csv(cv / "cv_folds.csv", index=False)
+    values = folds["c_index_heldout"].to_numpy()
+    summary = {"cv": {"folds": 6, "c_index_mean": float(values.mean()), "c_index_sd": float(values.std(ddof=1)),
+                      "selected_counts": {"LASSO": 4, "RSF": 2}},
+               "k": 3, "repeats": 2, "grid": "test", "features": "both",
+               "cohort": {"path": str(path), "sha256": cohort_hash(path)},
+               "optimism": {"selected": "LASSO", "apparent": 0.8, "optimism": 0.05, "corrected": 0.75,
+                            "n_bootstrap": 10, "failed_resamples": []}}
+    (cv / "cv_summary.json").write_text(json.dumps(summary))
+    at = _page("4_Cohort.py").run()
+    assert not at.exception, at.exception
+    tab = _cv_tab(at)
+    text = " ".join(m.value for m in tab.markdown)
+    assert f"{values.mean():.3f}" in text and f"{values.std(ddof=1):.3f}" in text and "2 x 3-fold" in text
+    assert "corrected **0.750**" in text
+    assert not tab.warning   # computed on this very cohort
+    table = tab.dataframe[0].value.set_index("combination")
+    for name in ("LASSO", "RSF"):
+        part = values[folds["selected"] == name]
+        assert table.loc[name, "times_selected"] == len(part)
+        assert table.loc[name, "c_index_mean"] == pytest.approx(part.mean())
+        assert table.loc[name, "c_index_sd"] == pytest.approx(part.std(ddof=1))
+    assert table.loc["all folds", "c_index_mean"] == pytest.approx(values.mean())
+    assert len(tab.dataframe[1].value) == 6   # the per-fold table
+
+    # results of another version of the cohort are flagged
+    summary["cohort"]["sha256"] = "0" * 64
+    (cv / "cv_summary.json").write_text(json.dumps(summary))
+    at.run()
+    assert any("another version of this cohort" in w.value for w in _cv_tab(at).warning)
+
+
+def test_cohort_page_names_a_damaged_cv_file(fitted_app, tmp_path):
+    cv = tmp_path / "cv"
+    cv.mkdir()
+    pd.DataFrame({"repeat": [1], "fold": [1]}).to_csv(cv / "cv_folds.csv", index=False)
+    (cv / "cv_summary.json").write_text(json.dumps({"cv": {"folds": 1}}))
+    at = _page("4_Cohort.py").run()
+    assert not at.exception, at.exception
+    errors = [plain(e.value) for e in _cv_tab(at).error]
+    assert any("cv_folds.csv" in e and "c_index_heldout" in e for e in errors), errors
+
+
+# ------------------------------------------------------------------ warm start (nbrisk_ui.warmup)
+def test_warm_start_fills_the_cache_the_prognosis_page_reads(cohort, monkeypatch):
+    """The server's warm start loads the pipeline and the embeddings once; the first Prognosis page then
+    loads nothing (the same cache entries)."""
+    from nbrisk_ui import warmup
+
+    path, embeddings, pipeline, _ = cohort
+    loads = []
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(path))
+    monkeypatch.setattr(ui_prognosis, "load_embeddings", lambda cohort_dir: loads.append("embeddings") or embeddings)
+    monkeypatch.setattr(ui_prognosis, "fit_pipeline",
+                        lambda cohort_dir, grid, selected=None: loads.append(grid) or pipeline)
+    _clear_caches()
+    try:
+        result = warmup.warm()
+        assert result["problem"] is None and loads == ["app", "embeddings"]
+        at = _page("3_Prognosis.py").run()
+        assert not at.exception, at.exception
+        assert at.button and loads == ["app", "embeddings"]   # nothing loaded again
+    finally:
+        _clear_caches()
+
+
+def test_warm_start_without_a_cohort_reports_instead_of_raising(tmp_path, monkeypatch):
+    from nbrisk_ui import warmup
+
+    monkeypatch.setenv("NBRISK_DATA_DIR", str(tmp_path / "nowhere"))
+    _clear_caches()
+    result = warmup.warm()
+    assert result["problem"] and "nowhere" in result["problem"]
+    monkeypatch.setenv("NBRISK_WARM_START", "off")
+    assert warmup.start() is None

@@ -69,3 +69,38 @@ def test_predict_with_a_bundle(cohort_with_bundle, demo_dir, repo_root, tmp_path
                  str(tmp_path / "no_bundle")]) == 2
     err = capsys.readouterr().err
     assert "prognosis bundle not found" in err and "missing.png" not in err
+
+
+def test_publish_keeps_the_old_bundle_and_leaves_nothing_half_written(cohort_with_bundle, tmp_path, monkeypatch):
+    """The full search's save (nbrisk_core.prognosis.bundle.publish_pipeline): complete or nothing; the
+    replaced bundle kept under backups/ (not a candidate for the app); the cards' key changes."""
+    from nbrisk_core.errors import InputError
+    from nbrisk_core.prognosis import bundle as bundle_module
+
+    cohort, shipped = cohort_with_bundle
+    models = tmp_path / "models"
+    shutil.copytree(shipped, models / shipped.name)
+    loaded = load_pipeline(models / shipped.name)
+    key = bundle_module.bundles_key(cohort, models)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bundle_module, "save_pipeline", broken)
+    with pytest.raises(OSError):
+        bundle_module.publish_pipeline(loaded.pipeline, cohort, models_dir=models)
+    monkeypatch.undo()
+    assert load_pipeline(models / shipped.name).sha256 == loaded.sha256   # untouched
+    assert not list((models / bundle_module.INCOMING_FOLDER).iterdir())
+    assert bundle_module.bundles_key(cohort, models) == key
+
+    published = bundle_module.publish_pipeline(loaded.pipeline, cohort, models_dir=models,
+                                               embeddings=loaded.embeddings)
+    assert published.path == models / shipped.name   # the cohort's current bundle is the one replaced
+    assert published.backup.parent == models / bundle_module.BACKUP_FOLDER
+    assert load_pipeline(published.backup).sha256 == loaded.sha256
+    assert find_cohort_bundle(cohort, models) == published.path   # backups are never candidates
+    assert bundle_module.bundles_key(cohort, models) != key
+    for bad in ("../elsewhere", ".hidden", "backups", ""):
+        with pytest.raises(InputError, match="plain folder name"):
+            bundle_module.publish_pipeline(loaded.pipeline, cohort, models_dir=models, name=bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from nbrisk_core.bench.prognosis import write_synthetic_cohort
@@ -70,4 +71,15 @@ def test_benchmark_cli_cv(tmp_path, capsys):
                  "--out", str(tmp_path / "out")]) == 0
     summary = json.loads((tmp_path / "out" / "cv_summary.json").read_text())
     assert summary["k"] == 2 and summary["cv"]["folds"] == 2
+    from nbrisk_core.cohort.format import cohort_hash
+
+    assert summary["cohort"]["sha256"] == cohort_hash(cohort)   # the Cohort page flags results of another cohort
+    # read back as the Cohort page does: per combination and over all folds
+    results = internal.read_cv_results(tmp_path / "out")
+    folds = pd.read_csv(tmp_path / "out" / "cv_folds.csv")
+    overall = results.by_combination.set_index("combination").loc["all folds"]
+    assert overall["times_selected"] == 2
+    assert overall["c_index_mean"] == pytest.approx(folds["c_index_heldout"].mean())
+    assert results.by_combination["times_selected"].iloc[:-1].sum() == 2
+    assert internal.read_cv_results(tmp_path / "nothing") is None
     assert "2-fold CV of the whole selection" in capsys.readouterr().out
