@@ -109,6 +109,7 @@ class _DesignModel:
 
         idx = np.asarray(idx)
         X = self.design(data, idx)
+        X = X.loc[:, X.notna().any()]   # a variable no training patient has is left out
         self.columns_ = list(X.columns)
         self.preprocess_ = make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
                                          StandardScaler()).fit(X)
