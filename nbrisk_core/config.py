@@ -15,6 +15,8 @@ variable                    meaning                                default
                             comes first: :func:`cohort_models_dir`)
 ``NBRISK_DATABASE_URL``     case store (SQLAlchemy URL)            SQLite at ``data/nbrisk.db``
 ``NBRISK_AUTH``             sign-in required unless ``off``        ``on`` (``make run``: ``off``)
+``NBRISK_COMPARE_DIR``      the ``nbrisk compare`` output the      ``$NBRISK_HOME/reports/
+                            Models page shows                      compare_demo``
 ==========================  =====================================  ==========================
 """
 
@@ -63,6 +65,12 @@ def cohort_models_dir(cohort_dir: Path | str | None = None) -> Path:
         if own.is_dir():
             return own.resolve()
     return models_dir()
+
+
+def compare_dir() -> Path:
+    """The ``nbrisk compare`` output folder the Models page shows (and an admin's run there writes)."""
+    env = os.environ.get("NBRISK_COMPARE_DIR")
+    return Path(env).expanduser().resolve() if env else project_root() / "reports" / "compare_demo"
 
 
 def database_url() -> str:

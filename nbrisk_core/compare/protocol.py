@@ -381,3 +381,24 @@ def write_outputs(result: CompareResult, out_dir, *, figures: bool = True) -> di
     files["report.json"].write_text(json.dumps(_clean(result.report), indent=1, default=json_default,
                                                allow_nan=False), encoding="utf-8")
     return files
+
+
+def read_outputs(out_dir) -> tuple[dict, pd.DataFrame] | None:
+    """``(report, predictions)`` of a ``nbrisk compare`` output folder; None when it holds none yet.
+
+    An unreadable ``report.json`` is an :class:`InputError` naming it."""
+    out = Path(out_dir)
+    report_path, predictions_path = out / "report.json", out / "predictions.csv"
+    if not report_path.is_file():
+        return None
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        predictions = (pd.read_csv(predictions_path, dtype={"patient_id": str, "set": str, "model": str})
+                       if predictions_path.is_file() else pd.DataFrame())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{report_path}: not a readable nbrisk compare output ({error})",
+                         source=str(report_path)) from None
+    if not isinstance(report, dict) or not isinstance(report.get("models"), dict):
+        raise InputError(f"{report_path}: expected an nbrisk compare report (a 'models' object)",
+                         source=str(report_path))
+    return report, predictions

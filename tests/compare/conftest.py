@@ -44,3 +44,14 @@ def synthetic_data(n: int = 120, seed: int = 0, *, images: bool = True, truth: b
 @pytest.fixture(scope="module")
 def small_data() -> CompareData:
     return synthetic_data()
+
+
+def write_tiny_comparison(out) -> dict:
+    """A small but complete ``nbrisk compare`` output (synthetic cohort, three models, 3 folds, no
+    figures) for the Models page's AppTest and the browser walk; returns the report."""
+    from nbrisk_core.compare.protocol import run_compare, write_outputs
+
+    result = run_compare(synthetic_data(90, seed=5), models=["clinical_lr", "swin_art", "oracle"], folds=3,
+                         n_bootstrap=50)
+    write_outputs(result, out, figures=False)
+    return result.report
