@@ -6,7 +6,8 @@ p(high risk) (and, where it applies, a survival risk score) for other rows. Ever
 refit a fresh instance in every cross-validation fold without leaking the held-out rows.
 
 ==================  ==================================================================================
-``clinical_lr``     003's clinical-factor model: logistic regression (L2, C = 1) on the schema's clinical
+``clinical_lr``     003's clinical-factor model: logistic regression (L2, its penalty chosen by an inner
+                    stratified 5-fold CV of the training rows, log-loss) on the schema's clinical
                     variables (risk group excluded: it is the label), categories as indicators,
                     markers ``log1p`` (:func:`nbrisk_core.prognosis.validation.encode_clinical`), median
                     imputation with missing-indicators, standardisation; survival: ridge Cox on the same
@@ -45,6 +46,8 @@ from nbrisk_core.errors import InputError
 #: ridge penalty of the Cox fits on standardised inputs (-ridge/2 ||beta||^2): keeps ~20 coefficients
 #: finite on a 130-patient fold without tuning (ours)
 COX_RIDGE = 1.0
+#: the inverse L2 penalties the logistic models choose from by inner CV (sklearn's C)
+LOGISTIC_CS = np.logspace(-3, 2, 11)
 #: logit of p is taken on [EPS, 1 - EPS]
 EPS = 1e-6
 
@@ -93,15 +96,17 @@ class _DesignModel:
     label = ""
     survival = True
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, penalty: str | float = "tuned"):
         self.seed = seed
+        self.penalty = penalty
 
     def design(self, data: CompareData, idx: np.ndarray) -> pd.DataFrame:
         raise NotImplementedError
 
     def fit(self, data: CompareData, idx: np.ndarray):
         from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+        from sklearn.model_selection import StratifiedKFold
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -114,7 +119,16 @@ class _DesignModel:
         self.preprocess_ = make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
                                          StandardScaler()).fit(X)
         Z = self.preprocess_.transform(X)
-        self.logistic_ = LogisticRegression(C=1.0, max_iter=5000).fit(Z, data.high_risk[idx])
+        y = data.high_risk[idx]
+        if self.penalty == "tuned":
+            # the L2 penalty chosen by an inner stratified CV of the training rows only (log-loss)
+            inner = StratifiedKFold(n_splits=min(5, int(np.bincount(y, minlength=2).min())), shuffle=True,
+                                    random_state=self.seed)
+            self.logistic_ = LogisticRegressionCV(Cs=LOGISTIC_CS, cv=inner, scoring="neg_log_loss",
+                                                  l1_ratios=(0.0,), use_legacy_attributes=False,
+                                                  max_iter=5000).fit(Z, y)
+        else:
+            self.logistic_ = LogisticRegression(C=float(self.penalty), max_iter=5000).fit(Z, y)
         self.cox_beta_ = None
         if self.survival and data.event[idx].any():
             self.cox_beta_ = cox_newton(Z, data.time[idx], data.event[idx], ridge=COX_RIDGE)[0]
