@@ -8,7 +8,8 @@ import streamlit as st
 
 from nbrisk_core import config
 from nbrisk_core.compare import report as compare_report
-from nbrisk_core.compare.protocol import read_outputs, summary_table
+from nbrisk_core.compare.protocol import read_outputs
+from nbrisk_core.compare.report import summary_table
 from nbrisk_core.errors import InputError
 from nbrisk_ui import auth
 from nbrisk_ui.common import cohort_dir, load_cohort_tables, synthetic_banner

@@ -40,6 +40,7 @@ import pandas as pd
 from nbrisk_core.compare.candidates import (CANDIDATES, REFERENCE_CLINICAL, REFERENCE_IMAGE,
                                             CandidateUnavailable)
 from nbrisk_core.compare.data import CompareData
+from nbrisk_core.compare.report import render_html, summary_table  # noqa: F401 - summary_table re-exported
 from nbrisk_core.errors import InputError
 
 DEFAULT_FOLDS = 5
@@ -310,48 +311,6 @@ def caveats(data: CompareData, names) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # outputs
 # --------------------------------------------------------------------------------------------
-def summary_table(report: dict) -> pd.DataFrame:
-    """One row per model: CV mean +- SD, pooled OOF AUC, test (and external) AUC with CIs, DeLong p vs
-    Swin-ART, NRI/IDI vs the clinical model, calibration slope, C-index; the Models page shows it too."""
-    def triplet(value, ci):
-        if value is None:
-            return ""
-        if not ci or ci[0] is None:
-            return f"{value:.3f}"
-        return f"{value:.3f} ({ci[0]:.3f}-{ci[1]:.3f})"
-
-    rows = []
-    for name, entry in report["models"].items():
-        row = {"model": name, "label": entry.get("label", name)}
-        if entry.get("status") != "ok":
-            row["status"] = f"not run: {entry.get('reason', '')}"
-            rows.append(row)
-            continue
-        row["status"] = "ok"
-        cv = entry["cv"]
-        row["CV AUC mean ± SD"] = f"{cv['mean']:.3f} ± {cv['sd']:.3f}" if cv["sd"] is not None else f"{cv['mean']:.3f}"
-        row["CV pooled AUC (95% CI)"] = triplet(cv["oof_auc"], cv["oof_auc_ci"])
-        for set_name in ("test", "external"):
-            metrics = entry.get(set_name)
-            if not isinstance(metrics, dict) or "auc" not in metrics:
-                continue
-            row[f"{set_name} AUC (95% CI)"] = triplet(metrics["auc"], metrics["auc_ci"])
-            p = metrics.get("delong_p_vs_swin_art")
-            row[f"{set_name} DeLong p vs Swin-ART"] = "" if p is None else f"{p:.3g}"
-            if metrics.get("nri"):
-                n = metrics["nri"]["category_free"]
-                row[f"{set_name} NRI vs clinical (95% CI)"] = triplet(n["value"], n["ci"])
-                i = metrics["idi"]
-                row[f"{set_name} IDI vs clinical (95% CI)"] = triplet(i["value"], i["ci"])
-            else:
-                row[f"{set_name} NRI vs clinical (95% CI)"] = row[f"{set_name} IDI vs clinical (95% CI)"] = ""
-            slope = metrics["calibration"].get("slope")
-            row[f"{set_name} calibration slope"] = "" if slope is None else f"{slope:.2f}"
-            row[f"{set_name} C-index (95% CI)"] = triplet(metrics.get("c_index"), metrics.get("c_index_ci"))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     """CSV with every text cell neutralised against spreadsheet formulas (OWASP; ``safe_csv``)."""
     from nbrisk_core.safe_csv import write_rows
@@ -363,7 +322,6 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 def write_outputs(result: CompareResult, out_dir, *, figures: bool = True) -> dict:
     """Write ``report.json``, ``predictions.csv``, ``summary.csv``, ``report.html`` (and whatever
     :data:`EXTRA_OUTPUTS` add) into ``out_dir``; returns ``{name: path}``."""
-    from nbrisk_core.compare.report import render_html
     from nbrisk_core.jsonable import json_default
     from nbrisk_core.validation.external import _clean
 
