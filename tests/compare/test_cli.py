@@ -66,3 +66,24 @@ def test_unknown_model_is_one_line_naming_it(demo_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'resnet'" in err and "clinical_lr" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_swin_probability_from_cached_outputs_equals_the_forward_pass(demo_dir):
+    """p(HR) from the output layer on the cached hidden outputs = the Predictor's softmax on the images."""
+    _skip_without_classifier(demo_dir)
+    import numpy as np
+
+    from nbrisk_core.classifier.data import cohort_model_inputs
+    from nbrisk_core.classifier.inference import Predictor
+    from nbrisk_core.classifier.model_io import load_model, shipped_model_path
+
+    data = load_compare_data(demo_dir)
+    loaded = load_model(shipped_model_path("art", demo_dir))
+    inputs, x = cohort_model_inputs(demo_dir, loaded.model_card.data, labels=False)
+    rows = [0, 7, 100, 201]
+    proba, _ = Predictor(loaded).predict_batches(x[rows])
+    hr = list(loaded.model_card.class_order).index("HR")
+    order = {pid: i for i, pid in enumerate(data.patient_id)}
+    expected = [data.swin_prob[order[inputs.patient_ids[r]]] for r in rows]
+    assert np.allclose(proba[:, hr], expected, atol=1e-5)   # measured 1.2e-7 (fp32 rounding)
