@@ -18,6 +18,7 @@ refit a fresh instance in every cross-validation fold without leaking the held-o
 ``combined``        003's combined DL: logistic regression on logit(Swin-ART p) + the clinical design;
                     survival: ridge Cox on the same inputs (MLRS-free)
 ``combined_emb``    the same on Swin-ART's 16 hidden-layer outputs + the clinical design
+``radiomics``       the radiomics model of ``nbrisk radiomics`` (ART chosen slice), refitted per fold
 ``oracle``          the synthetic demo's known truth (``truth.csv``: p_high_risk, true linear predictor);
                     the ceiling, never a model
 ==================  ==================================================================================
@@ -34,7 +35,9 @@ as "not run: <reason>".
 
 from __future__ import annotations
 
+import functools
 import importlib
+from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
@@ -259,6 +262,64 @@ class Oracle:
         return truth["true_linear_predictor"].to_numpy(dtype=float)[np.asarray(idx)]
 
 
+@functools.lru_cache(maxsize=4)
+def _radiomics_tables(cohort_dir: str, cohort_sha256: str, contours: bool):
+    """A cohort's radiomics features (disk-cached by ``cohort_radiomics``) and, with ``contours``, the
+    per-contour tables of the robustness step (cached in this process)."""
+    from nbrisk_core.radiomics.cohort import cohort_radiomics
+    from nbrisk_core.radiomics.model import contour_features
+
+    features = cohort_radiomics(Path(cohort_dir), ("art",))
+    frames = contour_features(cohort_dir, list(features.index), "art") if contours else None
+    return features, frames
+
+
+class Radiomics:
+    """The radiomics model of ``nbrisk radiomics`` (``radiomics.model.fit``: robust features by contour ICC on
+    the training rows, then standardisation, redundancy filter, LASSO and a logistic head tuned by CV), refitted
+    in every fold on the arterial phase's chosen slice. No survival score."""
+
+    name = "radiomics"
+    label = "Radiomics (logistic)"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    @staticmethod
+    def _tables(data, contours: bool):
+        from nbrisk_core.cohort.format import cohort_hash
+
+        if data.cohort_dir is None or not (Path(data.cohort_dir) / "slices").is_dir():
+            raise CandidateUnavailable(f"radiomics needs the cohort's chosen slices; {data.name or 'this cohort'} "
+                                       "has no slices/ folder")
+        features, frames = _radiomics_tables(str(Path(data.cohort_dir).resolve()), cohort_hash(data.cohort_dir),
+                                             contours)
+        lacking = [p for p in data.patient_id if p not in features.index]
+        if lacking:
+            raise CandidateUnavailable(f"radiomics: {len(lacking)} patient(s) without a chosen slice and mask "
+                                       f"(first {lacking[0]})")
+        return features.replace([np.inf, -np.inf], np.nan), frames
+
+    def fit(self, data, idx):
+        from nbrisk_core.radiomics.model import fit, icc_of_contours
+
+        features, frames = self._tables(data, contours=True)
+        ids = list(data.patient_id[np.asarray(idx)])
+        train = features.loc[ids]
+        train = train.loc[:, train.notna().all()]
+        self.medians_ = train.median()
+        self.model_ = fit(train, data.high_risk[np.asarray(idx)], icc_of_contours(frames, ids), seed=self.seed)
+        return self
+
+    def predict_proba(self, data, idx):
+        features, _ = self._tables(data, contours=False)
+        X = features.loc[list(data.patient_id[np.asarray(idx)]), list(self.medians_.index)].fillna(self.medians_)
+        return self.model_.predict_score(X)
+
+    def predict_risk(self, data, idx):
+        return None
+
+
 def lazy_candidate(module: str, attribute: str) -> Callable[[], Candidate]:
     """A factory that imports ``module.attribute`` when called: a missing module or class makes the
     candidate "not run" instead of breaking ``import nbrisk_core.compare``."""
@@ -280,6 +341,7 @@ CANDIDATES: dict[str, Callable[[], Candidate]] = {
     "swin_art": SwinART,
     "combined": CombinedLogistic,
     "combined_emb": CombinedEmbedding,
+    "radiomics": Radiomics,
     "oracle": Oracle,
 }
 # CANDIDATES["fusion"] = lazy_candidate("nbrisk_core.classifier.fusion_compare", "FusionCandidate")

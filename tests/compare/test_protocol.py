@@ -128,9 +128,10 @@ def test_unavailable_and_broken_candidates_are_reported_not_raised(small_data, p
 
 def test_image_models_not_run_without_images_clinical_ones_run():
     data = synthetic_data(100, seed=4, images=False)
-    result = protocol.run_compare(data, models=["clinical_lr", "swin_art", "combined", "oracle"], folds=3,
-                                  n_bootstrap=50)
+    result = protocol.run_compare(data, models=["clinical_lr", "swin_art", "combined", "oracle", "radiomics"],
+                                  folds=3, n_bootstrap=50)
     models = result.report["models"]
+    assert models["radiomics"]["status"] == "not run" and "slices" in models["radiomics"]["reason"]
     assert models["clinical_lr"]["status"] == "ok" and models["oracle"]["status"] == "ok"
     for name in ("swin_art", "combined"):
         assert models[name]["status"] == "not run"
