@@ -21,6 +21,7 @@ PAGES = (
     ("5_Cases.py", "Saved cases", ":material/folder_shared:"),
     ("6_Admin.py", "Admin", ":material/admin_panel_settings:"),
     ("7_Cohort_builder.py", "Cohort builder", ":material/fact_check:"),
+    ("8_Models.py", "Models", ":material/leaderboard:"),
 )
 
 

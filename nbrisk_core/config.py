@@ -17,6 +17,8 @@ variable                    meaning                                default
                             (``nbrisk benchmark --cv --out``)      + the cohort's folder name
 ``NBRISK_DATABASE_URL``     case store (SQLAlchemy URL)            SQLite at ``data/nbrisk.db``
 ``NBRISK_AUTH``             sign-in required unless ``off``        ``on`` (``make run``: ``off``)
+``NBRISK_COMPARE_DIR``      the ``nbrisk compare`` output the      ``$NBRISK_HOME/reports/
+                            Models page shows                      compare_demo``
 ==========================  =====================================  ==========================
 """
 
@@ -75,6 +77,12 @@ def cv_results_dir(cohort_dir: Path | str) -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return data_dir() / "cv" / Path(cohort_dir).resolve().name
+
+
+def compare_dir() -> Path:
+    """The ``nbrisk compare`` output folder the Models page shows (and an admin's run there writes)."""
+    env = os.environ.get("NBRISK_COMPARE_DIR")
+    return Path(env).expanduser().resolve() if env else project_root() / "reports" / "compare_demo"
 
 
 def database_url() -> str:

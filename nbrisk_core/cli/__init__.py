@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     "benchmark": "benchmark",
     "prognosis": "prognosis",
     "validate": "validate",
+    "compare": "compare",
     "reproduce": "reproduce",
     "bench": "bench",
     "users": "users",

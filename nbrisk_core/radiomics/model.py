@@ -174,9 +174,10 @@ def delong_paired(y, score_a, score_b) -> dict:
             "p": float(2 * stats.norm.sf(abs(z)))}
 
 
-def contour_icc(cohort_dir, patient_ids, phase: str = "art", settings=None,
-                progress: bool = False) -> pd.Series:
-    """ICC(2,1) of every feature over the mask and its two perturbations, on ``patient_ids``."""
+def contour_features(cohort_dir, patient_ids, phase: str = "art", settings=None,
+                     progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Features of ``patient_ids`` with the mask and its two perturbations: ``{"mask", "eroded", "dilated"}``
+    -> DataFrame indexed by ``patient_id`` (no fitting: the input of :func:`icc_of_contours`)."""
     from pathlib import Path
 
     from nbrisk_core.radiomics.cohort import SLICE_SETTINGS, slice_features, slice_spacing
@@ -186,7 +187,8 @@ def contour_icc(cohort_dir, patient_ids, phase: str = "art", settings=None,
     slices_csv = cohort_dir / "slices.csv"
     slices = pd.read_csv(slices_csv, dtype={"patient_id": str}) if slices_csv.is_file() else None
     per_contour: dict[str, list[dict]] = {"mask": [], "eroded": [], "dilated": []}
-    iterator = list(patient_ids)
+    ids = list(patient_ids)
+    iterator = ids
     if progress:
         from tqdm import tqdm
 
@@ -198,9 +200,21 @@ def contour_icc(cohort_dir, patient_ids, phase: str = "art", settings=None,
         for name, m in perturbed_masks(mask).items():
             feats = slice_features(image, m, spacing, settings)
             per_contour[name].append({f"{phase}_{k}": v for k, v in feats.items()})
-    frames = {k: pd.DataFrame(v) for k, v in per_contour.items()}
+    return {k: pd.DataFrame(v, index=pd.Index(ids, name="patient_id")) for k, v in per_contour.items()}
+
+
+def icc_of_contours(frames: dict[str, pd.DataFrame], patient_ids=None) -> pd.Series:
+    """ICC(2,1) of every feature over the contours of :func:`contour_features`, on ``patient_ids`` (all)."""
+    if patient_ids is not None:
+        frames = {k: v.loc[list(patient_ids)] for k, v in frames.items()}
     return pd.Series({c: icc_2_1(np.column_stack([frames[k][c].to_numpy() for k in frames]))
                       for c in frames["mask"].columns}, name="icc")
+
+
+def contour_icc(cohort_dir, patient_ids, phase: str = "art", settings=None,
+                progress: bool = False) -> pd.Series:
+    """ICC(2,1) of every feature over the mask and its two perturbations, on ``patient_ids``."""
+    return icc_of_contours(contour_features(cohort_dir, patient_ids, phase, settings, progress))
 
 
 def run_baseline(cohort_dir=None, phase: str = "art", comparators: dict[str, pd.Series] | None = None,

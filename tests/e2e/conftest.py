@@ -20,9 +20,19 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="module")
-def server(monkeypatch_module, demo_dir, demo_bundle):
+def compare_output(tmp_path_factory):
+    """A small ``nbrisk compare`` output for the Models page (synthetic cohort, three models)."""
+    from tests.compare.conftest import write_tiny_comparison
+
+    out = tmp_path_factory.mktemp("e2e-compare") / "compare"
+    write_tiny_comparison(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(monkeypatch_module, demo_dir, demo_bundle, compare_output):
     # demo_bundle: the Prognosis step loads the frozen bundle, it does not fit (step_prognosis checks)
-    srv = start_server([CLINICIAN, ADMIN], data_dir=demo_dir)
+    srv = start_server([CLINICIAN, ADMIN], data_dir=demo_dir, env={"NBRISK_COMPARE_DIR": str(compare_output)})
     yield srv
     stop_server(srv)
 

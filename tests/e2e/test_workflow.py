@@ -31,6 +31,13 @@ def test_sign_in_navigation_saved_cases_sign_out(server, context):
     with flow.step("admin_refused"):
         flow.go_to("Admin")
         expect(flow.page.get_by_text("This page is for administrators")).to_be_visible()
+    with flow.step("models"):
+        flow.go_to("Models")
+        table = flow.page.locator('[data-testid="stDataFrame"]').first
+        expect(table).to_be_visible()
+        expect(flow.page.get_by_text("Paired tests: DeLong vs")).to_be_visible()
+        # a clinician may read the comparison, not run it
+        expect(flow.page.get_by_text("Run the comparison (administrators)")).to_have_count(0)
     with flow.step("sign_out"):
         flow.sign_out()
     engine = make_engine(server.database_url)

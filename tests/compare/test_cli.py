@@ -1,0 +1,89 @@
+"""``nbrisk compare`` on the demo cohort, and its bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from nbrisk_core.cli import main
+from nbrisk_core.compare.data import load_compare_data
+
+
+def _skip_without_classifier(demo_dir):
+    from nbrisk_core.classifier.model_io import shipped_model_path
+
+    if not shipped_model_path("art", demo_dir).exists():
+        pytest.skip("the shipped Swin-ART classifier is missing")
+
+
+def test_demo_data_loads_with_swin_art_outputs(demo_dir):
+    _skip_without_classifier(demo_dir)
+    data = load_compare_data(demo_dir)
+    assert data.n == 202 and data.missing == {}
+    assert "risk_group" not in data.clinical.columns
+    assert list(data.ct_features.columns) == [f"ct{i:02d}" for i in range(1, 17)]
+    assert ((data.swin_prob > 0) & (data.swin_prob < 1)).all()
+    table = pd.read_csv(demo_dir / "clinical.csv", dtype={"patient_id": str})
+    assert list(data.patient_id) == list(table["patient_id"])
+    assert data.high_risk.sum() == (table["risk_group"] == "HR").sum()
+    assert data.event.sum() == table["os_event"].sum()
+
+
+@pytest.mark.slow
+def test_compare_on_the_demo(demo_dir, tmp_path, capsys):
+    _skip_without_classifier(demo_dir)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--cohort", str(demo_dir), "--out", str(out), "--models", "clinical_lr,swin_art,combined",
+                 "--bootstrap", "50", "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "swin_art: CV AUC" in printed and "report:" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == 202 and report["n_development"] == 161 and report["n_test"] == 41
+    assert list(report["models"]) == ["clinical_lr", "swin_art", "combined"]
+    for name, entry in report["models"].items():
+        assert entry["status"] == "ok"
+        assert len(entry["cv"]["fold_auc"]) == 5
+        assert 0.5 < entry["test"]["auc"] <= 1
+    assert report["models"]["combined"]["test"]["delong_p_vs_swin_art"] is not None
+    assert report["models"]["combined"]["test"]["nri"]["category_free"]["ci"][0] is not None
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str})
+    assert len(predictions) == 3 * 202
+    assert predictions.groupby(["model", "set"]).size().to_dict()[("swin_art", "test")] == 41
+    assert (out / "report.html").is_file()
+
+
+def test_missing_cohort_is_one_line_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no-such-cohort"
+    assert main(["compare", "--cohort", str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_unknown_model_is_one_line_naming_it(demo_dir, tmp_path, capsys):
+    assert main(["compare", "--cohort", str(demo_dir), "--out", str(tmp_path / "o"),
+                 "--models", "clinical_lr,resnet"]) == 2
+    err = capsys.readouterr().err
+    assert "'resnet'" in err and "clinical_lr" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_swin_probability_from_cached_outputs_equals_the_forward_pass(demo_dir):
+    """p(HR) from the output layer on the cached hidden outputs = the Predictor's softmax on the images."""
+    _skip_without_classifier(demo_dir)
+    import numpy as np
+
+    from nbrisk_core.classifier.data import cohort_model_inputs
+    from nbrisk_core.classifier.inference import Predictor
+    from nbrisk_core.classifier.model_io import load_model, shipped_model_path
+
+    data = load_compare_data(demo_dir)
+    loaded = load_model(shipped_model_path("art", demo_dir))
+    inputs, x = cohort_model_inputs(demo_dir, loaded.model_card.data, labels=False)
+    rows = [0, 7, 100, 201]
+    proba, _ = Predictor(loaded).predict_batches(x[rows])
+    hr = list(loaded.model_card.class_order).index("HR")
+    order = {pid: i for i, pid in enumerate(data.patient_id)}
+    expected = [data.swin_prob[order[inputs.patient_ids[r]]] for r in rows]
+    assert np.allclose(proba[:, hr], expected, atol=1e-5)   # measured 1.2e-7 (fp32 rounding)
