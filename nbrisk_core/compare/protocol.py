@@ -40,6 +40,7 @@ import pandas as pd
 from nbrisk_core.compare.candidates import (CANDIDATES, REFERENCE_CLINICAL, REFERENCE_IMAGE,
                                             CandidateUnavailable)
 from nbrisk_core.compare.data import CompareData
+from nbrisk_core.compare.nomogram_output import write_compare_nomogram
 from nbrisk_core.compare.report import render_html, summary_table  # noqa: F401 - summary_table re-exported
 from nbrisk_core.errors import InputError
 
@@ -70,7 +71,7 @@ class CompareResult:
 
 #: callables ``(result, out_dir) -> {name: path}`` run after the standard outputs are written; each may
 #: add a file to ``out_dir`` (and its name to ``report.json``'s ``files``)
-EXTRA_OUTPUTS: list[Callable[[CompareResult, Path], dict]] = []
+EXTRA_OUTPUTS: list[Callable[[CompareResult, Path], dict]] = [write_compare_nomogram]
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,7 +81,10 @@ def development_split(data: CompareData, seed: int | None = None) -> tuple[np.nd
     """Row indices ``(development, test)`` of the project's 8:2 split of ``data`` (stratified by HR)."""
     from nbrisk_core.split import DEFAULT_SPLIT_SEED, stratified_split
 
-    split = stratified_split(data.patient_id, data.high_risk, seed=DEFAULT_SPLIT_SEED if seed is None else seed)
+    # stratified by the risk-group labels themselves ("HR"/"NHR", not 1/0), as the classifier's evaluation,
+    # the prognosis grid (prognosis.pipeline.split_strata) and the radiomics model: the same test patients
+    strata = np.where(np.asarray(data.high_risk) == 1, "HR", "NHR")
+    split = stratified_split(data.patient_id, strata, seed=DEFAULT_SPLIT_SEED if seed is None else seed)
     test = (split["cohort"] == "test").to_numpy()
     return np.flatnonzero(~test), np.flatnonzero(test)
 

@@ -52,6 +52,22 @@ def test_compare_on_the_demo(demo_dir, tmp_path, capsys):
     assert len(predictions) == 3 * 202
     assert predictions.groupby(["model", "set"]).size().to_dict()[("swin_art", "test")] == 41
     assert (out / "report.html").is_file()
+    # the nomogram of MLRS + clinical variables, fitted on the development patients only (issue 26 item 4)
+    from nbrisk_core.prognosis.bundle import find_cohort_bundle
+    from nbrisk_core.prognosis.nomogram import read_nomogram
+
+    if find_cohort_bundle(demo_dir) is None:
+        assert report["nomogram"]["file"] is None and "nbrisk prognosis fit" in report["nomogram"]["note"]
+    else:
+        nomogram = read_nomogram(out / "nomogram.json")
+        assert report["nomogram"]["file"] == "nomogram.json" and "nomogram.json" in report["files"]
+        assert nomogram.names[0] == "mlrs" and 0 < nomogram.n <= report["n_development"]
+        # the comparison's test patients are the prognosis grid's (one 8:2 split across the project)
+        from nbrisk_core.prognosis.bundle import load_pipeline
+
+        grid = load_pipeline(find_cohort_bundle(demo_dir)).pipeline.patients_
+        test_ids = set(predictions.loc[predictions["set"] == "test", "patient_id"])
+        assert test_ids == set(grid.loc[grid["cohort"] == "test", "patient_id"].astype(str))
 
 
 def test_missing_cohort_is_one_line_naming_it(tmp_path, capsys):

@@ -64,10 +64,13 @@ def probe():
 
 
 def test_development_split_is_the_projects_8_2_split(small_data):
+    # the prognosis grid's split (stratified by the "HR"/"NHR" labels): the same test patients
+    from nbrisk_core.prognosis.pipeline import split_strata
     from nbrisk_core.split import stratified_split
 
     dev, test = protocol.development_split(small_data)
-    split = stratified_split(small_data.patient_id, small_data.high_risk)
+    labels = pd.DataFrame({"risk_group": np.where(small_data.high_risk == 1, "HR", "NHR")})
+    split = stratified_split(small_data.patient_id, split_strata(labels))
     assert set(small_data.patient_id[test]) == set(split.loc[split["cohort"] == "test", "patient_id"])
     assert len(np.intersect1d(dev, test)) == 0 and len(dev) + len(test) == small_data.n
 
