@@ -11,6 +11,7 @@ BENCH_TARGETS: dict[str, str] = {
     "prognosis": "prognosis",
     "segmentation": "segmentation",
     "score": "score",
+    "ddp": "ddp",
 }
 
 #: targets that left the library -> where they are now (``nbrisk bench TARGET`` says so, exit 2)

@@ -137,7 +137,8 @@ def train_run(args, recipe) -> dict:
     from nbrisk_core.classifier.data import load_cohort_images, skipped_note, usable_patients
     from nbrisk_core.classifier.model_io import base_card, save_model
     from nbrisk_core.classifier.onednn import cpu_name
-    from nbrisk_core.classifier.training import cohort_batches, fit, resolve_precision, world
+    from nbrisk_core.classifier.training import (cohort_batches, fit, resolve_precision, world,
+                                                  world_size_record)
     from nbrisk_core.config import demo_cohort_dir
     from nbrisk_core.imaging.model_input import INPUT_VARIANTS
 
@@ -216,7 +217,8 @@ def train_run(args, recipe) -> dict:
             log("WARNING: early stopping monitors the TESTING cohort (the paper's variant): "
                 "test metrics of this run are OPTIMISTIC")
         history = fit(model, run_dir, recipe,
-                      cohort_batches(data.images[by["train"]], data.labels[by["train"]], recipe.batch_size),
+                      cohort_batches(data.images[by["train"]], data.labels[by["train"]], recipe.batch_size,
+                                     seed=recipe.seed),
                       data.images[by[monitor]], data.labels[by[monitor]], resume=args.resume,
                       progress=not args.no_progress, log=log, **hardware)
         if rank != 0:  # rank 0 alone evaluates and writes the run (only this stage is data-parallel)
@@ -243,17 +245,20 @@ def train_run(args, recipe) -> dict:
                                     if resolve_precision(hardware["precision"], hardware["device"]) else "fp32",
                                     "cpu": cpu_name()}
     card["training"]["world_size"] = world_size
+    card["training"]["world_sizes"] = world_size_record(history)  # changes when a resume changed it
     if world_size > 1 and (run_dir / "distributed.json").exists():
         card["training"]["distributed"] = json.loads((run_dir / "distributed.json").read_text())
     card["metrics"] = evaluation
     card["optimistic"] = recipe.monitor == "test"
     card["wall_seconds"] = round(time.perf_counter() - started, 1)
     card["history"] = [dict(epoch=h.epoch, stage=h.stage, train_loss=round(h.train_loss, 5),
-                            val_loss=round(h.val_loss, 5), val_auc=round(h.val_auc, 4)) for h in history]
+                            val_loss=round(h.val_loss, 5), val_auc=round(h.val_auc, 4), world_size=h.world_size)
+                       for h in history]
     if args.init and Path(args.init).with_name("run.json").exists():
         card["pretraining"] = json.loads(Path(args.init).with_name("run.json").read_text()).get("card", {}).get(
             "training")
-    (run_dir / "run.json").write_text(json.dumps({"card": card, "world_size": world_size}, indent=2,
+    (run_dir / "run.json").write_text(json.dumps({"card": card, "world_size": world_size,
+                                                  "world_sizes": card["training"]["world_sizes"]}, indent=2,
                                                  default=str))
     if args.out:
         # a written model carries the paper's head only: the pretraining-only outputs stay in the run

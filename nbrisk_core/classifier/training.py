@@ -14,9 +14,11 @@ token; pooled features are standardised before the head (folded into it afterwar
 warm-up and gradient clipping (a from-scratch Swin-T on a plain schedule stays at the class prior).
 
 Every epoch writes ``checkpoint.safetensors`` (weights, fp32) and ``state.pt`` (optimizer,
-scheduler, RNG, history; plain tensors and dicts, read back with ``weights_only=True``), appends
-to ``history.csv``, and keeps ``best.safetensors``; ``resume=True`` continues from them and gives
-the same weights as an uninterrupted run.
+scheduler, history with each epoch's world size, the sampler seed; plain tensors and dicts, read back
+with ``weights_only=True``), appends to ``history.csv``, and keeps ``best.safetensors``;
+``resume=True`` continues from them and gives the same weights as an uninterrupted run, also with
+another number of processes (the global batches and each rank's random stream depend only on the
+seed, the epoch and the rank: :func:`cohort_batches`, :func:`rank_seed`).
 
 Precision: ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs where the probe
 (:mod:`nbrisk_core.classifier.probe`) measured bf16 products faster than fp32 (AMX: 75 ms vs 240 ms
@@ -92,6 +94,7 @@ class EpochRecord:
     val_loss: float
     val_auc: float
     seconds: float
+    world_size: int = 1  # processes that trained this epoch (a resumed run may change it)
 
 
 def world() -> tuple[int, int]:
@@ -101,6 +104,28 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     return 1, 0
+
+
+def _derived_seed(*words: int) -> int:
+    """A 63-bit seed mixed from non-negative integers (``numpy.random.SeedSequence``)."""
+    mask = 2 ** 64 - 1
+    return int(np.random.SeedSequence([int(w) & mask for w in words]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """The seed of rank ``rank``'s random stream in ``epoch``: augmentation and stochastic depth.
+
+    :func:`fit` reseeds torch's global generators (CPU and CUDA) with it at the start of every epoch,
+    so each rank draws its own augmentation and drop-path masks (not the same stream for different
+    images), a rerun draws the same ones, and a resumed run, with the same or another world size,
+    continues with the streams an uninterrupted run of that world size would draw.
+    """
+    return _derived_seed(seed, rank, epoch, 0x52414E4B)  # "RANK"
+
+
+def sampler_seed_for(seed: int) -> int:
+    """The ``DistributedSampler`` seed of a run with seed ``seed`` (the same on every rank)."""
+    return _derived_seed(seed, 0x53414D50) % (2 ** 31 - 1)  # "SAMP"
 
 
 def _make_optimizer(model, recipe: Recipe):
@@ -181,38 +206,38 @@ def evaluate_loss_auc(model, images: np.ndarray, labels: np.ndarray, batch_size:
 BatchSource = Callable[[int, int], tuple]  # (epoch, step) -> (uint8 images, labels, aux or None)
 
 
-def cohort_batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
-    """Per epoch, a shuffled pass over a cohort (torch's global RNG, restored on resume).
+def cohort_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None):
+    """Per epoch, a shuffled pass over a cohort in global batches of ``batch_size``.
 
-    In a process group (``nbrisk train --nproc-per-node N``) a ``DistributedSampler`` gives each rank
-    ``batch_size / N`` images of each global batch; its seed is drawn here, once, from the global RNG
-    (the same on every rank and for every N), and ``set_epoch`` reshuffles per epoch, so the global
-    batches do not depend on N (the augmentation's draws per rank do).
+    A ``DistributedSampler`` over the world (one process outside a process group) gives each of the
+    N ranks ``batch_size / N`` images of each global batch. Its seed is :func:`sampler_seed_for`
+    ``(seed)`` (drawn once from torch's global RNG when ``seed`` is None), the same on every rank and
+    for every N, and ``set_epoch`` reshuffles per epoch: epoch ``e``'s global batches depend only on
+    the seed and ``e``, so a run resumed with another number of processes continues where it was.
+    The returned callable carries the seed as ``sampler_seed`` (:func:`fit` records it).
     """
     import torch
-    import torch.distributed as dist
 
+    from nbrisk_core.errors import InputError
 
-    distributed = dist.is_available() and dist.is_initialized()
-    sampler_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item()) if distributed else None
+    sampler_seed = (int(torch.randint(0, 2 ** 31 - 1, (1,)).item()) if seed is None
+                    else sampler_seed_for(seed))
 
     def epoch_batches(epoch: int):
-        if distributed:
-            from torch.utils.data import DistributedSampler
+        from torch.utils.data import DistributedSampler
 
-            size, rank = world()
-            sampler = DistributedSampler(range(len(images)), num_replicas=size, rank=rank, shuffle=True,
-                                         seed=sampler_seed)
-            sampler.set_epoch(epoch)
-            mine, local = list(sampler), batch_size // size
-            for start in range(0, len(mine), local):
-                index = np.asarray(mine[start:start + local])
-                yield images[index], labels[index], None
-            return
-        order = torch.randperm(len(images)).numpy()
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
+        size, rank = world()
+        if batch_size % size:
+            raise InputError(f"--batch-size {batch_size}: the global batch must split evenly over the "
+                             f"{size} processes")
+        sampler = DistributedSampler(range(len(images)), num_replicas=size, rank=rank, shuffle=True,
+                                     seed=sampler_seed)
+        sampler.set_epoch(epoch)
+        mine, local = list(sampler), batch_size // size
+        for start in range(0, len(mine), local):
+            index = np.asarray(mine[start:start + local])
             yield images[index], labels[index], None
+    epoch_batches.sampler_seed = sampler_seed
     return epoch_batches
 
 
@@ -259,10 +284,15 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         model.load_state_dict(_run_state(load_file(str(checkpoint), device=device), model))
         state = torch.load(state_path, weights_only=True, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
         start_epoch, best_loss, bad_epochs = state["epoch"] + 1, state["best_loss"], state["bad_epochs"]
         history = [EpochRecord(**json.loads(h)) for h in state["history"]]
-        log(f"resuming {recipe.stage} at epoch {start_epoch + 1} (best monitored loss {best_loss:.4f})")
+        recorded, ours = state.get("sampler_seed"), getattr(epoch_batches, "sampler_seed", None)
+        if recorded is not None and ours is not None and int(recorded) != int(ours):
+            raise InputError(f"--resume {run_dir}: the run shuffled with sampler seed {int(recorded)}, this "
+                             f"one would use {int(ours)} (was --seed changed? resume with the run's seed)")
+        before = history[-1].world_size if history else world_size
+        log(f"resuming {recipe.stage} at epoch {start_epoch + 1} (best monitored loss {best_loss:.4f})"
+            + (f"; {before} process(es) before, {world_size} now" if before != world_size else ""))
     aux_scale_t = None if aux_scale is None else torch.as_tensor(aux_scale, dtype=torch.float32, device=device)
     aux_center_t = None if aux_center is None else torch.as_tensor(aux_center, dtype=torch.float32, device=device)
     log(f"{recipe.stage}: training on {device}, {'bf16 autocast' if bf16 else 'fp32'}"
@@ -282,6 +312,7 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         if epoch >= recipe.early_stop_after and bad_epochs >= recipe.patience:
             break
         started = time.perf_counter()
+        torch.manual_seed(rank_seed(recipe.seed, rank, epoch))  # this rank's own stream (also CUDA's)
         model.train()
         batches = list(epoch_batches(epoch)) if recipe.steps_per_epoch is None else None
         n_steps = len(batches) if batches is not None else recipe.steps_per_epoch
@@ -326,7 +357,7 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             total, count = float(sums[0]), int(sums[1])
         val_loss, val_auc = evaluate_loss_auc(model, val_images, val_labels, bf16=bf16)
         record = EpochRecord(epoch + 1, recipe.stage, lr, total / max(count, 1), val_loss, val_auc,
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, world_size)
         history.append(record)
         improved = val_loss < best_loss
         if improved:
@@ -339,7 +370,8 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             save_file(_cpu_state(model), str(checkpoint))
             torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                         "epoch": epoch, "best_loss": best_loss, "bad_epochs": bad_epochs,
-                        "history": [json.dumps(asdict(h)) for h in history]}, state_path)
+                        "history": [json.dumps(asdict(h)) for h in history], "world_size": world_size,
+                        "sampler_seed": getattr(epoch_batches, "sampler_seed", None)}, state_path)
             _write_history(run_dir / "history.csv", history)
             if world_size > 1:
                 (run_dir / "distributed.json").write_text(json.dumps(
@@ -354,6 +386,18 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
         model.load_state_dict(_run_state(load_file(str(run_dir / "best.safetensors"), device=device), model))
     model.to("cpu")
     return history
+
+
+def world_size_record(history: list[EpochRecord]) -> list[dict]:
+    """The world sizes a run trained with: ``[{"first_epoch", "last_epoch", "world_size"}, ...]``, one
+    entry per stretch of consecutive epochs with the same number of processes (``run.json``)."""
+    record: list[dict] = []
+    for h in history:
+        if record and record[-1]["world_size"] == h.world_size:
+            record[-1]["last_epoch"] = h.epoch
+        else:
+            record.append({"first_epoch": h.epoch, "last_epoch": h.epoch, "world_size": h.world_size})
+    return record
 
 
 def _train_forward_class():

@@ -61,7 +61,10 @@ def register(subparsers) -> None:
     p.add_argument("--tiny", action="store_true", help="tiny Swin configuration (tests)")
     p.add_argument("--nproc-per-node", type=int, metavar="N",
                    help="data-parallel training in N processes on this machine (DistributedDataParallel; "
-                        "gloo on CPU, NCCL on CUDA; --batch-size is the global batch)")
+                        "gloo on CPU, NCCL on CUDA; --batch-size is the global batch). Across machines "
+                        "start it with torchrun instead: torchrun --nnodes M --nproc-per-node N "
+                        "--rdzv-backend c10d --rdzv-endpoint HOST:PORT -m nbrisk_core -- train ... "
+                        "(docs/classifier.md)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -95,6 +98,13 @@ def run(args) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     recipe = build_recipe(args)
+    from nbrisk_core.classifier.distributed import join, launched_by_torchrun
+
+    if launched_by_torchrun():  # torchrun ... -m nbrisk_core -- train ...: join its world
+        summary = join(args, recipe)
+        if summary:
+            print(summary)
+        return 0
     if getattr(args, "nproc_per_node", None):
         from nbrisk_core.classifier.distributed import launch
 
