@@ -121,7 +121,8 @@ class ModelCard:
                              f"{CARD_VERSION} (the model was written by a newer NBRisk)")
         from nbrisk_core.classifier.architectures import ARCHITECTURES, STATE_DICT_LAYOUT
 
-        architecture = fields.choice("architecture", sorted(ARCHITECTURES))
+        # "fusion": the image + clinical network of nbrisk_core.classifier.fusion (its own "fusion" section)
+        architecture = fields.choice("architecture", sorted(ARCHITECTURES) + ["fusion"])
         variant = fields.choice("variant", sorted(INPUT_VARIANTS))
         phases = tuple(fields.string_list("phases"))
         if phases != INPUT_VARIANTS[variant].phases:
