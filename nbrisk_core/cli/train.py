@@ -81,7 +81,7 @@ def build_recipe(args):
     if getattr(args, "arch", None) == "fusion":
         from nbrisk_core.classifier.fusion_training import FUSION_RECIPE_DEFAULTS
 
-        recipe = dataclasses.replace(Recipe(), **FUSION_RECIPE_DEFAULTS)
+        recipe = dataclasses.replace(Recipe(stage=args.stage), **FUSION_RECIPE_DEFAULTS)  # pretrain is refused
     overrides = {"max_lr": args.lr, "min_lr": args.min_lr, "t_max": args.t_max, "batch_size": args.batch_size,
                  "max_epochs": args.epochs, "early_stop_after": args.early_stop_after, "patience": args.patience,
                  "warmup_steps": args.warmup_steps, "grad_clip": args.grad_clip, "aux_weight": args.aux_weight,
