@@ -391,26 +391,6 @@ class FusionNet(nn.Module):
 
         return get_submodule(self.backbone, self.spec.cam_layer)
 
-    # -- init from Swin-ART --------------------------------------------------------------------------------
-    def load_swin_backbone(self, path: Path) -> int:
-        """Initialise the image branch from a Swin-T classifier's weights (e.g. the shipped
-        ``models/swin_art_demo.safetensors``: its SHA is checked against its card). Returns the number of
-        tensors loaded."""
-        from nbrisk_core.classifier.model_io import load_model
-
-        loaded = load_model(Path(path))
-        if loaded.model_card.architecture != "swin_t":
-            raise InputError(f"{path}: architecture {loaded.model_card.architecture!r}; the fusion image branch "
-                             "starts from a swin_t model")
-        state = loaded.model.backbone.state_dict()
-        own = self.backbone.state_dict()
-        usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-        if len(usable) < len(own) // 2:
-            raise InputError(f"{path}: its backbone does not fit this fusion configuration "
-                             f"({len(usable)} of {len(own)} tensors fit)")
-        self.backbone.load_state_dict(usable, strict=False)
-        return len(usable)
-
 
 class ClinicalBound(nn.Module):
     """A :class:`FusionNet` with one batch of encoded clinical rows bound: ``forward(x)`` gives the logits
@@ -446,25 +426,9 @@ def bind_clinical(net: FusionNet, clinical: pd.DataFrame | np.ndarray) -> Clinic
 
 
 # ----------------------------------------------------------------------------------------------------------
-# saving and loading (model_io's conventions: fp16 safetensors + JSON card with SHA-256)
+# building from a card (model_io.load_model calls build_fusion; the card and saving live in fusion_training,
+# so that this module never imports model_io: no import cycle)
 # ----------------------------------------------------------------------------------------------------------
-
-def fusion_card(config: FusionConfig, encoder: ClinicalEncoder) -> dict:
-    """The card fields of a fusion model (the base card of Swin-ART's ART input + the ``fusion`` section)."""
-    from nbrisk_core.classifier.model_io import base_card
-
-    card = base_card("swin_t", "art", config.backbone_kwargs)
-    card["architecture"] = FUSION_ARCH
-    card["variant_label"] = "Fusion-ART"
-    card["head"] = {"hidden_units": HIDDEN_UNITS, "activation": "GELU", "embedding": "after activation",
-                    "n_aux": 0, "survival": "log-risk = linear(embedding), Cox partial likelihood"}
-    card["fusion"] = config.to_dict() | {
-        "image_branch": f"timm {SWIN_T}, 4 stages mean-pooled, LayerNorm + Linear({config.stage_width}) + GELU each",
-        "conditioning": "FiLM: v' = (1 + gamma(c)) * v + beta(c), gamma/beta linear in the clinical vector c, "
-                        "initialised to zero; hidden layer reads [v', c]",
-        "clinical_preprocessing": encoder.to_dict()}
-    return card
-
 
 def build_fusion(card) -> FusionNet:
     """An untrained :class:`FusionNet` of a card (record dict or ModelCard), its encoder attached."""
@@ -480,13 +444,6 @@ def build_fusion(card) -> FusionNet:
     net = FusionNet(config)
     net.encoder = encoder
     return net
-
-
-def save_fusion(net: FusionNet, stem: Path, card: dict) -> dict:
-    """``stem.safetensors`` (fp16) + ``stem.json`` through :func:`~.model_io.save_model`."""
-    from nbrisk_core.classifier.model_io import save_model
-
-    return save_model(net, Path(stem), card, half=True)
 
 
 def encode_cohort_clinical(net: FusionNet, clinical: pd.DataFrame) -> np.ndarray:

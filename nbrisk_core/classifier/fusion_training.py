@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nbrisk_core.classifier import HIDDEN_UNITS
+from nbrisk_core.classifier.fusion import FUSION_ARCH, SWIN_T, ClinicalEncoder, FusionConfig
 from nbrisk_core.errors import InputError
 
 #: the budget recipe (docs/classifier.md, "Fusion network"): only the last Swin stage, the projections,
@@ -33,6 +35,49 @@ from nbrisk_core.errors import InputError
 FUSION_RECIPE_DEFAULTS: dict = {"optimizer": "adamw", "max_lr": 2e-5, "min_lr": 1e-7, "t_max": 16,
                                 "batch_size": 16, "max_epochs": 16, "early_stop_after": 10, "patience": 5,
                                 "head_lr_mult": 50.0, "weight_decay": 0.01, "grad_clip": 1.0, "cox_weight": 0.5}
+
+
+def fusion_card(config: FusionConfig, encoder: ClinicalEncoder) -> dict:
+    """The card fields of a fusion model (the base card of Swin-ART's ART input + the ``fusion`` section)."""
+    from nbrisk_core.classifier.model_io import base_card
+
+    card = base_card("swin_t", "art", config.backbone_kwargs)
+    card["architecture"] = FUSION_ARCH
+    card["variant_label"] = "Fusion-ART"
+    card["head"] = {"hidden_units": HIDDEN_UNITS, "activation": "GELU", "embedding": "after activation",
+                    "n_aux": 0, "survival": "log-risk = linear(embedding), Cox partial likelihood"}
+    card["fusion"] = config.to_dict() | {
+        "image_branch": f"timm {SWIN_T}, 4 stages mean-pooled, LayerNorm + Linear({config.stage_width}) + GELU each",
+        "conditioning": "FiLM: v' = (1 + gamma(c)) * v + beta(c), gamma/beta linear in the clinical vector c, "
+                        "initialised to zero; hidden layer reads [v', c]",
+        "clinical_preprocessing": encoder.to_dict()}
+    return card
+
+
+def save_fusion(net: FusionNet, stem: Path, card: dict) -> dict:
+    """``stem.safetensors`` (fp16) + ``stem.json`` through :func:`~.model_io.save_model`."""
+    from nbrisk_core.classifier.model_io import save_model
+
+    return save_model(net, Path(stem), card, half=True)
+
+
+def init_image_branch(net, path: Path) -> int:
+    """Initialise a fusion net's image branch from a Swin-T classifier's weights (e.g. the shipped
+    ``models/swin_art_demo.safetensors``, loaded with its SHA-256 checked). Returns the tensors loaded."""
+    from nbrisk_core.classifier.model_io import load_model
+
+    loaded = load_model(Path(path))
+    if loaded.model_card.architecture != "swin_t":
+        raise InputError(f"{path}: architecture {loaded.model_card.architecture!r}; the fusion image branch "
+                         "starts from a swin_t model")
+    state = loaded.model.backbone.state_dict()
+    own = net.backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if len(usable) < len(own) // 2:
+        raise InputError(f"{path}: its backbone does not fit this fusion configuration "
+                         f"({len(usable)} of {len(own)} tensors fit)")
+    net.backbone.load_state_dict(usable, strict=False)
+    return len(usable)
 
 
 @dataclass
@@ -271,7 +316,7 @@ def train_fusion(args, recipe) -> dict:
     import torch
 
     from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS
-    from nbrisk_core.classifier.fusion import ClinicalEncoder, FusionConfig, FusionNet, fusion_card, save_fusion
+    from nbrisk_core.classifier.fusion import FusionNet
     from nbrisk_core.classifier.model_io import sha256_file
     from nbrisk_core.classifier.onednn import cpu_name
     from nbrisk_core.classifier.pipeline import cohort_meta
@@ -316,7 +361,7 @@ def train_fusion(args, recipe) -> dict:
         init = Path(args.init)
         if not init.exists():
             raise InputError(f"--init {init}: file not found")
-        n_loaded = net.load_swin_backbone(init)
+        n_loaded = init_image_branch(net, init)
         init_sha = sha256_file(init)
         log(f"image branch initialised from {init} ({n_loaded} tensors)")
     log(f"fusion: {sum(p.numel() for p in net.parameters() if p.requires_grad):,} trainable of "

@@ -141,13 +141,6 @@ def train_run(args, recipe) -> dict:
     from nbrisk_core.config import demo_cohort_dir
     from nbrisk_core.imaging.model_input import INPUT_VARIANTS
 
-    if args.arch == "fusion":  # image + clinical network: its own loop (fusion_training)
-        if recipe.stage != "finetune":
-            raise InputError(f"--stage {recipe.stage}: the fusion network has no pretraining stage; "
-                             "--init a pretrained Swin-T model instead")
-        from nbrisk_core.classifier.fusion_training import train_fusion
-
-        return train_fusion(args, recipe)
     started = time.perf_counter()
     run_dir = Path(args.run)
     run_dir.mkdir(parents=True, exist_ok=True)

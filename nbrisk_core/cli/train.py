@@ -114,6 +114,15 @@ def run(args) -> int:
 
         print(launch(args.nproc_per_node, args, recipe))
         return 0
-    result = pipeline.train_run(args, recipe)
+    if args.arch == "fusion":  # image + clinical network: its own loop (classifier.fusion_training)
+        from nbrisk_core.classifier.fusion_training import train_fusion
+        from nbrisk_core.errors import InputError
+
+        if recipe.stage != "finetune":
+            raise InputError(f"--stage {recipe.stage}: the fusion network has no pretraining stage; "
+                             "--init a pretrained Swin-T model instead")
+        result = train_fusion(args, recipe)
+    else:
+        result = pipeline.train_run(args, recipe)
     print(result["summary"])
     return 0

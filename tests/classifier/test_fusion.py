@@ -15,7 +15,8 @@ import torch
 
 from nbrisk_core.classifier.architectures import TINY_SWIN_KWARGS
 from nbrisk_core.classifier.fusion import (ClinicalEncoder, FusionConfig, FusionNet, bind_clinical,
-                                           cox_partial_nll, fusion_card, save_fusion)
+                                           cox_partial_nll)
+from nbrisk_core.classifier.fusion_training import fusion_card, save_fusion
 from nbrisk_core.errors import InputError
 
 
@@ -72,7 +73,7 @@ def test_forward_shapes_embedding_and_identity_fusion_at_start():
     assert float(embedding.detach().min()) >= -0.171  # after GELU, as Swin-ART's embedding
     # FiLM starts as the identity: gamma = beta = 0 whatever the clinical vector
     film = net.head.film(net.head.clinical(c))
-    assert float(film.abs().max()) == 0.0
+    assert float(film.detach().abs().max()) == 0.0
     # the four stage projections make the image vector
     assert net.image_features(x).shape == (3, 4 * net.config.stage_width)
 
