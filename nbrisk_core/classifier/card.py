@@ -122,7 +122,8 @@ class ModelCard:
         # the names only, not the architectures module: reading a card imports neither torch nor timm
         from nbrisk_core.classifier import ARCHITECTURE_NAMES, STATE_DICT_LAYOUT
 
-        architecture = fields.choice("architecture", sorted(ARCHITECTURE_NAMES))
+        # "fusion": the image + clinical network of nbrisk_core.classifier.fusion (its own "fusion" section)
+        architecture = fields.choice("architecture", sorted(ARCHITECTURE_NAMES) + ["fusion"])
         variant = fields.choice("variant", sorted(INPUT_VARIANTS))
         phases = tuple(fields.string_list("phases"))
         if phases != INPUT_VARIANTS[variant].phases:

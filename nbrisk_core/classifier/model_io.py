@@ -162,8 +162,13 @@ def load_model(path: Path, device: str = "cpu") -> LoadedModel:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(f"{weights_path}: not a readable safetensors file ({error})") from None
-    model = build_model(card.architecture, n_aux=card.n_aux,
-                        backbone_kwargs=dict(card.backbone_kwargs) or None)
+    if card.architecture == "fusion":  # image + clinical network (its card's "fusion" section builds it)
+        from nbrisk_core.classifier.fusion import build_fusion
+
+        model = build_fusion(card)
+    else:
+        model = build_model(card.architecture, n_aux=card.n_aux,
+                            backbone_kwargs=dict(card.backbone_kwargs) or None)
     tensors = upgrade_state_dict(tensors, card.architecture, card.state_dict_layout)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

@@ -63,6 +63,7 @@ class Recipe:
     head_lr_mult: float = 1.0          # the head's learning rate relative to the backbone's
     pool_norm: bool = False            # standardise pooled features before the head (pretrain; folded after)
     weight_decay: float = 0.0
+    cox_weight: float = 0.0            # fusion network: weight of the survival head's Cox partial likelihood
     steps_per_epoch: int | None = None  # pretrain: synthetic batches per epoch
     seed: int = 2025
     monitor: str = "validation"         # "validation" (sound) or "test" (the paper's, optimistic)

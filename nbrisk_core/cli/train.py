@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a Swin-T / CNN risk classifier (paper's recipe)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", choices=("finetune", "pretrain"), default="finetune")
-    p.add_argument("--arch", default="swin_t", help="swin_t (default), resnet50, densenet121, vgg16, alexnet")
+    p.add_argument("--arch", default="swin_t", help="swin_t (default), resnet50, densenet121, vgg16, alexnet, "
+                   "or fusion (Swin-T + clinical, two heads; --init a Swin-T model for its image branch)")
     p.add_argument("--variant", default="art", choices=("nc", "art", "pv", "mp"))
     p.add_argument("--cohort", help="cohort directory (finetune; default data/demo)")
     p.add_argument("--run", required=True, help="run directory, e.g. runs/swin_art")
@@ -65,6 +66,10 @@ def register(subparsers) -> None:
                         "start it with torchrun instead: torchrun --nnodes M --nproc-per-node N "
                         "--rdzv-backend c10d --rdzv-endpoint HOST:PORT -m nbrisk_core -- train ... "
                         "(docs/classifier.md)")
+    p.add_argument("--cox-weight", type=float, help="fusion: weight of the Cox partial likelihood (default 0.5)")
+    p.add_argument("--trainable-stages", type=int, help="fusion: how many of the last Swin stages train (default 1)")
+    p.add_argument("--p-drop-clinical", type=float, help="fusion: modality dropout of the clinical vector (0.3)")
+    p.add_argument("--p-drop-image", type=float, help="fusion: modality dropout of the image vector (0.15)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -76,12 +81,17 @@ def build_recipe(args):
     from nbrisk_core.classifier.training import PRETRAIN_RECIPE, Recipe
 
     recipe = PRETRAIN_RECIPE if args.stage == "pretrain" else Recipe()
+    if getattr(args, "arch", None) == "fusion":
+        from nbrisk_core.classifier.fusion_training import FUSION_RECIPE_DEFAULTS
+
+        recipe = dataclasses.replace(Recipe(stage=args.stage), **FUSION_RECIPE_DEFAULTS)  # pretrain is refused
     overrides = {"max_lr": args.lr, "min_lr": args.min_lr, "t_max": args.t_max, "batch_size": args.batch_size,
                  "max_epochs": args.epochs, "early_stop_after": args.early_stop_after, "patience": args.patience,
                  "warmup_steps": args.warmup_steps, "grad_clip": args.grad_clip, "aux_weight": args.aux_weight,
                  "steps_per_epoch": args.steps_per_epoch, "optimizer": args.optimizer,
                  "dense_weight": args.dense_weight, "head_lr_mult": args.head_lr_mult,
-                 "weight_decay": args.weight_decay, "seed": args.seed}
+                 "weight_decay": args.weight_decay, "seed": args.seed,
+                 "cox_weight": getattr(args, "cox_weight", None)}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.monitor_test:
         overrides["monitor"] = "test"
@@ -106,10 +116,23 @@ def run(args) -> int:
             print(summary)
         return 0
     if getattr(args, "nproc_per_node", None):
+        if args.arch == "fusion":
+            from nbrisk_core.errors import InputError
+
+            raise InputError("--nproc-per-node: the fusion network trains in one process")
         from nbrisk_core.classifier.distributed import launch
 
         print(launch(args.nproc_per_node, args, recipe))
         return 0
-    result = pipeline.train_run(args, recipe)
+    if args.arch == "fusion":  # image + clinical network: its own loop (classifier.fusion_training)
+        from nbrisk_core.classifier.fusion_training import train_fusion
+        from nbrisk_core.errors import InputError
+
+        if recipe.stage != "finetune":
+            raise InputError(f"--stage {recipe.stage}: the fusion network has no pretraining stage; "
+                             "--init a pretrained Swin-T model instead")
+        result = train_fusion(args, recipe)
+    else:
+        result = pipeline.train_run(args, recipe)
     print(result["summary"])
     return 0

@@ -342,9 +342,10 @@ CANDIDATES: dict[str, Callable[[], Candidate]] = {
     "combined": CombinedLogistic,
     "combined_emb": CombinedEmbedding,
     "radiomics": Radiomics,
+    # the end-to-end image + clinical network (issue 26 item 1): heads refitted per fold on its frozen image vectors
+    "fusion": lazy_candidate("nbrisk_core.classifier.fusion_compare", "FusionCandidate"),
     "oracle": Oracle,
 }
-# CANDIDATES["fusion"] = lazy_candidate("nbrisk_core.classifier.fusion_compare", "FusionCandidate")
 
 #: the reference models of the paired comparisons
 REFERENCE_IMAGE = "swin_art"
