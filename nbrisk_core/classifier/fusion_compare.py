@@ -208,3 +208,30 @@ class FusionCandidate:
     def predict_risk(self, data, idx) -> np.ndarray | None:
         """The survival head's log-risk of rows ``idx`` (higher = worse)."""
         return self._heads(data, idx)["log_risk"].numpy().astype(float)
+
+
+class FrozenFusionCandidate(FusionCandidate):
+    """The shipped fusion network as trained end to end (``fusion_frozen`` in ``nbrisk compare``): nothing is
+    refitted (``fit`` only checks that the model and the images are there); the network's own clinical
+    preprocessing, FiLM fusion and heads score every patient. Its **test-split** figure on the demo is the fair
+    one (the network was trained on the development patients); its CV figures there score patients it was
+    trained on and are shown only for completeness (``nbrisk compare`` labels them). On an external cohort it is
+    the frozen model of [Validation]."""
+
+    name = "fusion_frozen"
+    label = "Fusion network as shipped (end to end, frozen)"
+
+    def fit(self, data, idx: np.ndarray) -> FrozenFusionCandidate:
+        """No refit: loads the shipped network and the cohort's image vectors (InputError when missing)."""
+        self._vectors(data)
+        return self
+
+    def _heads(self, data, idx) -> dict:
+        import torch
+
+        idx = np.asarray(idx)
+        net = self._vector_cache[3].eval()
+        v = torch.as_tensor(self._vectors(data)[idx])
+        x = torch.as_tensor(net.encoder.transform(data.clinical.iloc[idx]))
+        with torch.no_grad():
+            return net.fuse(v, x)

@@ -344,6 +344,8 @@ CANDIDATES: dict[str, Callable[[], Candidate]] = {
     "radiomics": Radiomics,
     # the end-to-end image + clinical network (issue 26 item 1): heads refitted per fold on its frozen image vectors
     "fusion": lazy_candidate("nbrisk_core.classifier.fusion_compare", "FusionCandidate"),
+    # the same network as shipped, nothing refitted (its fair figure is the test split: trained on development)
+    "fusion_frozen": lazy_candidate("nbrisk_core.classifier.fusion_compare", "FrozenFusionCandidate"),
     "oracle": Oracle,
 }
 

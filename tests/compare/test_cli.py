@@ -103,3 +103,27 @@ def test_swin_probability_from_cached_outputs_equals_the_forward_pass(demo_dir):
     order = {pid: i for i, pid in enumerate(data.patient_id)}
     expected = [data.swin_prob[order[inputs.patient_ids[r]]] for r in rows]
     assert np.allclose(proba[:, hr], expected, atol=1e-5)   # measured 1.2e-7 (fp32 rounding)
+
+
+@pytest.mark.slow
+def test_frozen_fusion_reproduces_its_cards_test_auc(demo_dir):
+    """The shipped fusion network scored by the protocol (nothing refitted) gives the test-split AUC its
+    card records (benchmarks/eval_fusion.py): the same 41 patients, the same network, another code path."""
+    import json
+
+    from nbrisk_core.classifier.fusion_compare import FrozenFusionCandidate, default_fusion_model
+    from nbrisk_core.classifier.metrics import roc_auc
+    from nbrisk_core.compare import protocol
+    from nbrisk_core.compare.data import load_compare_data
+
+    model = default_fusion_model(demo_dir)
+    if not model.exists():
+        pytest.skip("the shipped fusion model is missing")
+    data = load_compare_data(demo_dir)
+    development, test = protocol.development_split(data)
+    candidate = FrozenFusionCandidate().fit(data, development)
+    auc = roc_auc(data.high_risk[test], candidate.predict_proba(data, test))
+    card = json.loads(model.with_suffix(".json").read_text())
+    recorded = next(e for e in card["evaluations"] if e.get("benchmark") == "benchmarks/eval_fusion.py")
+    assert len(test) == recorded["fusion"]["n"]
+    assert auc == pytest.approx(recorded["fusion"]["auc"]["value"], abs=1e-9)
