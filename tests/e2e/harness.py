@@ -403,6 +403,16 @@ def step_prognosis(flow: Flow) -> None:
     expect(page.get_by_text("MLRS group")).to_be_visible()
     flow.wait_idle()
     flow.assert_no_exception()
+    # the dynamic nomogram (issue 26): the patient's total points, then a scenario with a higher MLRS
+    expect(page.get_by_role("heading", name="Nomogram"), "no nomogram on the Prognosis page (a bundle "
+           "without one: rebuild it with make bundle)").to_be_visible()
+    expect(page.get_by_role("paragraph").filter(has_text="Total points")).to_be_visible()   # the metric
+    mlrs = page.get_by_role("spinbutton", name="MLRS", exact=True)
+    mlrs.fill(str(float(mlrs.input_value()) + 1.0))
+    page.get_by_role("button", name="Compare scenario").click()
+    expect(page.get_by_text("Scenario changes: MLRS.")).to_be_visible()
+    flow.wait_idle()
+    flow.assert_no_exception()
 
 
 def step_save(flow: Flow, label: str) -> str:
