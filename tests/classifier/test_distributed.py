@@ -33,6 +33,11 @@ NO_AUG = Augmentation(rotation_deg=0, translate_fraction=0, brightness=(1, 1), c
                       saturation=(1, 1))
 
 
+#: the two long launches (2-4 min on 2 cores) run on request only, to keep `make test` in its 15-minute budget
+long_ddp = pytest.mark.skipif(os.environ.get("NBRISK_TEST_DDP_LONG") != "1",
+                              reason="long DDP launch (2-4 min): runs with NBRISK_TEST_DDP_LONG=1")
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -99,6 +104,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@long_ddp
 def test_two_nodes_started_by_torchrun_join_one_world(tiny_cohort, tmp_path):
     """The documented multi-node launch: two torchrun agents (node ranks 0 and 1, one process each, c10d
     rendezvous on 127.0.0.1, gloo), `-m nbrisk_core -- train ...`; nbrisk joins torchrun's world."""
@@ -135,6 +141,7 @@ def test_two_nodes_started_by_torchrun_join_one_world(tiny_cohort, tmp_path):
 
 
 @pytest.mark.slow
+@long_ddp
 def test_resume_with_another_world_size(tiny_cohort, tmp_path):
     """2 processes for epoch 1 then 1 for epoch 2, and the other way round, land on the weights of an
     uninterrupted 1-process run (same global batches, optimizer state, sampler seed), and run.json

@@ -23,7 +23,8 @@ USERS = [ADMIN, CLINICIAN]
 @pytest.fixture(scope="module")
 def live_server(demo_dir):
     """A running dashboard with sign-in on and its own database; stopped after the module."""
-    server = start_server(USERS, data_dir=demo_dir)
+    # no warm start: its imports and bundle load grow the server's memory while the upload test measures it
+    server = start_server(USERS, data_dir=demo_dir, env={"NBRISK_WARM_START": "off"})
     yield server
     stop_server(server)
 
