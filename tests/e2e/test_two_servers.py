@@ -138,8 +138,11 @@ def deployment(pg_database, tmp_path_factory, request):
     servers = []
     proxy = None
     try:
-        servers.append(start_server(USERS, data_dir=cohort, database_url=pg_database))
-        servers.append(start_server([], data_dir=cohort, database_url=pg_database))
+        # no warm start: two servers importing everything at once while four sessions start their pages made
+        # the Case page miss its 90 s once on 2 cores (this test checks saves across servers, not start-up speed)
+        quiet = {"NBRISK_WARM_START": "off"}
+        servers.append(start_server(USERS, data_dir=cohort, database_url=pg_database, env=quiet))
+        servers.append(start_server([], data_dir=cohort, database_url=pg_database, env=quiet))
         ports = tuple(int(s.url.rsplit(":", 1)[1]) for s in servers)
         proxy = Nginx(tmp_path_factory.mktemp("nginx"), free_port(), ports)
         yield {"servers": servers, "proxy": proxy, "database_url": pg_database, "cohort": cohort}
