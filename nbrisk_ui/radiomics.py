@@ -65,16 +65,23 @@ def _p_sentence(evaluation: dict) -> str:
             f"difference {-d['diff']:+.3f}, z = {-d['z']:.2f}, **p = {d['p']:.2g}**.")
 
 
-def risk_panel(models_dir, cohort_path, patient_id: str | None, swin_p: float) -> None:
-    """Radiomics p(HR) of the case beside Swin-ART's, and both models' saved test AUCs."""
-    st.subheader("Radiomics model beside Swin-ART")
+def _model_or_message(models_dir) -> tuple | None:
+    """The frozen radiomics model and its evaluation, or None after telling the user why there is none."""
     try:
         loaded = model_or_none(models_dir)
     except InputError as error:
         st.error(f"Radiomics model: {error}")
-        return
+        return None
     if loaded is None:
         st.info(f"No radiomics model in `{models_dir}`. Build it with `{BUILD}`.")
+    return loaded
+
+
+def risk_panel(models_dir, cohort_path, patient_id: str | None, swin_p: float) -> None:
+    """Radiomics p(HR) of the case beside Swin-ART's, and both models' saved test AUCs."""
+    st.subheader("Radiomics model beside Swin-ART")
+    loaded = _model_or_message(models_dir)
+    if loaded is None:
         return
     model, evaluation = loaded
     cols = st.columns(2)
@@ -111,13 +118,8 @@ def _probability(models_dir: str, cohort_path: str, patient_id: str, model_sha25
 def cohort_panel(models_dir, cohort_path, pipeline=None) -> None:
     """Radiomics vs Swin-ART (vs oracle on the demo) AUC table and the grid's C-index by CT feature block."""
     st.subheader("Radiomics vs Swin-ART")
-    try:
-        loaded = model_or_none(models_dir)
-    except InputError as error:
-        st.error(f"Radiomics model: {error}")
-        return
+    loaded = _model_or_message(models_dir)
     if loaded is None:
-        st.info(f"No radiomics model in `{models_dir}`. Build it with `{BUILD}`.")
         return
     _, evaluation = loaded
     from nbrisk_core.cohort.format import cohort_hash

@@ -138,7 +138,7 @@ class FusionCandidate:
             ids, vectors = cohort_image_vectors(loaded, cohort_dir, self.cache_dir)
             net = loaded.model
             self._vector_cache = ((str(cohort_dir), str(path)), ids, vectors, net)
-        self.config_ = net.config
+        self.config_, self.net_ = net.config, net
         position = {pid: i for i, pid in enumerate(ids)}
         wanted = [str(p) for p in np.asarray(data.patient_id)]
         missing = [p for p in wanted if p not in position]
@@ -230,7 +230,7 @@ class FrozenFusionCandidate(FusionCandidate):
         import torch
 
         idx = np.asarray(idx)
-        net = self._vector_cache[3].eval()
+        net = self.net_.eval()
         v = torch.as_tensor(self._vectors(data)[idx])
         x = torch.as_tensor(net.encoder.transform(data.clinical.iloc[idx]))
         with torch.no_grad():
