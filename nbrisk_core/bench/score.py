@@ -28,6 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", default="1,2",
                         help="worker counts, comma-separated (default: %(default)s)")
     parser.add_argument("--partition-size", type=int, default=50, help="patients per partition (default: 50)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per forward pass (default: nbrisk score's)")
     parser.add_argument("--model", help="classifier .safetensors (default: the shipped Swin-ART)")
     parser.add_argument("--seed", type=int, default=2025, help="synthetic cohort seed (default: %(default)s)")
 
@@ -35,7 +37,7 @@ def add_arguments(parser) -> None:
 def run(args) -> dict:
     from distributed import Client, LocalCluster
 
-    from nbrisk_core.batch_score import score_cohort, synthetic_plan
+    from nbrisk_core.batch_score import DEFAULT_BATCH_SIZE, score_cohort, synthetic_plan
     from nbrisk_core.classifier.model_io import shipped_model_path
     from nbrisk_core.errors import InputError
 
@@ -48,11 +50,12 @@ def run(args) -> dict:
     if not model.is_file():
         raise InputError(f"{model}: classifier not found; train it with `nbrisk train` or give --model")
     size = int(getattr(args, "partition_size", 50))
+    batch = int(getattr(args, "batch_size", None) or DEFAULT_BATCH_SIZE)
     plan = synthetic_plan(n, int(getattr(args, "seed", 2025)))
     print(f"batch scoring: {n} synthetic patients (slices rendered on the fly), partitions of {size}, "
-          f"model {model.name}, {os.cpu_count()} CPU(s) visible")
-    figures: dict = {"patients": n, "partition_size": size, "cpus": os.cpu_count(), "model": model.name,
-                     "workers": {}}
+          f"batch {batch}, model {model.name}, {os.cpu_count()} CPU(s) visible")
+    figures: dict = {"patients": n, "partition_size": size, "batch_size": batch, "cpus": os.cpu_count(),
+                     "model": model.name, "workers": {}}
     with tempfile.TemporaryDirectory(prefix="nbrisk-bench-score-") as tmp:
         for count in counts:
             with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -61,7 +64,8 @@ def run(args) -> dict:
                 out = Path(tmp) / f"w{count}.parquet"
                 started = time.perf_counter()
                 result = score_cohort(None, model, out, backend="dask", scheduler=cluster.scheduler_address,
-                                      partition_size=size, threads=1, plan=plan, progress=lambda line: None)
+                                      partition_size=size, threads=1, batch_size=batch, plan=plan,
+                                      progress=lambda line: None)
                 wall = time.perf_counter() - started
             parts = result.summaries
             # one core's rate: patients over partition seconds, model loading (once per worker) left out

@@ -15,7 +15,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from nbrisk_core.batch_score import DEFAULT_PARTITION_SIZE
+    from nbrisk_core.batch_score import DEFAULT_BATCH_SIZE, DEFAULT_PARTITION_SIZE
     from nbrisk_core.cli import path_argument
 
     p = subparsers.add_parser("score", help="batch scoring of a cohort (partitioned, resumable, Dask-ready)",
@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--partition-size", type=int, default=DEFAULT_PARTITION_SIZE, metavar="N",
                    help="patients per partition (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per partition task (default: 1)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                   help="images per forward pass (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(handler=run)
 
@@ -46,7 +48,7 @@ def run(args) -> int:
 
     result = score_cohort(args.cohort, args.classifier, args.out, bundle=args.prognosis, backend=args.backend,
                           scheduler=args.scheduler, workers=args.workers, partition_size=args.partition_size,
-                          threads=args.threads)
+                          threads=args.threads, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

@@ -39,6 +39,7 @@ def test_estimator_contract(name, cohort):
     assert estimator.fit(X, y) is estimator
     fitted = {k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")} - fitted_before
     assert fitted, f"{name} has no fitted attributes ending in _"
+    assert getattr(estimator, "n_features_in_", None) == X.shape[1], f"{name} does not record n_features_in_"
     risk = estimator.predict(X)
     assert risk.shape == (len(X),) and np.all(np.isfinite(risk))
     c = estimator.score(X, y)

@@ -56,6 +56,7 @@ class GBMCoxCV(SurvivalAnalysisMixin, BaseEstimator):
         self.cv_loglik_ = scores
         self.model_ = self._fit_model(X, event, time, self.n_trees_)
         self.unique_times_ = self.model_.unique_times_
+        self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, X):
