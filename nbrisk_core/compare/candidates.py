@@ -157,26 +157,32 @@ class ClinicalLogistic(_DesignModel):
         return clinical_design(data, idx)
 
 
-class CombinedLogistic(_DesignModel):
+class _CombinedModel(_DesignModel):
+    """Swin-ART's image columns (:meth:`image_design`) first, then the clinical design."""
+
+    def image_design(self, data: CompareData, idx: np.ndarray) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def design(self, data, idx):
+        _require_images(data, self.name)
+        X = clinical_design(data, idx)
+        return pd.concat([self.image_design(data, np.asarray(idx)).set_axis(X.index), X], axis=1)
+
+
+class CombinedLogistic(_CombinedModel):
     name = "combined"
     label = "Combined: Swin-ART p + clinical (logistic)"
 
-    def design(self, data, idx):
-        _require_images(data, self.name)
-        X = clinical_design(data, idx)
-        X.insert(0, "logit_swin_art", logit(data.swin_prob[np.asarray(idx)]))
-        return X
+    def image_design(self, data, idx):
+        return pd.DataFrame({"logit_swin_art": logit(data.swin_prob[idx])})
 
 
-class CombinedEmbedding(_DesignModel):
+class CombinedEmbedding(_CombinedModel):
     name = "combined_emb"
     label = "Combined: Swin-ART 16 features + clinical (logistic)"
 
-    def design(self, data, idx):
-        _require_images(data, self.name)
-        X = clinical_design(data, idx)
-        ct = data.ct_features.iloc[np.asarray(idx)].set_axis(X.index)
-        return pd.concat([ct, X], axis=1)
+    def image_design(self, data, idx):
+        return data.ct_features.iloc[idx]
 
 
 class ClinicalLightGBM:

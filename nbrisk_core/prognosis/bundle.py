@@ -35,6 +35,7 @@ import pandas as pd
 
 from nbrisk_core.errors import InputError
 from nbrisk_core.hashing import sha256_file
+from nbrisk_core.jsonable import json_default
 
 #: Layout version of ``bundle.json``; a bundle of another version is refused (refit it).
 #: 2: a combination is a scikit-learn ``Pipeline(select, model)`` (was ``CombinationModel``), and an object
@@ -413,14 +414,6 @@ def software_versions() -> dict:
     return versions
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
-
-
 def _clean_json(value):
     """NaN/inf -> None, numpy scalars -> Python (a card is plain JSON)."""
     if isinstance(value, dict):
@@ -461,7 +454,7 @@ def save_object(obj, out_dir, *, card: dict | None = None, extra_structure: dict
             "files": files,
             "sha256": hashlib.sha256((files[STRUCTURE_FILE] + files[ARRAYS_FILE]).encode()).hexdigest(),
             "bundle_bytes": int(sum((out / n).stat().st_size for n in files))}
-    (out / CARD_FILE).write_text(json.dumps(_clean_json(full), indent=2, default=_json_default) + "\n")
+    (out / CARD_FILE).write_text(json.dumps(_clean_json(full), indent=2, default=json_default) + "\n")
     return full
 
 

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.jsonable import json_default
 from nbrisk_core.prognosis.nomogram_plots import MAX_POINTS, SURVIVAL_TICKS, nice_ticks
 
 #: ``kind`` of ``nomogram.json`` and its layout version.
@@ -372,7 +373,7 @@ class Nomogram:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_plain)
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=json_default)
 
     @classmethod
     def from_dict(cls, d: Mapping, source: str = "nomogram.json") -> "Nomogram":
@@ -406,14 +407,6 @@ class Nomogram:
         except ValueError as error:
             raise InputError(f"{source}: not valid JSON ({error})", source=source) from None
         return cls.from_dict(data, source)
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
 
 
 # --------------------------------------------------------------------------------------------
