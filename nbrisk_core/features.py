@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from nbrisk_core.errors import InputError
+from nbrisk_core.split import DEFAULT_SPLIT_SEED
 
 
 def cohort_ct_features(cohort_dir) -> pd.DataFrame:
@@ -37,7 +38,7 @@ def cohort_ct_features(cohort_dir) -> pd.DataFrame:
     return check_embeddings(cohort_embeddings(Path(cohort_dir)), source="classifier embeddings")
 
 
-def cohort_radiomics_block(cohort_dir, *, split_seed: int = 2025, seed: int = 0,
+def cohort_radiomics_block(cohort_dir, *, split_seed: int = DEFAULT_SPLIT_SEED, seed: int = 0,
                            progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """The CT block of ``--features radiomics``: ``(table patient_id x rad_score, provenance)``.
 

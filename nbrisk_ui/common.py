@@ -34,6 +34,22 @@ def load_cohort_tables(path: str):
     return cohort.clinical, cohort.truth, cohort.meta
 
 
+def cohort_sha256(path) -> str:
+    """:func:`nbrisk_core.cohort.format.cohort_hash` of the cohort at ``path``, recomputed only when a file
+    it reads changed (size or modification time): a page rerun stats the files instead of reading them."""
+    path = Path(path)
+    files = [path / "clinical.csv", *sorted((path / "slices").rglob("*.npz"))]
+    signature = tuple((f.as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return _cohort_sha256(str(path), signature)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cohort_sha256(path: str, signature: tuple) -> str:
+    from nbrisk_core.cohort.format import cohort_hash
+
+    return cohort_hash(Path(path))
+
+
 def switch_page_or_say(page: str, message: str) -> None:
     """``st.switch_page(page)``; where the page runs outside the app's navigation (an AppTest, a bare
     ``streamlit run pages/X.py``) there is nothing to switch to, so ``message`` is shown instead."""

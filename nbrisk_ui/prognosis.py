@@ -120,10 +120,9 @@ def pipeline_nomogram(pipeline, clinical: pd.DataFrame, cohort_dir=None):
         nomogram = source.get("nomogram")
         return (nomogram, None) if nomogram is not None else (None, NO_NOMOGRAM_IN_BUNDLE)
     if pipeline not in _NOMOGRAMS:
-        from nbrisk_core.prognosis.nomogram import DEFAULT_CLINICAL, nomogram_for_pipeline
+        from nbrisk_core.prognosis.nomogram import available_covariates, nomogram_for_pipeline
 
-        covariates = [c for c in DEFAULT_CLINICAL if c in clinical.columns
-                      and clinical[c].nunique(dropna=True) > 1]
+        covariates = available_covariates(clinical)
         try:
             _NOMOGRAMS[pipeline] = (nomogram_for_pipeline(pipeline, clinical, covariates, cohort_dir=cohort_dir),
                                     None)

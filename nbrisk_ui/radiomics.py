@@ -122,10 +122,10 @@ def cohort_panel(models_dir, cohort_path, pipeline=None) -> None:
     if loaded is None:
         return
     _, evaluation = loaded
-    from nbrisk_core.cohort.format import cohort_hash
+    from nbrisk_ui.common import cohort_sha256
 
     try:
-        same = evaluation.get("cohort_sha256") == cohort_hash(Path(cohort_path))
+        same = evaluation.get("cohort_sha256") == cohort_sha256(cohort_path)
     except (InputError, OSError):
         same = False
     st.dataframe(auc_table(evaluation, oracle=same), hide_index=True, column_config=_columns())

@@ -128,10 +128,10 @@ def internal_validation(path) -> None:
                 "`--optimism-bootstrap B` for Harrell's optimism-corrected C-index), then reload this page.")
         return
     summary, cv = results.summary, results.summary["cv"]
-    from nbrisk_core.cohort.format import cohort_hash
+    from nbrisk_ui.common import cohort_sha256
 
     recorded = (summary.get("cohort") or {}).get("sha256")
-    if recorded is not None and recorded != cohort_hash(path):
+    if recorded is not None and recorded != cohort_sha256(path):
         st.warning("These results were computed on another version of this cohort (its content hash differs): "
                    f"run {code(command)} again.")
     mean, sd = cv.get("c_index_mean"), cv.get("c_index_sd")

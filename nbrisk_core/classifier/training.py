@@ -369,7 +369,7 @@ def fit(model, run_dir: Path, recipe: Recipe, epoch_batches, val_images: np.ndar
             bad_epochs += 1
         if rank == 0:
             save_file(_cpu_state(model), str(checkpoint))
-            torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+            torch.save({"optimizer": optimizer.state_dict(),
                         "epoch": epoch, "best_loss": best_loss, "bad_epochs": bad_epochs,
                         "history": [json.dumps(asdict(h)) for h in history], "world_size": world_size,
                         "sampler_seed": getattr(epoch_batches, "sampler_seed", None)}, state_path)

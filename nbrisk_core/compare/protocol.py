@@ -127,7 +127,6 @@ def _finite(value):
 def set_metrics(y, p, risk, time, event, *, swin_p=None, clinical_p=None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
                 seed: int = DEFAULT_SEED) -> dict:
     """The metrics of one candidate on one scored set (see the module docstring)."""
-    from nbrisk_core.classifier.metrics import auc_ci
     from nbrisk_core.compare.reclassification import idi, nri
     from nbrisk_core.prognosis.bundle import bootstrap_c_index
     from nbrisk_core.radiomics.model import delong_paired
@@ -135,12 +134,9 @@ def set_metrics(y, p, risk, time, event, *, swin_p=None, clinical_p=None, n_boot
 
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
-    auc = auc_ci(y, p)
-    base = classifier_metrics(y, p, THRESHOLD)
-    out = {"n": int(len(y)), "n_high_risk": int(y.sum()), "auc": auc.value, "auc_ci": [auc.ci_low, auc.ci_high],
-           "auc_ci_method": "DeLong", "threshold": THRESHOLD,
-           **{k: base[k] for k in ("accuracy", "sensitivity", "specificity", "confusion")},
-           "calibration": base["calibration"]}
+    base = classifier_metrics(y, p, THRESHOLD)  # AUC with its DeLong CI, the threshold metrics, calibration
+    out = {k: base[k] for k in ("n", "n_high_risk", "auc", "auc_ci", "auc_ci_method", "threshold", "accuracy",
+                                "sensitivity", "specificity", "confusion", "calibration")}
     out["delong_p_vs_swin_art"] = None if swin_p is None else delong_paired(y, p, swin_p)["p"]
     if clinical_p is not None:
         out["nri"] = {"category_free": nri(y, clinical_p, p).to_dict(),

@@ -697,10 +697,9 @@ def save_pipeline(pipeline, out_dir, *, cohort_dir=None, clinical: pd.DataFrame 
     if clinical is not None:
         # the nomogram (MLRS + default clinical variables) as plain JSON inside bundle.json, so the bundle's
         # SHA-256 covers it; nomogram.json beside the bundle is a copy for other tools (its SHA on the card)
-        from nbrisk_core.prognosis.nomogram import DEFAULT_CLINICAL, nomogram_for_pipeline
+        from nbrisk_core.prognosis.nomogram import available_covariates, nomogram_for_pipeline
 
-        covariates = [c for c in DEFAULT_CLINICAL if c in clinical.columns
-                      and clinical[c].nunique(dropna=True) > 1]
+        covariates = available_covariates(clinical)
         try:
             nomogram = nomogram_for_pipeline(pipeline, clinical, covariates, cohort_dir=cohort_dir)
         except InputError as error:

@@ -66,6 +66,11 @@ MLRS = "mlrs"
 DEFAULT_CLINICAL: tuple[str, ...] = ("mycn_amplified", "risk_group")
 
 
+def available_covariates(clinical: pd.DataFrame) -> list[str]:
+    """The :data:`DEFAULT_CLINICAL` variables that ``clinical`` has and that vary (more than one value)."""
+    return [c for c in DEFAULT_CLINICAL if c in clinical.columns and clinical[c].nunique(dropna=True) > 1]
+
+
 def as_level(value) -> str | None:
     """A categorical value as its level string (``1``, ``1.0`` and ``"1"`` are the level ``"1"``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:

@@ -158,14 +158,6 @@ def nomogram_matplotlib(nomogram: Nomogram, row=None, *, title: str | None = Non
     return fig
 
 
-def nomogram_png(nomogram: Nomogram, row=None) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    nomogram_matplotlib(nomogram, row).savefig(buffer, format="png", dpi=150)
-    return buffer.getvalue()
-
-
 def nomogram_plotly(nomogram: Nomogram, rows: dict | None = None, *, title: str | None = None):
     """The dynamic nomogram (plotly ``Figure``); ``rows``: ``{name: patient row}`` marked on each axis
     (the first in red, a second, e.g. a scenario, in blue)."""
@@ -242,6 +234,6 @@ def survival_difference(nomogram: Nomogram, patient, scenario) -> list[dict]:
             for t, x, y in zip(nomogram.times_years, a, b)]
 
 
-__all__ = ["Axis", "nomogram_axes", "nomogram_matplotlib", "nomogram_plotly", "nomogram_png", "patient_marks",
+__all__ = ["Axis", "nomogram_axes", "nomogram_matplotlib", "nomogram_plotly", "patient_marks",
            "scenario_survival_figure", "survival_difference"]
 

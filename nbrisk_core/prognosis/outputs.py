@@ -68,9 +68,9 @@ def _write_nomogram(pipeline, clinical, data_dir, out, *, figures: bool) -> list
     (:data:`~nbrisk_core.prognosis.nomogram.DEFAULT_CLINICAL` that the cohort records); nothing, with a
     printed reason, when the Cox model cannot be fitted."""
     from nbrisk_core.errors import InputError
-    from nbrisk_core.prognosis.nomogram import DEFAULT_CLINICAL, nomogram_for_pipeline, write_nomogram
+    from nbrisk_core.prognosis.nomogram import available_covariates, nomogram_for_pipeline, write_nomogram
 
-    covariates = [c for c in DEFAULT_CLINICAL if c in clinical.columns and clinical[c].nunique(dropna=True) > 1]
+    covariates = available_covariates(clinical)
     try:
         nomogram = nomogram_for_pipeline(pipeline, clinical, covariates, cohort_dir=data_dir)
     except InputError as error:
